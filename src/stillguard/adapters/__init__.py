@@ -1,0 +1,51 @@
+"""Target-model adapters: importing this package registers ``cogvideox-i2v`` and ``svd``.
+
+diffusers is imported only inside the adapter methods, so this import stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+from ..registry import ADAPTERS
+from . import cogvideox_i2v, svd  # noqa: F401  (registers the adapters)
+from ._common import resolve_dtype
+from .base import Adapter, Captured, Conditioning, Denoised
+
+__all__ = ["ADAPTERS", "Adapter", "Captured", "Conditioning", "Denoised", "load_adapter"]
+
+
+def load_adapter(
+    name: str,
+    model: str = "tiny",
+    device: str | torch.device = "cpu",
+    dtype: str | torch.dtype = torch.float32,
+    **options: Any,
+) -> Adapter:
+    """Build an adapter by registry name.
+
+    Args:
+        name: registered adapter name (``"cogvideox-i2v"``, ``"svd"``); unknown names list close
+            matches.
+        model: ``"tiny"`` (random test model, built offline), ``"toy"`` (the shipped trained model,
+            CogVideoX only), a local ``save_pretrained`` folder or a hub id.
+        device: torch device.
+        dtype: ``torch.dtype`` or a name such as ``"bf16"``, ``"float16"``, ``"float32"``.
+        **options: adapter options passed to ``from_pretrained`` (e.g. ``num_frames``).
+
+    Returns:
+        The adapter, its weights frozen.
+    """
+    cls = ADAPTERS.get(name)
+    dt = resolve_dtype(dtype)
+    if model == "tiny":
+        if options or dt != torch.float32:
+            raise InputError(
+                f"model='tiny' is a fixed float32 test model and takes no options (got dtype={dt}, "
+                f"options {sorted(options)}): drop them, or load a real model folder"
+            )
+        return cls.tiny(device=device)
+    return cls.from_pretrained(model, device=device, dtype=dt, **options)

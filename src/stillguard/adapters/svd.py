@@ -1,0 +1,368 @@
+"""Stable Video Diffusion adapter (``svd``) around diffusers' ``StableVideoDiffusionPipeline``.
+
+Target: stabilityai/stable-video-diffusion-img2vid-xt (SVD, arXiv 2311.15127), a UNet with spatial
+and temporal attention, EDM preconditioning and v-prediction, conditioned on a CLIP image
+embedding and on the VAE latent of the image. Needs diffusers and transformers (CLIP); weights
+load as safetensors only, never with remote code.
+
+Choices where the pipeline leaves room:
+    * CLIP branch: the pipeline's PIL path redone in torch on the working-size image: its
+      antialiasing Gaussian blur + bicubic resize to the CLIP size, then the feature extractor's
+      mean/std. (The pipeline does not resize *tensor* inputs at all, so :meth:`SVD.generate`
+      hands it 8-bit PIL images, as a saved photo would be.)
+    * VAE branch: ``noise_aug_strength`` noise is drawn from the ``generator`` given to
+      :meth:`SVD.encode`; without one no noise is added (deterministic), while
+      ``added_time_ids`` still report the configured strength, as the model expects.
+    * Timesteps are the UNet's own unit ``t = 0.25·ln σ``; :meth:`SVD.sample_timesteps` draws
+      ``ln σ ~ N(0.7, 1.6²)`` (EDM log-normal, clamped to the scheduler's σ range).
+    * ``opt_num_frames`` (default ``num_frames``) is the frame count of :meth:`encode`,
+      :meth:`latent_shape` and the default ``z0``; :meth:`generate` uses ``num_frames``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import CapabilityError, InputError, ModelError
+from ..registry import ADAPTERS, close_matches
+from . import _common as C
+from . import _tiny
+from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
+from .base import Adapter, Captured, Conditioning, Denoised
+
+logger = logging.getLogger(__name__)
+
+_DEFAULTS = dict(
+    height=576,
+    width=1024,
+    num_inference_steps=25,
+    fps=7,
+    motion_bucket_id=127,
+    noise_aug_strength=0.02,
+    min_guidance_scale=1.0,
+    max_guidance_scale=3.0,
+)
+P_MEAN, P_STD = 0.7, 1.6
+
+
+@ADAPTERS.register("svd")
+class SVD(Adapter):
+    """Stable Video Diffusion image-to-video: spatio-temporal UNet, EDM v-prediction, Euler."""
+
+    capabilities = frozenset(
+        {"hidden-states", "attention-temporal", "attention-spatial", "vae-features", "image-embeds"}
+    )
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        model_id: str,
+        settings: dict[str, Any],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
+        pipe.set_progress_bar_config(disable=True)
+        C.freeze(pipe.vae, pipe.unet, pipe.image_encoder)
+        s = {**_DEFAULTS, **settings}
+        self.height, self.width = int(s["height"]), int(s["width"])
+        self.num_frames = int(s.get("num_frames") or pipe.unet.config.num_frames)
+        self.opt_num_frames = int(s.get("opt_num_frames") or self.num_frames)
+        self.num_inference_steps = int(s["num_inference_steps"])
+        self.fps, self.motion_bucket_id = int(s["fps"]), int(s["motion_bucket_id"])
+        self.noise_aug_strength = float(s["noise_aug_strength"])
+        self.min_guidance_scale = float(s["min_guidance_scale"])
+        self.max_guidance_scale = float(s["max_guidance_scale"])
+        fe = pipe.feature_extractor
+        self._mean = torch.tensor(fe.image_mean, device=device, dtype=dtype).view(1, 3, 1, 1)
+        self._std = torch.tensor(fe.image_std, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        variant: str | None = None,
+        gradient_checkpointing: bool = False,
+        vae_slicing: bool = False,
+        **settings: Any,
+    ) -> SVD:
+        """Load a hub id or a local ``save_pretrained`` folder.
+
+        ``settings`` (``height``, ``width``, ``num_frames``, ``opt_num_frames``,
+        ``num_inference_steps``, ``fps``, ``motion_bucket_id``, ``noise_aug_strength``,
+        ``min_guidance_scale``, ``max_guidance_scale``) override the folder's ``stillguard.json``,
+        which overrides the pipeline's defaults. ``vae_slicing`` is accepted for symmetry with
+        CogVideoX; SVD's image VAE already encodes frame by frame.
+        """
+        from diffusers import StableVideoDiffusionPipeline
+
+        unknown = set(settings) - set(_DEFAULTS) - {"num_frames", "opt_num_frames"}
+        if unknown:
+            raise InputError(
+                f"unknown svd option(s) {sorted(unknown)}: "
+                f"{close_matches(sorted(unknown)[0], [*_DEFAULTS, 'num_frames'])}"
+            )
+        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        model_id, folder = C.resolve_model(model)
+        if model_id == "toy":
+            raise ModelError(
+                "the shipped toy model is a CogVideoX model: use target 'cogvideox-i2v'"
+            )
+        src = str(folder) if folder is not None else model
+        try:
+            pipe = StableVideoDiffusionPipeline.from_pretrained(
+                src, dtype=dtype, use_safetensors=True, variant=variant
+            )
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot load Stable Video Diffusion from {model!r}: {err}") from err
+        pipe.to(device)
+        if gradient_checkpointing:
+            pipe.unet.enable_gradient_checkpointing()
+        stored = C.read_settings(folder)
+        stored.update({k: v for k, v in settings.items() if v is not None})
+        return cls(pipe, model_id=model_id, settings=stored, device=device, dtype=dtype)
+
+    @classmethod
+    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> SVD:
+        """64×64, 9 frames; 2-level UNet (32, 64 ch), 8× VAE, 2-layer CLIP at 224 px / patch 32."""
+        pipe = _tiny.svd_pipe(seed)
+        device = torch.device(device)
+        pipe.to(device)
+        settings = dict(height=_tiny.SIZE, width=_tiny.SIZE, num_inference_steps=3)
+        return cls(pipe, model_id="tiny", settings=settings, device=device, dtype=torch.float32)
+
+    def _settings(self) -> dict[str, Any]:
+        keys = ["height", "width", "num_frames", "opt_num_frames", *list(_DEFAULTS)[2:]]
+        return {k: getattr(self, k) for k in keys}
+
+    def save_pretrained(self, path: str) -> None:
+        """Pipeline (safetensors, CLIP and feature extractor included) + ``stillguard.json``."""
+        self.pipe.save_pretrained(path, safe_serialization=True)
+        C.write_settings(Path(path), {"adapter": self.registry_name, **self._settings()})
+
+    # ------------------------------------------------------------------ differentiable pieces
+    def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
+        sf = self.pipe.vae_scale_factor
+        ch = self.pipe.unet.config.in_channels // 2
+        return (batch, self.opt_num_frames, ch, self.height // sf, self.width // sf)
+
+    def clip_pixels(self, x: Tensor) -> Tensor:
+        """What CLIP sees: the pipeline's antialiased resize + normalisation, in torch.
+
+        Shape:
+            ``(B,3,H,W)`` in [0,1] -> ``(B,3,S,S)`` normalised, ``S`` the CLIP image size.
+        """
+        from diffusers.pipelines.stable_video_diffusion.pipeline_stable_video_diffusion import (
+            _resize_with_antialiasing,
+        )
+
+        size = self.pipe.image_encoder.config.image_size
+        img = (_resize_with_antialiasing(x * 2 - 1, (size, size)) + 1) / 2
+        return (img - self._mean) / self._std
+
+    def encode(self, x: Tensor, *, generator: torch.Generator | None = None) -> Conditioning:
+        """CLIP image embedding and the unscaled VAE image latent, as the pipeline builds them.
+
+        Args:
+            x: image ``(B,3,H,W)`` in [0,1], resized to the working size first.
+            generator: draws the ``noise_aug_strength`` noise; ``None`` adds none.
+
+        Shape:
+            ``image_latents (B,F,C,h,w)`` (unscaled, repeated), ``first_latent (B,C,h,w)``,
+            ``image_embeds (B,1,D)``, ``extra["added_time_ids"] (B,3)``.
+        """
+        C.check_image(x)
+        img = self.prepare(x.to(self.device, self.dtype))
+        embeds = self.pipe.image_encoder(self.clip_pixels(img)).image_embeds.unsqueeze(1)
+        pixels = img * 2 - 1
+        if generator is not None:
+            noise = torch.randn(pixels.shape, generator=generator, device=generator.device)
+            pixels = pixels + self.noise_aug_strength * noise.to(self.device, self.dtype)
+        first = self.pipe.vae.encode(pixels).latent_dist.mode()
+        ids = [self.fps - 1, self.motion_bucket_id, self.noise_aug_strength]
+        ids = torch.tensor([ids], device=self.device, dtype=self.dtype).repeat(x.shape[0], 1)
+        return Conditioning(
+            image_latents=first.unsqueeze(1).repeat(1, self.opt_num_frames, 1, 1, 1),
+            first_latent=first,
+            image_embeds=embeds,
+            extra={"added_time_ids": ids},
+        )
+
+    def encode_video(self, video: Tensor) -> Tensor:
+        """Video -> scaled posterior-mode latents, frame by frame. ``(B,F,3,H,W)`` -> ``(B,F,C,h,w)``."""
+        if video.ndim != 5 or video.shape[2] != 3:
+            raise InputError(f"expected a video (B, F, 3, H, W), got {tuple(video.shape)}")
+        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1))
+        lat = (
+            self.pipe.vae.encode(frames * 2 - 1).latent_dist.mode()
+            * self.pipe.vae.config.scaling_factor
+        )
+        return lat.unflatten(0, video.shape[:2])
+
+    def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
+        """``t = 0.25·ln σ`` with ``ln σ ~ N(0.7, 1.6²)`` clamped to the scheduler's σ range. Shape ``(batch,)``."""
+        cfg = self.pipe.scheduler.config
+        log_sigma = (
+            torch.randn(batch, generator=generator, device=generator.device) * P_STD + P_MEAN
+        )
+        log_sigma = log_sigma.clamp(
+            torch.tensor(cfg.sigma_min).log(), torch.tensor(cfg.sigma_max).log()
+        )
+        return (0.25 * log_sigma).to(self.device)
+
+    def denoise(
+        self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
+    ) -> Denoised:
+        """One EDM-preconditioned UNet call (conditional, no CFG).
+
+        ``σ = exp(4·t)``; ``noisy = z0 + σ·noise``; the UNet sees ``noisy/sqrt(σ²+1)`` next to the
+        unscaled image latents, timestep ``t`` and the CLIP embedding. ``pred`` is the raw UNet
+        output F (v-parameterisation), ``x0 = noisy/(σ²+1) − σ/sqrt(σ²+1)·F`` (the Euler
+        scheduler's), and ``target = (noise − σ·z0)/sqrt(σ²+1)`` is the F for which ``x0 = z0``,
+        so ``mse(pred, target)`` is the EDM loss with its λ(σ) weighting. ``z0`` defaults to
+        ``scaling_factor · first_latent`` repeated over the frames (it carries the gradient of ``x``).
+
+        Shape:
+            timestep ``(B,)`` or scalar (UNet units); noise, z0 and outputs ``(B,F,C,h,w)``.
+        """
+        cond = x if isinstance(x, Conditioning) else self.encode(x)
+        lat = cond.image_latents
+        if z0 is None:
+            z0 = cond.first_latent.unsqueeze(1) * self.pipe.vae.config.scaling_factor
+            z0 = z0.expand(-1, lat.shape[1], -1, -1, -1)
+        z0 = z0.to(self.device, self.dtype)
+        if z0.shape[1] != lat.shape[1]:
+            lat = cond.first_latent.unsqueeze(1).expand(-1, z0.shape[1], -1, -1, -1)
+        b = z0.shape[0]
+        # sigma and the UNet timestep stay float32 (as the scheduler's), the rest in self.dtype
+        t = torch.as_tensor(timestep, device=self.device, dtype=torch.float32).reshape(-1).expand(b)
+        sigma32 = torch.exp(4 * t).view(-1, 1, 1, 1, 1)
+        sigma, scale = sigma32.to(self.dtype), (sigma32**2 + 1).rsqrt().to(self.dtype)
+        noisy = z0 + sigma * noise.to(self.device, self.dtype)
+        pred = self.pipe.unet(
+            torch.cat([noisy * scale, lat], 2),
+            t,
+            encoder_hidden_states=cond.image_embeds,
+            added_time_ids=cond.extra["added_time_ids"],
+            return_dict=False,
+        )[0]
+        x0 = noisy * scale**2 - sigma * scale * pred
+        target = (noise.to(self.device, self.dtype) - sigma * z0) * scale
+        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+
+    # ------------------------------------------------------------------ introspection
+    def layer_names(self, kind: str) -> list[str]:
+        procs = [n.removesuffix(".processor") for n in self.pipe.unet.attn_processors]
+        temporal = [
+            n for n in procs if n.endswith("attn1") and ".temporal_transformer_blocks." in n
+        ]
+        spatial = [n for n in procs if n.endswith("attn1") and ".transformer_blocks." in n]
+        if kind == "attention-temporal":
+            return temporal
+        if kind == "attention-spatial":
+            return spatial
+        if kind == "attention":
+            return [n for n in procs if n in temporal or n in spatial]
+        unet = self.pipe.unet
+        if kind == "hidden":
+            return (
+                [f"down_blocks.{i}" for i in range(len(unet.down_blocks))]
+                + ["mid_block"]
+                + [f"up_blocks.{i}" for i in range(len(unet.up_blocks))]
+            )
+        if kind == "vae":
+            return [
+                f"vae.encoder.down_blocks.{i}"
+                for i in range(len(self.pipe.vae.encoder.down_blocks))
+            ]
+        if kind == "attention-joint":
+            raise CapabilityError(
+                "svd has separate spatial and temporal attention, no joint maps: "
+                "use kind='attention-temporal' or 'attention-spatial'"
+            )
+        kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
+        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs and self-attention maps (``exact``/``sampled``; ``pooled`` on
+        temporal layers only). Temporal maps are ``(B·h·w, heads, F, F)``; spatial maps
+        ``(B·F, heads, Q, h·w)``; ``pooled`` temporal maps ``(B, heads, F, F)``."""
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.unet) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not AttnProcessor2_0:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the "
+                    "stock AttnProcessor2_0 (call unet.set_default_attn_processor())"
+                )
+        temporal = set(self.layer_names("attention-temporal"))
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.unet) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+
+        def context(_m: Any, args: tuple, kwargs: dict) -> None:
+            sample = kwargs.get("sample", args[0] if args else None)
+            recorder.context.update(batch=sample.shape[0], token_frames=sample.shape[1])
+
+        def make(n: str, _m: Any) -> RecordingAttnProcessor:
+            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
+
+        return capture_context(recorder, attn, make, hid, [(self.pipe.unet, context)])
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        x: Tensor,
+        *,
+        seed: int = 0,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """The pipeline's own sampling on the 8-bit working-size image (PIL, as a user would).
+
+        Shape:
+            x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
+        """
+        from PIL import Image
+
+        C.check_image(x)
+        img = self.prepare(x.detach().float().cpu()).clamp(0, 1)
+        arr = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        pils = [Image.fromarray(a) for a in arr]
+        frames = num_frames or self.num_frames
+        video = self.pipe(
+            pils,
+            height=self.height,
+            width=self.width,
+            num_frames=frames,
+            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            min_guidance_scale=self.min_guidance_scale,
+            max_guidance_scale=self.max_guidance_scale,
+            fps=self.fps,
+            motion_bucket_id=self.motion_bucket_id,
+            noise_aug_strength=self.noise_aug_strength,
+            decode_chunk_size=frames,
+            generator=torch.Generator(self.device).manual_seed(seed),
+            output_type="pt",
+        ).frames
+        return video.float().clamp(0, 1)

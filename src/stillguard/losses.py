@@ -1,0 +1,152 @@
+"""Loss building blocks: pure tensor functions, differentiable, no model knowledge.
+
+Methods compose these; none of them draws random numbers or touches a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def attention_frobenius(maps: Sequence[Tensor]) -> Tensor:
+    """Mean over maps of the squared Frobenius norm of each map, divided by its number of rows.
+
+    This is Vid-Freeze's ``(1/L) sum_l ||A_l||_F^2`` (arXiv 2509.23279, Eq. 7) with every map
+    normalised by its row count (batch x heads x queries), so maps with different query counts
+    (sampled vs exact, text vs video rows) weigh the same. Each row of a probability map sums to 1,
+    so a row contributes at least ``1/K`` (uniform over ``K`` keys) and at most 1 (one-hot).
+
+    Shape:
+        each map ``(..., Q, K)`` with rows summing to 1 -> scalar.
+    """
+    if not maps:
+        raise ValueError("attention_frobenius needs at least one attention map")
+    return torch.stack([m.float().pow(2).sum(-1).mean() for m in maps]).mean()
+
+
+def uniform_attention_floor(maps: Sequence[Tensor]) -> float:
+    """The value :func:`attention_frobenius` takes when every map is uniform: ``mean(1/K)``.
+
+    Shape:
+        each map ``(..., Q, K)`` -> float.
+    """
+    if not maps:
+        raise ValueError("uniform_attention_floor needs at least one attention map")
+    return sum(1.0 / m.shape[-1] for m in maps) / len(maps)
+
+
+def attention_entropy(maps: Sequence[Tensor]) -> Tensor:
+    """Mean row entropy (nats) of attention maps, for diagnostics (maximal for uniform rows).
+
+    Shape:
+        each map ``(..., Q, K)`` -> scalar.
+    """
+    vals = [-(m.float() * m.float().clamp_min(1e-12).log()).sum(-1).mean() for m in maps]
+    return torch.stack(vals).mean()
+
+
+def attention_divergence(maps: Sequence[Tensor], refs: Sequence[Tensor]) -> Tensor:
+    """Mean over pairs of the mean squared difference between attention maps.
+
+    Shape:
+        ``maps[i]`` and ``refs[i]`` ``(..., Q, K)``, same shapes -> scalar.
+    """
+    if len(maps) != len(refs) or not maps:
+        raise ValueError(f"need equally many maps and references, got {len(maps)} and {len(refs)}")
+    return torch.stack(
+        [F.mse_loss(a.float(), b.float()) for a, b in zip(maps, refs, strict=True)]
+    ).mean()
+
+
+def align_features(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """Bring two feature tensors of possibly different shapes to one common shape.
+
+    Equal shapes pass through. Otherwise both are reduced to the smaller size on every axis after
+    the first (the batch axis must match): channel-like axes by averaging groups of neighbours
+    (the common size is the gcd of the two), spatial/token axes by adaptive average pooling. This
+    makes "pull layer j onto layer i" losses defined for U-Nets, whose blocks differ in shape.
+
+    Shape:
+        ``a`` ``(B, C_a, *S_a)``, ``b`` ``(B, C_b, *S_b)`` with ``len(S_a) == len(S_b)`` in {1, 2}
+        -> both ``(B, gcd(C_a, C_b), *min(S_a, S_b))``; ``(B, N, D)`` tokens are treated as
+        ``(B, D, N)``.
+    """
+    if a.shape == b.shape:
+        return a, b
+    if a.dim() != b.dim() or a.shape[0] != b.shape[0] or a.dim() not in (3, 4):
+        raise ValueError(f"cannot align features of shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    tokens = a.dim() == 3
+    if tokens:  # (B, N, D) -> (B, D, N)
+        a, b = a.transpose(1, 2), b.transpose(1, 2)
+    c = math.gcd(a.shape[1], b.shape[1])
+    size = tuple(min(sa, sb) for sa, sb in zip(a.shape[2:], b.shape[2:], strict=True))
+    pool = F.adaptive_avg_pool1d if a.dim() == 3 else F.adaptive_avg_pool2d
+
+    def reduce(t: Tensor) -> Tensor:
+        t = pool(t, size)
+        return t.unflatten(1, (c, t.shape[1] // c)).mean(2)
+
+    a, b = reduce(a), reduce(b)
+    if tokens:
+        a, b = a.transpose(1, 2), b.transpose(1, 2)
+    return a, b
+
+
+def feature_mse(a: Tensor, b: Tensor, *, relative: bool = False) -> Tensor:
+    """Mean squared error between two features (aligned with :func:`align_features` if needed).
+
+    With ``relative=True`` the error is divided by the mean square of ``b`` (treated as a constant),
+    which makes the value comparable across layers and models whose activations differ in scale.
+
+    Shape:
+        any two alignable tensors -> scalar.
+    """
+    a, b = align_features(a.float(), b.float())
+    err = F.mse_loss(a, b)
+    if relative:
+        err = err / (b.detach().pow(2).mean() + 1e-8)
+    return err
+
+
+def cosine(a: Tensor, b: Tensor) -> Tensor:
+    """Mean cosine similarity between per-sample flattened tensors.
+
+    Shape:
+        ``(B, ...)`` and ``(B, ...)`` with the same number of elements per sample -> scalar.
+    """
+    return F.cosine_similarity(a.flatten(1).float(), b.flatten(1).float(), dim=1).mean()
+
+
+def diffusion_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """The denoising training loss ``mean((pred - target)^2)`` in the model's parameterisation.
+
+    Shape:
+        ``(B, F_lat, C_lat, h, w)`` twice -> scalar.
+    """
+    return F.mse_loss(pred.float(), target.float())
+
+
+def margin(value: Tensor, tau: float) -> Tensor:
+    """Hinge ``max(0, tau - value)``: zero once ``value`` exceeds ``tau`` (a push-away term).
+
+    Shape:
+        any -> same.
+    """
+    return F.relu(tau - value)
+
+
+def sds_surrogate(z: Tensor, residual: Tensor) -> Tensor:
+    """Score-distillation surrogate whose gradient w.r.t. ``z`` is ``residual / numel``.
+
+    ``0.5 * mean((z - sg(z - residual))^2)``: the denoiser Jacobian is skipped, as in SDS
+    (DreamFusion) and the SDS protection baselines (Xue et al., arXiv 2311.12832).
+
+    Shape:
+        ``z`` and ``residual`` the same shape -> scalar.
+    """
+    return 0.5 * F.mse_loss(z.float(), (z - residual).detach().float())

@@ -1,0 +1,277 @@
+"""The protection-method contract and the helpers shared by the concrete methods.
+
+A method is a dataclass whose fields are its options. :func:`stillguard.protect.protect` calls
+:meth:`Method.check` (capabilities, before any work), then :meth:`Method.setup` once (no-grad
+precompute from the clean image), then :meth:`Method.loss` at every PGD step. The loss is always
+*minimised*; a method that wants to maximise something returns its negative.
+
+Shared choices (apply to every method unless its docstring says otherwise):
+    * random draws (timesteps, noise, query subsets) come from the run's ``torch.Generator``, which
+      lives on the CPU so that the same seed gives the same bytes on any device; tensors are moved
+      to the adapter's device after drawing;
+    * one timestep and one noise video are drawn per loss call, i.e. resampled at every PGD step
+      (Vid-Freeze Eq. 8 states this; the other papers are silent, so we do the same everywhere);
+    * target images for "pull toward an unrelated/low-quality image" losses are built by
+      :func:`target_image` and are independent of the run's seed (a fixed target, so that two seeds
+      optimise the same objective).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..adapters.base import Adapter
+from ..errors import CapabilityError, InputError
+
+#: Seed of the private generator behind synthetic target images (see :func:`target_image`).
+TARGET_SEED = 20250923
+
+
+@dataclass
+class Method:
+    """Base class of the protection methods (see the module docstring).
+
+    Class attributes:
+        requires: capabilities the adapter must ALL offer.
+        requires_any: capabilities of which the adapter must offer at least one (empty: none needed).
+        default_space: the perturbation space used when ``protect(space=None)``.
+        optimizes: False for baselines that draw their perturbation without a loss (``noise``).
+    """
+
+    registry_name: ClassVar[str] = "method"
+    requires: ClassVar[frozenset[str]] = frozenset()
+    requires_any: ClassVar[frozenset[str]] = frozenset()
+    default_space: ClassVar[str] = "rgb"
+    optimizes: ClassVar[bool] = True
+
+    def check(self, adapter: Adapter) -> None:
+        """Raise :class:`CapabilityError` if ``adapter`` lacks what this method needs."""
+        caps = frozenset(getattr(adapter, "capabilities", frozenset()))
+        missing = sorted(self.requires - caps)
+        name = getattr(adapter, "registry_name", type(adapter).__name__)
+        if missing:
+            raise CapabilityError(
+                f"method {self.registry_name!r} needs {', '.join(missing)} but target {name!r} offers "
+                f"only {sorted(caps) or 'nothing'}; pick another target or another method"
+            )
+        if self.requires_any and not (self.requires_any & caps):
+            raise CapabilityError(
+                f"method {self.registry_name!r} needs one of {', '.join(sorted(self.requires_any))} "
+                f"but target {name!r} offers only {sorted(caps) or 'nothing'}; pick another target "
+                "or another method"
+            )
+
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+        """No-grad precompute from the clean image ``(1,3,H,W)`` (reference features, targets...)."""
+
+    def loss(
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Scalar loss to minimise for the candidate image ``x`` ``(1,3,H,W)``, plus named terms."""
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able name and options, for sidecars and reports."""
+        out: dict[str, Any] = {"name": self.registry_name}
+        for f in dataclasses.fields(self):
+            if f.init:
+                out[f.name] = jsonable(getattr(self, f.name))
+        return out
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def jsonable(value: Any) -> Any:
+    """Convert option values (paths, tuples, tensors) into JSON-able ones."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Tensor):
+        return value.tolist()
+    return value
+
+
+def resolve_layers(spec: str | Sequence[str | int], names: Sequence[str], what: str) -> list[str]:
+    """Pick layer names from ``names`` (network order).
+
+    ``spec`` is ``"all"``, ``"first:N"``, ``"last:N"``, a comma-separated string of names or indices,
+    or a list of names / indices (negative indices count from the end).
+    """
+    names = list(names)
+    if not names:
+        raise CapabilityError(f"the target exposes no {what} layers")
+    if isinstance(spec, str):
+        s = spec.strip()
+        if s == "all":
+            return names
+        for prefix in ("first:", "last:"):
+            if s.startswith(prefix):
+                try:
+                    n = int(s[len(prefix) :])
+                except ValueError:
+                    raise InputError(f"bad layer spec {spec!r}: expected {prefix}N") from None
+                if n < 1:
+                    raise InputError(f"bad layer spec {spec!r}: N must be >= 1")
+                return names[:n] if prefix == "first:" else names[-n:]
+        spec = [p.strip() for p in s.split(",") if p.strip()]
+    out: list[str] = []
+    for item in spec:
+        if isinstance(item, int) or (isinstance(item, str) and item.lstrip("-").isdigit()):
+            i = int(item)
+            if not -len(names) <= i < len(names):
+                raise InputError(f"{what} layer index {i} out of range: there are {len(names)}")
+            out.append(names[i])
+        elif item in names:
+            out.append(item)
+        else:
+            from ..registry import close_matches
+
+            raise InputError(f"unknown {what} layer {item!r}: {close_matches(str(item), names)}")
+    return out
+
+
+def attention_kind(adapter: Adapter, kind: str = "auto") -> str:
+    """The :meth:`Adapter.layer_names` kind of the attention a motion loss should use.
+
+    ``"auto"`` takes the coupled joint attention when the adapter has it (CogVideoX), else the
+    temporal attention (SVD's decoupled form).
+    """
+    caps = adapter.capabilities
+    if kind == "auto":
+        if "attention-joint" in caps:
+            return "attention"
+        if "attention-temporal" in caps:
+            return "attention-temporal"
+        raise CapabilityError(
+            f"target {adapter.registry_name!r} exposes neither joint nor temporal attention"
+        )
+    table = {"joint": ("attention", "attention-joint"), "temporal": ("attention-temporal",) * 2}
+    if kind not in table:
+        raise InputError(f"attention kind must be auto, joint or temporal, got {kind!r}")
+    layer_kind, cap = table[kind]
+    if cap not in caps:
+        raise CapabilityError(f"target {adapter.registry_name!r} does not offer {cap}")
+    return layer_kind
+
+
+def draw(adapter: Adapter, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """One training timestep and one noise video for :meth:`Adapter.denoise`.
+
+    Shape:
+        returns ``(timestep (1,), noise (1, F_lat, C_lat, h, w))``.
+    """
+    t = adapter.sample_timesteps(1, generator)
+    noise = torch.randn(adapter.latent_shape(1), generator=generator)
+    return t, noise.to(adapter.device, adapter.dtype)
+
+
+def sub_generator(generator: torch.Generator) -> torch.Generator:
+    """A fresh generator seeded from ``generator``, so two captures can draw the same query subset."""
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    return torch.Generator().manual_seed(seed)
+
+
+def clone_generator(g: torch.Generator) -> torch.Generator:
+    """An independent generator in the same state as ``g``."""
+    out = torch.Generator(device=g.device)
+    out.set_state(g.get_state())
+    return out
+
+
+def flat(captured: dict[str, list[Tensor]], names: Sequence[str]) -> list[Tensor]:
+    """All recorded tensors of ``names`` (every denoiser call), in layer then call order."""
+    out: list[Tensor] = []
+    for n in names:
+        out.extend(captured.get(n, []))
+    if not out:
+        raise CapabilityError(f"capture recorded nothing for layers {list(names)}")
+    return out
+
+
+@torch.no_grad()
+def static_latent(adapter: Adapter, x: Tensor) -> Tensor:
+    """The clean static-video latent of ``x``: what :meth:`Adapter.denoise` uses as ``z0`` by default.
+
+    Shape:
+        ``x`` ``(1,3,H,W)`` -> ``(1, F_lat, C_lat, h, w)``.
+    """
+    g = torch.Generator().manual_seed(0)  # z0 does not depend on t or the noise
+    t, noise = draw(adapter, g)
+    return adapter.denoise(x, t, noise).z0.detach()
+
+
+def target_image(spec: str, like: Tensor) -> Tensor:
+    """A target image with the shape, device and dtype of ``like`` ``(1,3,H,W)``.
+
+    ``spec``: ``"gray"`` (0.5 everywhere), ``"noise"`` (uniform noise from a private fixed seed),
+    ``"pattern"`` (a high-contrast diagonal stripe/checker texture, a stand-in for Mist's textured
+    target), ``"blur"`` (``like`` blurred with a wide Gaussian and 8x down/up-sampling: a
+    low-quality version of the same content), or a path to an image file (resized to fit).
+    """
+    _, _, h, w = like.shape
+    if spec == "gray":
+        return torch.full_like(like, 0.5)
+    if spec == "noise":
+        g = torch.Generator().manual_seed(TARGET_SEED)
+        return torch.rand(like.shape, generator=g).to(like)
+    if spec == "pattern":
+        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+        period = max(4, min(h, w) // 8)
+        stripes = ((xx + yy) // max(1, period // 2)) % 2
+        checker = (xx // period + yy // period) % 2
+        img = torch.stack([stripes, checker, 1 - stripes], 0).float()[None]
+        return (0.15 + 0.7 * img).to(like)
+    if spec == "blur":
+        small = F.interpolate(like, scale_factor=1 / 8, mode="area") if min(h, w) >= 16 else like
+        up = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return gaussian_blur(up, sigma=max(1.0, min(h, w) / 64)).clamp(0, 1)
+    path = Path(spec)
+    if not path.is_file():
+        raise InputError(
+            f"target {spec!r} is neither gray, noise, pattern, blur nor an existing image file"
+        )
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+            size = im.size
+    except OSError as e:
+        raise InputError(f"cannot read target image {spec!r}: {e}") from None
+    img = arr.view(size[1], size[0], 3).permute(2, 0, 1)[None].float() / 255
+    img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+    return img.clamp(0, 1).to(like)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur with reflect padding (radius ``3 sigma``).
+
+    Shape:
+        ``(B, C, H, W)`` -> same.
+    """
+    r = max(1, math.ceil(3 * sigma))
+    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def scalar(t: Tensor) -> float:
+    """A loss term as a plain float for the history (detached, no autograd warning)."""
+    return float(t.detach())

@@ -1,0 +1,95 @@
+"""Vid-Freeze: freeze the generated video by driving the model's attention to uniform.
+
+Paper: Chowdhury, Bala, Jaiswal, Roheda, "Vid-Freeze: Protecting Images from Malicious
+Image-to-Video Generation via Temporal Freezing", arXiv 2509.23279. Loss (Eq. 7, coupled case):
+``L = (1/L) sum_l ||A_l||_F^2`` over the attention maps of the chosen layers, minimised over an
+L-infinity ball with the timestep resampled at every PGD step (Eq. 8). Rows of ``A`` sum to one, so
+the loss is smallest when every query attends uniformly to all keys: each frame then copies the
+conditioning equally and the video stands still.
+
+Needs: ``attention-joint`` (coupled form: CogVideoX's full spatio-temporal attention) or
+``attention-temporal`` (decoupled form: SVD's frame-to-frame temporal attention); ``rollout``
+when ``unroll > 0``.
+
+Choices where the paper is silent (no public code):
+    * every map is normalised by its row count (see :func:`stillguard.losses.attention_frobenius`);
+      all rows the adapter records are used, text-token rows and keys included on CogVideoX;
+    * ``layers="all"`` attention layers by default; ``"first:N"`` saves memory on big models;
+    * ``attention_mode="exact"`` by default (full maps; fine on tiny models); ``"sampled"`` takes
+      ``max_queries`` exact rows, ``"pooled"`` is the frame-pooled approximation of a third-party
+      re-implementation; use one of them on real CogVideoX, whose full maps do not fit in memory;
+    * one timestep and noise per step from :meth:`Adapter.sample_timesteps` (the model's training
+      distribution); ``unroll=K`` instead runs ``K`` differentiable sampler steps from pure noise
+      and averages over every denoiser call, our reading of the paper's "sampling steps" ablation;
+    * the ``excess`` term (loss minus its uniform floor) is logged: 0 means perfectly uniform.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..adapters.base import Adapter
+from ..errors import CapabilityError, InputError
+from ..losses import attention_frobenius, uniform_attention_floor
+from ..registry import METHODS
+from .base import Method, attention_kind, draw, flat, resolve_layers, scalar
+
+ATTENTION_MODES = ("exact", "sampled", "pooled")
+
+
+@METHODS.register("vid-freeze")
+@dataclass
+class VidFreeze(Method):
+    """Minimise the squared Frobenius norm of attention maps (see the module docstring)."""
+
+    requires_any: ClassVar[frozenset[str]] = frozenset({"attention-joint", "attention-temporal"})
+    layers: str | list[str] = "all"
+    attention: str = "auto"
+    attention_mode: str = "exact"
+    max_queries: int = 256
+    unroll: int = 0
+
+    def __post_init__(self) -> None:
+        if self.attention_mode not in ATTENTION_MODES:
+            raise InputError(
+                f"attention_mode must be one of {', '.join(ATTENTION_MODES)}, got {self.attention_mode!r}"
+            )
+        if self.unroll < 0 or self.max_queries < 1:
+            raise InputError("unroll must be >= 0 and max_queries >= 1")
+
+    def check(self, adapter: Adapter) -> None:
+        super().check(adapter)
+        attention_kind(adapter, self.attention)
+        if self.unroll and "rollout" not in adapter.capabilities:
+            raise CapabilityError(
+                f"vid-freeze with unroll={self.unroll} needs a differentiable rollout, which target "
+                f"{adapter.registry_name!r} does not offer; use unroll=0"
+            )
+
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+        kind = attention_kind(adapter, self.attention)
+        self._layers = resolve_layers(self.layers, adapter.layer_names(kind), "attention")
+
+    def loss(
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, float]]:
+        t, noise = draw(adapter, generator)
+        with adapter.capture(
+            attention=self._layers,
+            mode=self.attention_mode,
+            max_queries=self.max_queries,
+            generator=generator,
+        ) as cap:
+            if self.unroll:
+                adapter.rollout(x, noise, self.unroll)
+            else:
+                adapter.denoise(x, t, noise)
+            maps = flat(cap.attention, self._layers)
+            loss = attention_frobenius(maps)
+            floor = uniform_attention_floor(maps)
+        value = scalar(loss)
+        return loss, {"frobenius": value, "excess": value - floor}

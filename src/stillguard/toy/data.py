@@ -1,0 +1,340 @@
+"""Synthetic, seeded training videos for the shipped toy image-to-video model.
+
+Idea: a tiny model trained for an hour on a CPU can only learn motion that is *predictable from the
+first frame*; anything else it averages into blur. So every video combines
+
+* a photo-like static scene (smooth gradients, multi-scale noise fields, stripe and checker patches,
+  soft blobs, hard shapes, random colour palettes, film grain) drawn on a canvas larger than the view;
+* one consistent **camera move** shared by every video (a slow pan to the right, a slow zoom in and a
+  small clockwise roll; only its strength varies, by +-25%), rendered by warping the larger canvas
+  with ``cv2.warpAffine`` so that borders never show. Because the move does not depend on content,
+  *any* image, natural photos included, gets animated;
+* 0-3 **moving objects** (discs, squares, triangles in saturated "code" colours with a dark outline)
+  whose direction is a deterministic function of their colour, as in the project's feasibility study:
+  red moves right, green left, blue down, yellow up, at 1.9-3.2 px/frame relative to the frame.
+
+Frame 0 is the conditioning image. Background palettes are kept less saturated (HSV saturation
+<= 0.6) than the code colours so the moving objects stay recognisable.
+
+Choices not dictated by any paper (this is our own synthetic data, not a published dataset):
+canvas = view + 24 px; camera per frame: pan 0.8 px, zoom 1.5 %, roll 0.25 degrees, times one
+strength factor U(0.75, 1.25) per video; 15 % of videos have no object. Randomness comes from an
+explicit ``numpy.random.Generator`` (the rendering is numpy/OpenCV code); use :func:`scene_rng` to
+get disjoint, reproducible streams (training, validation and held-out evaluation never overlap).
+
+Needs: numpy and opencv (``pip install stillguard[eval]``); training-time only.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: colour of each moving-object class (RGB 0-255) and its direction (dx, dy) in the frame
+CODE_COLOURS = {
+    "red": (230, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 80, 240),
+    "yellow": (240, 220, 40),
+}
+DIRECTIONS = {"red": (1, 0), "green": (-1, 0), "blue": (0, 1), "yellow": (0, -1)}
+
+#: seed-stream ids, so that every use of the data draws from its own disjoint stream
+STREAM_VAE, STREAM_LATENTS, STREAM_VALIDATION, STREAM_HELDOUT = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Geometry and motion of the synthetic videos.
+
+    Attributes:
+        height, width: frame size in pixels.
+        num_frames: frames per video (frame 0 is the conditioning image).
+        margin: extra canvas on every side, so camera warps never show a border.
+        pan: camera pan in px/frame (content moves left by this much).
+        zoom: relative zoom-in per frame.
+        roll: camera roll in degrees per frame.
+        strength: range of the per-video factor applied to pan, zoom and roll.
+        speed: range of object speed in px/frame.
+        p_no_object: probability of a video with camera motion only.
+    """
+
+    height: int = 64
+    width: int = 64
+    num_frames: int = 9
+    margin: int = 24
+    pan: float = 0.8
+    zoom: float = 0.015
+    roll: float = 0.25
+    strength: tuple[float, float] = (0.75, 1.25)
+    speed: tuple[float, float] = (1.9, 3.2)
+    p_no_object: float = 0.15
+
+
+def scene_rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
+    """A reproducible generator for ``(seed, stream, index)``; different triples never overlap."""
+    return np.random.default_rng([seed, stream, index])
+
+
+# ---------------------------------------------------------------------------------- scene parts
+def _palette(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` colours (0-255 float RGB) around one or two base hues, saturation <= 0.6."""
+    hues = rng.uniform(0, 1, size=2)
+    out = []
+    for _ in range(n):
+        h = (hues[rng.integers(0, 2)] + rng.normal(0, 0.06)) % 1.0
+        s = rng.uniform(0.05, 0.6)
+        v = rng.uniform(0.2, 0.95)
+        out.append(colorsys.hsv_to_rgb(h, s, v))
+    return np.asarray(out, np.float32) * 255
+
+
+def _noise_field(rng: np.random.Generator, h: int, w: int, octaves: int = 4) -> np.ndarray:
+    """Multi-scale value noise in [0, 1], shape ``(h, w)``."""
+    import cv2
+
+    field = np.zeros((h, w), np.float32)
+    amp, total = 1.0, 0.0
+    cells = int(rng.integers(2, 5))
+    for _ in range(octaves):
+        grid = rng.uniform(0, 1, size=(cells + 1, cells + 1)).astype(np.float32)
+        field += amp * cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+        total += amp
+        amp *= float(rng.uniform(0.35, 0.65))
+        cells *= 2
+    field /= total
+    lo, hi = field.min(), field.max()
+    return (field - lo) / max(hi - lo, 1e-6)
+
+
+def _map_palette(t: np.ndarray, pal: np.ndarray) -> np.ndarray:
+    """Map values in [0, 1] through a palette by linear interpolation -> ``(h, w, 3)``."""
+    pos = t * (len(pal) - 1)
+    i = np.clip(pos.astype(int), 0, len(pal) - 2)
+    f = (pos - i)[..., None]
+    return pal[i] * (1 - f) + pal[i + 1] * f
+
+
+def _coords(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    return xx / max(h, w), yy / max(h, w)
+
+
+def _base_layer(rng: np.random.Generator, h: int, w: int, pal: np.ndarray) -> np.ndarray:
+    xx, yy = _coords(h, w)
+    kind = rng.integers(0, 3)
+    if kind == 0:  # smooth linear gradient
+        a = rng.uniform(0, 2 * math.pi)
+        t = np.cos(a) * xx + np.sin(a) * yy
+        t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+        return _map_palette(t, pal[:2])
+    if kind == 1:  # multi-scale noise field through the palette
+        return _map_palette(_noise_field(rng, h, w), pal)
+    img = np.zeros((h, w, 3), np.float32) + pal[0]  # a few low-frequency sinusoids
+    for _ in range(3):
+        fx, fy = rng.uniform(-4, 4, size=2)
+        amp = rng.uniform(8, 25, size=3)
+        img += (
+            amp * np.sin(2 * math.pi * (fx * xx + fy * yy) + rng.uniform(0, 2 * math.pi))[..., None]
+        )
+    return img
+
+
+def _patch_mask(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    import cv2
+
+    m = np.zeros((h, w), np.float32)
+    c = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
+    ax = (int(rng.uniform(6, w / 3)), int(rng.uniform(6, h / 3)))
+    if rng.random() < 0.5:
+        cv2.ellipse(m, c, ax, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
+    else:
+        box = cv2.boxPoints((c, (2 * ax[0], 2 * ax[1]), float(rng.uniform(0, 180))))
+        cv2.fillPoly(m, [np.round(box).astype(np.int32)], 1.0, cv2.LINE_AA)
+    return m[..., None]
+
+
+def _add_element(rng: np.random.Generator, img: np.ndarray, pal: np.ndarray) -> None:
+    """Draw one static scene element in place: stripes, checker, soft blob or hard shape."""
+    import cv2
+
+    h, w, _ = img.shape
+    xx, yy = _coords(h, w)
+    c1, c2 = pal[rng.integers(0, len(pal))], pal[rng.integers(0, len(pal))]
+    kind = rng.integers(0, 4)
+    if kind == 0:  # stripes patch
+        a, f = rng.uniform(0, math.pi), rng.uniform(4, 12)
+        t = 0.5 + 0.5 * np.sin(2 * math.pi * f * (np.cos(a) * xx + np.sin(a) * yy))
+        tex, m = c1 * t[..., None] + c2 * (1 - t[..., None]), _patch_mask(rng, h, w)
+    elif kind == 1:  # checker patch
+        n = rng.uniform(4, 10)
+        t = ((np.floor(xx * n) + np.floor(yy * n)) % 2)[..., None]
+        tex, m = c1 * t + c2 * (1 - t), _patch_mask(rng, h, w)
+    elif kind == 2:  # soft blob
+        cx, cy, s = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.05, 0.25)
+        m = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s))[..., None]
+        tex = c1
+    else:  # hard polygon / ellipse
+        m = np.zeros((h, w), np.float32)
+        k = int(rng.integers(3, 7))
+        ctr, rad = rng.uniform(0, [w, h]), rng.uniform(4, min(h, w) / 4)
+        ang = np.sort(rng.uniform(0, 2 * math.pi, size=k))
+        pts = ctr + rad * np.stack([np.cos(ang), np.sin(ang)], 1) * rng.uniform(0.6, 1.0, (k, 1))
+        cv2.fillPoly(m, [np.round(pts * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+        m, tex = m[..., None], c1
+    img *= 1 - m
+    img += m * tex
+
+
+def make_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A static photo-like scene, float32 ``(h, w, 3)`` in 0-255."""
+    import cv2
+
+    pal = _palette(rng, int(rng.integers(3, 6)))
+    img = _base_layer(rng, h, w, pal).astype(np.float32)
+    for _ in range(int(rng.integers(2, 7))):
+        _add_element(rng, img, pal)
+    grain = _noise_field(rng, h, w, octaves=2) - 0.5
+    img += grain[..., None] * rng.uniform(0, 30) + rng.normal(0, rng.uniform(0, 4), img.shape)
+    if rng.random() < 0.5:
+        img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.2)))
+    return np.clip(img, 0, 255).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------- motion
+def _camera_matrix(cfg: SceneConfig, t: int, s: float) -> np.ndarray:
+    """Affine map from view pixels to canvas pixels at frame ``t`` (for ``WARP_INVERSE_MAP``)."""
+    mid = (cfg.num_frames - 1) / 2
+    scale = (1 + cfg.zoom * s) ** t
+    theta = math.radians(cfg.roll * s * t)
+    cx = cfg.margin + cfg.width / 2 + cfg.pan * s * (t - mid)  # view centre on the canvas
+    cy = cfg.margin + cfg.height / 2
+    a = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]]) / scale
+    b = np.array([cx, cy]) - a @ np.array([cfg.width / 2, cfg.height / 2])
+    return np.concatenate([a, b[:, None]], 1).astype(np.float32)
+
+
+def _objects(rng: np.random.Generator, cfg: SceneConfig) -> list[tuple]:
+    if rng.random() < cfg.p_no_object:
+        return []
+    out = []
+    travel_frames = cfg.num_frames - 1
+    for _ in range(int(rng.integers(1, 4))):
+        name = list(CODE_COLOURS)[rng.integers(0, 4)]
+        r = rng.uniform(0.08, 0.14) * cfg.height
+        sp = rng.uniform(*cfg.speed)
+        dx, dy = DIRECTIONS[name]
+        travel = sp * travel_frames
+        lo_x, hi_x = r + (travel if dx < 0 else 0), cfg.width - r - (travel if dx > 0 else 0)
+        lo_y, hi_y = r + (travel if dy < 0 else 0), cfg.height - r - (travel if dy > 0 else 0)
+        x0, y0 = rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)
+        out.append((name, r, sp * dx, sp * dy, x0, y0, int(rng.integers(0, 3))))
+    return out
+
+
+def _draw_object(frame: np.ndarray, obj: tuple, t: int) -> None:
+    import cv2
+
+    name, r, vx, vy, x0, y0, kind = obj
+    cx, cy = (x0 + vx * t) * 16, (y0 + vy * t) * 16
+    if kind == 0:
+        pts = None
+    elif kind == 1:
+        pts = np.array([[cx - r * 16, cy - r * 16], [cx + r * 16, cy - r * 16]])
+        pts = np.concatenate([pts, pts[::-1] + [0, 2 * r * 16]])
+    else:
+        ang = np.deg2rad([-90, 30, 150])
+        pts = np.stack([cx + r * 16 * np.cos(ang), cy + r * 16 * np.sin(ang)], 1)
+    for col, grow in (((25, 25, 25), 1.0), (CODE_COLOURS[name], 0.0)):
+        if pts is None:
+            cv2.circle(
+                frame, (round(cx), round(cy)), round((r + grow) * 16), col, -1, cv2.LINE_AA, 4
+            )
+        else:
+            c = np.array([cx, cy])
+            p = c + (pts - c) * (1 + grow / r)
+            cv2.fillPoly(frame, [np.round(p).astype(np.int32)], col, cv2.LINE_AA, shift=4)
+
+
+def make_video(rng: np.random.Generator, cfg: SceneConfig | None = None) -> np.ndarray:
+    """One synthetic video; frame 0 is the conditioning image.
+
+    Args:
+        rng: the generator all random choices are drawn from.
+        cfg: geometry and motion; defaults to :class:`SceneConfig()`.
+
+    Returns:
+        uint8 array.
+
+    Shape:
+        ``(F, H, W, 3)``.
+    """
+    import cv2
+
+    cfg = cfg or SceneConfig()
+    canvas = make_scene(rng, cfg.height + 2 * cfg.margin, cfg.width + 2 * cfg.margin)
+    s = float(rng.uniform(*cfg.strength))
+    objs = _objects(rng, cfg)
+    frames = []
+    for t in range(cfg.num_frames):
+        m = _camera_matrix(cfg, t, s)
+        f = cv2.warpAffine(
+            canvas,
+            m,
+            (cfg.width, cfg.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT101,
+        )
+        for o in objs:
+            _draw_object(f, o, t)
+        frames.append(np.clip(f, 0, 255))
+    return np.round(np.stack(frames)).astype(np.uint8)
+
+
+def camera_video(canvas: np.ndarray, cfg: SceneConfig | None = None, strength: float = 1.0):
+    """The training camera move applied to a still canvas (no objects): a reference video.
+
+    Args:
+        canvas: uint8 or float RGB image of size ``(H + 2*margin, W + 2*margin, 3)``.
+        cfg: geometry and motion; defaults to :class:`SceneConfig()`.
+        strength: the per-video strength factor (1 = the average training move).
+
+    Returns:
+        uint8 array.
+
+    Shape:
+        ``(F, H, W, 3)``.
+    """
+    import cv2
+
+    cfg = cfg or SceneConfig()
+    want = (cfg.height + 2 * cfg.margin, cfg.width + 2 * cfg.margin)
+    if canvas.shape[:2] != want:
+        raise ValueError(f"canvas must be {want[0]}x{want[1]} pixels, got {canvas.shape[:2]}")
+    src = canvas.astype(np.float32)
+    frames = [
+        cv2.warpAffine(
+            src,
+            _camera_matrix(cfg, t, strength),
+            (cfg.width, cfg.height),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REFLECT101,
+        )
+        for t in range(cfg.num_frames)
+    ]
+    return np.round(np.clip(np.stack(frames), 0, 255)).astype(np.uint8)
+
+
+def make_videos(seed: int, stream: int, start: int, n: int, cfg: SceneConfig | None = None):
+    """Videos ``start .. start+n-1`` of a stream, as a float tensor in [0, 1].
+
+    Shape:
+        ``(n, F, 3, H, W)``.
+    """
+    import torch
+
+    v = np.stack([make_video(scene_rng(seed, stream, start + i), cfg) for i in range(n)])
+    return torch.from_numpy(v).permute(0, 1, 4, 2, 3).float().div(255)

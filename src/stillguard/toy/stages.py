@@ -1,0 +1,302 @@
+"""The three training stages of the toy model: VAE, latent cache, transformer.
+
+Each stage keeps its state in one file under the run folder, written atomically every few minutes,
+so an interrupted run resumes where it stopped (``--resume``). Budgets are minutes of training-loop
+wall time; the learning-rate schedules follow the fraction of the budget used, as in the feasibility
+study (VAE: cosine to 10 %; transformer: 200-step warm-up then cosine to 5 %, EMA 0.999 is exported).
+
+Training choices not dictated by a paper: VAE loss L1 + MSE + 1e-4 KL (per latent element), on clips
+of 1, 3, 3, 9 frames in turn (see ``CLIP_FRAMES``); the image
+latent used for conditioning is a *posterior sample* of the separately encoded frame 0 (the pipeline
+samples it the same way), plus light noise augmentation ``0.02 * U(0, 1) * N(0, 1)``; video latents
+are posterior means; the VAE ``scaling_factor`` is set to ``1 / std`` of the cached video latents.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stillguard.toy import build
+from stillguard.toy.data import (
+    STREAM_LATENTS,
+    STREAM_VAE,
+    STREAM_VALIDATION,
+    make_videos,
+)
+
+logger = logging.getLogger(__name__)
+
+#: VAE training clip lengths, cycled step by step: the encoder must handle 1-frame inputs (the
+#: conditioning image) and 9-frame videos (the latent cache); the decoder decodes in chunks of 2-3
+#: latent frames anyway. Short clips make a VAE step ~2x cheaper than always using 9 frames.
+CLIP_FRAMES = (1, 3, 3, 9)
+
+
+@dataclass
+class Settings:
+    """Run settings (the CLI flags)."""
+
+    out: Path
+    seed: int = 0
+    device: torch.device = torch.device("cpu")
+    minutes_vae: float = 15.0
+    minutes_transformer: float = 45.0
+    vae_batch: int = 4
+    vae_lr: float = 2e-3
+    n_latents: int = 2500
+    batch: int = 16
+    lr: float = 1e-3
+    checkpoint_minutes: float = 5.0
+    resume: bool = False
+
+
+def _save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, s: Settings) -> dict | None:
+    if s.resume and path.exists():
+        logger.info("resuming from %s", path)
+        return torch.load(path, map_location="cpu", weights_only=False)
+    return None
+
+
+def _to_vae(x: torch.Tensor) -> torch.Tensor:
+    """``(B,F,3,H,W)`` in [0,1] -> the VAE's ``(B,3,F,H,W)`` in [-1,1]."""
+    return x.permute(0, 2, 1, 3, 4).mul(2).sub(1).contiguous()
+
+
+def _progress(
+    name: str, step: int, elapsed: float, budget: float, t0: float, s0: int, **kv
+) -> None:
+    rate = (step - s0) / max(time.time() - t0, 1e-6)
+    extra = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in kv.items())
+    logger.info(
+        "%s step %d  %.2f steps/s  elapsed %.1f min  ETA %.1f min  %s",
+        name, step, rate, elapsed / 60, max(budget - elapsed, 0) / 60, extra,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- stage 1
+def train_vae(s: Settings):
+    """Train the video VAE on fresh synthetic videos.
+
+    Returns:
+        ``(vae, log)``: the VAE in eval mode on ``s.device`` and its progress log.
+    """
+    path = s.out / "vae_state.pt"
+    torch.manual_seed(s.seed)
+    vae = build.build_vae().to(s.device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, weight_decay=0.0)
+    gen = torch.Generator(s.device).manual_seed(s.seed)
+    step, elapsed, log = 0, 0.0, []
+    state = _load(path, s)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"].to(gen.get_state().device))
+        step, elapsed, log = state["step"], state["elapsed"], state["log"]
+    val = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 0, 4)).to(s.device)
+    budget = s.minutes_vae * 60
+    t0, s0, last_ck = time.time(), step, elapsed
+
+    def checkpoint(done: bool) -> None:
+        blob = {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state()}
+        _save(blob | {"step": step, "elapsed": elapsed, "log": log, "done": done}, path)
+
+    done = state is not None and state.get("done", False)
+    vae.train()
+    while not done and elapsed < budget:
+        start = time.time()
+        for g in opt.param_groups:
+            g["lr"] = s.vae_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+        x = _to_vae(make_videos(s.seed, STREAM_VAE, step * s.vae_batch, s.vae_batch)).to(s.device)
+        n_frames = CLIP_FRAMES[step % len(CLIP_FRAMES)]
+        first = (step * 7) % (x.shape[2] - n_frames + 1)
+        x = x[:, :, first : first + n_frames]
+        post = vae.encode(x).latent_dist
+        z = post.sample(generator=gen)
+        rec = vae.decode(z).sample
+        loss = (
+            (rec - x).abs().mean()
+            + (rec - x).pow(2).mean()
+            + 1e-4 * post.kl().mean() / z[0].numel()
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - start
+        if step % 10 == 0:
+            _progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
+        if step % 50 == 0:
+            with torch.no_grad():
+                vr = vae.decode(vae.encode(val).latent_dist.mode()).sample.clamp(-1, 1)
+            psnr = 10 * math.log10(4 / ((vr - val).pow(2).mean().item() + 1e-12))
+            log.append({"step": step, "elapsed": elapsed, "loss": loss.item(), "val_psnr": psnr})
+            logger.info("vae step %d: validation PSNR %.2f dB (9-frame videos)", step, psnr)
+        if elapsed - last_ck > s.checkpoint_minutes * 60:
+            checkpoint(False)
+            last_ck = elapsed
+    if not done:
+        checkpoint(True)
+    logger.info("vae done: %d steps, %.1f min", step, elapsed / 60)
+    return vae.eval().requires_grad_(False), log
+
+
+# ---------------------------------------------------------------------------------- stage 2
+@torch.no_grad()
+def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
+    vid, img_mean, img_std = [], [], []
+    for i in range(0, n, 32):
+        x = _to_vae(make_videos(s.seed, stream, i, min(32, n - i))).to(s.device)
+        vid.append(vae.encode(x).latent_dist.mode().cpu())
+        post = vae.encode(x[:, :, :1]).latent_dist  # frame 0 alone, as the pipeline encodes it
+        img_mean.append(post.mean.cpu())
+        img_std.append(post.std.cpu())
+    perm = (0, 2, 1, 3, 4)  # (B,C,F,h,w) -> the transformer's (B,F,C,h,w)
+    return {
+        "vid": torch.cat(vid).permute(perm).contiguous(),
+        "img_mean": torch.cat(img_mean).permute(perm).contiguous(),
+        "img_std": torch.cat(img_std).permute(perm).contiguous(),
+    }
+
+
+def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
+    """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
+    path = s.out / "latents.pt"
+    cache = _load(path, s)
+    if cache is None or cache["n"] != s.n_latents:
+        t0 = time.time()
+        cache = {
+            "n": s.n_latents,
+            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
+            "val": _encode(vae, s, STREAM_VALIDATION, 64),
+        }
+        _save(cache, path)
+        logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    std = cache["train"]["vid"].std().item()
+    vae.register_to_config(scaling_factor=1.0 / std)
+    logger.info("latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)
+    return cache
+
+
+# ---------------------------------------------------------------------------------- stage 3
+def _batch(lat: dict, idx: torch.Tensor, scale: float, gen: torch.Generator, dev) -> tuple:
+    """Scaled clean latents and the zero-padded conditioning, as the pipeline builds it."""
+    z = lat["vid"][idx].to(dev) * scale
+    mean, std = lat["img_mean"][idx].to(dev), lat["img_std"][idx].to(dev)
+    img = mean + std * torch.randn(mean.shape, generator=gen, device=dev)
+    b = img.shape[0]
+    aug = torch.rand(b, 1, 1, 1, 1, generator=gen, device=dev)
+    img = (img * scale) + 0.02 * aug * torch.randn(img.shape, generator=gen, device=dev)
+    cond = torch.cat([img, torch.zeros_like(z[:, 1:])], 1)
+    return z, cond
+
+
+def _v_loss(model, sch, z, cond, t, eps, rope) -> torch.Tensor:
+    txt = build.null_prompt().to(z.device).expand(z.shape[0], -1, -1)
+    hidden = torch.cat([sch.add_noise(z, eps, t), cond], 2)
+    pred = model(
+        hidden_states=hidden, encoder_hidden_states=txt, timestep=t, image_rotary_emb=rope,
+        return_dict=False,
+    )[0]  # fmt: skip
+    return F.mse_loss(pred, sch.get_velocity(z, eps, t))
+
+
+@torch.no_grad()
+def _validate(model, sch, lat: dict, scale: float, rope, s: Settings) -> float:
+    gen = torch.Generator(s.device).manual_seed(1234)
+    losses = []
+    n = lat["vid"].shape[0]
+    for i in range(0, n, 16):
+        idx = torch.arange(i, min(i + 16, n))
+        z, cond = _batch(lat, idx, scale, gen, s.device)
+        t = torch.linspace(20, 980, len(idx), device=s.device).long()
+        eps = torch.randn(z.shape, generator=gen, device=s.device)
+        losses.append(_v_loss(model, sch, z, cond, t, eps, rope).item())
+    return sum(losses) / len(losses)
+
+
+def train_transformer(cache: dict, scale: float, s: Settings):
+    """Train the I2V transformer on cached latents.
+
+    Returns:
+        ``(ema, log)``: the EMA model in eval mode and the validation log.
+    """
+    path = s.out / "transformer_state.pt"
+    torch.manual_seed(s.seed + 1)
+    model = build.build_transformer().to(s.device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    gen = torch.Generator(s.device).manual_seed(s.seed + 2)
+    step, elapsed, run, log = 0, 0.0, 0.0, []
+    state = _load(path, s)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"].to(gen.get_state().device))
+        step, elapsed, run, log = state["step"], state["elapsed"], state["run"], state["log"]
+    sch, rope = build.build_scheduler(), build.rotary_embeddings(s.device)
+    train, val = cache["train"], cache["val"]
+    n, budget = train["vid"].shape[0], s.minutes_transformer * 60
+    t0, s0, last_ck = time.time(), step, elapsed
+
+    def checkpoint(done: bool) -> None:
+        blob = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+        blob |= {"gen": gen.get_state(), "step": step, "elapsed": elapsed, "run": run, "log": log}
+        _save(blob | {"done": done}, path)
+
+    done = state is not None and state.get("done", False)
+    model.train()
+    while not done and elapsed < budget:
+        start = time.time()
+        warm = min(1.0, (step + 1) / 200)
+        cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+        for g in opt.param_groups:
+            g["lr"] = s.lr * warm * cos
+        idx = torch.randint(0, n, (s.batch,), generator=gen, device=s.device).cpu()
+        z, cond = _batch(train, idx, scale, gen, s.device)
+        t = torch.randint(0, 1000, (s.batch,), generator=gen, device=s.device)
+        eps = torch.randn(z.shape, generator=gen, device=s.device)
+        loss = _v_loss(model, sch, z, cond, t, eps, rope)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(0.999, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.mul_(d).add_(pm, alpha=1 - d)
+        step += 1
+        run = loss.item() if step == 1 else 0.98 * run + 0.02 * loss.item()
+        elapsed += time.time() - start
+        if step % 100 == 0:
+            _progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
+        if elapsed - last_ck > s.checkpoint_minutes * 60:
+            vl = _validate(ema, sch, val, scale, rope, s)
+            log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
+            logger.info("transformer step %d: validation v-MSE (EMA) %.4f", step, vl)
+            checkpoint(False)
+            last_ck = elapsed
+    if not done:
+        vl = _validate(ema, sch, val, scale, rope, s)
+        log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
+        logger.info(
+            "transformer done: %d steps, %.1f min, validation v-MSE %.4f", step, elapsed / 60, vl
+        )
+        checkpoint(True)
+    return ema, log

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny random adapters, built once per test session.
+
+Use ``tiny_cog`` / ``tiny_svd`` directly, or ``tiny_adapter`` (a cached factory) with a registry
+name. The adapters are shared: do not change their settings or weights in a test; build your own
+with ``ADAPTERS.get(name).tiny()`` for that (it takes well under a second).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from stillguard.adapters import ADAPTERS, Adapter
+
+_CACHE: dict[str, Adapter] = {}
+
+
+def tiny_adapter(name: str) -> Adapter:
+    """The session's tiny adapter for a registry name (seed 0, CPU), built on first use."""
+    if name not in _CACHE:
+        _CACHE[name] = ADAPTERS.get(name).tiny(seed=0, device="cpu")
+    return _CACHE[name]
+
+
+@pytest.fixture(scope="session", name="tiny_adapter")
+def tiny_adapter_fixture() -> Callable[[str], Adapter]:
+    return tiny_adapter
+
+
+@pytest.fixture(scope="session")
+def tiny_cog() -> Adapter:
+    return tiny_adapter("cogvideox-i2v")
+
+
+@pytest.fixture(scope="session")
+def tiny_svd() -> Adapter:
+    return tiny_adapter("svd")
+
+
+@pytest.fixture
+def image() -> torch.Tensor:
+    """A smooth-ish random RGB image ``(1, 3, 80, 72)`` in [0, 1] (not the working size on purpose)."""
+    g = torch.Generator().manual_seed(1234)
+    low = torch.rand(1, 3, 10, 9, generator=g)
+    return torch.nn.functional.interpolate(low, size=(80, 72), mode="bilinear").clamp(0, 1)
