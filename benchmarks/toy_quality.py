@@ -86,7 +86,11 @@ def main() -> None:
 
     import imageio.v3 as iio
 
-    summary = {"training_videos": train, "defaults": defaults, "sec_per_video": float(np.mean(seconds))}
+    summary = {
+        "training_videos": train,
+        "defaults": defaults,
+        "sec_per_video": float(np.mean(seconds)),
+    }
     for kind in rows:
         if not rows[kind]:
             continue
@@ -97,7 +101,9 @@ def main() -> None:
 
     print(f"\nDDIM steps {defaults['num_inference_steps']}, {args.seeds} seeds per input, "
           f"{summary['sec_per_video']:.2f} s/video")  # fmt: skip
-    print("| inputs | flow gen | flow ref | 1-SSIM gen | drift gen | frame-0 PSNR | dir. cos | fails |")
+    print(
+        "| inputs | flow gen | flow ref | 1-SSIM gen | drift gen | frame-0 PSNR | dir. cos | fails |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print(f"| training videos | | {train['flow']:.3f} | {train['temporal_dissimilarity']:.4f} | "
           f"{train['drift']:.1f} | | | |")  # fmt: skip
@@ -109,7 +115,9 @@ def main() -> None:
               f"{s['temporal_dissimilarity']:.4f} | {s['drift']:.1f} | {s['psnr_first']:.1f} dB | "
               f"{s['direction_cosine']:.2f} | {s['fails']:.2f} |")  # fmt: skip
     if "synthetic" in summary:
-        print(f"VAE-only flow of the held-out true videos: {summary['synthetic']['flow_vae_only']:.3f}")
+        print(
+            f"VAE-only flow of the held-out true videos: {summary['synthetic']['flow_vae_only']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -122,37 +122,38 @@ def test_pooled_attention_is_frame_by_frame(tiny_cog, image):
     assert torch.allclose(probs.sum(-1), torch.ones(()), atol=1e-5)
 
 
+def _hooks(adapter) -> int:
+    modules = [*adapter.pipe.vae.modules(), *_denoiser(adapter).modules()]
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in modules)
+
+
+def _denoiser(adapter):
+    return adapter.pipe.transformer if hasattr(adapter.pipe, "transformer") else adapter.pipe.unet
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_capture_is_transparent_and_restores(name, tiny_adapter, image):
     a = tiny_adapter(name)
     t, noise = _inputs(a)
-    model = a.pipe.transformer if hasattr(a.pipe, "transformer") else a.pipe.unet
-    before = dict(model.attn_processors)
-    n_hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in a.pipe.vae.modules())
-    n_hooks += sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    model = _denoiser(a)
+    before, n_hooks = dict(model.attn_processors), _hooks(a)
+    layers = a.layer_names("hidden") + a.layer_names("vae")
     with torch.no_grad():
         ref = a.denoise(image, t, noise).pred
-        with a.capture(
-            hidden=a.layer_names("hidden") + a.layer_names("vae"),
-            attention=a.layer_names("attention"),
-        ) as cap:
+        with a.capture(hidden=layers, attention=a.layer_names("attention")) as cap:
             got = a.denoise(image, t, noise).pred
-            assert model.attn_processors != before
-    assert torch.equal(ref, got)
+            assert model.attn_processors != before and _hooks(a) > n_hooks
+    assert torch.equal(ref, got)  # bit-identical outputs
     assert all(len(v) == 1 for v in cap.attention.values())
-    assert set(cap.hidden) == set(a.layer_names("hidden") + a.layer_names("vae"))
-    after = model.attn_processors
-    assert all(after[k] is v for k, v in before.items())
-    n_after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in a.pipe.vae.modules())
-    n_after += sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    assert n_after == n_hooks
+    assert set(cap.hidden) == set(layers)
+    assert all(model.attn_processors[k] is v for k, v in before.items())
+    assert _hooks(a) == n_hooks
     # also when the body raises
     with pytest.raises(RuntimeError, match="boom"):
-        with a.capture(hidden=a.layer_names("hidden")[:1], attention=a.layer_names("attention")):
+        with a.capture(hidden=layers[:1], attention=a.layer_names("attention")):
             raise RuntimeError("boom")
     assert all(model.attn_processors[k] is v for k, v in before.items())
-    n_after = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    assert n_after <= n_hooks
+    assert _hooks(a) == n_hooks
 
 
 @pytest.mark.parametrize("name", NAMES)

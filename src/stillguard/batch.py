@@ -195,6 +195,20 @@ def plan(
     return items
 
 
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done."""
+    path = Path(os.path.abspath(folder))
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(
+            f"{folder}: cannot create the output folder ({probe} is a file); choose another"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: the output folder is not writable ({probe}); choose another")
+
+
 def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
     """Hash of everything that changes the output bytes: the run config and ``keep_metadata``."""
     return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
@@ -415,6 +429,7 @@ def run_batch(
     """
     out = Path(out_dir)
     items = plan(inputs, out)
+    check_writable(out)
     chash = run_hash(cfg, keep_metadata)
     result = BatchResult(manifest=out / MANIFEST, config_hash=chash)
     emit = callback or (lambda event: None)

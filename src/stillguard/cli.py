@@ -148,10 +148,14 @@ def _warn_demo_model(model: str) -> None:
 @app.command()
 def protect(
     inputs: Annotated[
-        list[Path], typer.Argument(metavar="IMAGE_OR_DIR...", help="Images and/or folders.")
+        list[Path],
+        typer.Argument(metavar="IMAGE_OR_DIR...", help="Images and/or folders.", readable=False),
     ],
     out: Annotated[
-        Path, typer.Option("-o", "--out", help="Output folder, or a .png file for one image.")
+        Path,
+        typer.Option(
+            "-o", "--out", help="Output folder, or a .png file for one image.", readable=False
+        ),
     ],
     method: Annotated[
         str | None, typer.Option(help="Protection method [preset: vid-freeze].")
@@ -228,6 +232,7 @@ def _protect(
                 raise InputError(f"{path}: the output would overwrite the input; choose another -o")
     else:
         items = batch.plan(inputs, out)
+    batch.check_writable(out.parent if single else out)
     err = _stderr()
     bad: dict[Path, StillguardError] = {}
     for item in items:  # fail fast, before loading a model: decode every input once
@@ -294,7 +299,8 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=console, disable=disable, transient=True) as prog:
+    live = not disable and console.is_terminal  # no bar (and no stray blank lines) when piped
+    with Progress(*columns, console=console, disable=not live, transient=True) as prog:
         tasks: dict[int, Any] = {}
 
         def on_event(ev: Any) -> None:
@@ -307,15 +313,14 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
                 )
             elif ev.kind == "done" and ev.index in tasks:
                 prog.remove_task(tasks.pop(ev.index))
+            if ev.kind == "done" and not disable:
                 r = ev.result
-                if disable:
-                    return
                 if r.status == "failed":
                     msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
-                    prog.console.print(f"failed  {msg}", markup=False, style="red")
+                    console.print(f"failed  {msg}", markup=False, style="red")
                 else:
                     word = "ok     " if r.status == "ok" else "skipped"
-                    prog.console.print(f"{word} {r.input} -> {r.output}", markup=False)
+                    console.print(f"{word} {r.input} -> {r.output}", markup=False)
 
         yield on_event
 
@@ -323,8 +328,8 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
 # ----------------------------------------------------------------------------- verify
 @app.command()
 def verify(
-    original: Annotated[Path, typer.Argument(help="The original photo.")],
-    protected: Annotated[Path, typer.Argument(help="The protected PNG.")],
+    original: Annotated[Path, typer.Argument(help="The original photo.", readable=False)],
+    protected: Annotated[Path, typer.Argument(help="The protected PNG.", readable=False)],
     target: Annotated[str, typer.Option(help="Target model family.")] = "cogvideox-i2v",
     model: Annotated[
         str | None,
@@ -339,7 +344,7 @@ def verify(
         str | None, typer.Option(help="Budget of the noise baseline [sidecar, else 8/255].")
     ] = None,
     report: Annotated[
-        Path | None, typer.Option(help="Write an HTML report into this folder.")
+        Path | None, typer.Option(help="Write an HTML report into this folder.", readable=False)
     ] = None,
     device: Annotated[str, typer.Option(help="Torch device.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="Torch dtype.")] = "float32",
@@ -405,7 +410,7 @@ def _verify(
         kwargs["transforms"] = [t.strip() for t in transforms.split(",") if t.strip()]
     from rich.progress import Progress
 
-    with Progress(console=err, disable=json_out, transient=True) as prog:
+    with Progress(console=err, disable=json_out or not err.is_terminal, transient=True) as prog:
         task = prog.add_task("generating videos", total=None)
         kwargs["callback"] = lambda ev: prog.update(task, completed=ev["done"], total=ev["total"])
         rep = run_verify(adapter, a, b, **kwargs)
@@ -436,7 +441,9 @@ def _sidecar_eps(protected: Path) -> float:
 # ----------------------------------------------------------------------------- demo
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("stillguard-demo"),
+    out: Annotated[Path, typer.Option(help="Output folder.", readable=False)] = Path(
+        "stillguard-demo"
+    ),
     steps: Annotated[int | None, typer.Option(help="PGD steps [demo preset].")] = None,
     seed: Annotated[int, typer.Option(help="Protection seed.")] = 0,
     model: Annotated[

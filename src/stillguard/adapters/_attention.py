@@ -293,6 +293,9 @@ def capture_context(
 ) -> Iterator[Captured]:
     """Install recording processors and hooks; restore the originals on exit, even on error.
 
+    Captures nest: an inner capture of a layer that an outer one also records takes over that
+    layer's attention until it exits (hooks for hidden states record into both).
+
     Args:
         recorder: where records go (its ``captured`` is yielded).
         attention: layer name -> ``Attention`` module whose processor is swapped.

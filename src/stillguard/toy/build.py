@@ -75,7 +75,9 @@ SCHEDULER_CONFIG = dict(
 
 def weights_dir() -> Path:
     """The folder of the shipped toy pipeline inside the installed package."""
-    return Path(__file__).resolve().parent / "weights"
+    from stillguard.toy import weights_dir as _weights_dir
+
+    return _weights_dir()
 
 
 def build_vae():
@@ -177,7 +179,7 @@ def load_pipeline(path: str | Path | None = None, *, dtype: torch.dtype = torch.
 
     path = Path(path) if path is not None else weights_dir()
     pipe = CogVideoXImageToVideoPipeline.from_pretrained(
-        str(path), text_encoder=None, tokenizer=None, torch_dtype=dtype
+        str(path), text_encoder=None, tokenizer=None, dtype=dtype
     )
     pipe.set_progress_bar_config(disable=True)
     embeds = load_file(str(path / "prompt_embeds.safetensors"))["prompt_embeds"].to(dtype)
