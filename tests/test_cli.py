@@ -265,3 +265,13 @@ def test_sigkill_mid_batch_then_resume_does_each_input_once(tmp_path):
         run("protect", src, "-o", out, "--model", "tiny", "--steps", "6", "--json").stdout
     )
     assert again["skipped"] == len(names) and again["ok"] == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_protect_on_cuda_matches_budget(tmp_path):
+    src = _good(tmp_path / "a.png")
+    res = run("protect", src, "-o", tmp_path / "out", *FAST, "--device", "cuda", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["ok"] == 1
+    side = json.loads((tmp_path / "out" / "a.protected.json").read_text())
+    assert side["run_config"]["target"]["device"] == "cuda" and side["linf_255"] <= 8

@@ -95,6 +95,8 @@ def test_precedence_preset_flags_sets():
         ({"method": "vid-freze"}, r"vid-freeze"),
         ({"target": "cogvideo-i2v"}, r"cogvideox-i2v"),
         ({"eps": "40/255"}, r"32/255"),
+        ({"dtype": "float8"}, r"unknown dtype"),
+        ({"device": "gpu0"}, r"not a torch device"),
     ],
 )
 def test_strict_validation_names_the_key(kwargs, pattern):
@@ -142,3 +144,11 @@ def test_missing_tomllib_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(C, "tomllib", None)
     with pytest.raises(StillguardError, match="tomli"):
         C.load_preset("default")
+
+
+def test_cuda_asked_for_but_missing(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(StillguardError, match="CUDA is not available.*--device cpu"):
+        C.build_config("debug", device="cuda")

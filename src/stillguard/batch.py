@@ -236,35 +236,25 @@ def protect_file(
         loaded: the already loaded input, if any.
         callback: forwarded to :func:`stillguard.protect.protect`.
     """
-    from .protect import TOY_WARNING, protect
+    from .protect import protect
 
     t0 = time.perf_counter()
     img = loaded or sio.load_image(item.input, max_pixels=max_pixels)
     result = protect(img.tensor, adapter, callback=callback, **cfg.protect_kwargs())
-    png = sio.save_png(result.image, item.output, source=img, keep_metadata=keep_metadata)
-    out_sha = sio.sha256_file(png)
-    try:
-        metrics = result.metrics()
-    except ImportError:  # the [eval] extra (OpenCV) is not installed
-        metrics = {}
     real = bool(getattr(adapter, "is_real", True))
-    sidecar = {
-        "stillguard": result.config.get("versions", {}).get("stillguard"),
-        "file": png.name,
-        "real_model": real,
-        **({} if real else {"warning": TOY_WARNING}),
-        "input": {k: v for k, v in img.info.items()},
-        "output_file_sha256": out_sha,
-        "alpha_reattached": img.alpha is not None,
-        "metadata_kept": bool(keep_metadata),
-        "config_hash": run_hash(cfg, keep_metadata),
-        "run_config": cfg.to_dict(),
-        "metrics": metrics,
-        "seconds": round(result.seconds, 3),
-        "protect": result.config,
-        "losses": result.losses,
-    }
-    sio.write_json(item.sidecar, sidecar)
+    png = result.save(
+        item.output,
+        source=img,
+        keep_metadata=keep_metadata,
+        extra={
+            "input": dict(img.info),
+            "alpha_reattached": img.alpha is not None,
+            "metadata_kept": bool(keep_metadata),
+            "config_hash": run_hash(cfg, keep_metadata),
+            "run_config": cfg.to_dict(),
+        },
+    )
+    out_sha = sio.sha256_file(png)
     return ItemResult(
         input=str(item.input),
         status="ok",
@@ -315,7 +305,8 @@ def _open_manifest(out: Path) -> Iterator[int]:
             ) from None
         size = os.fstat(fd).st_size
         if size:
-            data = os.pread(fd, size, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            data = os.read(fd, size)
             if not data.endswith(b"\n"):
                 os.ftruncate(fd, data.rfind(b"\n") + 1)
                 log.warning("%s: removed a partial last line left by an interrupted run", MANIFEST)

@@ -353,34 +353,14 @@ def verify(
 ) -> None:
     """Generate clean vs protected videos with the same seeds (also after purifications) and compare."""
     with _errors(debug):
-        _verify(
-            original,
-            protected,
-            target,
-            model,
-            seeds,
-            transforms,
-            eps,
-            report,
-            device,
-            dtype,
-            json_out,
-        )
+        _verify(**locals())  # the parameters above, by name
 
 
 def _verify(
-    original: Path,
-    protected: Path,
-    target: str,
-    model: str | None,
-    seeds: str,
-    transforms: str | None,
-    eps: str | None,
-    report_dir: Path | None,
-    device: str,
-    dtype: str,
-    json_out: bool,
-) -> None:
+    original: Path, protected: Path, target: str, model: str | None, seeds: str,
+    transforms: str | None, eps: str | None, report: Path | None, device: str, dtype: str,
+    json_out: bool, debug: bool,
+) -> None:  # fmt: skip
     from .config import default_model, parse_eps
     from .errors import InputError
     from .evaluate import verify as run_verify
@@ -415,10 +395,10 @@ def _verify(
         kwargs["callback"] = lambda ev: prog.update(task, completed=ev["done"], total=ev["total"])
         rep = run_verify(adapter, a, b, **kwargs)
     written = None
-    if report_dir is not None:
+    if report is not None:
         from .report import write_report
 
-        written = write_report(rep, report_dir)
+        written = write_report(rep, report)
     if json_out:
         data = rep.to_dict()
         data["report_path"] = str(written) if written else None
@@ -430,11 +410,11 @@ def _verify(
 
 
 def _sidecar_eps(protected: Path) -> float:
-    side = protected.with_suffix(".json")
+    """eps recorded in the protected PNG's sidecar (ours or ``Protected.save``'s), else 8/255."""
     try:
-        data = json.loads(side.read_text())
-        return float(data["protect"]["eps"])
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(protected.with_suffix(".json").read_text())
+        return float((data.get("protect") or data.get("config"))["eps"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return 8 / 255
 
 
@@ -514,7 +494,13 @@ def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
         if k == "presets":
             out[k] = []
             for name in list_presets():
-                cfg = load_preset(name)
+                try:
+                    cfg = load_preset(name)
+                except StillguardError as e:  # show the others; say what is wrong with this one
+                    out[k].append(
+                        {"name": name, "doc": f"INVALID: {_one_line(e)}", "options": None}
+                    )
+                    continue
                 out[k].append({"name": name, "doc": cfg.description, "options": cfg.to_dict()})
             continue
         if k not in KINDS:
@@ -553,9 +539,11 @@ def list_(
             for e in entries:
                 typer.echo(f"  {e['name']:<16} {e['doc']}")
                 if k == "presets":
-                    p = e["options"]
-                    typer.echo(f"      method={p['method']['name']} eps={p['protect']['eps'] * 255:.0f}/255 "
-                               f"steps={p['protect']['steps']} model={p['target']['model']}")  # fmt: skip
+                    if p := e["options"]:
+                        eps = p["protect"]["eps"]
+                        eps_text = f"{eps * 255:g}/255" if eps else "space default"
+                        typer.echo(f"      method={p['method']['name']} eps={eps_text} "
+                                   f"steps={p['protect']['steps']} model={p['target']['model']}")  # fmt: skip
                     continue
                 if e.get("default_model"):
                     typer.echo(f"      default model: {e['default_model']}")

@@ -363,8 +363,31 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
     cfg.model = target.get("model") or default_model(cfg.target_name)
     cfg.device = target.get("device", cfg.device)
     cfg.dtype = target.get("dtype", cfg.dtype)
+    _check_device(cfg.device, cfg.dtype)
     cfg.target_options = dict(target.get("options", {}))
     return cfg
+
+
+def _check_device(device: str, dtype: str) -> None:
+    import torch
+
+    from .adapters._common import resolve_dtype
+
+    resolve_dtype(dtype)  # raises with the valid names
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InputError(
+            f"target.device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} asked for, but CUDA is not available here; use --device cpu"
+        )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(
+            f"device {device!r} asked for, but MPS is not available here; use --device cpu"
+        )
 
 
 def default_model(target: str) -> str:

@@ -166,7 +166,7 @@ def _open(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     if w * h > max_pixels:
         raise InputError(
             f"{path}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
-            f"{max_pixels / 1e6:.1f}; downscale it, or raise the limit (--max-pixels) if intended"
+            f"{max_pixels / 1e6:.1f}; downscale it, or raise the limit (max_pixels, --max-pixels) if intended"
         )
     if min(w, h) < MIN_SIDE:
         raise InputError(

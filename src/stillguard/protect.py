@@ -22,7 +22,6 @@ Choices (documented here once; the papers do not fix them):
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -107,13 +106,60 @@ class Protected:
         out["linf_255"] = int(round(out["linf_255"]))
         return out
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the 8-bit PNG atomically and a JSON sidecar next to it (``path.with_suffix('.json')``).
+    def sidecar(self, png: Path, **extra: Any) -> dict[str, Any]:
+        """The JSON sidecar of a saved PNG: config, hashes, imperceptibility, loss history.
+
+        ``extra`` entries (e.g. the batch runner's input facts) are merged in at the top level.
+        """
+        from .io import sha256_file
+
+        real = bool((self.config.get("adapter") or {}).get("real_model", False))
+        try:
+            metrics = self.metrics()
+        except ImportError:  # the [eval] extra is not installed
+            metrics = {}
+        side: dict[str, Any] = {
+            "stillguard": self.config.get("versions", {}).get("stillguard"),
+            "file": png.name,
+            "real_model": real,
+            "input_pixels_sha256": hashlib.sha256(
+                _uint8(self.original).numpy().tobytes()
+            ).hexdigest(),
+            "output_pixels_sha256": hashlib.sha256(self.to_uint8().numpy().tobytes()).hexdigest(),
+            "output_file_sha256": sha256_file(png),
+            "budget_255": self.config.get("budget_255"),
+            **metrics,
+            "seconds": round(self.seconds, 3),
+            "config": self.config,
+            "losses": self.losses,
+            "terms": self.terms,
+        }
+        if not real:
+            side["warning"] = TOY_WARNING
+        side.update(extra)
+        return side
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        source: Any = None,
+        keep_metadata: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> Path:
+        """Write the 8-bit PNG and its JSON sidecar (``path.with_suffix('.json')``), each atomically.
+
+        Args:
+            path: output ``.png`` (a lossy format would break the budget guarantee).
+            source: the :class:`stillguard.io.LoadedImage` the input came from: the output is refused
+                if it would replace that file, and its alpha channel is re-attached unchanged.
+            keep_metadata: copy the source's EXIF (default: strip all metadata, for privacy).
+            extra: more sidecar entries.
 
         Returns:
             The PNG path.
         """
-        from PIL import Image
+        from .io import save_png, write_json
 
         path = Path(path)
         if path.suffix.lower() != ".png":
@@ -123,38 +169,9 @@ class Protected:
             )
         if not path.parent.is_dir():
             raise InputError(f"folder {str(path.parent)!r} does not exist; create it first")
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            Image.fromarray(self.to_uint8().numpy(), mode="RGB").save(tmp, format="PNG")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        real = bool((self.config.get("adapter") or {}).get("real_model", False))
-        sidecar: dict[str, Any] = {
-            "stillguard": self.config.get("versions", {}).get("stillguard"),
-            "file": path.name,
-            "real_model": real,
-            "input_pixels_sha256": hashlib.sha256(
-                _uint8(self.original).numpy().tobytes()
-            ).hexdigest(),
-            "output_pixels_sha256": hashlib.sha256(self.to_uint8().numpy().tobytes()).hexdigest(),
-            "output_file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "budget_255": self.config.get("budget_255"),
-            **self.metrics(),
-            "seconds": round(self.seconds, 3),
-            "config": self.config,
-            "losses": self.losses,
-            "terms": self.terms,
-        }
-        if not real:
-            sidecar["warning"] = TOY_WARNING
+        save_png(self.image, path, source=source, keep_metadata=keep_metadata)
         side = path.with_suffix(".json")
-        tmp = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(json.dumps(sidecar, indent=1, allow_nan=False) + "\n")
-            os.replace(tmp, side)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_json(side, self.sidecar(path, **(extra or {})))
         log.info("saved %s and %s", path, side.name)
         return path
 

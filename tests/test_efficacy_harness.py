@@ -1,0 +1,126 @@
+"""Smoke test of ``benchmarks/efficacy.py`` on the tiny random model (fast, offline).
+
+The harness is a script, not a package module, so it is loaded from its file. The run uses the
+quick settings (2 held-out images, 1 seed) with a single PGD step so it stays within seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def efficacy():
+    spec = importlib.util.spec_from_file_location("efficacy", ROOT / "benchmarks" / "efficacy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def quick_run(efficacy, tmp_path_factory):
+    out = tmp_path_factory.mktemp("docs")
+    work = tmp_path_factory.mktemp("work")
+    argv = ["--model", "tiny", "--quick", "--steps", "1", "--only", "vid-freeze,noise"]
+    argv += ["--out", str(out), "--work", str(work)]
+    doc = efficacy.main(argv)
+    return doc, out, work
+
+
+def test_held_out_images_are_64px_and_mixed(efficacy):
+    imgs = efficacy.held_out_images()
+    assert len(imgs) == 8
+    names = [n for n, _, _ in imgs]
+    assert "astronaut" not in names
+    assert sum(n.startswith("synthetic") for n in names) == 4
+    assert names[:2] == ["chelsea", "synthetic-0"]  # a quick prefix has one of each kind
+    for _, _, img in imgs:
+        assert img.shape == (1, 3, 64, 64)
+        assert 0 <= float(img.min()) and float(img.max()) <= 1
+        assert img.std() > 0.02  # a real picture, not a flat fill
+
+
+def test_quick_run_writes_markdown_and_json(quick_run, efficacy):
+    doc, out, work = quick_run
+    md = (out / "efficacy.md").read_text()
+    data = json.loads((out / "efficacy.json").read_text())
+    for col in ("motion ratio", "dissim ratio", "SSIM to clean video", "frame-0 SSIM", "PSNR dB"):
+        assert col in md
+    assert "same-budget noise (evaluate baseline)" in md
+    assert "not run: no second model" in md
+    assert "--model tiny --quick" in md  # the exact command is recorded
+    assert set(data) == {"sections", "results", "goals"}
+    head = data["sections"]["headline"]
+    assert head["labels"] == ["vid-freeze", "noise"]
+    for key in head["keys"]:
+        res = data["results"][key]
+        assert [r["image"] for r in res["images"]] == ["chelsea", "synthetic-0"]
+        for rec in res["images"]:
+            assert rec["linf_255"] <= 8  # the budget holds on the saved PNG
+            assert {r["transform"] for r in rec["rows"]} == set(efficacy.TRANSFORMS)
+            assert len(rec["rows"]) == len(efficacy.TRANSFORMS)  # one seed in quick mode
+        ident = res["aggregate"]["protected"]["identity"]["motion_ratio"]
+        assert ident["n"] == 2 and math.isfinite(ident["mean"]) and ident["mean"] > 0
+    assert len(list(work.glob("*.png"))) == 4  # 2 methods x 2 images, saved and evaluated
+    status = {g["goal"]: g["status"] for g in data["goals"]}
+    assert all(s in ("PASS", "FAIL", "NOT RUN") for s in status.values())
+    assert status["vid-freeze 4/255, identity: motion and dissim ratio <= 0.10"] == "NOT RUN"
+    assert all(f"**{s}**" in md for s in status.values())
+
+
+def test_merge_keeps_earlier_sections(quick_run, efficacy):
+    doc, out, work = quick_run
+    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--out", str(out)]
+    merged = efficacy.main(argv + ["--work", str(work)])
+    assert merged["sections"]["headline"]["keys"] == doc["sections"]["headline"]["keys"]
+    assert "Headline" in (out / "efficacy.md").read_text()
+
+
+def _fake_doc(efficacy, motion: float, dissim: float, noise_motion: float) -> dict:
+    def agg(m: float, d: float) -> dict:
+        stat = {k: {"mean": 0.9, "std": 0.0, "n": 1} for k in efficacy.METRICS}
+        stat = {**stat, "motion_ratio": {"mean": m, "std": 0.0, "n": 1}}
+        stat["dissim_ratio"] = {"mean": d, "std": 0.0, "n": 1}
+        return {t: dict(stat) for t in efficacy.TRANSFORMS}
+
+    v = efficacy.variant("vid-freeze", "vid-freeze", steps=3)
+    res = {
+        "variant": v,
+        "context": {},
+        "aggregate": {"protected": agg(motion, dissim), "noise": agg(noise_motion, 1.0)},
+    }
+    run = {"steps": 3}
+    return {"sections": {"headline": {"keys": ["k"], "run": run}}, "results": {"k": res}}
+
+
+def test_goals_pass_and_fail_on_thresholds(efficacy):
+    good = {g["goal"]: g["status"] for g in efficacy.goals(_fake_doc(efficacy, 0.05, 0.08, 0.95))}
+    bad = {g["goal"]: g["status"] for g in efficacy.goals(_fake_doc(efficacy, 0.05, 0.2, 0.5))}
+    vf8 = "vid-freeze 8/255, identity: motion and dissim ratio <= 0.10"
+    noise = "same-budget noise baseline 8/255, identity: motion ratio >= 0.80"
+    assert good[vf8] == "PASS" and bad[vf8] == "FAIL"
+    assert good[noise] == "PASS" and bad[noise] == "FAIL"
+    assert good["vid-freeze 8/255 after jpeg:75: motion ratio <= 0.30"] == "PASS"
+    assert good["anti-i2v 8/255, identity: fidelity to input and to clean video halved"] == (
+        "NOT RUN"
+    )
+
+
+def test_ablation_variants_restate_defaults_as_the_headline(efficacy):
+    layers = ["a", "b", "c", "d"]
+    head = efficacy.variant("vid-freeze", "vid-freeze", steps=100)
+    ctx = {"model": "m"}
+    for name in ("layers", "attention", "unroll", "spaces", "eot", "eps", "steps"):
+        keys = [efficacy.vkey(v, ctx) for v in efficacy.ablation_variants(name, 100, layers)]
+        assert len(set(keys)) == len(keys)  # every row is a different setting
+        assert efficacy.vkey(head, ctx) in keys, name  # and one of them is the headline run
+    half = efficacy.ablation_variants("layers", 100, layers)
+    assert [v["options"].get("layers") for v in half] == [None, "first:2", "last:2"]
+    assert [v["steps"] for v in efficacy.ablation_variants("steps", 8, layers)] == [2, 4, 8, 16]
