@@ -553,17 +553,14 @@ def list_(
 
 def environment() -> dict[str, Any]:
     """Versions, threads, accelerators and paths, for bug reports."""
-    from importlib import metadata
-
     import torch
+
+    from .versions import package_versions
 
     pkgs = ("stillguard", "torch", "diffusers", "transformers", "accelerate", "safetensors",
             "huggingface_hub", "kornia", "numpy", "pillow", "opencv-python-headless", "opencv-python",
             "scikit-image", "imageio", "typer", "rich", "gradio")  # fmt: skip
-    versions = {}
-    for p in pkgs:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[p] = metadata.version(p)
+    versions = package_versions(pkgs, skip_missing=True)
     cuda = torch.cuda.is_available()
     here = Path(__file__).resolve().parent
     return {

@@ -46,6 +46,7 @@ from torch import Tensor
 
 from stillguard import metrics
 from stillguard.errors import InputError
+from stillguard.versions import CORE, package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -256,20 +257,6 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _versions() -> dict[str, str]:
-    from importlib import metadata
-
-    import cv2
-
-    out = {"opencv": cv2.__version__}
-    for pkg in ("stillguard", "torch", "diffusers"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
 # ---------------------------------------------------------------------------------- evaluate
 def evaluate(
     adapter: Any,
@@ -381,7 +368,7 @@ def evaluate(
         "thresholds": THRESHOLDS,
         "flow": {"method": "farneback", **metrics.FARNEBACK},
         "fidelity_reference": "original image, 8-bit",
-        "versions": _versions(),
+        "versions": package_versions((*CORE, "opencv-python-headless")),
     }
     for label, v in verdicts.items():
         logger.info("%s: %s", label, v)

@@ -28,7 +28,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor
 
 from .errors import InputError, StillguardError
+from .versions import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -192,16 +192,6 @@ def step_fraction(it: int, steps: int, start: float, end: float, schedule: str) 
     raise InputError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
 
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("stillguard", "torch", "diffusers"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
 def _check_image(image: Tensor) -> Tensor:
     if not torch.is_tensor(image):
         raise InputError(
@@ -315,7 +305,7 @@ def protect(
         "eot_samples": eot_samples,
         "seed": int(seed),
         "image_size": [int(x.shape[-2]), int(x.shape[-1])],
-        "versions": _versions(),
+        "versions": package_versions(),
     }
     losses: list[float] = []
     terms_log: list[dict[str, float]] = []
