@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import platform
+import re
 import shlex
 import sys
 import time
@@ -255,13 +256,10 @@ class Runner:
                 t_eval,
                 idm,
             )
-        res = {
-            "key": key,
-            "variant": v,
-            "context": self.ctx,
-            "images": records,
-            "aggregate": aggregate(records),
-        }
+        agg = aggregate(records)
+        for rec in records:  # the shared noise rows live on in the aggregate only
+            del rec["noise_rows"]
+        res = {"key": key, "variant": v, "context": self.ctx, "images": records, "aggregate": agg}
         if tag:
             res["context"] = {**self.ctx, "evaluated_on": target.describe()}
         self.results[key] = res
@@ -371,9 +369,9 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
     results = [doc["results"][k] for k in sec["keys"]]
     labels = sec["labels"]
     lines = [
-        "| method | transform | motion ratio | dissim ratio | SSIM to clean video | "
-        "frame-0 SSIM (clean → protected) | frames-to-input SSIM drop | n |",
-        "|" + "---|" * 8,
+        "| method | transform | clean flow px/frame | motion ratio | dissim ratio | "
+        "SSIM to clean video | frame-0 SSIM (clean → protected) | frames-to-input SSIM drop | n |",
+        "|" + "---|" * 9,
     ]
     rows = [(lab, r["aggregate"]["protected"]) for lab, r in zip(labels, results, strict=True)]
     if results:
@@ -383,7 +381,8 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
             a = agg[t]
             f0 = f"{a['clean_ssim_first']['mean']:.3f} → {a['ssim_first']['mean']:.3f}"
             lines.append(
-                f"| {name} | {t} | {_pm(a['motion_ratio'])} | {_pm(a['dissim_ratio'])} | "
+                f"| {name} | {t} | {_pm(a['clean_flow'], 2)} | {_pm(a['motion_ratio'])} | "
+                f"{_pm(a['dissim_ratio'])} | "
                 f"{_pm(a['video_ssim'])} | {f0} | {_pm(a['input_fidelity_drop'])} | "
                 f"{a['motion_ratio']['n']} |"
             )
@@ -492,6 +491,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"Versions: {versions}.",
             "",
         ]
+        lines += [f"- **{k} failed**: {e}" for k, e in sec.get("errors", {}).items()]
         if sec.get("note"):
             lines.append(sec["note"])
         elif sec["kind"] == "headline":
@@ -521,8 +521,15 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
     if isinstance(x, float):
-        return x if math.isfinite(x) else None
+        return float(f"{x:.6g}") if math.isfinite(x) else None
     return x
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    """Indented JSON with every dict or list of plain values kept on one line (a compact file)."""
+    text = json.dumps(_jsonable(doc), indent=1, allow_nan=False, ensure_ascii=False)
+    flat = re.compile(r"([\[{])\n\s*([^\[\]{}]*?)\n\s*([\]}])")
+    return flat.sub(lambda m: m[1] + re.sub(r"\n\s*", " ", m[2]) + m[3], text) + "\n"
 
 
 def _restore(x: Any) -> Any:
@@ -560,6 +567,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the study and write ``efficacy.md`` and ``efficacy.json`` into ``--out``; return the doc."""
     from stillguard.adapters import load_adapter
+    from stillguard.errors import StillguardError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -617,14 +625,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         used = {k for sec in doc["sections"].values() for k in sec["keys"]}
         doc["results"] = {k: v for k, v in doc["results"].items() if k in used}
         doc["goals"] = goals(doc)
-        path.write_text(json.dumps(_jsonable(doc), indent=1, allow_nan=False) + "\n")
+        path.write_text(to_json(doc))
         (args.out / "efficacy.md").write_text(render_markdown(doc))
         return doc
 
     def section(name: str, title: str, kind: str, vs: list, **kw: Any) -> None:
-        keys = [runner.run(v, **kw)["key"] for v in vs]
-        labels = [v["label"] for v in vs]
+        keys, labels, errors = [], [], {}
+        for v in vs:
+            try:
+                keys.append(runner.run(v, **kw)["key"])
+                labels.append(v["label"])
+            except StillguardError as e:  # one failing method must not cost the whole study
+                log.error("%s failed: %s", v["label"], e)
+                errors[v["label"]] = str(e)
         sections[name] = {"title": title, "kind": kind, "keys": keys, "labels": labels}
+        sections[name]["errors"] = errors
         write(False)
 
     if not args.no_headline:

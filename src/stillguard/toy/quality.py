@@ -37,7 +37,7 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
 
 def u8_to_tensor(frames: np.ndarray) -> Tensor:
     """uint8 ``(..., H, W, 3)`` -> float ``(..., 3, H, W)`` in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(frames)).float().div(255)
+    t = torch.from_numpy(np.array(frames, copy=True)).float().div(255)
     return t.movedim(-1, -3)
 
 
