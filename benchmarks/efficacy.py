@@ -405,16 +405,16 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
         "",
         "Per image (identity transform, mean over seeds):",
         "",
-        "| image | method | motion ratio | dissim ratio | SSIM to clean | frame-0 SSIM | "
-        "PSNR dB | L∞ | protect s |",
-        "|" + "---|" * 9,
+        "| image | method | clean flow px/frame | motion ratio | dissim ratio | SSIM to clean | "
+        "frame-0 SSIM | PSNR dB | L∞ | protect s |",
+        "|" + "---|" * 10,
     ]
     for label, res in zip(labels, results, strict=True):
         for rec in res["images"]:
             rows_id = [r for r in rec["rows"] if r["transform"] == "identity"]
             m = {k: _stat([r[k] for r in rows_id])["mean"] for k in METRICS}
             lines.append(
-                f"| {rec['image']} | {label} | {m['motion_ratio']:.3f} | "
+                f"| {rec['image']} | {label} | {m['clean_flow']:.2f} | {m['motion_ratio']:.3f} | "
                 f"{m['dissim_ratio']:.3f} | {m['video_ssim']:.3f} | {m['ssim_first']:.3f} | "
                 f"{_num(rec['psnr'], 2)} | {rec['linf_255']:.0f} | {rec['protect_seconds']:.1f} |"
             )

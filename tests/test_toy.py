@@ -156,12 +156,23 @@ def test_shipped_model_animates_and_keeps_frame0(shipped, train_stats, case):
     pipe, embeds, defaults = shipped
     if case == "synthetic":
         image, _ = quality.synthetic_case(0, 1)  # held-out stream
-    else:
-        image = quality.u8_to_tensor(quality.photo("astronaut", 64))[None]
+    else:  # the bundled demo photo (never seen in training), at the model's 64x64
+        from importlib.resources import files
+
+        from PIL import Image
+
+        with Image.open(str(files("stillguard") / "assets" / "sample.png")) as im:
+            small = np.asarray(im.convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
+        image = quality.u8_to_tensor(small)[None]
     video = quality.generate(pipe, embeds, defaults, image, seed=0)
     assert video.shape == (1, 9, 3, 64, 64)
     stats = quality.video_stats(video, image)
     assert quality.animation_failures(stats, train_stats) == [], stats
+    from stillguard.metrics import psnr
+
+    per_frame = psnr(video[0], image.expand(9, -1, -1, -1))
+    assert per_frame[0] > per_frame[-1] + 1.0, per_frame  # frame 0 is kept, later frames move on
+    assert stats["psnr_first"] > quality.vae_ceiling(pipe, image) - 3.0  # as well as the VAE allows
     again = quality.generate(pipe, embeds, defaults, image, seed=0)
     assert torch.equal(video, again)  # same seed, same video
 

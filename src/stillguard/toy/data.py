@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stillguard.toy.scene import make_scene
+from stillguard.toy.scene import jitter_colours, make_scene, make_wide_scene
 
 #: colour of each moving-object class (RGB 0-255) and its direction (dx, dy) in the frame
 CODE_COLOURS = {
@@ -61,6 +61,10 @@ class SceneConfig:
         strength: range of the per-video factor applied to pan, zoom and roll.
         speed: range of object speed in px/frame.
         p_no_object: probability of a video with camera motion only.
+        p_wide: probability of a "wide" scene (independent multi-scale colour noise per channel,
+            any colour) instead of a palette scene. Used for the VAE only (0 for the transformer).
+        colour_jitter: random hue rotation, saturation scale and gamma per video (VAE only), so
+            the autoencoder learns every colour, not just the scene palettes and code colours.
     """
 
     height: int = 64
@@ -73,6 +77,12 @@ class SceneConfig:
     strength: tuple[float, float] = (0.75, 1.25)
     speed: tuple[float, float] = (1.9, 3.2)
     p_no_object: float = 0.15
+    p_wide: float = 0.0
+    colour_jitter: bool = False
+
+
+#: what the VAE is trained on: the same videos, widened to any colour and texture
+VAE_SCENES = SceneConfig(p_wide=0.3, colour_jitter=True)
 
 
 def scene_rng(seed: int, stream: int, index: int = 0) -> np.random.Generator:
@@ -151,7 +161,9 @@ def make_video(rng: np.random.Generator, cfg: SceneConfig | None = None) -> np.n
     import cv2
 
     cfg = cfg or SceneConfig()
-    canvas = make_scene(rng, cfg.height + 2 * cfg.margin, cfg.width + 2 * cfg.margin)
+    size = (cfg.height + 2 * cfg.margin, cfg.width + 2 * cfg.margin)
+    wide = cfg.p_wide > 0 and rng.random() < cfg.p_wide
+    canvas = make_wide_scene(rng, *size) if wide else make_scene(rng, *size)
     s = float(rng.uniform(*cfg.strength))
     objs = _objects(rng, cfg)
     frames = []
@@ -167,7 +179,10 @@ def make_video(rng: np.random.Generator, cfg: SceneConfig | None = None) -> np.n
         for o in objs:
             _draw_object(f, o, t)
         frames.append(np.clip(f, 0, 255))
-    return np.round(np.stack(frames)).astype(np.uint8)
+    video = np.stack(frames)
+    if cfg.colour_jitter:
+        video = jitter_colours(rng, video)
+    return np.round(video).astype(np.uint8)
 
 
 def camera_video(canvas: np.ndarray, cfg: SceneConfig | None = None, strength: float = 1.0):

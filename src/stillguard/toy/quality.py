@@ -134,13 +134,17 @@ def animation_failures(
     stats: dict[str, float],
     train: dict[str, float],
     *,
-    min_flow_ratio: float = 0.3,
-    min_tdis_ratio: float = 0.3,
-    min_psnr_first: float = 20.0,
+    min_flow_ratio: float = 0.25,
+    min_tdis_ratio: float = 0.1,
+    min_psnr_first: float = 12.0,
 ) -> list[str]:
     """Reasons why a video does not look like an animation of its input (empty list: it does).
 
     A frozen video fails the motion checks; pure noise or an unrelated video fails frame-0 PSNR.
+    The ratios are loose on purpose: the toy model's frames are blurred by its small VAE, which
+    lowers ``1 - SSIM`` and flow against the sharp training videos; a frozen video scores 0 on both.
+    The absolute PSNR floor only separates an animation from pure noise (about 8-11 dB); compare
+    with :func:`vae_ceiling` for how well frame 0 can be kept at all.
     """
     fails = []
     if stats["flow"] < min_flow_ratio * train["flow"]:
@@ -151,6 +155,20 @@ def animation_failures(
     if not stats["psnr_first"] >= min_psnr_first:
         fails.append(f"frame-0 PSNR {stats['psnr_first']:.1f} dB < {min_psnr_first} dB")
     return fails
+
+
+@torch.no_grad()
+def vae_ceiling(pipe, image: Tensor) -> float:
+    """PSNR (dB) of the image through the pipeline's VAE alone (1-frame encode, posterior mean):
+    the best frame-0 fidelity the model can reach.
+
+    Shape:
+        image ``(1, 3, H, W)`` in [0, 1] -> scalar.
+    """
+    x = image[:, :, None].to(pipe.vae.dtype) * 2 - 1
+    rec = pipe.vae.decode(pipe.vae.encode(x).latent_dist.mode()).sample.float().clamp(-1, 1)
+    mse = ((rec[:, :, 0] + 1) / 2 - image).pow(2).mean().item()
+    return 10 * math.log10(1 / max(mse, 1e-12))
 
 
 def generate(pipe, embeds: Tensor, defaults: dict, image: Tensor, seed: int, **over) -> Tensor:

@@ -139,3 +139,34 @@ def make_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     if rng.random() < 0.5:
         img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.4, 1.2)))
     return np.clip(img, 0, 255).astype(np.float32)
+
+
+def make_wide_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A scene of any colour: an independent multi-scale noise field per RGB channel, plus a few
+    static elements from a fully saturated palette. Float32 ``(h, w, 3)`` in 0-255."""
+    chans = []
+    for _ in range(3):
+        lo, hi = np.sort(rng.uniform(0, 255, size=2))
+        chans.append(lo + (hi - lo) * _noise_field(rng, h, w, octaves=int(rng.integers(3, 7))))
+    img = np.stack(chans, -1).astype(np.float32)
+    pal = rng.uniform(0, 255, size=(int(rng.integers(3, 6)), 3)).astype(np.float32)
+    for _ in range(int(rng.integers(0, 5))):
+        _add_element(rng, img, pal)
+    return np.clip(img, 0, 255)
+
+
+def jitter_colours(rng: np.random.Generator, video: np.ndarray) -> np.ndarray:
+    """Same random hue rotation, saturation scale (0.5-2) and gamma (0.7-1.4) for every frame.
+
+    Shape:
+        float or uint8 ``(F, H, W, 3)`` in 0-255 -> float32, same shape.
+    """
+    import cv2
+
+    f, h, w, _ = video.shape
+    x = (video.astype(np.float32) / 255).reshape(f * h, w, 3)
+    hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # H in [0, 360), S and V in [0, 1]
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(0, 360)) % 360
+    hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(0.5, 2.0), 0, 1)
+    hsv[..., 2] = np.clip(hsv[..., 2], 0, 1) ** rng.uniform(0.7, 1.4)
+    return (cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB).reshape(f, h, w, 3) * 255).clip(0, 255)

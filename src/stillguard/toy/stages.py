@@ -6,7 +6,8 @@ wall time; the learning-rate schedules follow the fraction of the budget used, a
 study (VAE: cosine to 10 %; transformer: 200-step warm-up then cosine to 5 %, EMA 0.999 is exported).
 
 Training choices not dictated by a paper: VAE loss L1 + MSE + 1e-4 KL (per latent element), on clips
-of 1, 3, 3, 9 frames in turn (see ``CLIP_FRAMES``); the image
+of 1, 3, 3, 9 frames in turn (see ``CLIP_SCHEDULE``) of *widened* videos (``VAE_SCENES``: any hue,
+saturation and gamma, 30 % any-colour noise scenes) so that it also encodes natural photos; the image
 latent used for conditioning is a *posterior sample* of the separately encoded frame 0 (the pipeline
 samples it the same way), plus light noise augmentation ``0.02 * U(0, 1) * N(0, 1)``; video latents
 are posterior means; the VAE ``scaling_factor`` is set to ``1 / std`` of the cached video latents.
@@ -30,15 +31,16 @@ from stillguard.toy.data import (
     STREAM_LATENTS,
     STREAM_VAE,
     STREAM_VALIDATION,
+    VAE_SCENES,
     make_videos,
 )
 
 logger = logging.getLogger(__name__)
 
-#: VAE training clip lengths, cycled step by step: the encoder must handle 1-frame inputs (the
-#: conditioning image) and 9-frame videos (the latent cache); the decoder decodes in chunks of 2-3
-#: latent frames anyway. Short clips make a VAE step ~2x cheaper than always using 9 frames.
-CLIP_FRAMES = (1, 3, 3, 9)
+#: VAE training (clip length, batch size), cycled step by step: the encoder must handle 1-frame
+#: inputs (the conditioning image) and 9-frame videos (the latent cache); the decoder decodes in
+#: chunks of 2-3 latent frames anyway. Short clips make VAE steps much cheaper than 9-frame ones.
+CLIP_SCHEDULE = ((1, 12), (3, 4), (3, 4), (9, 2))
 
 
 @dataclass
@@ -50,7 +52,6 @@ class Settings:
     device: torch.device = torch.device("cpu")
     minutes_vae: float = 15.0
     minutes_transformer: float = 45.0
-    vae_batch: int = 4
     vae_lr: float = 2e-3
     n_latents: int = 2500
     batch: int = 16
@@ -89,6 +90,13 @@ def _progress(
 
 
 # ---------------------------------------------------------------------------------- stage 1
+@torch.no_grad()
+def _vae_psnr(vae, x: torch.Tensor) -> float:
+    """Reconstruction PSNR (dB) of 9-frame videos in the VAE layout, posterior mean."""
+    rec = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    return 10 * math.log10(4 / ((rec - x).pow(2).mean().item() + 1e-12))
+
+
 def train_vae(s: Settings):
     """Train the video VAE on fresh synthetic videos.
 
@@ -108,6 +116,7 @@ def train_vae(s: Settings):
         gen.set_state(state["gen"].to(gen.get_state().device))
         step, elapsed, log = state["step"], state["elapsed"], state["log"]
     val = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 0, 4)).to(s.device)
+    val_wide = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 100, 4, VAE_SCENES)).to(s.device)
     budget = s.minutes_vae * 60
     t0, s0, last_ck = time.time(), step, elapsed
 
@@ -121,10 +130,10 @@ def train_vae(s: Settings):
         start = time.time()
         for g in opt.param_groups:
             g["lr"] = s.vae_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        x = _to_vae(make_videos(s.seed, STREAM_VAE, step * s.vae_batch, s.vae_batch)).to(s.device)
-        n_frames = CLIP_FRAMES[step % len(CLIP_FRAMES)]
-        first = (step * 7) % (x.shape[2] - n_frames + 1)
-        x = x[:, :, first : first + n_frames]
+        n_frames, batch = CLIP_SCHEDULE[step % len(CLIP_SCHEDULE)]
+        x = make_videos(s.seed, STREAM_VAE, step * 16, batch, VAE_SCENES)
+        first = (step * 7) % (x.shape[1] - n_frames + 1)
+        x = _to_vae(x[:, first : first + n_frames]).to(s.device)
         post = vae.encode(x).latent_dist
         z = post.sample(generator=gen)
         rec = vae.decode(z).sample
@@ -142,11 +151,12 @@ def train_vae(s: Settings):
         if step % 10 == 0:
             _progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
         if step % 50 == 0:
-            with torch.no_grad():
-                vr = vae.decode(vae.encode(val).latent_dist.mode()).sample.clamp(-1, 1)
-            psnr = 10 * math.log10(4 / ((vr - val).pow(2).mean().item() + 1e-12))
+            psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
             log.append({"step": step, "elapsed": elapsed, "loss": loss.item(), "val_psnr": psnr})
-            logger.info("vae step %d: validation PSNR %.2f dB (9-frame videos)", step, psnr)
+            log[-1]["val_psnr_wide"] = wide
+            logger.info(
+                "vae step %d: validation PSNR %.2f dB, widened data %.2f dB", step, psnr, wide
+            )
         if elapsed - last_ck > s.checkpoint_minutes * 60:
             checkpoint(False)
             last_ck = elapsed

@@ -41,7 +41,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--export", type=Path, default=None, help="also write the pipeline here")
     p.add_argument("--checkpoint-minutes", type=float, default=5.0)
     p.add_argument("--n-latents", type=int, default=2500, help="videos in the latent cache")
-    p.add_argument("--vae-batch", type=int, default=4)
     p.add_argument("--batch", type=int, default=16, help="transformer batch size")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps written as the default")
     return p
@@ -74,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         device=device,
         minutes_vae=args.minutes_vae,
         minutes_transformer=args.minutes_transformer,
-        vae_batch=args.vae_batch,
         n_latents=args.n_latents,
         batch=args.batch,
         checkpoint_minutes=args.checkpoint_minutes,
