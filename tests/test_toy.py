@@ -139,7 +139,7 @@ def test_animation_criteria_reject_frozen_and_noise_videos(train_stats):
     )
     noise = torch.rand(video.shape, generator=torch.Generator().manual_seed(0))
     fails = quality.animation_failures(quality.video_stats(noise, image), train_stats)
-    assert any("PSNR" in f for f in fails)
+    assert any("PSNR" in f for f in fails) and any("flicker" in f for f in fails)
 
 
 @pytest.fixture(scope="module")

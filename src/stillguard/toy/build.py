@@ -163,7 +163,10 @@ def export(vae, transformer, path: str | Path, *, num_inference_steps: int = DEF
         "guidance_scale": 1.0,
     }
     (path / "stillguard.json").write_text(json.dumps(defaults, indent=2) + "\n")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    files = [f for f in path.rglob("*") if f.is_file()]
+    for f in files:  # safetensors files are written owner-only; the package ships them readable
+        f.chmod(0o644)
+    size = sum(f.stat().st_size for f in files)
     logger.info("exported toy pipeline to %s (%.1f MB)", path, size / 1e6)
     return path
 
