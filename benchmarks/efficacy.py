@@ -43,7 +43,6 @@ import re
 import shlex
 import sys
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -506,13 +505,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
 def _versions() -> dict[str, str]:
     import cv2
 
+    from stillguard.versions import CORE, package_versions
+
     out = {"python": platform.python_version(), "opencv": cv2.__version__}
-    for pkg in ("stillguard", "torch", "diffusers", "scikit-image", "numpy"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+    return {**out, **package_versions((*CORE, "scikit-image", "numpy"))}
 
 
 def _jsonable(x: Any) -> Any:
