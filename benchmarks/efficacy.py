@@ -5,6 +5,7 @@ Usage (one command regenerates ``docs/efficacy.md`` and ``docs/efficacy.json``):
     OMP_NUM_THREADS=2 python benchmarks/efficacy.py --model toy --out docs/
         [--quick] [--only vid-freeze,noise] [--ablation eps --ablation steps ...]
         [--no-headline] [--merge] [--transfer-model DIR] [--images N] [--seeds 0,1,2]
+        [--ablation-method rollout-freeze] [--merge-from OTHER/efficacy.json]
 
 Protocol, per method variant and held-out image: ``protect()`` with the method's defaults (budget
 L-infinity 8/255, ``--steps`` PGD steps, default 100), ``Protected.save`` to an 8-bit PNG, then
@@ -26,8 +27,10 @@ Choices made here:
       clean one is at most 0.5 (clean vs itself is 1);
     * ``--merge`` keeps sections of an existing ``efficacy.json`` that this run did not produce;
       every section records the command, date and versions that measured it;
-    * ablations use vid-freeze defaults and change one thing; the 8/255, 100-step, rgb variant is
-      the headline one and is computed once per run.
+    * ablations use the defaults of ``--ablation-method`` (vid-freeze unless told) and change one
+      thing; the 8/255, 100-step, rgb variant is the headline one and is computed once per run;
+    * ``--merge-from OTHER.json`` folds in the sections of a run written elsewhere, so two slow
+      sections can run side by side (one core each) and still end up in one table.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ NATURAL = ("chelsea", "coffee", "rocket", "camera")
 SYNTH_SEED, SYNTH_INDICES = 7919, (0, 1, 2, 3)
 TRANSFORMS = ("identity", "jpeg:75", "resize:0.75", "blur:1.0")
 PURIFICATIONS = TRANSFORMS[1:]
-HEADLINE = ("vid-freeze", "anti-i2v", "noise")
+HEADLINE = ("vid-freeze", "rollout-freeze", "anti-i2v", "noise")
+#: the methods whose goal is a frozen video (the paper's and ours)
+FREEZERS = ("vid-freeze", "rollout-freeze")
 BASELINES = ("i2vguard", "photoguard", "advdm", "mist", "sds", "noise")
 EOT = ("jpeg:75", "resize:0.75", "blur:1.0")
 ABLATIONS = ("eps", "steps", "layers", "attention", "unroll", "spaces", "eot", "baselines")
@@ -129,12 +134,18 @@ def vkey(v: dict[str, Any], ctx: dict[str, Any]) -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:12]
 
 
-def ablation_variants(name: str, steps: int, layer_names: list[str]) -> list[dict[str, Any]]:
-    """The rows of one ablation section (vid-freeze defaults, one thing changed).
+def ablation_variants(
+    name: str, steps: int, layer_names: list[str], method: str = "vid-freeze"
+) -> list[dict[str, Any]]:
+    """The rows of one ablation section (``method``'s defaults, one thing changed).
 
     ``steps`` is the run's default step count; the steps ablation uses 25/50/100/200 % of it.
+    ``layers`` and ``attention`` exist for vid-freeze only; ``unroll`` compares vid-freeze's single
+    timestep with 2 unrolled steps, and rollout-freeze's full sampler with a 2- and 5-step one.
     """
-    vf, n = "vid-freeze", len(layer_names)
+    vf, n = method, len(layer_names)
+    if name in ("layers", "attention") and method != "vid-freeze":
+        raise SystemExit(f"ablation {name!r} is about attention: use it with vid-freeze")
     if name == "eps":
         return [variant(f"eps {e}/255", vf, eps=e / 255, steps=steps) for e in (4, 8, 16)]
     if name == "steps":
@@ -151,7 +162,8 @@ def ablation_variants(name: str, steps: int, layer_names: list[str]) -> list[dic
         modes = ("exact", "pooled", "sampled")
         return [variant(m, vf, steps=steps, options={"attention_mode": m}) for m in modes]
     if name == "unroll":
-        return [variant(f"unroll {k}", vf, steps=steps, options={"unroll": k}) for k in (0, 2)]
+        ks = (0, 2) if method == "vid-freeze" else (0, 5, 2)
+        return [variant(f"unroll {k}", vf, steps=steps, options={"unroll": k}) for k in ks]
     if name == "spaces":
         return [
             variant(f"space {s}", vf, steps=steps, space=s) for s in ("rgb", "lab", "dct", "dual")
@@ -327,16 +339,16 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         return {"goal": text, "measured": shown, "status": "PASS" if ok else "FAIL"}
 
     out = []
-    for eps in (8, 4):
-        r = _find(doc, "vid-freeze", eps)
-        checks = [(k, m(r, "identity", k + "_ratio"), "<=", 0.10) for k in ("motion", "dissim")]
-        out.append(
-            goal(f"vid-freeze {eps}/255, identity: motion and dissim ratio <= 0.10", r, checks)
-        )
-    r = _find(doc, "vid-freeze", 8)
-    for t in PURIFICATIONS:
-        checks = [("motion ratio", m(r, t, "motion_ratio"), "<=", 0.30)]
-        out.append(goal(f"vid-freeze 8/255 after {t}: motion ratio <= 0.30", r, checks))
+    for method in FREEZERS:
+        for eps in (8, 4):
+            r = _find(doc, method, eps)
+            checks = [(k, m(r, "identity", k + "_ratio"), "<=", 0.10) for k in ("motion", "dissim")]
+            text = f"{method} {eps}/255, identity: motion and dissim ratio <= 0.10"
+            out.append(goal(text, r, checks))
+        r = _find(doc, method, 8)
+        for t in PURIFICATIONS:
+            checks = [("motion ratio", m(r, t, "motion_ratio"), "<=", 0.30)]
+            out.append(goal(f"{method} 8/255 after {t}: motion ratio <= 0.30", r, checks))
     r = _find(doc, "anti-i2v", 8)
     checks = [
         ("frames-to-input SSIM drop", m(r, "identity", "input_fidelity_drop"), ">=", 0.5),
@@ -345,9 +357,7 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
     out.append(
         goal("anti-i2v 8/255, identity: fidelity to input and to clean video halved", r, checks)
     )
-    r = next(
-        (_find(doc, k, 8) for k in ("vid-freeze", "anti-i2v", "noise") if _find(doc, k, 8)), None
-    )
+    r = next((_find(doc, k, 8) for k in (*FREEZERS, "anti-i2v", "noise") if _find(doc, k, 8)), None)
     checks = [("motion ratio", m(r, "identity", "motion_ratio", "noise"), ">=", 0.80)]
     out.append(goal("same-budget noise baseline 8/255, identity: motion ratio >= 0.80", r, checks))
     return out
@@ -550,6 +560,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="2 images, 1 seed, 10 steps")
     ap.add_argument("--only", default=None, help="comma-separated headline methods")
     ap.add_argument("--ablation", action="append", default=[], choices=ABLATIONS)
+    ap.add_argument(
+        "--ablation-method",
+        default="vid-freeze",
+        choices=FREEZERS,
+        help="method the ablations vary",
+    )
+    ap.add_argument(
+        "--merge-from",
+        type=Path,
+        action="append",
+        default=[],
+        help="also keep the sections of this efficacy.json (a run written elsewhere, e.g. in parallel)",
+    )
     ap.add_argument("--no-headline", action="store_true")
     ap.add_argument("--merge", action="store_true", help="keep other sections of --out's JSON")
     ap.add_argument("--transfer-model", type=Path, default=None)
@@ -599,6 +622,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base: dict[str, Any] = {"sections": {}, "results": {}}
     if args.merge and path.exists():
         base = _restore(json.loads(path.read_text()))
+    for other in args.merge_from:
+        extra = _restore(json.loads(other.read_text()))
+        base["sections"].update({k: v for k, v in extra["sections"].items() if k != "transfer"})
+        base["results"].update(extra["results"])
     sections: dict[str, dict[str, Any]] = {}
 
     def write(finished: bool) -> dict[str, Any]:
@@ -642,8 +669,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         vs = [variant(m, m, steps=steps) for m in methods]
         section("headline", "Headline: methods at 8/255, default settings", "headline", vs)
     for name in args.ablation:
-        vs = ablation_variants(name, steps, adapter.layer_names("attention"))
-        section(f"ablation-{name}", f"Ablation: {name}", "ablation", vs)
+        am = args.ablation_method
+        vs = ablation_variants(name, steps, adapter.layer_names("attention"), am)
+        sec = f"ablation-{name}" + ("" if am == "vid-freeze" else f"-{am}")
+        section(sec, f"Ablation ({am}): {name}", "ablation", vs)
     if args.transfer_model is not None:
         other = load_adapter(args.adapter, model=str(args.transfer_model))
         vs = [variant(m, m, steps=steps) for m in methods]

@@ -83,6 +83,33 @@ def test_merge_keeps_earlier_sections(quick_run, efficacy):
     assert "Headline" in (out / "efficacy.md").read_text()
 
 
+def test_rollout_freeze_ablation_merges_from_a_side_run(quick_run, efficacy, tmp_path):
+    doc, out, work = quick_run
+    side = tmp_path / "side"
+    argv = ["--model", "tiny", "--quick", "--steps", "1", "--images", "1", "--no-headline"]
+    argv += ["--ablation", "unroll", "--ablation-method", "rollout-freeze", "--work", str(work)]
+    efficacy.main([*argv, "--out", str(side)])
+    merged_out = tmp_path / "merged"
+    merged_out.mkdir()
+    (merged_out / "efficacy.json").write_text((out / "efficacy.json").read_text())
+    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--work", str(work)]
+    merged = efficacy.main(
+        [*argv, "--out", str(merged_out), "--merge-from", str(side / "efficacy.json")]
+    )
+    sec = merged["sections"]["ablation-unroll-rollout-freeze"]
+    assert sec["labels"] == ["unroll 0", "unroll 5", "unroll 2"]
+    assert [merged["results"][k]["variant"]["method"] for k in sec["keys"]] == [
+        "rollout-freeze"
+    ] * 3
+    assert merged["sections"]["headline"]["keys"] == doc["sections"]["headline"]["keys"]
+    assert "Ablation (rollout-freeze): unroll" in (merged_out / "efficacy.md").read_text()
+
+
+def test_attention_ablations_refuse_rollout_freeze(efficacy):
+    with pytest.raises(SystemExit, match="vid-freeze"):
+        efficacy.ablation_variants("layers", 10, ["a"], "rollout-freeze")
+
+
 def _fake_doc(efficacy, motion: float, dissim: float, noise_motion: float) -> dict:
     def agg(m: float, d: float) -> dict:
         stat = {k: {"mean": 0.9, "std": 0.0, "n": 1} for k in efficacy.METRICS}
@@ -124,3 +151,38 @@ def test_ablation_variants_restate_defaults_as_the_headline(efficacy):
     half = efficacy.ablation_variants("layers", 100, layers)
     assert [v["options"].get("layers") for v in half] == [None, "first:2", "last:2"]
     assert [v["steps"] for v in efficacy.ablation_variants("steps", 8, layers)] == [2, 4, 8, 16]
+
+
+# --------------------------------------------------------------- benchmarks/latent_bound.py
+@pytest.fixture(scope="module")
+def latent_bound():
+    spec = importlib.util.spec_from_file_location(
+        "latent_bound", ROOT / "benchmarks" / "latent_bound.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_condition_on_latent_matches_encode(tiny_cog, image):
+    import torch
+
+    with torch.no_grad():
+        cond = tiny_cog.encode(image)
+        again = tiny_cog.condition_on_latent(cond.first_latent)
+        video = tiny_cog.decode(tiny_cog.rollout(cond, torch.randn(tiny_cog.latent_shape(1)), 2))
+    assert torch.equal(again.image_latents, cond.image_latents)
+    assert video.shape == (1, tiny_cog.num_frames, 3, tiny_cog.height, tiny_cog.width)
+    assert 0 <= float(video.min()) and float(video.max()) <= 1
+
+
+@pytest.mark.parametrize("objective", ["freeze", "collapse"])
+def test_latent_bound_stays_in_the_ball(latent_bound, objective, tmp_path):
+    argv = ["--model", "tiny", "--images", "1", "--steps", "3", "--eps", "2,inf", "--seeds", "1"]
+    doc = latent_bound.main([*argv, "--objective", objective, "--out", str(tmp_path)])
+    small, free = doc["rows"]
+    assert 0 < small["reach"] and small["moved"] <= small["reach"] * 1.001
+    assert free["reach"] is None and free["moved"] > 0
+    stem = "latent-bound" if objective == "freeze" else "latent-bound-collapse"
+    assert json.loads((tmp_path / f"{stem}.json").read_text())["objective"] == objective
+    assert "| 2.0 |" in (tmp_path / f"{stem}.md").read_text()

@@ -101,6 +101,25 @@ def test_vid_freeze_lowers_the_attention_norm(tiny_cog, image) -> None:
     assert prot < clean and prot < rand
 
 
+@pytest.mark.parametrize("target", ["first", "input"])
+def test_rollout_freeze_lowers_its_loss(target, tiny_cog, image) -> None:
+    opts = {"unroll": 2, "target": target}
+    p = protect(image, tiny_cog, "rollout-freeze", steps=10, eps=8 / 255, method_options=opts)
+    noise = protect(image, tiny_cog, "noise", eps=8 / 255)
+    m = METHODS.build("rollout-freeze", **opts)
+    clean = _mean_loss(m, tiny_cog, p.original, p.original)
+    prot = _mean_loss(m, tiny_cog, p.original, p.image)
+    rand = _mean_loss(m, tiny_cog, p.original, noise.image)
+    assert prot < clean and prot < rand
+    assert set(p.terms[-1]) == {"motion" if target == "first" else "to_input"}
+
+
+def test_rollout_freeze_uses_the_models_own_steps(tiny_cog, image) -> None:
+    m = METHODS.build("rollout-freeze")
+    m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
+    assert m._steps == tiny_cog.num_inference_steps
+
+
 def test_anti_i2v_lowers_its_loss(tiny_cog, image) -> None:
     p = protect(image, tiny_cog, "anti-i2v", steps=10, eps=8 / 255, space="rgb")
     m = METHODS.build("anti-i2v")
@@ -185,6 +204,8 @@ def test_describe_is_json_and_rebuilds(name) -> None:
         ("sds", {"sign": "plus"}),
         ("noise", {"distribution": "gauss"}),
         ("anti-i2v", {"irc_last": 0}),
+        ("rollout-freeze", {"target": "still"}),
+        ("rollout-freeze", {"unroll": -1}),
     ],
 )
 def test_bad_method_options(name, options) -> None:

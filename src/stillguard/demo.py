@@ -46,7 +46,7 @@ def run_demo(
     *,
     image: str | Path | None = None,
     model: str = "toy",
-    method: str = "vid-freeze",
+    method: str | None = None,
     preset: str = "demo",
     steps: int | None = None,
     seed: int = 0,
@@ -61,7 +61,7 @@ def run_demo(
         out_dir: folder for the protected PNG, its sidecar and the HTML report.
         image: photo to protect (default: the bundled sample).
         model: ``"toy"`` (shipped weights) or ``"tiny"`` (random weights, plumbing only).
-        method: protection method name.
+        method: protection method name (``None``: the preset's).
         preset: preset whose ``[protect]`` and ``[method]`` sections are used.
         steps: override the preset's PGD step count.
         seed: protection seed.
@@ -84,7 +84,7 @@ def run_demo(
 
     cfg = load_preset(preset)
     kwargs = cfg.protect_kwargs()
-    if method != cfg.method_name:
+    if method is not None and method != cfg.method_name:
         kwargs["method"] = method
         kwargs["method_options"] = None
     if steps is not None:

@@ -257,8 +257,20 @@ class CogVideoXI2V(Adapter):
         C.check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         first = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist.mode()[:, :, 0]
+        return self.condition_on_latent(first)
+
+    def condition_on_latent(self, first_latent: Tensor) -> Conditioning:
+        """The conditioning the pipeline builds from an (unscaled) 1-frame image latent.
+
+        Lets latent-space studies (``benchmarks/latent_bound.py``) move the latent directly.
+
+        Shape:
+            first_latent ``(B,C,h,w)`` -> ``image_latents (B,F_lat,C,h,w)``.
+        """
         frames = self._latent_frames(self.opt_num_frames)
-        return Conditioning(image_latents=self._pad(self._scale(first), frames), first_latent=first)
+        return Conditioning(
+            image_latents=self._pad(self._scale(first_latent), frames), first_latent=first_latent
+        )
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> scaled posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
@@ -336,6 +348,15 @@ class CogVideoXI2V(Adapter):
                 v = uncond + self.guidance_scale * (text - uncond)
             lat = sch.step(v, t, lat, return_dict=False)[0].to(self.dtype)
         return lat
+
+    def decode(self, latents: Tensor) -> Tensor:
+        """Scaled latent video -> frames in [0, 1], as the pipeline decodes them (no rounding).
+
+        Shape:
+            latents ``(B,F_lat,C,h,w)`` -> video ``(B,F,3,H,W)``.
+        """
+        frames = self.pipe.decode_latents(latents.to(self.device, self.dtype))
+        return ((frames.permute(0, 2, 1, 3, 4).float() + 1) / 2).clamp(0, 1)
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:

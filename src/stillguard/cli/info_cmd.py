@@ -39,8 +39,8 @@ def _options(kind: str, registry: Any, name: str) -> list[tuple[str, str, Any]]:
 
 def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Registered plug-ins (and presets) with their options and defaults, by kind."""
-    from ..config import DEFAULT_MODELS, list_presets, load_preset
     from .. import plugins
+    from ..config import DEFAULT_MODELS, list_presets, load_preset
 
     aliases = {k[:-1]: k for k in [*KINDS, "presets"]} | {
         "adapters": "targets",

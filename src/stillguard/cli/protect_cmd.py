@@ -96,10 +96,10 @@ def _protect(
     keep_metadata: bool,
     max_pixels: int,
 ) -> int:
+    from .. import batch
     from ..config import build_config
     from ..errors import InputError
     from ..io import load_image
-    from .. import batch
 
     cfg = build_config(preset, sets=sets, **flags)
     single = len(inputs) == 1 and not inputs[0].is_dir() and out.suffix.lower() == ".png"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import advdm, anti_i2v, i2vguard, mist, noise, photoguard, sds, vid_freeze
+from . import advdm, anti_i2v, i2vguard, mist, noise, photoguard, rollout_freeze, sds, vid_freeze
 from .base import Method
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "mist",
     "noise",
     "photoguard",
+    "rollout_freeze",
     "sds",
     "vid_freeze",
 ]
