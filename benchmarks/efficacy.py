@@ -370,6 +370,14 @@ def _pm(s: dict[str, Any], digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
 
+def _median(res: dict, transform: str, key: str = "motion_ratio") -> str:
+    """Median over (image, seed) pairs of a protected-video metric (robust to near-still scenes,
+    whose ratios to a ~0 clean motion are large and noisy)."""
+    vals = [r[key] for rec in res["images"] for r in rec["rows"] if r["transform"] == transform]
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    return f"{float(np.median(vals)):.3f}" if vals else "n/a"
+
+
 def _num(x: float | None, digits: int) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
 
@@ -378,19 +386,22 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
     results = [doc["results"][k] for k in sec["keys"]]
     labels = sec["labels"]
     lines = [
-        "| method | transform | clean flow px/frame | motion ratio | dissim ratio | "
-        "SSIM to clean video | frame-0 SSIM (clean → protected) | frames-to-input SSIM drop | n |",
-        "|" + "---|" * 9,
+        "| method | transform | clean flow px/frame | motion ratio | median motion ratio | "
+        "dissim ratio | SSIM to clean video | frame-0 SSIM (clean → protected) | "
+        "frames-to-input SSIM drop | n |",
+        "|" + "---|" * 10,
     ]
-    rows = [(lab, r["aggregate"]["protected"]) for lab, r in zip(labels, results, strict=True)]
+    rows = [(lab, r["aggregate"]["protected"], r) for lab, r in zip(labels, results, strict=True)]
     if results:
-        rows.append(("same-budget noise (evaluate baseline)", results[0]["aggregate"]["noise"]))
-    for name, agg in rows:
+        noise = results[0]["aggregate"]["noise"]
+        rows.append(("same-budget noise (evaluate baseline)", noise, None))
+    for name, agg, res in rows:
         for t in TRANSFORMS:
             a = agg[t]
             f0 = f"{a['clean_ssim_first']['mean']:.3f} → {a['ssim_first']['mean']:.3f}"
+            med = _median(res, t) if res else "n/a"
             lines.append(
-                f"| {name} | {t} | {_pm(a['clean_flow'], 2)} | {_pm(a['motion_ratio'])} | "
+                f"| {name} | {t} | {_pm(a['clean_flow'], 2)} | {_pm(a['motion_ratio'])} | {med} | "
                 f"{_pm(a['dissim_ratio'])} | "
                 f"{_pm(a['video_ssim'])} | {f0} | {_pm(a['input_fidelity_drop'])} | "
                 f"{a['motion_ratio']['n']} |"
@@ -433,16 +444,16 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
 def _ablation_md(doc: dict, sec: dict) -> list[str]:
     cols = " | ".join(f"motion after {t}" for t in PURIFICATIONS)
     lines = [
-        f"| setting | motion ratio | dissim ratio | SSIM to clean video | {cols} | PSNR dB | "
-        "protect s/image |",
-        "|" + "---|" * (6 + len(PURIFICATIONS)),
+        f"| setting | motion ratio | median motion ratio | dissim ratio | SSIM to clean video | "
+        f"{cols} | PSNR dB | protect s/image |",
+        "|" + "---|" * (7 + len(PURIFICATIONS)),
     ]
     for label, k in zip(sec["labels"], sec["keys"], strict=True):
         res = doc["results"][k]
         a, im = res["aggregate"]["protected"], res["aggregate"]["image"]
         pur = " | ".join(_pm(a[t]["motion_ratio"]) for t in PURIFICATIONS)
         lines.append(
-            f"| {label} | {_pm(a['identity']['motion_ratio'])} | "
+            f"| {label} | {_pm(a['identity']['motion_ratio'])} | {_median(res, 'identity')} | "
             f"{_pm(a['identity']['dissim_ratio'])} | {_pm(a['identity']['video_ssim'])} | "
             f"{pur} | {_pm(im['psnr'], 2)} | {_pm(im['protect_seconds'], 1)} |"
         )
@@ -476,6 +487,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         "models: these numbers say nothing about protection against real models.",
         "",
         PROTOCOL,
+        "",
+        "What the numbers mean, what moved them and why the freeze goals cannot be met at 8/255 on "
+        "this model: `docs/findings.md` (with the latent-space bound of "
+        "`benchmarks/latent_bound.py`, `docs/latent-bound.md`).",
         "",
         "## Goals",
         "",
@@ -676,7 +691,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.transfer_model is not None:
         other = load_adapter(args.adapter, model=str(args.transfer_model))
         vs = [variant(m, m, steps=steps) for m in methods]
-        title = f"Transfer: protected on {args.model}, evaluated on {args.transfer_model.name}"
+        title = (
+            f"Transfer: protected on {args.model}, evaluated on {args.transfer_model.as_posix()}"
+        )
         section("transfer", title, "headline", vs, eval_adapter=other, tag="@transfer")
     doc = write(True)
     for g in doc["goals"]:

@@ -51,7 +51,8 @@ def test_quick_run_writes_markdown_and_json(quick_run, efficacy):
     doc, out, work = quick_run
     md = (out / "efficacy.md").read_text()
     data = json.loads((out / "efficacy.json").read_text())
-    for col in ("motion ratio", "dissim ratio", "SSIM to clean video", "frame-0 SSIM", "PSNR dB"):
+    cols = ("motion ratio", "median motion ratio", "dissim ratio", "SSIM to clean video", "PSNR dB")
+    for col in (*cols, "frame-0 SSIM"):
         assert col in md
     assert "same-budget noise (evaluate baseline)" in md
     assert "not run: no second model" in md
@@ -186,3 +187,29 @@ def test_latent_bound_stays_in_the_ball(latent_bound, objective, tmp_path):
     stem = "latent-bound" if objective == "freeze" else "latent-bound-collapse"
     assert json.loads((tmp_path / f"{stem}.json").read_text())["objective"] == objective
     assert "| 2.0 |" in (tmp_path / f"{stem}.md").read_text()
+
+
+def test_attention_effect_measures_all_subjects(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "attention_effect", ROOT / "benchmarks" / "attention_effect.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = [
+        "--model",
+        "tiny",
+        "--images",
+        "1",
+        "--steps",
+        "2",
+        "--draws",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
+    doc = mod.main(argv)
+    assert [r["subject"] for r in doc["rows"]] == ["vid-freeze", "rollout-freeze", "noise"]
+    for r in doc["rows"]:
+        assert math.isfinite(r["excess_ratio"]) and r["excess_ratio"] > 0
+        assert math.isfinite(r["motion_ratio"]) and r["motion_ratio"] > 0
+    assert "| chelsea | noise |" in (tmp_path / "attention-effect.md").read_text()

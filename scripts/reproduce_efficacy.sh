@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerate every efficacy document under docs/ on the shipped toy model, the way they were made:
+#   docs/efficacy.md/.json      headline + transfer, rollout-freeze ablations (eps, eot; steps, unroll)
+#   docs/latent-bound*.md/.json the latent-space bounds (freeze, collapse)
+#   docs/attention-effect.md    Vid-Freeze's attention loss vs the rollout motion loss
+# Independent runs go two at a time, one CPU thread each. About 2 h on 2 cores, plus about 1 h to
+# train the second toy model for the transfer row if runs/toy/seed1/export does not exist yet.
+# Usage: scripts/reproduce_efficacy.sh   (from the repository root, after ./run.sh test or ./run.sh demo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export OMP_NUM_THREADS=1
+mkdir -p runs
+if [ ! -f runs/toy/seed1/export/model_index.json ]; then
+  $PY -m stillguard.toy.train --out runs/toy/seed1 --minutes-vae 15 --minutes-transformer 40 \
+    --seed 1 --device cpu --threads 1 --export runs/toy/seed1/export
+fi
+EFF=(benchmarks/efficacy.py --model toy --work runs/efficacy --threads 1)
+RF=(--no-headline --ablation-method rollout-freeze)
+$PY "${EFF[@]}" --out docs/ --transfer-model runs/toy/seed1/export > runs/eff-A.log 2>&1 &
+a=$!
+$PY "${EFF[@]}" --out runs/eff-B "${RF[@]}" --ablation eps --ablation eot > runs/eff-B.log 2>&1
+wait $a
+$PY "${EFF[@]}" --out runs/eff-C "${RF[@]}" --images 4 --steps 50 --ablation steps --ablation unroll \
+  > runs/eff-C.log 2>&1 &
+c=$!
+$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 > runs/bound-freeze.log 2>&1
+wait $c
+$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 --objective collapse --eps 8,16,inf \
+  --images 4 --steps 60 > runs/bound-collapse.log 2>&1 &
+b=$!
+$PY benchmarks/attention_effect.py --model toy --images 4 --steps 100 --draws 16 --out docs/ \
+  > runs/attn.log 2>&1
+wait $b
+$PY "${EFF[@]}" --out docs/ --no-headline --merge \
+  --merge-from runs/eff-B/efficacy.json --merge-from runs/eff-C/efficacy.json
+echo "done: docs/efficacy.md docs/latent-bound.md docs/latent-bound-collapse.md docs/attention-effect.md"
