@@ -61,6 +61,8 @@ PURIFICATIONS = TRANSFORMS[1:]
 HEADLINE = ("vid-freeze", "rollout-freeze", "anti-i2v", "noise")
 #: the methods whose goal is a frozen video (the paper's and ours)
 FREEZERS = ("vid-freeze", "rollout-freeze")
+#: the methods whose goal is a video that loses the input's content
+COLLAPSERS = ("anti-i2v", "rollout-collapse")
 BASELINES = ("i2vguard", "photoguard", "advdm", "mist", "sds", "noise")
 EOT = ("jpeg:75", "resize:0.75", "blur:1.0")
 ABLATIONS = ("eps", "steps", "layers", "attention", "unroll", "spaces", "eot", "baselines")
@@ -349,14 +351,14 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         for t in PURIFICATIONS:
             checks = [("motion ratio", m(r, t, "motion_ratio"), "<=", 0.30)]
             out.append(goal(f"{method} 8/255 after {t}: motion ratio <= 0.30", r, checks))
-    r = _find(doc, "anti-i2v", 8)
-    checks = [
-        ("frames-to-input SSIM drop", m(r, "identity", "input_fidelity_drop"), ">=", 0.5),
-        ("SSIM to clean video", m(r, "identity", "video_ssim"), "<=", 0.5),
-    ]
-    out.append(
-        goal("anti-i2v 8/255, identity: fidelity to input and to clean video halved", r, checks)
-    )
+    for method in COLLAPSERS:
+        r = _find(doc, method, 8)
+        checks = [
+            ("frames-to-input SSIM drop", m(r, "identity", "input_fidelity_drop"), ">=", 0.5),
+            ("SSIM to clean video", m(r, "identity", "video_ssim"), "<=", 0.5),
+        ]
+        text = f"{method} 8/255, identity: fidelity to input and to clean video halved"
+        out.append(goal(text, r, checks))
     r = next((_find(doc, k, 8) for k in (*FREEZERS, "anti-i2v", "noise") if _find(doc, k, 8)), None)
     checks = [("motion ratio", m(r, "identity", "motion_ratio", "noise"), ">=", 0.80)]
     out.append(goal("same-budget noise baseline 8/255, identity: motion ratio >= 0.80", r, checks))
@@ -574,6 +576,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--work", type=Path, default=Path("runs/efficacy"), help="protected PNGs")
     ap.add_argument("--quick", action="store_true", help="2 images, 1 seed, 10 steps")
     ap.add_argument("--only", default=None, help="comma-separated headline methods")
+    ap.add_argument(
+        "--section",
+        default="headline",
+        help="name of the methods-at-default-settings section (another name adds a table beside it)",
+    )
     ap.add_argument("--ablation", action="append", default=[], choices=ABLATIONS)
     ap.add_argument(
         "--ablation-method",
@@ -682,7 +689,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if not args.no_headline:
         vs = [variant(m, m, steps=steps) for m in methods]
-        section("headline", "Headline: methods at 8/255, default settings", "headline", vs)
+        title = "Headline" if args.section == "headline" else f"More methods ({args.section})"
+        section(args.section, f"{title}: methods at 8/255, default settings", "headline", vs)
     for name in args.ablation:
         am = args.ablation_method
         vs = ablation_variants(name, steps, adapter.layer_names("attention"), am)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every efficacy document under docs/ on the shipped toy model, the way they were made:
-#   docs/efficacy.md/.json      headline + transfer, rollout-freeze ablations (eps, eot; steps, unroll)
+#   docs/efficacy.md/.json      headline + transfer, rollout-collapse, rollout-freeze ablations
+#                               (eps, eot; steps, unroll)
 #   docs/latent-bound*.md/.json the latent-space bounds (freeze, collapse)
 #   docs/attention-effect.md    Vid-Freeze's attention loss vs the rollout motion loss
 # Independent runs go two at a time, one CPU thread each. About 2 h on 2 cores, plus about 1 h to
@@ -20,6 +21,7 @@ RF=(--no-headline --ablation-method rollout-freeze)
 $PY "${EFF[@]}" --out docs/ --transfer-model runs/toy/seed1/export > runs/eff-A.log 2>&1 &
 a=$!
 $PY "${EFF[@]}" --out runs/eff-B "${RF[@]}" --ablation eps --ablation eot > runs/eff-B.log 2>&1
+$PY "${EFF[@]}" --out runs/eff-D --only rollout-collapse --section collapse > runs/eff-D.log 2>&1
 wait $a
 $PY "${EFF[@]}" --out runs/eff-C "${RF[@]}" --images 4 --steps 50 --ablation steps --ablation unroll \
   > runs/eff-C.log 2>&1 &
@@ -33,5 +35,6 @@ $PY benchmarks/attention_effect.py --model toy --images 4 --steps 100 --draws 16
   > runs/attn.log 2>&1
 wait $b
 $PY "${EFF[@]}" --out docs/ --no-headline --merge \
-  --merge-from runs/eff-B/efficacy.json --merge-from runs/eff-C/efficacy.json
+  --merge-from runs/eff-B/efficacy.json --merge-from runs/eff-C/efficacy.json \
+  --merge-from runs/eff-D/efficacy.json
 echo "done: docs/efficacy.md docs/latent-bound.md docs/latent-bound-collapse.md docs/attention-effect.md"

@@ -106,6 +106,27 @@ def test_rollout_freeze_ablation_merges_from_a_side_run(quick_run, efficacy, tmp
     assert "Ablation (rollout-freeze): unroll" in (merged_out / "efficacy.md").read_text()
 
 
+def test_a_named_section_sits_beside_the_headline(quick_run, efficacy, tmp_path):
+    doc, out, work = quick_run
+    argv = ["--model", "tiny", "--quick", "--steps", "1", "--images", "1", "--work", str(work)]
+    side = tmp_path / "side"
+    efficacy.main(
+        [*argv, "--out", str(side), "--only", "rollout-collapse", "--section", "collapse"]
+    )
+    merged_out = tmp_path / "merged"
+    merged_out.mkdir()
+    (merged_out / "efficacy.json").write_text((out / "efficacy.json").read_text())
+    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--work", str(work)]
+    merged = efficacy.main(
+        [*argv, "--out", str(merged_out), "--merge-from", str(side / "efficacy.json")]
+    )
+    assert merged["sections"]["collapse"]["labels"] == ["rollout-collapse"]
+    assert merged["sections"]["headline"]["labels"] == ["vid-freeze", "noise"]
+    status = {g["goal"]: g["status"] for g in merged["goals"]}
+    goal = "rollout-collapse 8/255, identity: fidelity to input and to clean video halved"
+    assert status[goal] in ("PASS", "FAIL")  # measured (on the tiny model), not "NOT RUN"
+
+
 def test_attention_ablations_refuse_rollout_freeze(efficacy):
     with pytest.raises(SystemExit, match="vid-freeze"):
         efficacy.ablation_variants("layers", 10, ["a"], "rollout-freeze")

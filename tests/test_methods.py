@@ -114,6 +114,19 @@ def test_rollout_freeze_lowers_its_loss(target, tiny_cog, image) -> None:
     assert set(p.terms[-1]) == {"motion" if target == "first" else "to_input"}
 
 
+def test_rollout_collapse_pushes_the_video_away_from_the_photo(tiny_cog, image) -> None:
+    p = protect(
+        image, tiny_cog, "rollout-collapse", steps=10, eps=8 / 255, method_options={"unroll": 2}
+    )
+    noise = protect(image, tiny_cog, "noise", eps=8 / 255)
+    m = METHODS.build("rollout-collapse", unroll=2)
+    clean = _mean_loss(m, tiny_cog, p.original, p.original)
+    prot = _mean_loss(m, tiny_cog, p.original, p.image)
+    rand = _mean_loss(m, tiny_cog, p.original, noise.image)
+    assert prot < clean and prot < rand  # the loss is minus the distance: lower = further away
+    assert set(p.terms[-1]) == {"away"} and p.terms[-1]["away"] > 0
+
+
 def test_rollout_freeze_uses_the_models_own_steps(tiny_cog, image) -> None:
     m = METHODS.build("rollout-freeze")
     m.setup(tiny_cog, image, torch.Generator().manual_seed(0))

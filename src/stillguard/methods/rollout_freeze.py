@@ -13,7 +13,8 @@ latent video ``z`` of the rollout; frame 0 is free, so the model may keep the ph
 the motion. ``target="input"`` instead pulls every frame to the clean photo's latent (a still copy of
 the photo); ``target="first+input"`` sums both.
 
-Needs: ``rollout`` (CogVideoX-family adapters).
+Needs: ``rollout`` (CogVideoX-family adapters). The module also holds ``rollout-collapse`` (see its
+class docstring), the same machinery aimed at Anti-I2V's goal.
 
 Choices (none comes from a paper):
     * one noise video per PGD step from the run's generator (EOT over the sampler's noise);
@@ -42,18 +43,14 @@ from .base import Method, scalar
 TARGETS = ("first", "input", "first+input")
 
 
-@METHODS.register("rollout-freeze")
 @dataclass
-class RolloutFreeze(Method):
-    """Minimise the frame-to-frame change of a differentiable rollout (see the module docstring)."""
+class _Rollout(Method):
+    """Shared part of the rollout methods: the sampler to unroll and the clean photo's latent."""
 
     requires: ClassVar[frozenset[str]] = frozenset({"rollout"})
     unroll: int = 0
-    target: str = "first"
 
     def __post_init__(self) -> None:
-        if self.target not in TARGETS:
-            raise InputError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if self.unroll < 0:
             raise InputError(f"unroll must be >= 0 (0: the model's own steps), got {self.unroll}")
 
@@ -63,12 +60,31 @@ class RolloutFreeze(Method):
             cond = adapter.encode(x_clean.to(adapter.device, adapter.dtype))
             self._still = cond.image_latents[:, :1].detach()
 
+    def rollout(
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """The generated latent video for one fresh noise draw and its (detached) mean square."""
+        noise = torch.randn(adapter.latent_shape(1), generator=generator)
+        z = adapter.rollout(x, noise.to(adapter.device, adapter.dtype), self._steps).float()
+        return z, z.detach().pow(2).mean().clamp_min(1e-8)
+
+
+@METHODS.register("rollout-freeze")
+@dataclass
+class RolloutFreeze(_Rollout):
+    """Minimise the frame-to-frame change of a differentiable rollout (see the module docstring)."""
+
+    target: str = "first"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.target not in TARGETS:
+            raise InputError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
+
     def loss(
         self, adapter: Adapter, x: Tensor, generator: torch.Generator
     ) -> tuple[Tensor, dict[str, float]]:
-        noise = torch.randn(adapter.latent_shape(1), generator=generator)
-        z = adapter.rollout(x, noise.to(adapter.device, adapter.dtype), self._steps).float()
-        scale = z.detach().pow(2).mean().clamp_min(1e-8)
+        z, scale = self.rollout(adapter, x, generator)
         terms: dict[str, Tensor] = {}
         if "first" in self.target:
             terms["motion"] = (z[:, 1:] - z[:, :1]).pow(2).mean() / scale
@@ -76,3 +92,22 @@ class RolloutFreeze(Method):
             terms["to_input"] = (z - self._still.float()).pow(2).mean() / scale
         loss = sum(terms.values())
         return loss, {k: scalar(v) for k, v in terms.items()}
+
+
+@METHODS.register("rollout-collapse")
+@dataclass
+class RolloutCollapse(_Rollout):
+    """Push every generated frame away from the photo, through the sampler (Anti-I2V's intent).
+
+    Loss: ``-mean ||z - s||^2 / mean ||z||^2`` with ``z`` the rollout's final latent video and ``s``
+    the clean photo's latent; same sampler, noise and ``unroll`` choices as rollout-freeze. This is
+    our end-to-end reading of Anti-I2V's goal (the generated video loses the input's content), not
+    the paper's feature losses, which stay under the name ``anti-i2v``.
+    """
+
+    def loss(
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+    ) -> tuple[Tensor, dict[str, float]]:
+        z, scale = self.rollout(adapter, x, generator)
+        away = (z - self._still.float()).pow(2).mean() / scale
+        return -away, {"away": scalar(away)}
