@@ -695,7 +695,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         am = args.ablation_method
         vs = ablation_variants(name, steps, adapter.layer_names("attention"), am)
         sec = f"ablation-{name}" + ("" if am == "vid-freeze" else f"-{am}")
-        section(sec, f"Ablation ({am}): {name}", "ablation", vs)
+        title = (
+            "Baselines at default settings" if name == "baselines" else f"Ablation ({am}): {name}"
+        )
+        section(sec, title, "ablation", vs)
     if args.transfer_model is not None:
         other = load_adapter(args.adapter, model=str(args.transfer_model))
         vs = [variant(m, m, steps=steps) for m in methods]

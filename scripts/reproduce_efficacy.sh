@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Regenerate every efficacy document under docs/ on the shipped toy model, the way they were made:
-#   docs/efficacy.md/.json      headline + transfer, rollout-collapse, rollout-freeze ablations
-#                               (eps, eot; steps, unroll)
+#   docs/efficacy.md/.json      headline + transfer, rollout-collapse, baselines, ablations
+#                               (rollout-freeze: eps, eot, steps, unroll, spaces; vid-freeze: layers,
+#                               attention)
 #   docs/latent-bound*.md/.json the latent-space bounds (freeze, collapse)
 #   docs/attention-effect.md    Vid-Freeze's attention loss vs the rollout motion loss
-# Independent runs go two at a time, one CPU thread each. About 2 h on 2 cores, plus about 1 h to
-# train the second toy model for the transfer row if runs/toy/seed1/export does not exist yet.
+# Independent runs go two at a time, one CPU thread each: about 2.5 h on 2 cores, plus about 1 h
+# to train the second toy model for the transfer rows if runs/toy/seed1/export does not exist yet.
 # Usage: scripts/reproduce_efficacy.sh   (from the repository root, after ./run.sh test or ./run.sh demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,23 +19,29 @@ if [ ! -f runs/toy/seed1/export/model_index.json ]; then
 fi
 EFF=(benchmarks/efficacy.py --model toy --work runs/efficacy --threads 1)
 RF=(--no-headline --ablation-method rollout-freeze)
+run() { local name=$1; shift; $PY "${EFF[@]}" --out "runs/eff-$name" "$@" > "runs/eff-$name.log" 2>&1; }
+
 $PY "${EFF[@]}" --out docs/ --transfer-model runs/toy/seed1/export > runs/eff-A.log 2>&1 &
 a=$!
-$PY "${EFF[@]}" --out runs/eff-B "${RF[@]}" --ablation eps --ablation eot > runs/eff-B.log 2>&1
-$PY "${EFF[@]}" --out runs/eff-D --only rollout-collapse --section collapse > runs/eff-D.log 2>&1
+run B "${RF[@]}" --ablation eps --ablation eot
+run D --only rollout-collapse --section collapse
 wait $a
-$PY "${EFF[@]}" --out runs/eff-C "${RF[@]}" --images 4 --steps 50 --ablation steps --ablation unroll \
-  > runs/eff-C.log 2>&1 &
+run C "${RF[@]}" --images 4 --steps 50 --ablation steps --ablation unroll &
 c=$!
-$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 > runs/bound-freeze.log 2>&1
+run E --no-headline --ablation baselines
 wait $c
-$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 --objective collapse --eps 8,16,inf \
-  --images 4 --steps 60 > runs/bound-collapse.log 2>&1 &
+run F "${RF[@]}" --images 4 --steps 50 --ablation spaces &
+f=$!
+run G --no-headline --images 4 --ablation layers --ablation attention
+wait $f
+$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 > runs/bound-freeze.log 2>&1 &
 b=$!
+$PY benchmarks/latent_bound.py --model toy --out docs/ --threads 1 --objective collapse --eps 8,16,inf \
+  --images 4 --steps 60 > runs/bound-collapse.log 2>&1
+wait $b
 $PY benchmarks/attention_effect.py --model toy --images 4 --steps 100 --draws 16 --out docs/ \
   > runs/attn.log 2>&1
-wait $b
-$PY "${EFF[@]}" --out docs/ --no-headline --merge \
-  --merge-from runs/eff-B/efficacy.json --merge-from runs/eff-C/efficacy.json \
-  --merge-from runs/eff-D/efficacy.json
+merge=()
+for x in B C D E F G; do merge+=(--merge-from "runs/eff-$x/efficacy.json"); done
+$PY "${EFF[@]}" --out docs/ --no-headline --merge "${merge[@]}"
 echo "done: docs/efficacy.md docs/latent-bound.md docs/latent-bound-collapse.md docs/attention-effect.md"
