@@ -23,7 +23,6 @@ through uniform attention.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import shlex
 import sys
@@ -35,13 +34,8 @@ import torch
 
 log = logging.getLogger("attention_effect")
 HERE = Path(__file__).resolve().parent
-
-
-def _efficacy() -> Any:
-    spec = importlib.util.spec_from_file_location("efficacy", HERE / "efficacy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+if str(HERE) not in sys.path:  # the sibling efficacy.py: held-out images, stats, JSON helpers
+    sys.path.insert(0, str(HERE))
 
 
 def mean_terms(
@@ -72,7 +66,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=None, help="write attention-effect.md here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    eff = _efficacy()
+    import efficacy as eff
+
     adapter = load_adapter("cogvideox-i2v", model=args.model)
     vf, rf = METHODS.build("vid-freeze"), METHODS.build("rollout-freeze")
     rows = []

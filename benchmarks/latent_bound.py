@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import logging
 import math
 import shlex
@@ -43,13 +42,8 @@ import torch
 
 log = logging.getLogger("latent_bound")
 HERE = Path(__file__).resolve().parent
-
-
-def _efficacy() -> Any:
-    spec = importlib.util.spec_from_file_location("efficacy", HERE / "efficacy.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    return mod
+if str(HERE) not in sys.path:  # the sibling efficacy.py: held-out images, stats, JSON helpers
+    sys.path.insert(0, str(HERE))
 
 
 def reach(adapter: Any, image: torch.Tensor, eps: float, steps: int = 60) -> float:
@@ -121,9 +115,10 @@ def measure(adapter: Any, z: torch.Tensor, image: torch.Tensor, seeds: list[int]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import efficacy as eff
+
     from stillguard.adapters import load_adapter
 
-    eff = _efficacy()
     adapter = load_adapter("cogvideox-i2v", model=args.model)
     images = eff.held_out_images(args.images)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -253,7 +248,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         stem = "latent-bound" if args.objective == "freeze" else "latent-bound-collapse"
-        (out / f"{stem}.json").write_text(_efficacy().to_json(doc))
+        import efficacy
+
+        (out / f"{stem}.json").write_text(efficacy.to_json(doc))
         (out / f"{stem}.md").write_text(text)
     return doc
 

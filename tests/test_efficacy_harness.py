@@ -84,19 +84,23 @@ def test_merge_keeps_earlier_sections(quick_run, efficacy):
     assert "Headline" in (out / "efficacy.md").read_text()
 
 
+def _merge_side_run(efficacy, out, work, side, tmp_path):
+    """Copy the quick run's JSON to a fresh folder and fold ``side``'s sections into it."""
+    merged_out = tmp_path / "merged"
+    merged_out.mkdir()
+    (merged_out / "efficacy.json").write_text((out / "efficacy.json").read_text())
+    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--work", str(work)]
+    side_json = str(side / "efficacy.json")
+    return efficacy.main([*argv, "--out", str(merged_out), "--merge-from", side_json]), merged_out
+
+
 def test_rollout_freeze_ablation_merges_from_a_side_run(quick_run, efficacy, tmp_path):
     doc, out, work = quick_run
     side = tmp_path / "side"
     argv = ["--model", "tiny", "--quick", "--steps", "1", "--images", "1", "--no-headline"]
     argv += ["--ablation", "unroll", "--ablation-method", "rollout-freeze", "--work", str(work)]
     efficacy.main([*argv, "--out", str(side)])
-    merged_out = tmp_path / "merged"
-    merged_out.mkdir()
-    (merged_out / "efficacy.json").write_text((out / "efficacy.json").read_text())
-    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--work", str(work)]
-    merged = efficacy.main(
-        [*argv, "--out", str(merged_out), "--merge-from", str(side / "efficacy.json")]
-    )
+    merged, merged_out = _merge_side_run(efficacy, out, work, side, tmp_path)
     sec = merged["sections"]["ablation-unroll-rollout-freeze"]
     assert sec["labels"] == ["unroll 0", "unroll 5", "unroll 2"]
     assert [merged["results"][k]["variant"]["method"] for k in sec["keys"]] == [
@@ -113,13 +117,7 @@ def test_a_named_section_sits_beside_the_headline(quick_run, efficacy, tmp_path)
     efficacy.main(
         [*argv, "--out", str(side), "--only", "rollout-collapse", "--section", "collapse"]
     )
-    merged_out = tmp_path / "merged"
-    merged_out.mkdir()
-    (merged_out / "efficacy.json").write_text((out / "efficacy.json").read_text())
-    argv = ["--model", "tiny", "--quick", "--no-headline", "--merge", "--work", str(work)]
-    merged = efficacy.main(
-        [*argv, "--out", str(merged_out), "--merge-from", str(side / "efficacy.json")]
-    )
+    merged, _ = _merge_side_run(efficacy, out, work, side, tmp_path)
     assert merged["sections"]["collapse"]["labels"] == ["rollout-collapse"]
     assert merged["sections"]["headline"]["labels"] == ["vid-freeze", "noise"]
     status = {g["goal"]: g["status"] for g in merged["goals"]}
