@@ -359,7 +359,7 @@ def goals(doc: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         text = f"{method} 8/255, identity: fidelity to input and to clean video halved"
         out.append(goal(text, r, checks))
-    r = next((_find(doc, k, 8) for k in (*FREEZERS, "anti-i2v", "noise") if _find(doc, k, 8)), None)
+    r = next((r for k in (*FREEZERS, "anti-i2v", "noise") if (r := _find(doc, k, 8))), None)
     checks = [("motion ratio", m(r, "identity", "motion_ratio", "noise"), ">=", 0.80)]
     out.append(goal("same-budget noise baseline 8/255, identity: motion ratio >= 0.80", r, checks))
     return out
@@ -642,11 +642,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     path = args.out / "efficacy.json"
     base: dict[str, Any] = {"sections": {}, "results": {}}
-    if args.merge and path.exists():
-        base = _restore(json.loads(path.read_text()))
-    for other in args.merge_from:
+    sources = ([path] if args.merge and path.exists() else []) + list(args.merge_from)
+    for other in sources:  # a "not run" note never replaces a section another run measured
         extra = _restore(json.loads(other.read_text()))
-        base["sections"].update({k: v for k, v in extra["sections"].items() if k != "transfer"})
+        for k, sec in extra["sections"].items():
+            if sec.get("kind") != "note" or k not in base["sections"]:
+                base["sections"][k] = sec
         base["results"].update(extra["results"])
     sections: dict[str, dict[str, Any]] = {}
 

@@ -2,7 +2,8 @@
 
 This is stillguard's own method, not a paper's. Vid-Freeze (arXiv 2509.23279) freezes the video
 indirectly, by making attention uniform at one random timestep; on the shipped toy model that moved
-the attention maps by about 1% and the motion not at all (``docs/efficacy.md``). Rollout-freeze
+its attention loss by about 6% and the motion not at all (``docs/attention-effect.md``,
+``docs/efficacy.md``). Rollout-freeze
 states the goal directly: run ``unroll`` differentiable DDIM steps from fresh noise, exactly as the
 pipeline samples (same scheduler, same conditioning), and minimise how much the generated latent
 frames differ from a still video. The gradient reaches the image through every denoiser call and
@@ -17,12 +18,13 @@ Needs: ``rollout`` (CogVideoX-family adapters). The module also holds ``rollout-
 class docstring), the same machinery aimed at Anti-I2V's goal.
 
 Choices (none comes from a paper):
-    * one noise video per PGD step from the run's generator (EOT over the sampler's noise);
-      averaging 4 rollouts per step gave the same result at 4x the cost (held-out chelsea and
-      synthetic-0, 30 steps: motion ratio 0.736 vs 0.738), and 30, 60 and 150 steps all gave 0.74;
+    * one noise video per PGD step from the run's generator (EOT over the sampler's noise); the
+      result converges early (``docs/efficacy.md``, steps ablation: 25, 50 and 100 PGD steps give
+      motion ratio 0.760, 0.759, 0.759 on 4 held-out images);
     * ``unroll=0`` uses the adapter's own number of inference steps, so the attacked sampler is the
       one the evaluation runs; a smaller ``unroll`` is cheaper (time and activation memory grow
-      linearly with it) and still a full trajectory, on a coarser schedule;
+      linearly with it) and still a full trajectory, on a coarser schedule (unroll 2 and 5 gave
+      0.761 and 0.758 against 0.759 for all 10 toy steps: unroll ablation);
     * the loss is normalised by the mean square of the rollout so that its value is comparable
       across models and images; this does not change the sign-gradient PGD steps.
 """

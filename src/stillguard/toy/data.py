@@ -20,9 +20,10 @@ Choices not dictated by any paper (this is our own synthetic data, not a publish
 canvas = view + 24 px; camera per frame: pan 0.8 px, zoom 1.5 %, roll 0.25 degrees, times one
 strength factor U(0.75, 1.25) per video; 15 % of videos have no object. The VAE alone trains on
 ``VAE_SCENES``: the same videos with random hue, saturation and gamma, and 30 % any-colour scenes,
-so that it learns to encode every colour (natural photos included), not only the scene palettes. Randomness comes from an
-explicit ``numpy.random.Generator`` (the rendering is numpy/OpenCV code); use :func:`scene_rng` to
-get disjoint, reproducible streams (training, validation and held-out evaluation never overlap).
+so that it learns to encode every colour (natural photos included), not only the scene palettes.
+Randomness comes from an explicit ``numpy.random.Generator`` (the rendering is numpy/OpenCV code);
+use :func:`scene_rng` to get disjoint, reproducible streams (training, validation and held-out
+evaluation never overlap).
 
 Needs: numpy and opencv (``pip install stillguard[eval]``); training-time only.
 """
