@@ -14,8 +14,19 @@ from ..registry import ADAPTERS
 from . import cogvideox_i2v, svd  # noqa: F401  (registers the adapters)
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
+from .official import config_folder, official_model, real_config
 
-__all__ = ["ADAPTERS", "Adapter", "Captured", "Conditioning", "Denoised", "load_adapter"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "Captured",
+    "Conditioning",
+    "Denoised",
+    "config_folder",
+    "load_adapter",
+    "official_model",
+    "real_config",
+]
 
 
 def load_adapter(

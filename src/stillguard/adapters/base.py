@@ -108,6 +108,10 @@ class Adapter(ABC):
 
     registry_name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    #: the hub id used when no model is given
+    default_model: ClassVar[str | None] = None
+    #: published checkpoints whose configuration ships in ``adapters/configs``: hub id -> folder name
+    real_models: ClassVar[dict[str, str]] = {}
 
     #: hub id, local folder, ``"tiny"`` or ``"toy"``
     model_id: str
@@ -135,6 +139,31 @@ class Adapter(ABC):
     @abstractmethod
     def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> Adapter:
         """The same diffusers classes built offline from small configs with random weights."""
+
+    @classmethod
+    def from_config(
+        cls,
+        folder: str | Any,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> Adapter:
+        """Build every component from a **config-only** folder, with random weights (no weights read).
+
+        ``folder`` is laid out like a pipeline folder without weights (``model_index.json``,
+        ``<component>/config.json``, ``stillguard.json``); the shipped real configurations are in
+        ``stillguard/adapters/configs/`` (see :func:`stillguard.adapters.official.config_folder`).
+        Prompt embeddings are zeros of the published shape. With ``device="meta"`` or under
+        ``FakeTensorMode`` nothing is allocated: this is how the planner sizes a real run.
+        """
+        raise NotImplementedError(f"{cls.registry_name} cannot be built from a config folder yet")
+
+    @classmethod
+    def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
+        """The module whose ``state_dict()`` has exactly the keys and shapes of an official weight
+        file (``part`` names the file); for targets whose architecture stillguard implements."""
+        raise NotImplementedError(f"{cls.registry_name} has no official_model()")
 
     @abstractmethod
     def save_pretrained(self, path: str) -> None:
