@@ -2,6 +2,7 @@
 # stillguard developer entry point. Creates .venv on first use, then:
 #   ./run.sh demo [ARGS]   protect the bundled sample photo against the shipped default model
 #   ./run.sh test [ARGS]   run the fast offline test suite
+#   ./run.sh test-slow     run the slow tests (SIGKILL resume, benchmark harnesses); CI runs both
 #   ./run.sh sg ARGS       run any `stillguard` command inside .venv
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,6 +17,7 @@ cmd=${1:-demo}; shift || true
 case "$cmd" in
   demo) exec .venv/bin/stillguard demo "$@" ;;
   test) exec .venv/bin/python -m pytest -m "not slow and not gpu and not weights" -q "$@" ;;
+  test-slow) exec .venv/bin/python -m pytest -m "slow and not gpu and not weights" -q "$@" ;;
   sg)   exec .venv/bin/stillguard "$@" ;;
-  *) echo "usage: ./run.sh [demo|test|sg] [ARGS...]" >&2; exit 2 ;;
+  *) echo "usage: ./run.sh [demo|test|test-slow|sg] [ARGS...]" >&2; exit 2 ;;
 esac

@@ -42,21 +42,21 @@ def mean_terms(
     method: Any, adapter: Any, x_clean: torch.Tensor, x: torch.Tensor, draws: int
 ) -> dict:
     """Mean of each logged term of ``method`` at ``x`` over ``draws`` fixed draws (seed 123)."""
-    method.setup(adapter, x_clean, torch.Generator().manual_seed(0))
+    state = method.setup(adapter, x_clean, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(123)
     acc: dict[str, float] = {}
     with torch.no_grad():
         for _ in range(draws):
-            for k, v in method.loss(adapter, x, g)[1].items():
+            for k, v in method.loss(adapter, x, g, state)[1].items():
                 acc[k] = acc.get(k, 0.0) + v / draws
     return acc
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from stillguard.adapters import load_adapter
-    from stillguard.evaluate import noise_image
+    from stillguard.loop import protect
+    from stillguard.measure.evaluate import noise_image
     from stillguard.plugins import METHODS
-    from stillguard.protect import protect
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="toy")

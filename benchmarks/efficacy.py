@@ -9,13 +9,13 @@ Usage (one command regenerates ``docs/efficacy.md`` and ``docs/efficacy.json``):
 
 Protocol, per method variant and held-out image: ``protect()`` with the method's defaults (budget
 L-infinity 8/255, ``--steps`` PGD steps, default 100), ``Protected.save`` to an 8-bit PNG, then
-``evaluate(adapter, original, png, seeds, transforms=(identity, jpeg:75, resize:0.75, blur:1.0))``
+``evaluate(original, png, adapter, seeds, transforms=(identity, jpeg:75, resize:0.75, blur:1.0))``
 on the saved file. Aggregates are mean +- population std over all (image, seed) pairs; a ratio is
 the mean of per-(image, seed) ratios, not a ratio of means.
 
 Inputs the methods were not tuned on (the demo astronaut is not used): four scikit-image sample
 photos (chelsea, coffee, rocket, camera as grey RGB), centre-cropped square and Lanczos-resized to
-64x64 (the toy model's native size), and four synthetic scenes from ``stillguard.toy.data``'s held-out
+64x64 (the toy model's native size), and four synthetic scenes from ``stillguard.toy.training.data``'s held-out
 stream (never drawn in training) with data seed 7919 (training used seed 0).
 
 Choices made here:
@@ -81,7 +81,7 @@ def held_out_images(n: int | None = None) -> list[tuple[str, str, torch.Tensor]]
     Shape:
         each image ``(1, 3, 64, 64)`` in [0, 1], 8-bit valued.
     """
-    from stillguard.toy import quality
+    from stillguard.toy.training import quality
 
     out = []
     for photo, idx in zip(NATURAL, SYNTH_INDICES, strict=True):
@@ -205,8 +205,7 @@ class Runner:
 
     def run(self, v: dict[str, Any], eval_adapter: Any = None, tag: str = "") -> dict[str, Any]:
         """Per-image records and the aggregate of one variant (cached by its settings)."""
-        from stillguard.evaluate import evaluate
-        from stillguard.protect import protect
+        from stillguard import evaluate, protect, save_protected
 
         key = vkey(v, self.ctx) + tag
         if key in self.results:
@@ -229,7 +228,7 @@ class Runner:
                     method_options=v["options"],
                     seed=0,
                 )
-                p.save(png)
+                save_protected(p, png)
                 orig = p.original
             else:
                 orig = torch.round(img * 255) / 255
@@ -237,9 +236,9 @@ class Runner:
             nkey = (name + tag, eps)
             t0 = time.perf_counter()
             rep = evaluate(
-                target,
                 orig,
                 png,
+                target,
                 seeds=self.seeds,
                 transforms=TRANSFORMS,
                 eps=eps,

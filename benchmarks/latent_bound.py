@@ -100,7 +100,7 @@ def oracle(
 
 def measure(adapter: Any, z: torch.Tensor, image: torch.Tensor, seeds: list[int]) -> dict:
     """Flow, temporal dissimilarity and SSIM to the input of rollout videos from latent ``z``."""
-    from stillguard import metrics
+    from stillguard.measure import metrics, motion
 
     out: dict[str, list[float]] = {"flow": [], "dissim": [], "ssim_all": []}
     with torch.no_grad():
@@ -108,8 +108,8 @@ def measure(adapter: Any, z: torch.Tensor, image: torch.Tensor, seeds: list[int]
         for s in seeds:
             noise = torch.randn(adapter.latent_shape(1), generator=torch.Generator().manual_seed(s))
             video = adapter.decode(adapter.rollout(cond, noise, adapter.num_inference_steps))
-            out["flow"].append(metrics.flow_magnitude(video))
-            out["dissim"].append(metrics.temporal_dissimilarity(video))
+            out["flow"].append(motion.flow_magnitude(video))
+            out["dissim"].append(motion.temporal_dissimilarity(video))
             out["ssim_all"].append(metrics.image_fidelity(video, image)["ssim_all"])
     return out
 

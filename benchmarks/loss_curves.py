@@ -20,8 +20,9 @@ import torch
 from PIL import Image
 
 from stillguard.adapters import load_adapter
+from stillguard.app.outputs import save_protected
+from stillguard.loop import protect
 from stillguard.plugins import METHODS
-from stillguard.protect import protect
 
 
 def test_image(size: tuple[int, int] = (96, 80)) -> torch.Tensor:
@@ -40,10 +41,10 @@ def test_image(size: tuple[int, int] = (96, 80)) -> torch.Tensor:
 
 def fixed_loss(name: str, adapter, x_clean: torch.Tensor, x: torch.Tensor, n: int = 8) -> float:
     m = METHODS.build(name)
-    m.setup(adapter, x_clean, torch.Generator().manual_seed(0))
+    state = m.setup(adapter, x_clean, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
-        return sum(float(m.loss(adapter, x, g)[0]) for _ in range(n)) / n
+        return sum(float(m.loss(adapter, x, g, state)[0]) for _ in range(n)) / n
 
 
 def png_stats(path: Path, original: torch.Tensor) -> tuple[int, float]:
@@ -74,7 +75,7 @@ def main() -> None:
         t0 = time.perf_counter()
         p = protect(x, adapter, name, steps=args.steps, eps=args.eps, seed=0)
         secs = time.perf_counter() - t0
-        path = p.save(out / f"{name}.png")
+        path = save_protected(p, out / f"{name}.png")
         linf, psnr = png_stats(path, p.original)
         curve = " ".join(f"{v:.4f}" for v in p.losses[:: max(1, args.steps // 10)])
         print(f"\n{name}: space {p.config['space']['name']}, {args.steps} steps in {secs:.1f}s")

@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stillguard import metrics
-from stillguard.toy import build, quality
+from stillguard.measure import metrics
+from stillguard.toy import build
+from stillguard.toy.training import quality
 
 logger = logging.getLogger("toy_quality")
 

@@ -14,7 +14,7 @@ PY=.venv/bin/python
 export OMP_NUM_THREADS=1
 mkdir -p runs
 if [ ! -f runs/toy/seed1/export/model_index.json ]; then
-  $PY -m stillguard.toy.train --out runs/toy/seed1 --minutes-vae 15 --minutes-transformer 40 \
+  $PY -m stillguard.toy.training.train --out runs/toy/seed1 --minutes-vae 15 --minutes-transformer 40 \
     --seed 1 --device cpu --threads 1 --export runs/toy/seed1/export
 fi
 EFF=(benchmarks/efficacy.py --model toy --work runs/efficacy --threads 1)

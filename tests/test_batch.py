@@ -1,4 +1,4 @@
-"""Batch protection with a resumable manifest (stillguard.batch), on the tiny random model."""
+"""Batch protection with a resumable manifest (stillguard.app.batch), on the tiny random model."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stillguard import batch as B
-from stillguard.config import build_config
+from stillguard.app import batch as B
+from stillguard.app.config import build_config
+from stillguard.app.inputs import check_writable, collect
+from stillguard.app.manifest import MANIFEST, read_manifest
 from stillguard.errors import InputError, ModelError
-from stillguard.io import sha256_file
+from stillguard.files import sha256_file
 
 
 def _img(path: Path, h: int = 32, w: int = 40, c: int = 3, seed: int = 0) -> Path:
@@ -34,7 +36,7 @@ def cfg():
 
 
 def _lines(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / B.MANIFEST).read_text().splitlines()]
+    return [json.loads(line) for line in (out / MANIFEST).read_text().splitlines()]
 
 
 # ----------------------------------------------------------------------------- planning
@@ -53,7 +55,7 @@ def test_plan_expands_sorted_recursive_and_skips_junk(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
     (src / "sub" / "loop").symlink_to(src, target_is_directory=True)  # a symlink loop
-    items = B.plan([src], tmp_path / "out")
+    items = collect([src], tmp_path / "out")
     assert [i.input.relative_to(src).as_posix() for i in items] == ["a.jpg", "b.png", "sub/c.png"]
     out = tmp_path / "out"
     assert [i.output for i in items] == [
@@ -69,11 +71,11 @@ def test_plan_collisions_get_stable_distinct_names(tmp_path):
     for p in (a, b, c):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(b"x")
-    first = B.plan([a, b, c, a], tmp_path / "out")
+    first = collect([a, b, c, a], tmp_path / "out")
     names = [i.output.name for i in first]
     assert len(first) == 3 and len({n.lower() for n in names}) == 3
     assert all(n.endswith(".protected.png") and n.lower().startswith("cat-") for n in names)
-    assert [i.output for i in B.plan([a, b, c], tmp_path / "out")] == [i.output for i in first]
+    assert [i.output for i in collect([a, b, c], tmp_path / "out")] == [i.output for i in first]
 
 
 def test_plan_refuses_output_over_input_and_file_as_folder(tmp_path):
@@ -81,23 +83,23 @@ def test_plan_refuses_output_over_input_and_file_as_folder(tmp_path):
     out = tmp_path / "out"
     clash = _img(out / "a.protected.png")  # an input that a.png's output would replace
     with pytest.raises(InputError, match="output path is an input"):
-        B.plan([a, clash], out)
+        collect([a, clash], out)
     with pytest.raises(InputError, match="not a folder"):
-        B.plan([a], a)
+        collect([a], a)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no input images"):
-        B.plan([tmp_path / "empty"], out)
+        collect([tmp_path / "empty"], out)
 
 
 def test_check_writable(tmp_path, monkeypatch):
-    B.check_writable(tmp_path / "new" / "deeper")
+    check_writable(tmp_path / "new" / "deeper")
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(InputError, match="is a file"):
-        B.check_writable(f / "sub")
-    monkeypatch.setattr(B.os, "access", lambda *a: False)
+        check_writable(f / "sub")
+    monkeypatch.setattr("stillguard.app.inputs.os.access", lambda *a: False)
     with pytest.raises(InputError, match="not writable"):
-        B.check_writable(tmp_path / "new")
+        check_writable(tmp_path / "new")
 
 
 # ----------------------------------------------------------------------------- running
@@ -137,7 +139,8 @@ def test_batch_bad_file_reported_rest_proceeds_then_resume_skips(tmp_path, tiny,
 
     again = B.run_batch([src], out, cfg, no_model)
     assert [r.status for r in again.items] == ["skipped", "skipped", "failed"]
-    assert [r["status"] for r in _lines(out)[3:]] == ["skipped", "skipped", "failed"]
+    # a resume appends nothing for what it skips (the manifest does not grow), only new failures
+    assert [r["status"] for r in _lines(out)[3:]] == ["failed"]
     assert not [p for p in out.rglob("*.tmp")]
 
 
@@ -169,15 +172,15 @@ def test_partial_manifest_line_is_cut_and_lock_is_exclusive(tmp_path, tiny, cfg)
     src = _img(tmp_path / "in" / "a.png")
     out = tmp_path / "out"
     B.run_batch([src], out, cfg, tiny)
-    with open(out / B.MANIFEST, "ab") as f:
+    with open(out / MANIFEST, "ab") as f:
         f.write(b'{"status": "ok", "input": "half a li')  # what a kill mid-write leaves
     (out / ".a.protected.png.x1y2.tmp").write_bytes(b"stale")
     res = B.run_batch([src], out, cfg, tiny)
     assert res.items[0].status == "skipped"
-    text = (out / B.MANIFEST).read_text()
-    assert "half a li" not in text and text.endswith("\n") and len(_lines(out)) == 2
+    text = (out / MANIFEST).read_text()
+    assert "half a li" not in text and text.endswith("\n") and len(_lines(out)) == 1
     assert not (out / ".a.protected.png.x1y2.tmp").exists()
-    with open(out / B.MANIFEST, "ab") as holder:
+    with open(out / MANIFEST, "ab") as holder:
         fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
         with pytest.raises(InputError, match="another stillguard run"):
             B.run_batch([src], out, cfg, tiny)
@@ -191,11 +194,11 @@ def test_model_that_cannot_load_stops_the_batch(tmp_path, cfg):
 
     with pytest.raises(ModelError):
         B.run_batch([src], tmp_path / "out", cfg, broken)
-    assert os.listdir(tmp_path / "out") == [B.MANIFEST] and _lines(tmp_path / "out") == []
+    assert os.listdir(tmp_path / "out") == [MANIFEST] and _lines(tmp_path / "out") == []
 
 
 def test_read_manifest_ignores_garbage(tmp_path):
     m = tmp_path / "m.jsonl"
     m.write_text('{"a": 1}\nnot json\n[1, 2]\n{"b": 2}\n{"c"')
-    assert B.read_manifest(m) == [{"a": 1}, {"b": 2}]
-    assert B.read_manifest(tmp_path / "none.jsonl") == []
+    assert read_manifest(m) == [{"a": 1}, {"b": 2}]
+    assert read_manifest(tmp_path / "none.jsonl") == []

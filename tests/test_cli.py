@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import HOSTILE, rand_image
 from PIL import Image
-from test_io import HOSTILE, _rand
 from typer.testing import CliRunner
 
 from stillguard import cli
@@ -37,7 +37,7 @@ def _one_error_line(res) -> str:
 
 def _good(path: Path, size: tuple[int, int] = (40, 32), seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(_rand(size[1], size[0], seed=seed)).save(path)
+    Image.fromarray(rand_image(size[1], size[0], seed=seed)).save(path)
     return path
 
 
@@ -61,7 +61,7 @@ def test_symlink_loop_and_unreadable(tmp_path, monkeypatch):
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("stillguard.io.open", denied, raising=False)
+    monkeypatch.setattr("stillguard.images.open", denied, raising=False)
     res = run("protect", src, "-o", tmp_path / "out", *FAST)
     assert res.exit_code == 2 and "permission denied" in _one_error_line(res)
     assert not (tmp_path / "out").exists()
@@ -74,7 +74,7 @@ def test_unwritable_output_and_output_equals_input(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "overwrite the input" in _one_error_line(res)
     res = run("protect", src, "-o", src / "sub", *FAST)
     assert res.exit_code == 2 and "is a file" in _one_error_line(res)
-    monkeypatch.setattr("stillguard.batch.os.access", lambda p, mode: Path(p) != tmp_path)
+    monkeypatch.setattr("stillguard.app.inputs.os.access", lambda p, mode: Path(p) != tmp_path)
     res = run("protect", src, "-o", tmp_path / "out", *FAST)
     assert res.exit_code == 2 and "not writable" in _one_error_line(res)
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]
@@ -140,18 +140,18 @@ def _odd_inputs(folder: Path) -> dict[str, tuple[int, int]]:
     Image.fromarray((np.arange(32 * 40).reshape(32, 40) * 50 % 65536).astype(np.uint16)).save(
         folder / "g16.png"
     )
-    Image.fromarray(_rand(32, 40)).convert("CMYK").save(folder / "cmyk.jpg")
-    Image.fromarray(_rand(32, 40)).convert("P", palette=Image.Palette.ADAPTIVE).save(
+    Image.fromarray(rand_image(32, 40)).convert("CMYK").save(folder / "cmyk.jpg")
+    Image.fromarray(rand_image(32, 40)).convert("P", palette=Image.Palette.ADAPTIVE).save(
         folder / "pal.png"
     )
-    Image.fromarray(_rand(32, 40, 4)).save(folder / "rgba.png")
-    Image.fromarray(_rand(32, 40, 1)[..., 0]).save(folder / "gray.png")
+    Image.fromarray(rand_image(32, 40, 4)).save(folder / "rgba.png")
+    Image.fromarray(rand_image(32, 40, 1)[..., 0]).save(folder / "gray.png")
     exif = Image.Exif()
     exif[0x0112] = 8
-    Image.fromarray(_rand(32, 40)).save(folder / "rot.jpg", exif=exif.tobytes())
-    Image.fromarray(_rand(16, 16)).save(folder / "tiny.png")
-    Image.fromarray(_rand(16, 600)).save(folder / "thin.png")
-    frames = [Image.fromarray(_rand(32, 40, seed=i)).convert("P") for i in range(2)]
+    Image.fromarray(rand_image(32, 40)).save(folder / "rot.jpg", exif=exif.tobytes())
+    Image.fromarray(rand_image(16, 16)).save(folder / "tiny.png")
+    Image.fromarray(rand_image(16, 600)).save(folder / "thin.png")
+    frames = [Image.fromarray(rand_image(32, 40, seed=i)).convert("P") for i in range(2)]
     frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:])
     sizes = {n: (40, 32) for n in ("g16", "cmyk", "pal", "rgba", "gray")}
     return sizes | {"rot": (32, 40), "tiny": (16, 16), "thin": (600, 16)}
@@ -192,7 +192,7 @@ def test_list_and_env(tmp_path):
 
 
 def test_demo_calls_run_demo(tmp_path, monkeypatch):
-    import stillguard.demo
+    import stillguard.app.demo
 
     seen = {}
 
@@ -202,7 +202,7 @@ def test_demo_calls_run_demo(tmp_path, monkeypatch):
                                report_path=Path(out_dir) / "r.html", table="TABLE",
                                report=SimpleNamespace(verdicts={"identity": "frozen"}))  # fmt: skip
 
-    monkeypatch.setattr(stillguard.demo, "run_demo", fake)
+    monkeypatch.setattr(stillguard.app.demo, "run_demo", fake)
     res = run("demo", "--out", tmp_path / "d", "--steps", "3", "--seed", "5", "--model", "tiny")
     assert res.exit_code == 0 and "TABLE" in res.stdout
     assert seen["steps"] == 3 and seen["seed"] == 5 and seen["model"] == "tiny"
@@ -229,6 +229,7 @@ def test_verify_on_tiny(tmp_path):
 
 
 # ----------------------------------------------------------------------------- kill and resume
+@pytest.mark.slow
 def test_sigkill_mid_batch_then_resume_does_each_input_once(tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     names = [f"p{i}" for i in range(8)]
@@ -255,7 +256,7 @@ def test_sigkill_mid_batch_then_resume_does_each_input_once(tmp_path):
     assert sorted(Path(r["input"]).stem for r in ok) == names  # each input protected exactly once
     assert all(r["status"] in ("ok", "skipped") for r in lines)
     for r in ok:
-        from stillguard.io import sha256_file
+        from stillguard.files import sha256_file
 
         assert (
             sha256_file(out / r["output"]) == r["output_sha256"] and (out / r["sidecar"]).is_file()

@@ -1,4 +1,4 @@
-"""Presets, strict validation, overrides and the config hash (stillguard.config)."""
+"""Presets, strict validation, overrides and the config hash (stillguard.app.config)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,34 @@ import math
 
 import pytest
 
-from stillguard import config as C
+from stillguard.app import config as C
+from stillguard.app import presets as P
 from stillguard.errors import StillguardError
 from stillguard.registry import METHODS
+from stillguard.settings import parse_eps
 
 
 def test_shipped_presets_load_and_say_what_they_are():
-    names = C.list_presets()
+    names = P.list_presets()
     assert {"default", "debug", "anti-i2v", "strong", "demo"} <= set(names)
     for name in names:
         cfg = C.load_preset(name)
         assert cfg.description and cfg.method_name in METHODS
-        assert 0 < cfg.eps <= 32 / 255
+        assert 0 < cfg.loop.eps <= 32 / 255
     default = C.load_preset("default")
-    assert default.method_name == "vid-freeze" and math.isclose(default.eps, 8 / 255)
-    assert default.steps == 100 and default.model == C.DEFAULT_MODELS["cogvideox-i2v"]
-    assert C.load_preset("debug").steps <= 5 and C.load_preset("debug").model == "tiny"
-    assert math.isclose(C.load_preset("strong").eps, 16 / 255)
+    assert default.method_name == "vid-freeze" and math.isclose(default.loop.eps, 8 / 255)
+    assert default.loop.steps == 100 and default.model == C.DEFAULT_MODELS["cogvideox-i2v"]
+    assert C.load_preset("debug").loop.steps <= 5 and C.load_preset("debug").model == "tiny"
+    assert math.isclose(C.load_preset("strong").loop.eps, 16 / 255)
     assert C.load_preset("anti-i2v").method_name == "anti-i2v"
 
 
 def test_protect_kwargs_bind_to_protect():
-    from stillguard.protect import protect
+    from stillguard.loop import protect
 
     kwargs = C.load_preset("strong").protect_kwargs()
     inspect.signature(protect).bind(None, None, **kwargs)  # raises on an unknown keyword
-    assert kwargs["eot"] and kwargs["method"] == "vid-freeze"
+    assert kwargs["config"].eot and kwargs["method"] == "vid-freeze"
 
 
 @pytest.mark.parametrize(
@@ -40,7 +42,7 @@ def test_protect_kwargs_bind_to_protect():
     [("8/255", 8 / 255), (" 4/255 ", 4 / 255), ("0.03", 0.03), (0.05, 0.05), (32 / 255, 32 / 255)],
 )
 def test_parse_eps_ok(text, expect):
-    assert math.isclose(C.parse_eps(text), expect)
+    assert math.isclose(parse_eps(text), expect)
 
 
 @pytest.mark.parametrize(
@@ -48,31 +50,31 @@ def test_parse_eps_ok(text, expect):
 )
 def test_parse_eps_refuses(bad):
     with pytest.raises(StillguardError, match="eps"):
-        C.parse_eps(bad)
+        parse_eps(bad)
 
 
 def test_parse_override_types():
-    assert C.parse_override("protect.steps=5") == (["protect", "steps"], 5)
-    assert C.parse_override("protect.eps=8/255") == (["protect", "eps"], "8/255")
-    assert C.parse_override("method.layers=['a', 'b']") == (["method", "layers"], ["a", "b"])
-    assert C.parse_override("target.model=owner/name") == (["target", "model"], "owner/name")
-    assert C.parse_override("protect.random_start=false")[1] is False
-    assert C.parse_override("target.options.num_frames=9") == (
+    assert P.parse_override("protect.steps=5") == (["protect", "steps"], 5)
+    assert P.parse_override("protect.eps=8/255") == (["protect", "eps"], "8/255")
+    assert P.parse_override("method.layers=['a', 'b']") == (["method", "layers"], ["a", "b"])
+    assert P.parse_override("target.model=owner/name") == (["target", "model"], "owner/name")
+    assert P.parse_override("protect.random_start=false")[1] is False
+    assert P.parse_override("target.options.num_frames=9") == (
         ["target", "options", "num_frames"],
         9,
     )
     for bad in ("protect", "steps=5", "protect.=3", ".x=1"):
         with pytest.raises(StillguardError, match="section.key=value"):
-            C.parse_override(bad)
+            P.parse_override(bad)
 
 
 def test_precedence_preset_flags_sets():
     cfg = C.build_config("debug")
-    assert cfg.steps == C.load_preset("debug").steps
-    assert C.build_config("debug", steps=7).steps == 7
+    assert cfg.loop.steps == C.load_preset("debug").loop.steps
+    assert C.build_config("debug", steps=7).loop.steps == 7
     cfg = C.build_config("debug", steps=7, sets=["protect.steps=9", "method.max_queries=64"])
-    assert cfg.steps == 9 and cfg.method_options == {"max_queries": 64}
-    assert math.isclose(C.build_config("debug", eps="4/255").eps, 4 / 255)
+    assert cfg.loop.steps == 9 and cfg.method_options == {"max_queries": 64}
+    assert math.isclose(C.build_config("debug", eps="4/255").loop.eps, 4 / 255)
     assert C.build_config("default", model="tiny").model == "tiny"
 
 
@@ -81,9 +83,9 @@ def test_precedence_preset_flags_sets():
     [
         ({"sets": ["protect.stepz=3"]}, r"protect\.stepz.*'steps'"),
         ({"sets": ["methd.name=x"]}, r"section \[methd\].*'method'"),
-        ({"sets": ["protect.steps='x'"]}, r"protect\.steps must be int"),
-        ({"sets": ["protect.random_start=1"]}, r"random_start must be bool"),
-        ({"sets": ["protect.steps=true"]}, r"protect\.steps must be int"),
+        ({"sets": ["protect.steps='x'"]}, r"\[protect\].*steps must be an integer"),
+        ({"sets": ["protect.random_start=1"]}, r"random_start must be true or false"),
+        ({"sets": ["protect.steps=true"]}, r"\[protect\].*steps must be an integer"),
         ({"sets": ["method.foo=1"]}, r"method\.foo for method 'vid-freeze'"),
         ({"sets": ["method.max_queries=1.5"]}, r"max_queries.*int"),
         ({"sets": ["protect.eot=['jpg']"]}, r"jpeg"),
@@ -123,7 +125,7 @@ def test_user_preset_file_and_method_switch_drops_its_options(tmp_path):
     )
     cfg = C.load_preset(p)
     assert (
-        cfg.steps == 4 and cfg.method_options == {"max_queries": 32} and cfg.description == "mine"
+        cfg.loop.steps == 4 and cfg.method_options == {"max_queries": 32} and cfg.description == "mine"
     )
     switched = C.build_config(p, method="noise")
     assert switched.method_name == "noise" and switched.method_options == {}
@@ -141,7 +143,7 @@ def test_config_hash_is_stable_and_covers_fields():
 
 
 def test_missing_tomllib_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(C, "tomllib", None)
+    monkeypatch.setattr(P, "tomllib", None)
     with pytest.raises(StillguardError, match="tomli"):
         C.load_preset("default")
 

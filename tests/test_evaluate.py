@@ -8,74 +8,23 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import FakeAdapter, Wipe, mark, photo
 from PIL import Image
 
-from stillguard import evaluate as ev
 from stillguard.errors import InputError
+from stillguard.measure import evaluate as ev
+from stillguard.measure import verdict as V
+from stillguard.tensors import quantize8
 
 EPS = 8 / 255
 
 
-def _photo(size: int = 48) -> torch.Tensor:
-    g = torch.Generator().manual_seed(3)
-    low = torch.rand(1, 3, size // 6, size // 6, generator=g)
-    img = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
-    return img.clamp(0.05, 0.9)
-
-
-def _mark(x: torch.Tensor) -> torch.Tensor:
-    """The fake model's "protection": a white 8x8 corner."""
-    y = x.clone()
-    y[..., :8, :8] = 1.0
-    return y
-
-
-class FakeAdapter:
-    """Scripted I2V stand-in: content slides right by (1 + seed) px/frame (wrapping around).
-
-    Marked images (white top-left corner) give a frozen video (``mode="freeze"``) or seeded noise
-    (``mode="degrade"``).
-    """
-
-    height = width = 48
-    num_frames = 6
-    is_real = False
-
-    def __init__(self, mode: str = "freeze") -> None:
-        self.mode = mode
-        self.calls: list[int] = []
-
-    def describe(self) -> dict:
-        return {"target": "fake", "model": "fake", "num_frames": self.num_frames}
-
-    def generate(self, x, *, seed=0, num_frames=None, num_inference_steps=None):
-        self.calls.append(seed)
-        n = num_frames or self.num_frames
-        marked = bool(x[..., :8, :8].mean() > 0.97)
-        if marked and self.mode == "degrade":
-            g = torch.Generator().manual_seed(seed)
-            return torch.rand(x.shape[0], n, 3, self.height, self.width, generator=g)
-        step = 0 if marked else 1 + seed
-        return torch.stack([torch.roll(x, step * t, dims=-1) for t in range(n)], dim=1)
-
-
-class Wipe:
-    """Stand-in purification that removes the mark (paints the corner mid-gray)."""
-
-    label = "wipe"
-
-    def real(self, x: torch.Tensor) -> torch.Tensor:
-        y = x.clone()
-        y[..., :8, :8] = 0.5
-        return y
-
-
 def _run(mode: str = "freeze", **kw):
     adapter = FakeAdapter(mode)
-    img = _photo()
+    img = photo()
     kw.setdefault("seeds", (0, 1))
     kw.setdefault("transforms", ("identity", Wipe()))
-    return adapter, ev.evaluate(adapter, img, _mark(img), **kw)
+    return adapter, ev.evaluate(img, mark(img), adapter, **kw)
 
 
 def test_frozen_protection_and_purification_are_told_apart() -> None:
@@ -113,12 +62,12 @@ def test_degraded_verdict() -> None:
     row = next(
         s for s in rep.summary if s["transform"] == "identity" and s["subject"] == "protected"
     )
-    assert row["video_ssim"] <= ev.DEGRADED_VIDEO_SSIM
+    assert row["video_ssim"] <= V.DEGRADED_VIDEO_SSIM
     assert rep.verdicts["wipe"] == "not protected"
 
 
 def test_noise_baseline_is_8bit_within_budget_and_seeded() -> None:
-    img = ev.quantize8(_photo())
+    img = quantize8(photo())
     a, b = ev.noise_image(img, EPS, 0), ev.noise_image(img, EPS, 0)
     assert torch.equal(a, b) and not torch.equal(a, ev.noise_image(img, EPS, 1))
     assert (a - img).abs().max() <= 8 / 255 + 1e-6
@@ -129,21 +78,21 @@ def test_noise_baseline_is_8bit_within_budget_and_seeded() -> None:
 
 
 def test_inputs_are_quantised_and_paths_accepted(tmp_path) -> None:
-    img = _photo()
-    prot = _mark(img)
+    img = photo()
+    prot = mark(img)
     paths = []
     for name, x in (("o.png", img), ("p.png", prot)):
         arr = (x[0].permute(1, 2, 0) * 255).round().byte().numpy()
         Image.fromarray(arr).save(tmp_path / name)
         paths.append(tmp_path / name)
-    a = ev.evaluate(FakeAdapter(), img, prot, seeds=(0,), transforms=("identity",))
-    b = ev.evaluate(FakeAdapter(), *paths, seeds=(0,), transforms=("identity",))
+    a = ev.evaluate(img, prot, FakeAdapter(), seeds=(0,), transforms=("identity",))
+    b = ev.evaluate(*paths, FakeAdapter(), seeds=(0,), transforms=("identity",))
     assert a.to_json() == b.to_json()
     assert torch.equal(a.images["original"], (img * 255).round() / 255)
     with pytest.raises(InputError, match="differ in size"):
-        ev.evaluate(FakeAdapter(), img, prot[..., :40], seeds=(0,), transforms=("identity",))
+        ev.evaluate(img, prot[..., :40], FakeAdapter(), seeds=(0,), transforms=("identity",))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
-        ev.evaluate(FakeAdapter(), img * 255, prot, seeds=(0,), transforms=("identity",))
+        ev.evaluate(img * 255, prot, FakeAdapter(), seeds=(0,), transforms=("identity",))
 
 
 @pytest.mark.parametrize(
@@ -163,14 +112,14 @@ def test_inputs_are_quantised_and_paths_accepted(tmp_path) -> None:
     ],
 )
 def test_verdict_thresholds(row: dict, expected: str) -> None:
-    assert ev.verdict(row) == expected
+    assert V.verdict(row) == expected
 
 
 def test_report_json_table_and_save(tmp_path) -> None:
     _, rep = _run(seeds=(0,))
     data = json.loads(rep.to_json())
     assert data["verdicts"] == rep.verdicts and len(data["rows"]) == len(rep.rows)
-    assert data["config"]["thresholds"] == ev.THRESHOLDS
+    assert data["config"]["thresholds"] == V.THRESHOLDS
     # psnr of the frozen video's frame 0 to the original is finite; the marked-image PSNR is not inf
     assert all(
         v is None or isinstance(v, (int, float, str, bool, list, dict))
@@ -189,7 +138,7 @@ def test_tiny_cog_end_to_end_and_deterministic(tiny_cog) -> None:
     img = F.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(64, 64), mode="bilinear")
     prot = (img + (torch.rand(img.shape, generator=g) * 2 - 1) * EPS).clamp(0, 1)
     kw = dict(seeds=(0,), transforms=("identity", "jpeg:75"), num_inference_steps=2)
-    rep = ev.evaluate(tiny_cog, img, prot, **kw)
+    rep = ev.evaluate(img, prot, tiny_cog, **kw)
     assert {(r["transform"], r["subject"]) for r in rep.rows} == {
         (t, s) for t in ("identity", "jpeg:75") for s in ("protected", "noise")
     }
@@ -199,6 +148,6 @@ def test_tiny_cog_end_to_end_and_deterministic(tiny_cog) -> None:
         assert r["clean_flow"] > 0
     assert rep.videos["clean"].shape[:3] == (1, tiny_cog.num_frames, 3)
     assert rep.config["target"]["target"] == "cogvideox-i2v" and rep.config["real_model"] is False
-    assert set(rep.verdicts.values()) <= set(ev.VERDICTS)
-    again = ev.evaluate(tiny_cog, img, prot, **kw)
+    assert set(rep.verdicts.values()) <= set(V.VERDICTS)
+    again = ev.evaluate(img, prot, tiny_cog, **kw)
     assert again.to_json() == rep.to_json()

@@ -1,53 +1,30 @@
-"""Image loading, validation and atomic PNG saving (stillguard.io)."""
+"""Image loading, validation and atomic PNG saving (stillguard.images)."""
 
 from __future__ import annotations
 
-import io
 import os
 import struct
-import zlib
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import HOSTILE, rand_image, write_png
 from PIL import Image, ImageCms
 
-from stillguard import io as sio
+from stillguard import files as sfiles
+from stillguard import images as sio
 from stillguard.errors import InputError
-
-
-def _rand(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
-
-
-def _png(path: Path, arr: np.ndarray, **kw) -> Path:
-    Image.fromarray(arr.squeeze()).save(path, **kw)
-    return path
-
-
-def _bomb_png(path: Path, w: int, h: int) -> Path:
-    """A PNG whose header declares ``w x h`` but carries almost no data."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat))
-    return path
 
 
 # ----------------------------------------------------------------------------- valid inputs
 def test_rgb_roundtrip_exact_and_metadata_stripped(tmp_path):
-    arr = _rand(24, 40)
-    src = _png(tmp_path / "a.png", arr, pnginfo=_text_info("secret", "gps"))
+    arr = rand_image(24, 40)
+    src = write_png(tmp_path / "a.png", arr, pnginfo=_text_info("secret", "gps"))
     loaded = sio.load_image(src)
     assert loaded.tensor.shape == (1, 3, 24, 40) and loaded.tensor.dtype == torch.float32
     assert torch.equal(loaded.tensor[0].permute(1, 2, 0), torch.from_numpy(arr).float() / 255)
-    assert loaded.info["sha256"] == sio.sha256_file(src) and loaded.alpha is None
-    out = sio.save_png(loaded.tensor, tmp_path / "out" / "a.protected.png", source=loaded)
+    assert loaded.info["sha256"] == sfiles.sha256_file(src) and loaded.alpha is None
+    out = sfiles.save_png(loaded.tensor, tmp_path / "out" / "a.protected.png", source=loaded)
     back = Image.open(out)
     assert back.mode == "RGB" and np.array_equal(np.asarray(back), arr)
     assert "secret" not in back.info and not back.getexif()
@@ -63,24 +40,24 @@ def _text_info(key: str, value: str):
 
 
 def test_save_png_metadata_and_uint8(tmp_path):
-    arr = _rand(20, 20)
-    out = sio.save_png(arr, tmp_path / "x.png", metadata={"stillguard": {"eps": 0.03}})
+    arr = rand_image(20, 20)
+    out = sfiles.save_png(arr, tmp_path / "x.png", metadata={"stillguard": {"eps": 0.03}})
     img = Image.open(out)
     assert np.array_equal(np.asarray(img), arr)
     assert '"eps": 0.03' in img.info["stillguard"]
 
 
 def test_save_png_refuses_input_non_png_and_directory(tmp_path):
-    src = _png(tmp_path / "in.png", _rand(20, 20))
+    src = write_png(tmp_path / "in.png", rand_image(20, 20))
     loaded = sio.load_image(src)
     before = src.read_bytes()
     with pytest.raises(InputError, match="overwrite the input"):
-        sio.save_png(loaded.tensor, src, source=loaded)
+        sfiles.save_png(loaded.tensor, src, source=loaded)
     with pytest.raises(InputError, match=r"\.png"):
-        sio.save_png(loaded.tensor, tmp_path / "out.jpg")
+        sfiles.save_png(loaded.tensor, tmp_path / "out.jpg")
     (tmp_path / "d.png").mkdir()
     with pytest.raises(InputError, match="directory"):
-        sio.save_png(loaded.tensor, tmp_path / "d.png")
+        sfiles.save_png(loaded.tensor, tmp_path / "d.png")
     assert src.read_bytes() == before
 
 
@@ -88,26 +65,26 @@ def test_save_png_unwritable_folder(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(InputError, match="cannot write"):
-        sio.save_png(_rand(20, 20), blocker / "sub" / "o.png")
+        sfiles.save_png(rand_image(20, 20), blocker / "sub" / "o.png")
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sio.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(sfiles.tempfile, "mkstemp", denied)
     with pytest.raises(InputError, match="Permission denied"):
-        sio.save_png(_rand(20, 20), tmp_path / "o.png")
+        sfiles.save_png(rand_image(20, 20), tmp_path / "o.png")
     assert not (tmp_path / "o.png").exists()
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
-    target = sio.atomic_write_bytes(tmp_path / "t.bin", b"old")
+    target = sfiles.atomic_write_bytes(tmp_path / "t.bin", b"old")
 
     def boom(*a):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sio.os, "replace", boom)
+    monkeypatch.setattr(sfiles.os, "replace", boom)
     with pytest.raises(OSError):
-        sio.atomic_write_bytes(target, b"new")
+        sfiles.atomic_write_bytes(target, b"new")
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["t.bin"]
 
 
@@ -120,20 +97,20 @@ def test_gray16_scaled_and_protected_as_rgb(tmp_path):
     expect = torch.from_numpy(a.astype(np.float32) / 65535)
     for c in range(3):
         assert torch.allclose(loaded.tensor[0, c], expect)
-    out = sio.save_png(loaded.tensor, tmp_path / "o.png")
+    out = sfiles.save_png(loaded.tensor, tmp_path / "o.png")
     assert Image.open(out).mode == "RGB" and Image.open(out).size == (48, 32)
 
 
 def test_gray_l_becomes_rgb(tmp_path):
-    arr = _rand(20, 30, 1)[..., 0]
-    loaded = sio.load_image(_png(tmp_path / "l.png", arr))
+    arr = rand_image(20, 30, 1)[..., 0]
+    loaded = sio.load_image(write_png(tmp_path / "l.png", arr))
     assert loaded.tensor.shape == (1, 3, 20, 30)
     assert torch.equal(loaded.tensor[0, 0], loaded.tensor[0, 2])
     assert torch.equal(loaded.tensor[0, 1], torch.from_numpy(arr).float() / 255)
 
 
 def test_cmyk_jpeg(tmp_path):
-    img = Image.fromarray(_rand(24, 32)).convert("CMYK")
+    img = Image.fromarray(rand_image(24, 32)).convert("CMYK")
     img.save(tmp_path / "c.jpg", quality=95)
     loaded = sio.load_image(tmp_path / "c.jpg")
     ref = np.asarray(Image.open(tmp_path / "c.jpg").convert("RGB"), dtype=np.float32) / 255
@@ -142,26 +119,26 @@ def test_cmyk_jpeg(tmp_path):
 
 
 def test_rgba_alpha_kept_unchanged(tmp_path):
-    arr = _rand(20, 24, 4)
+    arr = rand_image(20, 24, 4)
     arr[..., 3] = np.linspace(0, 255, 24, dtype=np.uint8)[None, :]
-    loaded = sio.load_image(_png(tmp_path / "a.png", arr))
+    loaded = sio.load_image(write_png(tmp_path / "a.png", arr))
     assert np.array_equal(loaded.alpha, arr[..., 3])
     assert torch.equal(
         loaded.tensor[0].permute(1, 2, 0), torch.from_numpy(arr[..., :3]).float() / 255
     )
     shifted = (loaded.tensor + 1 / 255).clamp(0, 1)
-    out = np.asarray(Image.open(sio.save_png(shifted, tmp_path / "o.png", source=loaded)))
+    out = np.asarray(Image.open(sfiles.save_png(shifted, tmp_path / "o.png", source=loaded)))
     assert out.shape == (20, 24, 4) and np.array_equal(out[..., 3], arr[..., 3])
 
 
 def test_opaque_alpha_dropped(tmp_path):
-    arr = _rand(20, 20, 4)
+    arr = rand_image(20, 20, 4)
     arr[..., 3] = 255
-    assert sio.load_image(_png(tmp_path / "a.png", arr)).alpha is None
+    assert sio.load_image(write_png(tmp_path / "a.png", arr)).alpha is None
 
 
 def test_palette_with_and_without_transparency(tmp_path):
-    base = Image.fromarray(_rand(20, 20)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    base = Image.fromarray(rand_image(20, 20)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
     base.save(tmp_path / "p.png")
     loaded = sio.load_image(tmp_path / "p.png")
     ref = np.asarray(base.convert("RGB"), dtype=np.float32) / 255
@@ -173,7 +150,7 @@ def test_palette_with_and_without_transparency(tmp_path):
 
 
 def test_exif_orientation_applied_and_not_written_back(tmp_path):
-    arr = _rand(20, 40)  # stored 40 wide, 20 tall
+    arr = rand_image(20, 40)  # stored 40 wide, 20 tall
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise for display
     exif[0x010F] = "CameraMaker"
@@ -181,9 +158,9 @@ def test_exif_orientation_applied_and_not_written_back(tmp_path):
     loaded = sio.load_image(tmp_path / "r.jpg")
     assert loaded.tensor.shape == (1, 3, 40, 20) and loaded.info["exif_orientation"] == 6
     assert loaded.info["file_size"] == [40, 20] and loaded.info["size"] == [20, 40]
-    plain = sio.save_png(loaded.tensor, tmp_path / "o.png", source=loaded)
+    plain = sfiles.save_png(loaded.tensor, tmp_path / "o.png", source=loaded)
     assert not Image.open(plain).getexif()
-    kept = sio.save_png(loaded.tensor, tmp_path / "k.png", source=loaded, keep_metadata=True)
+    kept = sfiles.save_png(loaded.tensor, tmp_path / "k.png", source=loaded, keep_metadata=True)
     ex = Image.open(kept).getexif()
     assert ex.get(0x010F) == "CameraMaker" and ex.get(0x0112) in (None, 1)
     assert Image.open(kept).size == (20, 40)
@@ -215,7 +192,7 @@ def test_icc_profile_converted_to_srgb(tmp_path):
 )
 def test_small_and_thin(tmp_path, size, ok):
     w, h = size
-    src = _png(tmp_path / "s.png", _rand(h, w))
+    src = write_png(tmp_path / "s.png", rand_image(h, w))
     if ok:
         assert sio.load_image(src).tensor.shape == (1, 3, h, w)
     else:
@@ -224,7 +201,7 @@ def test_small_and_thin(tmp_path, size, ok):
 
 
 def test_gif_still_ok_animated_refused(tmp_path):
-    frames = [Image.fromarray(_rand(20, 20, seed=i)).convert("P") for i in range(3)]
+    frames = [Image.fromarray(rand_image(20, 20, seed=i)).convert("P") for i in range(3)]
     frames[0].save(tmp_path / "still.gif")
     assert sio.load_image(tmp_path / "still.gif").tensor.shape == (1, 3, 20, 20)
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
@@ -233,44 +210,6 @@ def test_gif_still_ok_animated_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- hostile inputs
-def _truncated(tmp_path: Path, fmt: str) -> Path:
-    buf = io.BytesIO()
-    Image.fromarray(_rand(64, 64)).save(buf, format=fmt)
-    data = buf.getvalue()
-    p = tmp_path / f"t.{fmt.lower()}"
-    p.write_bytes(data[: len(data) // 2])
-    return p
-
-
-HOSTILE = {
-    "missing": (lambda t: t / "nope.png", "no such file"),
-    "directory": (lambda t: (t / "dir.png").mkdir() or t / "dir.png", "directory"),
-    "empty": (lambda t: (t / "e.png").write_bytes(b"") and t / "e.png" or t / "e.png", "empty"),
-    "truncated-png": (lambda t: _truncated(t, "PNG"), "truncated|broken"),
-    "truncated-jpeg": (lambda t: _truncated(t, "JPEG"), "truncated|broken"),
-    "truncated-tiff": (lambda t: _truncated(t, "TIFF"), "truncated|broken"),
-    "text-as-jpg": (lambda t: _w(t / "x.jpg", b"hello, I am text\n"), "looks like text"),
-    "svg": (lambda t: _w(t / "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'), "SVG"),
-    "broken-tiff": (
-        lambda t: _w(t / "x.tiff", b"II*\x00\xff\xff\xff\x7f" + b"\x00" * 8),
-        "broken|TIFF|not an image",
-    ),
-    "bomb": (lambda t: _bomb_png(t / "b.png", 100_000, 100_000), "decompression bomb"),
-    "over-limit": (lambda t: _bomb_png(t / "b.png", 10_000, 6_000), "megapixels"),
-    "unsupported-format": (lambda t: _ico(t / "x.png"), "not supported"),
-}
-
-
-def _w(p: Path, data: bytes) -> Path:
-    p.write_bytes(data)
-    return p
-
-
-def _ico(p: Path) -> Path:
-    Image.fromarray(_rand(32, 32)).save(p, format="ICO")
-    return p
-
-
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_inputs_refused_in_one_line(tmp_path, case):
     make, pattern = HOSTILE[case]
@@ -299,7 +238,7 @@ def test_fifo_refused(tmp_path):
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
-    src = _png(tmp_path / "a.png", _rand(20, 20))
+    src = write_png(tmp_path / "a.png", rand_image(20, 20))
 
     def denied(*a, **k):
         raise PermissionError(13, "Permission denied")
@@ -310,7 +249,7 @@ def test_unreadable_file(tmp_path, monkeypatch):
 
 
 def test_max_pixels_is_configurable(tmp_path):
-    src = _png(tmp_path / "a.png", _rand(40, 40))
+    src = write_png(tmp_path / "a.png", rand_image(40, 40))
     with pytest.raises(InputError, match="--max-pixels"):
         sio.load_image(src, max_pixels=1000)
     assert sio.load_image(src, max_pixels=1600).tensor.shape[-1] == 40

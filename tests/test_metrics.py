@@ -1,4 +1,4 @@
-"""Analytic tests of stillguard.metrics (no models, no weights)."""
+"""Analytic tests of stillguard.measure.metrics (no models, no weights)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from stillguard import metrics
 from stillguard.errors import InputError
+from stillguard.measure import metrics, motion
 
 
 def _texture(seed: int = 0, size: int = 96) -> torch.Tensor:
@@ -45,36 +45,36 @@ def _sk_ssim(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_constant_video_has_zero_motion_and_dissimilarity(video: str) -> None:
     frame = torch.full((3, 64, 64), 0.4) if video == "flat" else _texture()[:, :64, :64]
     v = frame.expand(9, -1, -1, -1).unsqueeze(0)
-    assert metrics.flow_magnitude(v) == 0.0
-    assert metrics.temporal_dissimilarity(v) == pytest.approx(0.0, abs=1e-6)
-    assert metrics.temporal_dissimilarity(v, ref="first") == pytest.approx(0.0, abs=1e-6)
-    assert metrics.drift(v) == 0.0
+    assert motion.flow_magnitude(v) == 0.0
+    assert motion.temporal_dissimilarity(v) == pytest.approx(0.0, abs=1e-6)
+    assert motion.temporal_dissimilarity(v, ref="first") == pytest.approx(0.0, abs=1e-6)
+    assert motion.drift(v) == 0.0
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_shifted_texture_flow_equals_shift(k: int) -> None:
     v = _shifted(k)
-    per = metrics.per_frame_flow(v)
+    per = motion.per_frame_flow(v)
     assert per.shape == (8,)
     # tolerance: 5% of the shift (measured error is < 1%)
-    assert metrics.flow_magnitude(v) == pytest.approx(k, rel=0.05)
+    assert motion.flow_magnitude(v) == pytest.approx(k, rel=0.05)
     assert np.all(np.abs(per - k) < 0.1 * k)
     diag = math.hypot(64, 64)
-    assert metrics.flow_magnitude(v, normalized=True) == pytest.approx(per.mean() / diag)
+    assert motion.flow_magnitude(v, normalized=True) == pytest.approx(per.mean() / diag)
 
 
 def test_flow_batch_shape_and_ordering() -> None:
     v = torch.stack([_shifted(1), _shifted(3)])
-    per = metrics.per_frame_flow(v)
+    per = motion.per_frame_flow(v)
     assert per.shape == (2, 8)
     assert per[1].mean() > 2 * per[0].mean()
-    assert metrics.temporal_dissimilarity(v[1:]) > metrics.temporal_dissimilarity(v[:1])
+    assert motion.temporal_dissimilarity(v[1:]) > motion.temporal_dissimilarity(v[:1])
 
 
 def test_dissimilarity_first_grows_with_distance() -> None:
     v = _shifted(2)
-    assert metrics.temporal_dissimilarity(v, ref="first") > metrics.temporal_dissimilarity(v)
-    assert metrics.drift(v) > 0
+    assert motion.temporal_dissimilarity(v, ref="first") > motion.temporal_dissimilarity(v)
+    assert motion.drift(v) > 0
 
 
 def test_ssim_and_psnr_agree_with_skimage() -> None:
@@ -115,11 +115,11 @@ def test_ssim_is_differentiable() -> None:
 def test_inputs_are_checked() -> None:
     v = _shifted(1)
     with pytest.raises(InputError, match=r"\[0, 1\]"):
-        metrics.flow_magnitude(v * 255)
+        motion.flow_magnitude(v * 255)
     with pytest.raises(InputError, match="at least 2 frames"):
-        metrics.flow_magnitude(v[:1])
+        motion.flow_magnitude(v[:1])
     with pytest.raises(InputError, match="ref"):
-        metrics.temporal_dissimilarity(v, ref="last")
+        motion.temporal_dissimilarity(v, ref="last")
     with pytest.raises(InputError, match="same shape"):
         metrics.psnr(v[0:1], v[0:2])
     with pytest.raises(InputError, match="11x11"):

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from stillguard.app.outputs import save_protected
 from stillguard.errors import CapabilityError, InputError, StillguardError
-from stillguard.protect import ProgressEvent, Protected, protect, step_fraction
+from stillguard.loop import ProgressEvent, Protected, protect, step_fraction
 from stillguard.spaces import Rgb
 from stillguard.transforms import Transform
 
@@ -28,7 +29,7 @@ def test_budget_holds_on_the_saved_png(tmp_path, tiny_cog, image) -> None:
     eps = 4 / 255
     p = protect(image, tiny_cog, "vid-freeze", eps=eps, space="rgb", **FAST)
     assert isinstance(p, Protected) and p.image.shape == image.shape == (1, 3, 80, 72)
-    out = p.save(tmp_path / "prot.png")
+    out = save_protected(p, tmp_path / "prot.png")
     Image.fromarray(np.round(image[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(
         tmp_path / "orig.png"
     )
@@ -40,7 +41,7 @@ def test_budget_holds_on_the_saved_png(tmp_path, tiny_cog, image) -> None:
 
 def test_sidecar_contents(tmp_path, tiny_cog, image) -> None:
     p = protect(image, tiny_cog, "vid-freeze", seed=3, **FAST)
-    out = p.save(tmp_path / "a.png")
+    out = save_protected(p, tmp_path / "a.png")
     side = json.loads((tmp_path / "a.json").read_text())
     assert side["output_file_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert side["real_model"] is False and "tiny" in side["warning"]
@@ -59,7 +60,7 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path, tiny_cog, image) 
     paths = []
     for i, seed in enumerate((5, 5, 6)):
         p = protect(image, tiny_cog, "vid-freeze", seed=seed, **FAST)
-        paths.append(p.save(tmp_path / f"{i}.png"))
+        paths.append(save_protected(p, tmp_path / f"{i}.png"))
     a, b, c = (q.read_bytes() for q in paths)
     assert a == b
     assert a != c
@@ -120,16 +121,20 @@ def test_noise_short_circuits_and_is_still_bounded(tmp_path, tiny_cog, image) ->
     assert d.max() == 6
     inside = (p.original * 255 >= 6) & (p.original * 255 <= 249)
     assert (d[inside] == 6).all()  # sign noise is +-eps wherever no clipping happens
-    p.save(tmp_path / "n.png")
+    save_protected(p, tmp_path / "n.png")
     side = json.loads((tmp_path / "n.json").read_text())
     assert side["real_model"] is False and side["linf_255"] == 6
     q = protect(image, tiny_cog, "noise", seed=1, eps=6 / 255)  # uniform: spread inside the box
     assert q.losses == [] and 0 < (q.delta * 255).round().abs().mean() < 6
 
 
-def test_steps_zero_without_random_start_is_the_original(tiny_cog, image) -> None:
-    p = protect(image, tiny_cog, "vid-freeze", steps=0, random_start=False)
-    assert torch.equal(p.image, p.original) and p.losses == []
+def test_zero_steps_is_refused_for_an_optimising_method(tiny_cog, image) -> None:
+    # zero steps from a random start is the noise baseline, not vid-freeze: one validation refuses it
+    with pytest.raises(InputError, match="steps >= 1.*noise"):
+        protect(image, tiny_cog, "vid-freeze", steps=0, random_start=False)
+    p = protect(image, None, "noise", steps=50, random_start=False, eps=4 / 255)
+    assert p.config["steps"] == 0 and p.config["random_start"] is True and p.losses == []
+    assert 0 < (p.delta * 255).round().abs().max() <= 4
 
 
 def test_space_object_and_eps(tiny_cog, image) -> None:
@@ -166,7 +171,7 @@ def test_bad_options_are_refused(tmp_path, tiny_cog, image) -> None:
         protect(image, tiny_cog, "vid-freeze", method_options={"attention": "temporal"})
     p = protect(image, None, "noise")
     with pytest.raises(InputError, match="png"):
-        p.save(tmp_path / "x.jpg")
+        save_protected(p, tmp_path / "x.jpg")
     assert list(tmp_path.iterdir()) == []
 
 

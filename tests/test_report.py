@@ -10,12 +10,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
+from helpers import FakeAdapter, Wipe, mark, photo
 from PIL import Image
-from test_evaluate import FakeAdapter, Wipe, _mark, _photo  # same folder, pytest's prepend import
 
-from stillguard import evaluate as ev
-from stillguard import video
-from stillguard.report import text_table, write_report
+from stillguard.measure import evaluate as ev
+from stillguard.measure import media as video
+from stillguard.measure.report import write_report
+from stillguard.measure.result import Report
+from stillguard.measure.table import text_table
+from stillguard.measure.verdict import VERDICTS
 
 
 @dataclass
@@ -25,10 +28,10 @@ class FakeProtected:
 
 
 @pytest.fixture(scope="module")
-def report() -> ev.Report:
-    img = _photo()
+def report() -> Report:
+    img = photo()
     return ev.evaluate(
-        FakeAdapter(), img, _mark(img), seeds=(0, 1), transforms=("identity", Wipe())
+        img, mark(img), FakeAdapter(), seeds=(0, 1), transforms=("identity", Wipe())
     )
 
 
@@ -72,7 +75,7 @@ def test_text_table_is_aligned_and_complete(report) -> None:
     start = lines.index(next(ln for ln in lines if ln.startswith("transform")))
     block = lines[start : start + 1 + len(report.summary)]
     col = block[0].index("verdict")
-    assert all(ln[col:].strip() in ev.VERDICTS for ln in block[1:])
+    assert all(ln[col:].strip() in VERDICTS for ln in block[1:])
     assert "±" in table  # two seeds give a spread
     assert "lpips" in table and "not available" in table
 

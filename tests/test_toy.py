@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from stillguard.toy import build, quality
-from stillguard.toy.data import (
+from stillguard.toy import build
+from stillguard.toy.training import quality
+from stillguard.toy.training.data import (
     CODE_COLOURS,
     SceneConfig,
     _camera_matrix,
@@ -146,7 +147,7 @@ def test_animation_criteria_reject_frozen_and_noise_videos(train_stats):
 def shipped():
     folder = build.weights_dir()
     assert (folder / "model_index.json").is_file(), (
-        f"no shipped toy weights in {folder}: train them with python -m stillguard.toy.train"
+        f"no shipped toy weights in {folder}: train them with python -m stillguard.toy.training.train"
     )
     return build.load_pipeline()
 
@@ -168,7 +169,7 @@ def test_shipped_model_animates_and_keeps_frame0(shipped, train_stats, case):
     assert video.shape == (1, 9, 3, 64, 64)
     stats = quality.video_stats(video, image)
     assert quality.animation_failures(stats, train_stats) == [], stats
-    from stillguard.metrics import psnr
+    from stillguard.measure.metrics import psnr
 
     per_frame = psnr(video[0], image.expand(9, -1, -1, -1))
     assert per_frame[0] > per_frame[-1] + 1.0, per_frame  # frame 0 is kept, later frames move on
@@ -193,7 +194,7 @@ def test_adapter_loads_the_shipped_toy(shipped):
 # ------------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_training_runs_checkpoints_and_resumes(tmp_path):
-    from stillguard.toy.train import main
+    from stillguard.toy.training.train import main
 
     argv = ["--out", str(tmp_path), "--minutes-vae", "0.05", "--minutes-transformer", "0.05"]
     argv += ["--n-latents", "8", "--threads", "1", "--device", "cpu"]

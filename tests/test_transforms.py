@@ -7,6 +7,7 @@ import torch
 
 from stillguard.errors import InputError, StillguardError
 from stillguard.plugins import TRANSFORMS
+from stillguard.tensors import quantize8
 from stillguard.transforms import (
     DEFAULT_PURIFICATIONS,
     Crop,
@@ -14,7 +15,6 @@ from stillguard.transforms import (
     Random,
     Resize,
     parse_transform,
-    quantize8,
 )
 
 SPECS = [

@@ -1,34 +1,48 @@
-"""stillguard: protect photos against image-to-video diffusion models, and prove it.
+"""stillguard: protect photos against image-to-video models, and prove it.
 
-The flat public API is imported lazily so ``import stillguard`` stays fast and a CLI error path does
-not pay for torch/diffusers imports it does not need.
+The public API is imported here explicitly, and no public name is also the name of a submodule,
+so ``from stillguard import protect`` and ``stillguard.protect(...)`` always give the function,
+whatever else has been imported, in any order and any number of times::
+
+    from stillguard import load_adapter, load_image, protect, save_protected, evaluate
+
+Layers (``docs/architecture.md``): the core (``loop``, ``settings``, ``images``, ``files``,
+``tensors``, ``spaces``, ``transforms``, ``adapters``, ``methods``) never imports ``measure``,
+``app`` or the fronts; ``measure`` never imports ``app``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 __version__ = "0.1.0"
 
-_LAZY = {
-    "protect": ("stillguard.protect", "protect"),
-    "Protected": ("stillguard.protect", "Protected"),
-    "evaluate": ("stillguard.evaluate", "evaluate"),
-    "Report": ("stillguard.evaluate", "Report"),
-    "load_adapter": ("stillguard.adapters", "load_adapter"),
-    "ADAPTERS": ("stillguard.plugins", "ADAPTERS"),
-    "METHODS": ("stillguard.plugins", "METHODS"),
-    "SPACES": ("stillguard.plugins", "SPACES"),
-    "TRANSFORMS": ("stillguard.plugins", "TRANSFORMS"),
-    "StillguardError": ("stillguard.errors", "StillguardError"),
-}
+from .adapters import load_adapter
+from .app.outputs import save_protected
+from .errors import CapabilityError, InputError, ModelError, StillguardError
+from .images import LoadedImage, load_image
+from .loop import ProgressEvent, Protected, protect
+from .measure.evaluate import evaluate
+from .measure.result import Report
+from .plugins import ADAPTERS, METHODS, SPACES, TRANSFORMS
+from .settings import LoopConfig
 
-__all__ = sorted(_LAZY) + ["__version__"]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'stillguard' has no attribute {name!r}")
+__all__ = [
+    "ADAPTERS",
+    "CapabilityError",
+    "InputError",
+    "LoadedImage",
+    "LoopConfig",
+    "METHODS",
+    "ModelError",
+    "ProgressEvent",
+    "Protected",
+    "Report",
+    "SPACES",
+    "StillguardError",
+    "TRANSFORMS",
+    "__version__",
+    "evaluate",
+    "load_adapter",
+    "load_image",
+    "protect",
+    "save_protected",
+]

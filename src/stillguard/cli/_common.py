@@ -39,7 +39,7 @@ def _stderr() -> Any:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _one_line(err: BaseException) -> str:
+def _one_line(err: BaseException | str) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
@@ -99,7 +99,12 @@ def check_model_available(model: str) -> None:
     stillguard never downloads checkpoints on its own. Local folders, ``tiny`` and ``toy`` pass
     (their own loader checks them).
     """
-    if model in DEMO_MODELS or Path(model).expanduser().exists():
+    if model in DEMO_MODELS:
+        return
+    if Path(model).expanduser().exists():
+        from ..adapters._common import check_local_folder
+
+        check_local_folder(Path(model).expanduser())  # no weights, or pickles only: say so now
         return
     if model.count("/") != 1 or model.startswith((".", "/", "~")):
         return  # not a hub id: the adapter's loader explains what is wrong with the path
@@ -153,6 +158,8 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
                 prog.remove_task(tasks.pop(ev.index))
             if ev.kind == "done" and not disable:
                 r = ev.result
+                if r.status == "failed" and ev.total == 1:
+                    return  # the command prints the one error line itself
                 if r.status == "failed":
                     msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
                     console.print(f"failed  {msg}", markup=False, style="red")

@@ -40,7 +40,8 @@ def _options(kind: str, registry: Any, name: str) -> list[tuple[str, str, Any]]:
 def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Registered plug-ins (and presets) with their options and defaults, by kind."""
     from .. import plugins
-    from ..config import DEFAULT_MODELS, list_presets, load_preset
+    from ..app.config import DEFAULT_MODELS, load_preset
+    from ..app.presets import list_presets
 
     aliases = {k[:-1]: k for k in [*KINDS, "presets"]} | {
         "adapters": "targets",

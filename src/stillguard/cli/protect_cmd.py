@@ -8,8 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import StillguardError
-from ..io import DEFAULT_MAX_PIXELS
+from ..images import DEFAULT_MAX_PIXELS
 from ._common import (
     DEBUG,
     DEMO_MODELS,
@@ -96,10 +95,11 @@ def _protect(
     keep_metadata: bool,
     max_pixels: int,
 ) -> int:
-    from .. import batch
-    from ..config import build_config
+    from ..app import batch
+    from ..app.config import build_config
+    from ..app.inputs import BatchItem, check_writable
     from ..errors import InputError
-    from ..io import load_image
+    from ..images import load_image
 
     cfg = build_config(preset, sets=sets, **flags)
     single = len(inputs) == 1 and not inputs[0].is_dir() and out.suffix.lower() == ".png"
@@ -108,62 +108,47 @@ def _protect(
             f"-o {out} is a .png file but the inputs are several or a folder; give a folder"
         )
     if single:
-        items = [batch.BatchItem(inputs[0], out, out.with_suffix(".json"))]
-        for path in (items[0].output, items[0].sidecar):
+        item = BatchItem(inputs[0], out, out.with_suffix(".json"))
+        for path in (item.output, item.sidecar):
             if os.path.realpath(path) == os.path.realpath(inputs[0]):
                 raise InputError(f"{path}: the output would overwrite the input; choose another -o")
-    else:
-        items = batch.plan(inputs, out)
-    batch.check_writable(out.parent if single else out)
+    check_writable(out.parent if single else out)
+    check_model_available(cfg.model)
     err = _stderr()
-    bad: dict[Path, StillguardError] = {}
-    for item in items:  # fail fast, before loading a model: decode every input once
-        try:
-            load_image(item.input, max_pixels=max_pixels)
-        except StillguardError as e:
-            bad[item.input] = e
-    if len(bad) == len(items):  # nothing to do: report and write nothing
-        for e in bad.values():
-            typer.echo(f"error: {_one_line(e)}", err=True)
-        if json_out:
-            _emit_json(
-                {"ok": 0, "failed": len(bad), "errors": [_one_line(e) for e in bad.values()]}
-            )
-        return 2
-    todo = items if single else batch.pending(items, out, batch.run_hash(cfg, keep_metadata))
 
     def load() -> Any:
-        return _load_target(cfg.target_name, cfg.model, cfg.device, cfg.dtype, cfg.target_options)
-
-    adapter: Any = load  # loaded lazily if nothing decodable is pending (a resumed, finished run)
-    if any(it.input not in bad for it in todo):
-        check_model_available(cfg.model)
         _warn_demo_model(cfg.model)
         with err.status(f"loading {cfg.target_name} ({cfg.model}) ..."):
-            adapter = load()  # before anything is written: a model that cannot load stops here
-    with _progress(err, cfg.steps, disable=json_out) as on_event:
+            return _load_target(cfg.target_name, cfg.model, cfg.device, cfg.dtype, cfg.target_options)
+
+    with _progress(err, cfg.loop.steps, disable=json_out) as on_event:
         if single:
-            on_event(batch.BatchEvent("start", 0, 1, items[0].input))
+            loaded = load_image(item.input, max_pixels=max_pixels)  # the one read of the input
+            adapter = load()
+            on_event(batch.BatchEvent("start", 0, 1, item.input))
             res = batch.protect_file(
-                items[0], cfg, adapter, keep_metadata=keep_metadata, max_pixels=max_pixels,
-                callback=lambda ev: on_event(batch.BatchEvent("step", 0, 1, items[0].input, ev.step, ev.steps, ev.loss)),
+                item, cfg, adapter, loaded, keep_metadata=keep_metadata,
+                callback=lambda ev: on_event(batch.BatchEvent("step", 0, 1, item.input, ev.step, ev.steps, ev.loss)),
             )  # fmt: skip
-            result = batch.BatchResult(
-                items=[res], manifest=None, config_hash=res.config_hash or ""
-            )
-            on_event(batch.BatchEvent("done", 0, 1, items[0].input, result=res))
+            result = batch.BatchResult(items=[res], manifest=None, config_hash=res.config_hash or "")
+            on_event(batch.BatchEvent("done", 0, 1, item.input, result=res))
         else:
             result = batch.run_batch(
                 inputs,
                 out,
                 cfg,
-                adapter,
+                load,
                 callback=on_event,
                 keep_metadata=keep_metadata,
                 max_pixels=max_pixels,
             )
     summary = result.to_dict()
     summary["real_model"] = cfg.model not in DEMO_MODELS
+    if len(result.items) == 1 and result.items[0].status == "failed":
+        error = result.items[0].error or "the input could not be protected"
+        if result.nothing_read:
+            raise InputError(error)  # one line, exit 2, nothing written
+        typer.echo(f"error: {_one_line(error)}", err=True)
     if json_out:
         _emit_json(summary)
     else:

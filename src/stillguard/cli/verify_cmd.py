@@ -58,10 +58,11 @@ def _verify(
     transforms: str | None, eps: str | None, report: Path | None, device: str, dtype: str,
     json_out: bool, debug: bool,
 ) -> None:  # fmt: skip
-    from ..config import default_model, parse_eps
+    from ..app.config import default_model
     from ..errors import InputError
-    from ..evaluate import verify as run_verify
-    from ..io import load_image
+    from ..images import load_image
+    from ..measure.evaluate import evaluate
+    from ..settings import parse_eps
 
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
@@ -90,10 +91,10 @@ def _verify(
     with Progress(console=err, disable=json_out or not err.is_terminal, transient=True) as prog:
         task = prog.add_task("generating videos", total=None)
         kwargs["callback"] = lambda ev: prog.update(task, completed=ev["done"], total=ev["total"])
-        rep = run_verify(adapter, a, b, **kwargs)
+        rep = evaluate(a, b, adapter, **kwargs)
     written = None
     if report is not None:
-        from ..report import write_report
+        from ..measure.report import write_report
 
         written = write_report(rep, report)
     if json_out:
@@ -107,7 +108,7 @@ def _verify(
 
 
 def _sidecar_eps(protected: Path) -> float:
-    """eps recorded in the protected PNG's sidecar (ours or ``Protected.save``'s), else 8/255."""
+    """eps recorded in the protected PNG's sidecar, else 8/255."""
     try:
         data = json.loads(protected.with_suffix(".json").read_text())
         return float((data.get("protect") or data.get("config"))["eps"])
@@ -131,12 +132,12 @@ def demo(
 ) -> None:
     """Protect the bundled sample photo against the shipped toy model and measure the result."""
     with _errors(debug):
-        from ..demo import run_demo
+        from ..app.demo import run_demo
 
         err = _stderr()
         _warn_demo_model(model)
         with _progress(err, steps or 0, disable=json_out) as on_event:
-            from ..batch import BatchEvent
+            from ..app.batch import BatchEvent
 
             name = Path("sample.png")
             on_event(BatchEvent("start", 0, 1, name))

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
-from . import advdm, anti_i2v, i2vguard, mist, noise, photoguard, rollout_freeze, sds, vid_freeze
-from .base import Method
+from . import (  # noqa: F401  (registers the methods)
+    advdm,
+    anti_i2v,
+    i2vguard,
+    mist,
+    noise,
+    photoguard,
+    rollout_collapse,
+    rollout_freeze,
+    sds,
+    vid_freeze,
+)
+from .base import Method, State
 
 __all__ = [
     "Method",
+    "State",
     "advdm",
     "anti_i2v",
     "i2vguard",
     "mist",
     "noise",
     "photoguard",
+    "rollout_collapse",
     "rollout_freeze",
     "sds",
     "vid_freeze",

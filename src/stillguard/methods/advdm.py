@@ -22,7 +22,7 @@ from torch import Tensor
 from ..adapters.base import Adapter
 from ..losses import diffusion_loss
 from ..registry import METHODS
-from .base import Method, draw, scalar, static_latent
+from .base import Method, State, draw, scalar, static_latent
 
 
 @METHODS.register("advdm")
@@ -30,13 +30,15 @@ from .base import Method, draw, scalar, static_latent
 class AdvDM(Method):
     """Maximise the denoising loss (see the module docstring)."""
 
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
-        self._z0 = static_latent(adapter, x_clean)
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
+        state.z0 = static_latent(adapter, x_clean)
+        return state
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
-        d = adapter.denoise(x, t, noise, z0=self._z0)
+        d = adapter.denoise(x, t, noise, z0=state.z0)
         dm = diffusion_loss(d.pred, d.target)
         return -dm, {"diffusion": scalar(dm)}

@@ -42,29 +42,32 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..adapters.base import Adapter, Conditioning
+from ..adapters.base import Adapter
 from ..errors import InputError, ModelError
 from ..losses import cosine, diffusion_loss, feature_mse
 from ..registry import METHODS
-from .base import Method, draw, flat, resolve_layers, scalar, static_latent, target_image
+from .base import (
+    Method,
+    State,
+    detach_conditioning,
+    draw,
+    flat,
+    resolve_layers,
+    scalar,
+    static_latent,
+    target_image,
+)
 
 log = logging.getLogger(__name__)
 CLIP_ENV = "STILLGUARD_CLIP"
 _CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def detach_conditioning(c: Conditioning) -> Conditioning:
-    """A copy of ``c`` with every tensor detached (for no-grad references)."""
-    emb = c.image_embeds.detach() if c.image_embeds is not None else None
-    extra = {k: v.detach() for k, v in c.extra.items()}
-    return Conditioning(c.image_latents.detach(), c.first_latent.detach(), emb, extra)
 
 
 class LocalClip:
@@ -121,87 +124,90 @@ class AntiI2V(Method):
 
     # ------------------------------------------------------------------ setup
     @torch.no_grad()
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
         blocks = adapter.layer_names("hidden")
         if len(blocks) < 2:
             raise InputError(f"anti-i2v needs at least 2 denoiser blocks, target has {len(blocks)}")
         ref = min(self.irc_ref, len(blocks) - 2)
-        self._irc_ref = blocks[ref]
-        self._irc_targets = [b for b in blocks[-self.irc_last :] if blocks.index(b) > ref]
-        self._ira = resolve_layers(self.ira_layers, blocks, "hidden") if self.ira_weight else []
-        self._vae: list[str] = []
+        state.irc_ref = blocks[ref]
+        state.irc_targets = [b for b in blocks[-self.irc_last :] if blocks.index(b) > ref]
+        state.ira = resolve_layers(self.ira_layers, blocks, "hidden") if self.ira_weight else []
+        state.vae = []
         if self.ira_weight and "vae-features" in adapter.capabilities:
-            self._vae = resolve_layers(self.vae_layers, adapter.layer_names("vae"), "vae")
+            state.vae = resolve_layers(self.vae_layers, adapter.layer_names("vae"), "vae")
         elif self.ira_weight:
             log.warning(
                 "anti-i2v: target %r exposes no VAE features; IRA uses denoiser blocks only",
                 adapter.registry_name,
             )
-        self._z0 = static_latent(adapter, x_clean)
+        state.z0 = static_latent(adapter, x_clean)
         tgt = target_image(self.target, x_clean)
-        with adapter.capture(hidden=self._vae) as cap:
-            self._tgt_cond = detach_conditioning(adapter.encode(tgt))
-            self._tgt_vae = {n: [t.detach() for t in cap.hidden.get(n, [])] for n in self._vae}
-        self._clip: Any = None
-        self._clip_ref: Tensor | None = None
+        with adapter.capture(hidden=state.vae) as cap:
+            state.tgt_cond = detach_conditioning(adapter.encode(tgt))
+            state.tgt_vae = {n: [t.detach() for t in cap.hidden.get(n, [])] for n in state.vae}
+        state.clip = None
+        state.clip_ref = None
         if self.aux_weight:
             folder = self.clip_model or os.environ.get(CLIP_ENV)
             if "image-embeds" in adapter.capabilities:
                 emb = adapter.encode(x_clean).image_embeds
-                self._clip_ref = emb.detach() if emb is not None else None
+                state.clip_ref = emb.detach() if emb is not None else None
             elif folder:
-                self._clip = LocalClip(folder, adapter.device)
-                self._clip_ref = self._clip(x_clean).detach()
-            if self._clip_ref is None:
+                state.clip = LocalClip(folder, adapter.device)
+                state.clip_ref = state.clip(x_clean).detach()
+            if state.clip_ref is None:
                 log.warning(
                     "anti-i2v: auxiliary CLIP term skipped (target has no image embedding and no "
                     "local CLIP weights; set clip_model or %s to a safetensors folder)",
                     CLIP_ENV,
                 )
+        return state
 
     # ------------------------------------------------------------------ loss
+
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
-        hidden = sorted(set([self._irc_ref, *self._irc_targets, *self._ira]))
-        with adapter.capture(hidden=hidden + self._vae) as cap:
+        hidden = sorted(set([state.irc_ref, *state.irc_targets, *state.ira]))
+        with adapter.capture(hidden=hidden + state.vae) as cap:
             cond = adapter.encode(x)
-            d = adapter.denoise(cond, t, noise, z0=self._z0)
-            feats = {n: flat(cap.hidden, [n]) for n in hidden + self._vae}
+            d = adapter.denoise(cond, t, noise, z0=state.z0)
+            feats = {n: flat(cap.hidden, [n]) for n in hidden + state.vae}
         terms: dict[str, float] = {}
         total = torch.zeros((), device=d.pred.device)
 
-        if self.irc_weight and self._irc_targets:
-            ref = feats[self._irc_ref][-1]
+        if self.irc_weight and state.irc_targets:
+            ref = feats[state.irc_ref][-1]
             ref = ref.detach() if self.irc_stop_grad else ref
             irc = torch.stack(
-                [feature_mse(feats[n][-1], ref, relative=True) for n in self._irc_targets]
+                [feature_mse(feats[n][-1], ref, relative=True) for n in state.irc_targets]
             )
             irc = irc.mean()
             total = total + self.irc_weight * irc
             terms["irc"] = scalar(irc)
         if self.ira_weight:
-            with torch.no_grad(), adapter.capture(hidden=self._ira) as tcap:
-                adapter.denoise(self._tgt_cond, t, noise, z0=self._z0)
-                tgt = {n: flat(tcap.hidden, [n])[-1].detach() for n in self._ira}
-            parts = [feature_mse(feats[n][-1], tgt[n], relative=True) for n in self._ira]
+            with torch.no_grad(), adapter.capture(hidden=state.ira) as tcap:
+                adapter.denoise(state.tgt_cond, t, noise, z0=state.z0)
+                tgt = {n: flat(tcap.hidden, [n])[-1].detach() for n in state.ira}
+            parts = [feature_mse(feats[n][-1], tgt[n], relative=True) for n in state.ira]
             ira_den = torch.stack(parts).mean()
             ira = ira_den
             terms["ira_denoiser"] = scalar(ira_den)
-            if self._vae:
+            if state.vae:
                 parts = [
                     feature_mse(a, b, relative=True)
-                    for n in self._vae
-                    for a, b in zip(feats[n], self._tgt_vae[n], strict=True)
+                    for n in state.vae
+                    for a, b in zip(feats[n], state.tgt_vae[n], strict=True)
                 ]
                 ira_vae = torch.stack(parts).mean()
                 ira = ira + ira_vae
                 terms["ira_vae"] = scalar(ira_vae)
             total = total + self.ira_weight * ira
-        if self.aux_weight and self._clip_ref is not None:
-            emb = self._clip(x) if self._clip is not None else cond.image_embeds
-            aux = cosine(emb, self._clip_ref)
+        if self.aux_weight and state.clip_ref is not None:
+            emb = state.clip(x) if state.clip is not None else cond.image_embeds
+            aux = cosine(emb, state.clip_ref)
             total = total + self.aux_weight * aux
             terms["clip_cosine"] = scalar(aux)
         if self.diff_weight:

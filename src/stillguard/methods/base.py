@@ -1,8 +1,11 @@
 """The protection-method contract and the helpers shared by the concrete methods.
 
-A method is a dataclass whose fields are its options. :func:`stillguard.protect.protect` calls
+A method is a dataclass whose fields are its options. :func:`stillguard.loop.protect` calls
 :meth:`Method.check` (capabilities, before any work), then :meth:`Method.setup` once (no-grad
-precompute from the clean image), then :meth:`Method.loss` at every PGD step. The loss is always
+precompute from the clean image; it returns a :class:`State` that the loop hands back), then
+:meth:`Method.start` (the starting point) and :meth:`Method.loss` at every PGD step. A method
+object holds only its options: everything computed for one image lives in its :class:`State`, so
+one method object can serve many images (and threads). The loss is always
 *minimised*; a method that wants to maximise something returns its negative.
 
 Shared choices (apply to every method unless its docstring says otherwise):
@@ -19,21 +22,28 @@ Shared choices (apply to every method unless its docstring says otherwise):
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..adapters.base import Adapter
+from ..adapters.base import Adapter, Conditioning
 from ..errors import CapabilityError, InputError
+from ..tensors import gaussian_blur
 
 #: Seed of the private generator behind synthetic target images (see :func:`target_image`).
 TARGET_SEED = 20250923
+#: how attention maps may be recorded (see :meth:`stillguard.adapters.base.Adapter.capture`)
+ATTENTION_MODES = ("exact", "sampled", "pooled")
+
+
+class State(SimpleNamespace):
+    """What :meth:`Method.setup` computed for one image (method-specific attributes)."""
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Method:
         requires_any: capabilities of which the adapter must offer at least one (empty: none needed).
         default_space: the perturbation space used when ``protect(space=None)``.
         optimizes: False for baselines that draw their perturbation without a loss (``noise``).
+        loop_overrides: loop settings the method fixes (``noise``: zero steps, random start).
     """
 
     registry_name: ClassVar[str] = "method"
@@ -52,6 +63,7 @@ class Method:
     requires_any: ClassVar[frozenset[str]] = frozenset()
     default_space: ClassVar[str] = "rgb"
     optimizes: ClassVar[bool] = True
+    loop_overrides: ClassVar[dict[str, Any]] = {}
 
     def check(self, adapter: Adapter) -> None:
         """Raise :class:`CapabilityError` if ``adapter`` lacks what this method needs."""
@@ -70,11 +82,18 @@ class Method:
                 "or another method"
             )
 
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
         """No-grad precompute from the clean image ``(1,3,H,W)`` (reference features, targets...)."""
+        return State()
+
+    def start(
+        self, space: Any, x: Tensor, generator: torch.Generator, random_start: bool
+    ) -> Tensor:
+        """The starting point of the loop in the space's own units (default: the space's own)."""
+        return space.init(x, generator, random_start)
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         """Scalar loss to minimise for the candidate image ``x`` ``(1,3,H,W)``, plus named terms."""
         raise NotImplementedError
@@ -243,35 +262,20 @@ def target_image(spec: str, like: Tensor) -> Tensor:
         raise InputError(
             f"target {spec!r} is neither gray, noise, pattern, blur nor an existing image file"
         )
-    from PIL import Image
+    from ..images import load_image
 
-    try:
-        with Image.open(path) as im:
-            arr = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
-            size = im.size
-    except OSError as e:
-        raise InputError(f"cannot read target image {spec!r}: {e}") from None
-    img = arr.view(size[1], size[0], 3).permute(2, 0, 1)[None].float() / 255
+    img = load_image(path, min_side=1).tensor
     img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
     return img.clamp(0, 1).to(like)
-
-
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur with reflect padding (radius ``3 sigma``).
-
-    Shape:
-        ``(B, C, H, W)`` -> same.
-    """
-    r = max(1, math.ceil(3 * sigma))
-    r = min(r, x.shape[-1] - 1, x.shape[-2] - 1)
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def scalar(t: Tensor) -> float:
     """A loss term as a plain float for the history (detached, no autograd warning)."""
     return float(t.detach())
+
+
+def detach_conditioning(c: Conditioning) -> Conditioning:
+    """A copy of ``c`` with every tensor detached (for no-grad references)."""
+    emb = c.image_embeds.detach() if c.image_embeds is not None else None
+    extra = {k: v.detach() for k, v in c.extra.items()}
+    return Conditioning(c.image_latents.detach(), c.first_latent.detach(), emb, extra)

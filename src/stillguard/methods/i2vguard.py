@@ -39,11 +39,13 @@ from ..adapters.base import Adapter
 from ..errors import InputError
 from ..losses import attention_divergence, margin
 from ..registry import METHODS
-from .anti_i2v import detach_conditioning
 from .base import (
+    ATTENTION_MODES,
     Method,
+    State,
     attention_kind,
     clone_generator,
+    detach_conditioning,
     draw,
     flat,
     resolve_layers,
@@ -52,7 +54,6 @@ from .base import (
     sub_generator,
     target_image,
 )
-from .vid_freeze import ATTENTION_MODES
 
 
 @METHODS.register("i2vguard")
@@ -81,48 +82,50 @@ class I2VGuard(Method):
         attention_kind(adapter, self.attention)
 
     @torch.no_grad()
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
         kind = attention_kind(adapter, self.attention)
-        self._layers = resolve_layers(self.layers, adapter.layer_names(kind), "attention")
+        state.layers = resolve_layers(self.layers, adapter.layer_names(kind), "attention")
         tgt = target_image(self.target, x_clean)
-        self._tgt_latent = adapter.encode(tgt).first_latent.detach()
-        self._z_tgt = static_latent(adapter, tgt)
-        self._z_clean = static_latent(adapter, x_clean)
-        self._clean = detach_conditioning(adapter.encode(x_clean))
+        state.tgt_latent = adapter.encode(tgt).first_latent.detach()
+        state.z_tgt = static_latent(adapter, tgt)
+        state.z_clean = static_latent(adapter, x_clean)
+        state.clean = detach_conditioning(adapter.encode(x_clean))
+        return state
 
-    def _capture(self, adapter: Adapter, g: torch.Generator):  # type: ignore[no-untyped-def]
+    def _capture(self, adapter: Adapter, g: torch.Generator, state: State):  # type: ignore[no-untyped-def]
         return adapter.capture(
-            attention=self._layers,
+            attention=state.layers,
             mode=self.attention_mode,
             max_queries=self.max_queries,
             generator=clone_generator(g),
         )
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
         sub = sub_generator(generator)
         terms: dict[str, float] = {}
-        with self._capture(adapter, sub) as cap:
+        with self._capture(adapter, sub, state) as cap:
             cond = adapter.encode(x)
-            d = adapter.denoise(cond, t, noise, z0=self._z_clean)
-            maps = flat(cap.attention, self._layers)
+            d = adapter.denoise(cond, t, noise, z0=state.z_clean)
+            maps = flat(cap.attention, state.layers)
         total = torch.zeros((), device=d.x0.device)
         if self.spatial_weight:
-            spatial = F.mse_loss(cond.first_latent.float(), self._tgt_latent.float())
+            spatial = F.mse_loss(cond.first_latent.float(), state.tgt_latent.float())
             total = total + self.spatial_weight * spatial
             terms["spatial"] = scalar(spatial)
         if self.temporal_weight:
-            with torch.no_grad(), self._capture(adapter, sub) as ccap:
-                adapter.denoise(self._clean, t, noise, z0=self._z_clean)
-                refs = [m.detach() for m in flat(ccap.attention, self._layers)]
+            with torch.no_grad(), self._capture(adapter, sub, state) as ccap:
+                adapter.denoise(state.clean, t, noise, z0=state.z_clean)
+                refs = [m.detach() for m in flat(ccap.attention, state.layers)]
             div = attention_divergence(maps, refs)
             total = total + self.temporal_weight * (self.tau_attention - div)
             terms["attention_divergence"] = scalar(div)
         if self.diffusion_weight:
-            pull = F.mse_loss(d.x0.float(), self._z_tgt.float())
-            away = F.mse_loss(d.x0.float(), self._z_clean.float())
+            pull = F.mse_loss(d.x0.float(), state.z_tgt.float())
+            away = F.mse_loss(d.x0.float(), state.z_clean.float())
             con = pull + margin(away, self.tau_diffusion)
             total = total + self.diffusion_weight * con
             terms["x0_to_target"] = scalar(pull)

@@ -24,7 +24,7 @@ from torch import Tensor
 from ..adapters.base import Adapter
 from ..losses import diffusion_loss
 from ..registry import METHODS
-from .base import Method, draw, scalar, static_latent, target_image
+from .base import Method, State, draw, scalar, static_latent, target_image
 
 
 @METHODS.register("mist")
@@ -36,16 +36,18 @@ class Mist(Method):
     target: str = "pattern"
 
     @torch.no_grad()
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
-        self._z0 = static_latent(adapter, x_clean)
-        self._tgt = adapter.encode(target_image(self.target, x_clean)).first_latent.detach()
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
+        state.z0 = static_latent(adapter, x_clean)
+        state.tgt = adapter.encode(target_image(self.target, x_clean)).first_latent.detach()
+        return state
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
         cond = adapter.encode(x)
-        d = adapter.denoise(cond, t, noise, z0=self._z0)
+        d = adapter.denoise(cond, t, noise, z0=state.z0)
         dm = diffusion_loss(d.pred, d.target)
-        tex = F.mse_loss(cond.first_latent.float(), self._tgt.float())
+        tex = F.mse_loss(cond.first_latent.float(), state.tgt.float())
         return tex - self.dm_weight * dm, {"diffusion": scalar(dm), "textural": scalar(tex)}

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..registry import METHODS
-from .base import Method, scalar, target_image
+from .base import Method, State, scalar, target_image
 
 
 @METHODS.register("photoguard")
@@ -32,11 +32,13 @@ class PhotoGuard(Method):
     target: str = "gray"
 
     @torch.no_grad()
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
-        self._tgt = adapter.encode(target_image(self.target, x_clean)).first_latent.detach()
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
+        state.tgt = adapter.encode(target_image(self.target, x_clean)).first_latent.detach()
+        return state
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
-        loss = F.mse_loss(adapter.encode(x).first_latent.float(), self._tgt.float())
+        loss = F.mse_loss(adapter.encode(x).first_latent.float(), state.tgt.float())
         return loss, {"latent_mse": scalar(loss)}

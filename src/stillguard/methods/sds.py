@@ -26,7 +26,7 @@ from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
 from ..losses import sds_surrogate
 from ..registry import METHODS
-from .base import Method, draw, scalar
+from .base import Method, State, draw, scalar
 
 
 @METHODS.register("sds")
@@ -41,7 +41,7 @@ class SDS(Method):
             raise InputError(f"sds sign must be '+' or '-', got {self.sign!r}")
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
         d = adapter.denoise(x, t, noise)

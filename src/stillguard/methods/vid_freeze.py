@@ -36,9 +36,7 @@ from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
 from ..losses import attention_frobenius, uniform_attention_floor
 from ..registry import METHODS
-from .base import Method, attention_kind, draw, flat, resolve_layers, scalar
-
-ATTENTION_MODES = ("exact", "sampled", "pooled")
+from .base import ATTENTION_MODES, Method, State, attention_kind, draw, flat, resolve_layers, scalar
 
 
 @METHODS.register("vid-freeze")
@@ -70,16 +68,18 @@ class VidFreeze(Method):
                 f"{adapter.registry_name!r} does not offer; use unroll=0"
             )
 
-    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> None:
+    def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
+        state = State()
         kind = attention_kind(adapter, self.attention)
-        self._layers = resolve_layers(self.layers, adapter.layer_names(kind), "attention")
+        state.layers = resolve_layers(self.layers, adapter.layer_names(kind), "attention")
+        return state
 
     def loss(
-        self, adapter: Adapter, x: Tensor, generator: torch.Generator
+        self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         t, noise = draw(adapter, generator)
         with adapter.capture(
-            attention=self._layers,
+            attention=state.layers,
             mode=self.attention_mode,
             max_queries=self.max_queries,
             generator=generator,
@@ -88,7 +88,7 @@ class VidFreeze(Method):
                 adapter.rollout(x, noise, self.unroll)
             else:
                 adapter.denoise(x, t, noise)
-            maps = flat(cap.attention, self._layers)
+            maps = flat(cap.attention, state.layers)
             loss = attention_frobenius(maps)
             floor = uniform_attention_floor(maps)
         value = scalar(loss)

@@ -6,9 +6,9 @@ runs offline on a laptop: demos, tests and research on the protection methods. I
 video model, and protection computed on it does not protect against real I2V models. See
 ``MODEL_CARD.md`` beside this file.
 
-Modules: :mod:`~stillguard.toy.data` (synthetic videos), :mod:`~stillguard.toy.build` (architecture,
-export and loading), :mod:`~stillguard.toy.stages` and :mod:`~stillguard.toy.train` (training,
-``python -m stillguard.toy.train``), :mod:`~stillguard.toy.quality` (measured quality).
+Modules: :mod:`~stillguard.toy.training.data` (synthetic videos), :mod:`~stillguard.toy.build` (architecture,
+export and loading), :mod:`~stillguard.toy.training.stages` and :mod:`~stillguard.toy.training.train` (training,
+``python -m stillguard.toy.training.train``), :mod:`~stillguard.toy.training.quality` (measured quality).
 Importing this package is cheap; torch and diffusers load only when a function needs them.
 """
 

@@ -1,4 +1,4 @@
-"""The evaluation as text (aligned table) and as a self-contained HTML page with its media.
+"""The evaluation as a self-contained HTML page with its media (the text table: :mod:`.table`).
 
 :func:`write_report` writes ``index.html`` and every file it shows into one folder, referenced by
 relative names only (no external URLs, no scripts): the original, protected and noise images, the
@@ -20,130 +20,13 @@ from typing import Any
 
 import torch
 
-from stillguard import metrics, video
+from stillguard.measure import media as video
+from stillguard.measure import motion
+from stillguard.measure.table import COLUMNS, caveats, cell, imp_rows, missing_note
 
 SUBJECT_ORDER = ("clean", "protected", "noise")
 _COLORS = {"clean": "#1f77b4", "protected": "#d62728", "noise": "#7f7f7f"}
 _VERDICT_COLORS = {"frozen": "#1a7f37", "degraded": "#9a6700", "not protected": "#cf222e"}
-_COLUMNS = (  # (summary key, header); "a→b" pairs show clean then subject
-    ("clean_flow|flow", "flow px/frame clean→video"),
-    ("motion_ratio", "motion ratio"),
-    ("clean_dissim|dissim", "1-SSIM clean→video"),
-    ("dissim_ratio", "dissim ratio"),
-    ("video_ssim", "SSIM to clean video"),
-    ("fidelity_drop", "frame-0 SSIM drop"),
-    ("verdict", "verdict"),
-)
-_IMP = (("psnr", "PSNR dB"), ("ssim", "SSIM"), ("linf_255", "L∞ ×255"), ("l2", "L2"))
-
-
-# ------------------------------------------------------------------------------------ text
-def _num(v: Any, digits: int = 3) -> str:
-    if isinstance(v, str):
-        return v
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if isinstance(v, float) and math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}f}"
-
-
-def _cell(row: dict[str, Any], key: str) -> str:
-    if key == "verdict":
-        return row["verdict"]
-    if "|" in key:
-        a, b = key.split("|")
-        return f"{_num(row[a])}→{_num(row[b])}"
-    s = _num(row[key])
-    std = row.get(key + "_std")
-    if row.get("seeds", 1) > 1 and std is not None and math.isfinite(std):
-        s += f" ±{std:.3f}"
-    return s
-
-
-def _learned(report: Any) -> tuple[list[str], list[str]]:
-    """Learned metric names with a value, and those reported as not available."""
-    names = sorted({k for d in report.imperceptibility.values() for k in d} - {k for k, _ in _IMP})
-    have = [
-        k
-        for k in names
-        if any(not isinstance(d.get(k), str) for d in report.imperceptibility.values())
-    ]
-    return have, [k for k in names if k not in have]
-
-
-def _imp_rows(report: Any) -> tuple[list[str], list[list[str]]]:
-    learned = _learned(report)[0]
-    head = ["image"] + [h for _, h in _IMP] + learned
-    rows = []
-    for subject, d in report.imperceptibility.items():
-        vals = [_num(d.get(k), 2 if k in ("psnr", "linf_255") else 4) for k, _ in _IMP]
-        rows.append([subject] + vals + [_num(d.get(k), 4) for k in learned])
-    return head, rows
-
-
-def _missing_note(report: Any) -> str:
-    missing = _learned(report)[1]
-    if not missing:
-        return ""
-    return (
-        f"{', '.join(missing)}: not available (need local weights; register a loader with "
-        "stillguard.metrics.register_learned_metric; nothing is downloaded)"
-    )
-
-
-def _align(head: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return [
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-        for r in [head, *rows]
-    ]
-
-
-def _caveats(report: Any) -> list[str]:
-    notes = []
-    if not report.config.get("real_model", False):
-        notes.append(
-            "NOTE: target is the tiny/toy model, not a real I2V model: these numbers say nothing "
-            "about protection against real models."
-        )
-    by = {(s["transform"], s["subject"]): s["verdict"] for s in report.summary}
-    for t, v in report.verdicts.items():
-        if v != "not protected" and by.get((t, "noise")) == v:
-            notes.append(
-                f"NOTE: under {t} the random-noise baseline is also '{v}': the effect is not "
-                "specific to the protection."
-            )
-    return notes
-
-
-def text_table(report: Any) -> str:
-    """The report as aligned plain text (what ``Report.table()`` returns)."""
-    cfg = report.config
-    tgt = cfg.get("target", {})
-    seeds = ", ".join(str(s) for s in cfg.get("seeds", []))
-    lines = [
-        f"stillguard evaluation: {tgt.get('target', '?')} (model {tgt.get('model', '?')}), "
-        f"seeds {seeds}, eps {_num(cfg.get('eps_255', math.nan), 1)}/255",
-        "",
-        "Imperceptibility (vs the 8-bit original):",
-        *_align(*_imp_rows(report)),
-        *([_missing_note(report)] if _missing_note(report) else []),
-        "",
-        "Videos (mean ±std over seeds; ratios = video / clean video of the same seed):",
-    ]
-    head = ["transform", "image"] + [h for _, h in _COLUMNS]
-    rows = [
-        [s["transform"], s["subject"]] + [_cell(s, k) for k, _ in _COLUMNS] for s in report.summary
-    ]
-    lines += _align(head, rows)
-    lines += ["", "Verdict thresholds (applied to the means):"]
-    lines += [f"  {name + ':':15s}{rule}" for name, rule in cfg.get("thresholds", {}).items()]
-    notes = _caveats(report)
-    return "\n".join(lines + ([""] + notes if notes else []))
-
-
-# ----------------------------------------------------------------------------------- plots
 def _figure(width: float = 6.0, height: float = 3.2) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -158,7 +41,7 @@ def _plot_motion(videos: dict[str, torch.Tensor], path: Path) -> Path:
     ax = fig.add_subplot()
     for k in SUBJECT_ORDER:
         if k in videos:
-            flow = metrics.per_frame_flow(videos[k])[0]
+            flow = motion.per_frame_flow(videos[k])[0]
             ax.plot(range(1, len(flow) + 1), flow, "o-", color=_COLORS[k], label=k)
     ax.set(xlabel="frame pair (t-1 → t)", ylabel="mean flow (px/frame)", title="Motion per frame")
     ax.set_ylim(bottom=0)
@@ -170,7 +53,7 @@ def _plot_motion(videos: dict[str, torch.Tensor], path: Path) -> Path:
 
 
 def _plot_ratios(summary: list[dict[str, Any]], path: Path) -> Path:
-    from stillguard.evaluate import FROZEN_MOTION_RATIO
+    from stillguard.measure.verdict import FROZEN_MOTION_RATIO
 
     labels = list(dict.fromkeys(s["transform"] for s in summary))
     fig = _figure(max(6.0, 0.9 * len(labels) + 2), 3.4)
@@ -254,7 +137,7 @@ def write_report(
     """Write ``index.html`` and its media into ``out_dir``.
 
     Args:
-        report: a :class:`~stillguard.evaluate.Report`.
+        report: a :class:`~stillguard.measure.evaluate.Report`.
         out_dir: folder (created).
         protected_result: the ``Protected`` the image came from, for the loss curve (optional).
     Returns:
@@ -297,20 +180,20 @@ def write_report(
     body.append(_fig("ratios.png", "motion ratio per purification (mean ± std over seeds)"))
     if protected_result is not None and _plot_losses(protected_result, out / "loss.png"):
         body.append(_fig("loss.png", "protection loss per PGD step"))
-    head = ["transform", "image"] + [hd for _, hd in _COLUMNS]
+    head = ["transform", "image"] + [hd for _, hd in COLUMNS]
     rows = [
-        [s["transform"], s["subject"]] + [_cell(s, k) for k, _ in _COLUMNS] for s in report.summary
+        [s["transform"], s["subject"]] + [cell(s, k) for k, _ in COLUMNS] for s in report.summary
     ]
     body.insert(0, "<h2>Verdicts</h2>" + _html_table(head, rows, verdict_col=len(head) - 1))
     rules = "".join(
         f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in cfg["thresholds"].items()
     )
     body.insert(1, f"<p>Thresholds, applied to the means over seeds:</p><ul>{rules}</ul>")
-    note = f"<p>{html.escape(_missing_note(report))}</p>" if _missing_note(report) else ""
-    body.insert(2, "<h2>Imperceptibility</h2>" + _html_table(*_imp_rows(report)) + note)
+    note = f"<p>{html.escape(missing_note(report))}</p>" if missing_note(report) else ""
+    body.insert(2, "<h2>Imperceptibility</h2>" + _html_table(*imp_rows(report)) + note)
     tgt = cfg.get("target", {})
     title = f"stillguard report: {tgt.get('target', '?')} ({tgt.get('model', '?')})"
-    warn = "".join(f'<p class="warn">{html.escape(n)}</p>' for n in _caveats(report))
+    warn = "".join(f'<p class="warn">{html.escape(n)}</p>' for n in caveats(report))
     details = html.escape(report.to_json(indent=1))
     page = (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'

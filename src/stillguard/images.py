@@ -26,15 +26,12 @@ Choices (documented here once, relied on by the CLI and the batch runner):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io as _io
-import json
 import logging
 import os
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +138,7 @@ def _describe_bytes(data: bytes) -> str:
         return f"it starts with {data[:8]!r}"
 
 
-def _open(path: Path, data: bytes, max_pixels: int) -> Image.Image:
+def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # corrupt-EXIF notes: errors surface on load
@@ -168,9 +165,9 @@ def _open(path: Path, data: bytes, max_pixels: int) -> Image.Image:
             f"{path}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
             f"{max_pixels / 1e6:.1f}; downscale it, or raise the limit (max_pixels, --max-pixels) if intended"
         )
-    if min(w, h) < MIN_SIDE:
+    if min(w, h) < min_side:
         raise InputError(
-            f"{path}: {w}x{h} is too small to protect (shorter side under {MIN_SIDE} pixels); "
+            f"{path}: {w}x{h} is too small to protect (shorter side under {min_side} pixels); "
             "use a larger image"
         )
     if img.format != "MPO" and getattr(img, "n_frames", 1) > 1:
@@ -197,13 +194,18 @@ def _to_srgb(img: Image.Image, icc: bytes | None, path: Path) -> tuple[Image.Ima
 
 
 def load_image(
-    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = MIN_SIDE,
 ) -> LoadedImage:
     """Load and validate a photo for protection.
 
     Args:
         path: an image file (PNG, JPEG, WebP, TIFF, BMP, GIF, ...).
         max_pixels: refuse images with more pixels than this (checked before decoding).
+        min_side: refuse images whose shorter side is under this (photos to protect; a target
+            image of a method may be smaller).
 
     Returns:
         A :class:`LoadedImage`; see the module docstring for how modes, alpha and colour are handled.
@@ -219,7 +221,7 @@ def load_image(
     path = Path(path)
     _stat_input(path)
     data = _read(path)
-    img = _open(path, data, max_pixels)
+    img = _open(path, data, max_pixels, min_side)
     info: dict[str, Any] = {
         "path": str(path),
         "sha256": hashlib.sha256(data).hexdigest(),
@@ -273,151 +275,3 @@ def load_image(
     info["size"] = [rgb.shape[1], rgb.shape[0]]
     tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
     return LoadedImage(tensor=tensor, info=info, alpha=alpha, exif=exif_bytes)
-
-
-def to_uint8(image: Any) -> np.ndarray:
-    """Tensor ``(1,3,H,W)``/``(3,H,W)`` float in [0,1], or uint8 array ``(H,W[,C])`` -> uint8 HWC.
-
-    Shape:
-        returns ``(H, W, C)`` with ``C`` in 1..4 (``(H, W)`` input gives ``(H, W, 1)``).
-    """
-    import torch
-
-    if isinstance(image, torch.Tensor):
-        t = image.detach().cpu()
-        if t.ndim == 4:
-            if t.shape[0] != 1:
-                raise InputError(f"save_png takes one image, got a batch of {t.shape[0]}")
-            t = t[0]
-        if t.dtype.is_floating_point:
-            arr = (t.clamp(0, 1) * 255).round().to(torch.uint8)
-        else:
-            arr = t
-        arr = arr.numpy()
-        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4):
-            arr = arr.transpose(1, 2, 0)
-    else:
-        arr = np.asarray(image)
-        if arr.dtype != np.uint8:
-            arr = np.clip(np.round(arr.astype(np.float64) * 255), 0, 255)
-    arr = np.ascontiguousarray(arr.astype(np.uint8))
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4):
-        raise InputError(f"cannot save an image of shape {tuple(arr.shape)} as PNG")
-    return arr
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path}: is a directory; give a file name for the output")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise InputError(
-            f"{path.parent}: cannot write the output there ({e.strerror or e}); choose a writable folder"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return path
-
-
-def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Write ``obj`` as indented JSON, atomically (non-JSON values are written with ``str``)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
-    return atomic_write_bytes(path, text.encode())
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
-    except OSError:
-        return False
-
-
-def save_png(
-    image: Any,
-    path: str | os.PathLike[str],
-    *,
-    metadata: dict[str, Any] | None = None,
-    keep_metadata: bool = False,
-    alpha: np.ndarray | None = None,
-    source: LoadedImage | None = None,
-) -> Path:
-    """Save an image as an 8-bit PNG, atomically, never over the input.
-
-    Args:
-        image: float tensor in [0,1] or uint8 array (see :func:`to_uint8`).
-        path: output file; must end in ``.png``; parent folders are created.
-        metadata: text chunks to write (values that are not strings are JSON-encoded).
-        keep_metadata: copy the source's EXIF (orientation reset); default strips all metadata.
-        alpha: uint8 ``(H, W)`` alpha to attach; defaults to ``source.alpha``.
-        source: the loaded input; the output is refused if it would replace that file.
-
-    Returns:
-        The written path.
-
-    Shape:
-        ``image``: ``(1, 3, H, W)`` / ``(3, H, W)`` float, or ``(H, W, C)`` uint8; alpha ``(H, W)``.
-    """
-    from PIL.PngImagePlugin import PngInfo
-
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise InputError(f"{path}: the output is a PNG; give a file name ending in .png")
-    if source is not None and _same_file(path, source.path):
-        raise InputError(
-            f"{path}: the output would overwrite the input; choose another output path"
-        )
-    arr = to_uint8(image)
-    if alpha is None and source is not None:
-        alpha = source.alpha
-    if alpha is not None:
-        alpha = np.asarray(alpha, dtype=np.uint8)
-        if alpha.shape != arr.shape[:2]:
-            raise InputError(f"alpha of shape {alpha.shape} does not match image {arr.shape[:2]}")
-        rgb = arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr, 3, axis=2)
-        arr = np.concatenate([rgb, alpha[..., None]], axis=2)
-    mode = {1: "L", 3: "RGB", 4: "RGBA"}[arr.shape[2]]
-    img = Image.fromarray(arr[..., 0] if mode == "L" else arr, mode=mode)
-    pnginfo = PngInfo()
-    for key, value in (metadata or {}).items():
-        pnginfo.add_text(
-            str(key), value if isinstance(value, str) else json.dumps(value, default=str)
-        )
-    kwargs: dict[str, Any] = {"pnginfo": pnginfo}
-    if keep_metadata:
-        if source is None:
-            raise InputError("keep_metadata needs the source image (pass source=loaded_image)")
-        if source.exif:
-            kwargs["exif"] = source.exif
-    buf = _io.BytesIO()
-    img.save(buf, format="PNG", **kwargs)
-    return atomic_write_bytes(path, buf.getvalue())
-
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stillguard.toy.scene import jitter_colours, make_scene, make_wide_scene
+from stillguard.toy.training.scene import jitter_colours, make_scene, make_wide_scene
 
 #: colour of each moving-object class (RGB 0-255) and its direction (dx, dy) in the frame
 CODE_COLOURS = {

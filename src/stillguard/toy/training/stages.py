@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from stillguard.toy import build
-from stillguard.toy.data import (
+from stillguard.toy.training.checkpoints import load_checkpoint, log_progress, save_checkpoint
+from stillguard.toy.training.data import (
     STREAM_LATENTS,
     STREAM_VAE,
     STREAM_VALIDATION,
@@ -60,33 +60,9 @@ class Settings:
     resume: bool = False
 
 
-def _save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _load(path: Path, s: Settings) -> dict | None:
-    if s.resume and path.exists():
-        logger.info("resuming from %s", path)
-        return torch.load(path, map_location="cpu", weights_only=False)
-    return None
-
-
 def _to_vae(x: torch.Tensor) -> torch.Tensor:
     """``(B,F,3,H,W)`` in [0,1] -> the VAE's ``(B,3,F,H,W)`` in [-1,1]."""
     return x.permute(0, 2, 1, 3, 4).mul(2).sub(1).contiguous()
-
-
-def _progress(
-    name: str, step: int, elapsed: float, budget: float, t0: float, s0: int, **kv
-) -> None:
-    rate = (step - s0) / max(time.time() - t0, 1e-6)
-    extra = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in kv.items())
-    logger.info(
-        "%s step %d  %.2f steps/s  elapsed %.1f min  ETA %.1f min  %s",
-        name, step, rate, elapsed / 60, max(budget - elapsed, 0) / 60, extra,
-    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------- stage 1
@@ -109,7 +85,7 @@ def train_vae(s: Settings):
     opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, weight_decay=0.0)
     gen = torch.Generator(s.device).manual_seed(s.seed)
     step, elapsed, log = 0, 0.0, []
-    state = _load(path, s)
+    state = load_checkpoint(path, s)
     if state is not None:
         vae.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
@@ -122,7 +98,7 @@ def train_vae(s: Settings):
 
     def checkpoint(done: bool) -> None:
         blob = {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state()}
-        _save(blob | {"step": step, "elapsed": elapsed, "log": log, "done": done}, path)
+        save_checkpoint(blob | {"step": step, "elapsed": elapsed, "log": log, "done": done}, path)
 
     done = state is not None and state.get("done", False)
     vae.train()
@@ -149,7 +125,7 @@ def train_vae(s: Settings):
         step += 1
         elapsed += time.time() - start
         if step % 10 == 0:
-            _progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
+            log_progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
         if step % 50 == 0:
             psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
             log.append({"step": step, "elapsed": elapsed, "loss": loss.item(), "val_psnr": psnr})
@@ -187,7 +163,7 @@ def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
 def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
     """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
     path = s.out / "latents.pt"
-    cache = _load(path, s)
+    cache = load_checkpoint(path, s)
     if cache is None or cache["n"] != s.n_latents:
         t0 = time.time()
         cache = {
@@ -195,7 +171,7 @@ def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
             "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
             "val": _encode(vae, s, STREAM_VALIDATION, 64),
         }
-        _save(cache, path)
+        save_checkpoint(cache, path)
         logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
     std = cache["train"]["vid"].std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
@@ -253,7 +229,7 @@ def train_transformer(cache: dict, scale: float, s: Settings):
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01, betas=(0.9, 0.99))
     gen = torch.Generator(s.device).manual_seed(s.seed + 2)
     step, elapsed, run, log = 0, 0.0, 0.0, []
-    state = _load(path, s)
+    state = load_checkpoint(path, s)
     if state is not None:
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -268,7 +244,7 @@ def train_transformer(cache: dict, scale: float, s: Settings):
     def checkpoint(done: bool) -> None:
         blob = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
         blob |= {"gen": gen.get_state(), "step": step, "elapsed": elapsed, "run": run, "log": log}
-        _save(blob | {"done": done}, path)
+        save_checkpoint(blob | {"done": done}, path)
 
     done = state is not None and state.get("done", False)
     model.train()
@@ -295,7 +271,7 @@ def train_transformer(cache: dict, scale: float, s: Settings):
         run = loss.item() if step == 1 else 0.98 * run + 0.02 * loss.item()
         elapsed += time.time() - start
         if step % 100 == 0:
-            _progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
+            log_progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
         if elapsed - last_ck > s.checkpoint_minutes * 60:
             vl = _validate(ema, sch, val, scale, rope, s)
             log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})

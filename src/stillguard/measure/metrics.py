@@ -1,4 +1,4 @@
-"""Video and image metrics: motion, temporal change, fidelity and imperceptibility.
+"""Image and video metrics: PSNR, SSIM, fidelity and imperceptibility (motion: :mod:`.motion`).
 
 Plain functions on tensors, no learned weights, nothing downloaded. Conventions: images are
 ``(B, 3, H, W)`` and videos ``(B, F, 3, H, W)`` float in ``[0, 1]``; video functions also accept a
@@ -7,25 +7,10 @@ by mistake) raise :class:`~stillguard.errors.InputError` instead of being silent
 
 Choices (the papers do not fix them):
 
-* **Optical flow** is OpenCV Farneback on 8-bit grayscale frames (the video is rounded to 8 bit
-  first, as a saved video would be), with ``pyr_scale=0.5, levels=3, winsize=15, iterations=3,
-  poly_n=5, poly_sigma=1.2``. Farneback was preferred to DIS because DIS underestimates motion on
-  64-px frames; RAFT would need weights. Motion is the mean per-pixel flow magnitude in pixels per
-  frame over all consecutive pairs; the normalised variant divides by the frame diagonal so
-  numbers compare across resolutions. Whole-frame means are diluted by a static background, so
-  compare clean and protected videos of the same image, not absolute values across images.
-  Byte-identical consecutive frames count as exactly 0 (Farneback leaves ~0.002 px of noise in
-  the corners of textured identical frames).
-  Measured on a smooth 64-px texture shifted by k = 1, 2, 3 px/frame: 1.001, 2.004, 3.009 px
-  (``tests/test_metrics.py`` allows 5%).
 * **SSIM** follows Wang et al. (2004) as scikit-image computes it with ``gaussian_weights=True``:
   an 11x11 Gaussian window (sigma 1.5), ``K1=0.01, K2=0.03``, data range 1, population
   covariances, computed per RGB channel and averaged, mean over the valid (un-padded) region. It is
   written in torch, so it is differentiable; frames smaller than 11 px are refused.
-* **Temporal dissimilarity** is the mean of ``1 - SSIM`` between consecutive frames
-  (``ref="consecutive"``) or between each later frame and frame 0 (``ref="first"``). It is 0 for a
-  frozen video. This is our reading of the "Temporal SSIM" of Vid-Freeze (arXiv 2509.23279), whose
-  exact definition is not public.
 * **PSNR** uses data range 1; identical inputs give ``inf`` (callers serialising to JSON must map it).
 * **L2** in :func:`imperceptibility` is the Euclidean norm of the whole difference tensor of one
   image in ``[0, 1]`` units; ``linf_255`` is the largest absolute pixel change in 8-bit steps.
@@ -40,16 +25,14 @@ import math
 from collections.abc import Callable
 from functools import lru_cache
 
-import cv2
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from stillguard.errors import InputError
+from stillguard.tensors import check_range
 
 #: Farneback parameters (see the module docstring).
-FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2)
 _SSIM_SIGMA, _SSIM_RADIUS, _K1, _K2 = 1.5, 5, 0.01, 0.03
 #: learned metric name -> function(original, protected) -> float, registered by the user.
 LEARNED_METRICS: dict[str, Callable[[Tensor, Tensor], float]] = {}
@@ -58,21 +41,7 @@ NOT_AVAILABLE = "not available"
 
 
 # ---------------------------------------------------------------------------------------- checks
-def _check_range(x: Tensor, what: str) -> None:
-    if not torch.is_tensor(x):
-        raise InputError(f"{what} must be a torch tensor, got {type(x).__name__}")
-    x = x.detach()
-    if x.numel() == 0 or not torch.isfinite(x).all():
-        raise InputError(f"{what} is empty or holds NaN/inf values; pass a finite tensor in [0, 1]")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise InputError(
-            f"{what} has values in [{lo:.3g}, {hi:.3g}] but must be in [0, 1]; "
-            "divide 8-bit data by 255 or map [-1, 1] data with (x + 1) / 2"
-        )
-
-
-def _as_videos(video: Tensor, what: str = "video") -> Tensor:
+def as_videos(video: Tensor, what: str = "video") -> Tensor:
     """(F,3,H,W) or (B,F,3,H,W) -> (B,F,3,H,W), checked."""
     if torch.is_tensor(video) and video.ndim == 4:
         video = video.unsqueeze(0)
@@ -81,7 +50,7 @@ def _as_videos(video: Tensor, what: str = "video") -> Tensor:
         raise InputError(f"{what} must have shape (B, F, 3, H, W) or (F, 3, H, W), got {shape}")
     if video.shape[1] < 2:
         raise InputError(f"{what} has {video.shape[1]} frame(s); motion needs at least 2 frames")
-    _check_range(video, what)
+    check_range(video, what)
     return video.detach().float().cpu()
 
 
@@ -92,8 +61,8 @@ def _pair(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         raise InputError(f"inputs must be tensors of the same shape, got {sa} and {sb}")
     if a.ndim < 3 or a.shape[-3] != 3:
         raise InputError(f"inputs must end in (3, H, W), got {tuple(a.shape)}")
-    _check_range(a, "first input")
-    _check_range(b, "second input")
+    check_range(a, "first input")
+    check_range(b, "second input")
     return a, b.to(a.dtype)
 
 
@@ -158,84 +127,6 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     return s.flatten(1).mean(1).reshape(lead)
 
 
-# --------------------------------------------------------------------------------- motion
-def _gray_u8(frames: Tensor) -> list[np.ndarray]:
-    """(F,3,H,W) in [0,1] -> list of (H,W) uint8 grayscale frames."""
-    u8 = (frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in u8]
-
-
-def per_frame_flow(video: Tensor, *, normalized: bool = False) -> np.ndarray:
-    """Mean Farneback flow magnitude of each consecutive frame pair.
-
-    Args:
-        video: ``(B,F,3,H,W)`` or ``(F,3,H,W)`` in [0, 1], ``F >= 2``.
-        normalized: divide by the frame diagonal ``sqrt(H^2 + W^2)`` (unit-free).
-    Returns:
-        pixels per frame (or diagonals per frame), float64.
-    Shape:
-        ``(B, F-1)``; ``(F-1,)`` for a single ``(F,3,H,W)`` video.
-    """
-    single = torch.is_tensor(video) and video.ndim == 4
-    v = _as_videos(video)
-    out = np.zeros((v.shape[0], v.shape[1] - 1))
-    for i in range(v.shape[0]):
-        g = _gray_u8(v[i])
-        for t in range(len(g) - 1):
-            if np.array_equal(g[t], g[t + 1]):
-                continue  # identical frames: zero motion by definition (skips border noise)
-            fl = cv2.calcOpticalFlowFarneback(g[t], g[t + 1], None, flags=0, **FARNEBACK)
-            out[i, t] = float(np.linalg.norm(fl, axis=-1).mean())
-    if normalized:
-        out = out / math.hypot(v.shape[-2], v.shape[-1])
-    return out[0] if single else out
-
-
-def flow_magnitude(video: Tensor, *, normalized: bool = False) -> float:
-    """Mean optical-flow magnitude over all consecutive frame pairs (and all videos of the batch).
-
-    Args:
-        video: ``(B,F,3,H,W)`` or ``(F,3,H,W)`` in [0, 1].
-        normalized: divide by the frame diagonal.
-    Returns:
-        pixels per frame (0 for a frozen video).
-    Shape:
-        video -> scalar.
-    """
-    return float(per_frame_flow(video, normalized=normalized).mean())
-
-
-def temporal_dissimilarity(video: Tensor, ref: str = "consecutive") -> float:
-    """Mean ``1 - SSIM`` between frames: 0 for a frozen video, larger for more change.
-
-    Args:
-        video: ``(B,F,3,H,W)`` or ``(F,3,H,W)`` in [0, 1].
-        ref: ``"consecutive"`` (frame t vs t+1) or ``"first"`` (frame t vs frame 0, t >= 1).
-    Returns:
-        mean over frame pairs and videos.
-    Shape:
-        video -> scalar.
-    """
-    v = _as_videos(video)
-    if ref == "consecutive":
-        a, b = v[:, :-1], v[:, 1:]
-    elif ref == "first":
-        a, b = v[:, :1].expand_as(v[:, 1:]), v[:, 1:]
-    else:
-        raise InputError(f"ref must be 'consecutive' or 'first', got {ref!r}")
-    return float((1.0 - ssim(a.contiguous(), b.contiguous())).mean())
-
-
-def drift(video: Tensor) -> float:
-    """Mean absolute change between the last and the first frame, in 8-bit steps (0..255).
-
-    Shape:
-        ``(B,F,3,H,W)`` or ``(F,3,H,W)`` -> scalar.
-    """
-    v = _as_videos(video)
-    return float((v[:, -1] - v[:, 0]).abs().mean() * 255)
-
-
 # ------------------------------------------------------------------------------- fidelity
 def _match(image: Tensor, height: int, width: int) -> Tensor:
     if image.shape[-2:] == (height, width):
@@ -258,7 +149,7 @@ def image_fidelity(video: Tensor, image: Tensor) -> dict[str, float]:
     Shape:
         -> dict of scalars (means over the batch).
     """
-    v = _as_videos(video)
+    v = as_videos(video)
     img = _match(image.detach().float().cpu(), *v.shape[-2:])
     ref = img.unsqueeze(1).expand_as(v).contiguous()
     p, s = psnr(v, ref), ssim(v, ref)
@@ -280,7 +171,7 @@ def video_fidelity(video: Tensor, reference: Tensor) -> dict[str, float | list[f
     Shape:
         -> dict.
     """
-    v, r = _as_videos(video), _as_videos(reference, "reference")
+    v, r = as_videos(video), as_videos(reference, "reference")
     p, s = psnr(v, r), ssim(v, r)
     return {
         "psnr_mean": float(p.mean()),

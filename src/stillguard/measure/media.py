@@ -18,29 +18,9 @@ from PIL import Image
 from torch import Tensor
 
 from stillguard.errors import InputError
+from stillguard.tensors import to_uint8
 
 logger = logging.getLogger(__name__)
-
-
-def to_uint8(x: Tensor) -> np.ndarray:
-    """Image or video in [0, 1] -> uint8 array, channels last.
-
-    Shape:
-        ``(3,H,W)``/``(1,3,H,W)`` -> ``(H,W,3)``; ``(F,3,H,W)``/``(1,F,3,H,W)`` -> ``(F,H,W,3)``.
-    """
-    if not torch.is_tensor(x):
-        raise InputError(f"expected a torch tensor, got {type(x).__name__}")
-    t = x.detach().float().cpu()
-    if t.ndim == 5:
-        if t.shape[0] != 1:
-            raise InputError(f"one video at a time, got a batch of shape {tuple(x.shape)}")
-        t = t[0]
-    elif t.ndim == 4 and t.shape[0] == 1:
-        t = t[0]  # (1,3,H,W): one image
-    if t.ndim not in (3, 4) or t.shape[-3] != 3:
-        raise InputError(f"expected (F,3,H,W) or (3,H,W) in [0, 1], got shape {tuple(x.shape)}")
-    u8 = (t.clamp(0, 1) * 255).round().to(torch.uint8)
-    return u8.movedim(-3, -1).contiguous().numpy()
 
 
 def upscale(frames: np.ndarray, scale: int) -> np.ndarray:

@@ -1,21 +1,12 @@
-"""Run configuration: TOML presets, strict validation, ``--set`` overrides and a config hash.
-
-A preset is a TOML file with an optional top-level ``description`` and four sections:
-
-.. code-block:: toml
-
-    [protect]   # steps, eps ("8/255" or 0.031), step_size, final_step_size, schedule,
-                # random_start, seed, eot (list of transform specs such as "jpeg:75"), eot_samples
-    [method]    # name = "vid-freeze", then the method's own options (its dataclass fields)
-    [space]     # name = "rgb" (optional: the method's default space), then the space's options
-    [target]    # name = "cogvideox-i2v", model, device, dtype, [target.options]
+"""Run configuration: a preset, explicit flags and ``--set`` overrides -> one validated record.
 
 Choices:
     * validation is strict: an unknown section or key, or a value of the wrong type, is an error
       naming the key and the closest valid keys; plug-in options are checked against the plug-in
       dataclass fields (``Registry.options``), so they are never listed twice;
-    * ``eps`` is in RGB units in [0, 1] (what :func:`stillguard.protect.protect` takes) and must lie
-      in ``(0, 32/255]``; ``eps`` is refused inside ``[space]`` (one place only);
+    * the ``[protect]`` section is the loop's :class:`~stillguard.settings.LoopConfig`, validated by
+      that class (the one place that checks ``eps``, ``steps``, ``seed``, ...); the method's fixed
+      settings (``noise``: zero steps) are applied and checked here too, before any model loads;
     * precedence: preset < explicit CLI flags < ``--set section.key=value`` (the most specific wins);
       choosing another method (or target) than the preset's drops the preset's options for it;
     * a missing ``target.model`` means the real hub checkpoint of the target (honest default);
@@ -24,45 +15,27 @@ Choices:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, StillguardError
-from .registry import close_matches
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: tomli has the same API, but is not a dependency
-    try:
-        import tomli as tomllib  # type: ignore[no-redef]
-    except ModuleNotFoundError:
-        tomllib = None  # type: ignore[assignment]
+from ..errors import InputError
+from ..registry import close_matches
+from ..settings import LoopConfig
+from .presets import apply_overrides, read_preset
 
 log = logging.getLogger(__name__)
 
-MAX_EPS = 32 / 255
 DEFAULT_MODELS = {
     "cogvideox-i2v": "THUDM/CogVideoX-5b-I2V",
     "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
 }
-_PROTECT_TYPES: dict[str, tuple[type, ...]] = {
-    "steps": (int,),
-    "eps": (int, float, str),
-    "step_size": (int, float),
-    "final_step_size": (int, float),
-    "schedule": (str,),
-    "random_start": (bool,),
-    "seed": (int,),
-    "eot": (list,),
-    "eot_samples": (int,),
-}
+_LOOP_KEYS = tuple(f.name for f in dataclasses.fields(LoopConfig))
 _TARGET_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
     "model": (str,),
@@ -73,55 +46,11 @@ _TARGET_TYPES: dict[str, tuple[type, ...]] = {
 _SECTIONS = ("protect", "method", "space", "target")
 
 
-def _require_toml() -> Any:
-    if tomllib is None:
-        raise StillguardError(
-            "reading TOML presets needs Python 3.11+ (tomllib) or the 'tomli' package: "
-            "pip install tomli"
-        )
-    return tomllib
-
-
-def parse_eps(value: Any) -> float:
-    """``"8/255"``, ``"0.03"`` or a number -> eps in [0, 1] RGB units.
-
-    Raises:
-        InputError: unparsable, or outside ``(0, 32/255]``.
-    """
-    if isinstance(value, bool):
-        raise InputError(f"eps must be a number or a fraction like '8/255', got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        num, slash, den = text.partition("/")
-        try:
-            eps = float(num) / float(den) if slash else float(text)
-        except (ValueError, ZeroDivisionError):
-            raise InputError(f"eps {value!r} is not a number or a fraction like '8/255'") from None
-    elif isinstance(value, (int, float)):
-        eps = float(value)
-    else:
-        raise InputError(f"eps must be a number or a fraction like '8/255', got {value!r}")
-    if not math.isfinite(eps) or not 0 < eps <= MAX_EPS + 1e-12:
-        raise InputError(
-            f"eps={value} is outside (0, 32/255]: it is an L-infinity budget in [0, 1] units, "
-            "e.g. 8/255 (about 0.031); larger values become visible"
-        )
-    return eps
-
-
 @dataclass
 class RunConfig:
-    """A resolved, validated run configuration (one flat record of the four preset sections)."""
+    """A resolved, validated run: the loop settings, the method, the space and the target."""
 
-    steps: int = 100
-    eps: float | None = 8 / 255
-    step_size: float = 0.25
-    final_step_size: float = 0.02
-    schedule: str = "cosine"
-    random_start: bool = True
-    seed: int = 0
-    eot: list[str] = field(default_factory=list)
-    eot_samples: int = 1
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(eps=8 / 255))
     method_name: str = "vid-freeze"
     method_options: dict[str, Any] = field(default_factory=dict)
     space_name: str | None = None
@@ -135,19 +64,11 @@ class RunConfig:
     source: str = ""
 
     def protect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`stillguard.protect.protect` (all but image/adapter)."""
+        """Keyword arguments for :func:`stillguard.protect` (all but image and adapter)."""
         return {
             "method": self.method_name,
+            "config": self.loop,
             "space": self.space_name,
-            "eps": self.eps,
-            "steps": self.steps,
-            "step_size": self.step_size,
-            "final_step_size": self.final_step_size,
-            "schedule": self.schedule,
-            "random_start": self.random_start,
-            "eot": list(self.eot),
-            "eot_samples": self.eot_samples,
-            "seed": self.seed,
             "method_options": dict(self.method_options) or None,
             "space_options": dict(self.space_options) or None,
         }
@@ -166,7 +87,7 @@ class RunConfig:
         space = {"name": self.space_name, **self.space_options} if self.space_name else {}
         return {
             "description": self.description,
-            "protect": {k: getattr(self, k) for k in _PROTECT_TYPES},
+            "protect": self.loop.to_dict(),
             "method": {"name": self.method_name, **self.method_options},
             "space": space,
             "target": {
@@ -186,75 +107,12 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-# ----------------------------------------------------------------------------- presets
-def _preset_dir() -> Path:
-    return Path(str(resources.files("stillguard") / "presets"))
-
-
-def list_presets() -> list[str]:
-    """Names of the shipped presets (``default``, ``debug``, ...)."""
-    return sorted(p.stem for p in _preset_dir().glob("*.toml"))
-
-
-def read_preset(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
-    """Raw TOML data of a shipped preset name or a ``.toml`` file, and where it came from."""
-    toml = _require_toml()
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.is_file()):
-        if str(name_or_path) not in list_presets():
-            raise InputError(
-                f"unknown preset {str(name_or_path)!r}: {close_matches(str(name_or_path), list_presets())} "
-                "(or give the path of a .toml file)"
-            )
-        path = _preset_dir() / f"{name_or_path}.toml"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InputError(f"cannot read preset {path}: {e.strerror or e}; check the path") from None
-    except UnicodeDecodeError:
-        raise InputError(f"preset {path} is not UTF-8 text; save it as UTF-8 TOML") from None
-    try:
-        return toml.loads(text), str(path)
-    except toml.TOMLDecodeError as e:
-        raise InputError(f"preset {path} is not valid TOML: {e}") from None
-
-
 def load_preset(name_or_path: str | Path = "default") -> RunConfig:
     """Load and validate a preset (shipped name or ``.toml`` path) into a :class:`RunConfig`."""
     data, source = read_preset(name_or_path)
     return validate(data, source=source)
 
 
-# ----------------------------------------------------------------------------- overrides
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"section.key=value"`` -> (``["section", "key"]``, value as a TOML literal, else a string)."""
-    key, eq, raw = text.partition("=")
-    keys = [k.strip() for k in key.split(".")]
-    if not eq or len(keys) < 2 or not all(keys):
-        raise InputError(f"--set {text!r}: write section.key=value, e.g. protect.steps=50")
-    toml = _require_toml()
-    try:
-        value = toml.loads(f"v = {raw.strip()}")["v"]
-    except toml.TOMLDecodeError:
-        value = raw.strip()
-    return keys, value
-
-
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Return a copy of raw preset ``data`` with each ``section.key=value`` applied."""
-    out = json.loads(json.dumps(data))
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = out
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise InputError(f"--set {text!r}: {k!r} is a value, not a section")
-        node[keys[-1]] = value
-    return out
-
-
-# ----------------------------------------------------------------------------- validation
 def _check_keys(where: str, data: Mapping[str, Any], valid: Iterable[str], of: str = "") -> None:
     valid = list(valid)
     for key in data:
@@ -305,44 +163,33 @@ def _plugin_options(registry: Any, kind: str, name: str, opts: dict[str, Any]) -
 
 
 def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
-    """Validate raw preset data (sections as in the module docstring) into a :class:`RunConfig`.
+    """Validate raw preset data (sections as in :mod:`.presets`) into a :class:`RunConfig`.
 
     Raises:
         InputError: an unknown section/key or plug-in name, or a value of the wrong type or range.
     """
-    from . import plugins  # noqa: F401  (fills the registries)
-    from .protect import SCHEDULES
-    from .registry import ADAPTERS, METHODS, SPACES
-    from .transforms import parse_transform
+    from .. import plugins  # noqa: F401  (fills the registries)
+    from ..loop import resolve_loop
+    from ..registry import ADAPTERS, METHODS, SPACES
 
     _check_keys("", data, ["description", *_SECTIONS])
     for sec in _SECTIONS:
         if not isinstance(data.get(sec, {}), dict):
             raise InputError(f"[{sec}] in {source} must be a table of keys")
     cfg = RunConfig(description=str(data.get("description", "")), source=source)
-    prot = data.get("protect", {})
-    _check_keys("protect", prot, _PROTECT_TYPES)
-    for key, value in prot.items():
-        _check_type(f"protect.{key}", value, _PROTECT_TYPES[key])
-        setattr(cfg, key, value)
-    cfg.eps = parse_eps(cfg.eps) if cfg.eps is not None else None
-    cfg.step_size, cfg.final_step_size = float(cfg.step_size), float(cfg.final_step_size)
-    if cfg.steps < 1 or cfg.eot_samples < 1 or cfg.seed < 0:
-        raise InputError("protect.steps and protect.eot_samples must be >= 1, protect.seed >= 0")
-    if not (0 < cfg.step_size <= 1 and 0 < cfg.final_step_size <= 1):
-        raise InputError("protect.step_size and final_step_size are fractions of eps, in (0, 1]")
-    if cfg.schedule not in SCHEDULES:
-        raise InputError(
-            f"protect.schedule {cfg.schedule!r}: {close_matches(cfg.schedule, list(SCHEDULES))}"
-        )
-    for spec in cfg.eot:
-        parse_transform(spec)  # raises on unknown names/options
-    cfg.eot = list(cfg.eot)
+    prot = dict(data.get("protect", {}))
+    _check_keys("protect", prot, _LOOP_KEYS)
+    prot.setdefault("eps", 8 / 255)
+    try:
+        cfg.loop = LoopConfig(**prot)
+    except InputError as e:
+        raise InputError(f"[protect] in {source}: {e}") from None
 
     method = dict(data.get("method", {}))
     cfg.method_name = str(method.get("name", cfg.method_name))
     METHODS.get(cfg.method_name)
     cfg.method_options = _plugin_options(METHODS, "method", cfg.method_name, method)
+    cfg.loop = resolve_loop(METHODS.build(cfg.method_name, **cfg.method_options), cfg.loop)
 
     space = dict(data.get("space", {}))
     if space:
@@ -371,7 +218,7 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
 def _check_device(device: str, dtype: str) -> None:
     import torch
 
-    from .adapters._common import resolve_dtype
+    from ..adapters._common import resolve_dtype
 
     resolve_dtype(dtype)  # raises with the valid names
     try:
@@ -392,7 +239,7 @@ def _check_device(device: str, dtype: str) -> None:
 
 def default_model(target: str) -> str:
     """The real checkpoint a target uses by default (a hub id)."""
-    from .registry import ADAPTERS
+    from ..registry import ADAPTERS
 
     found = getattr(ADAPTERS.get(target), "default_model", None) or DEFAULT_MODELS.get(target)
     if not found:
@@ -448,10 +295,6 @@ __all__ = [
     "RunConfig",
     "build_config",
     "default_model",
-    "list_presets",
     "load_preset",
-    "parse_eps",
-    "parse_override",
-    "read_preset",
     "validate",
 ]

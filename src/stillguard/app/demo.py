@@ -70,39 +70,32 @@ def run_demo(
         callback: progress events of the protection loop.
         stage: called with a short description before each stage (for the CLI).
     """
-    from .adapters import load_adapter
-    from .config import load_preset
-    from .evaluate import evaluate
-    from .io import load_image
-    from .protect import protect
-    from .report import write_report
+    from ..adapters import load_adapter
+    from ..images import load_image
+    from ..loop import protect
+    from ..measure.evaluate import evaluate
+    from ..measure.report import write_report
+    from .config import build_config
+    from .outputs import save_protected
 
     say = stage or (lambda msg: logger.info(msg))
+    cfg = build_config(preset, method=method, steps=steps, seed=seed, model=model)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = Path(image) if image is not None else sample_image_path()
-
-    cfg = load_preset(preset)
-    kwargs = cfg.protect_kwargs()
-    if method is not None and method != cfg.method_name:
-        kwargs["method"] = method
-        kwargs["method_options"] = None
-    if steps is not None:
-        kwargs["steps"] = steps
-    kwargs["seed"] = seed
+    x = load_image(src).tensor
 
     say(f"loading the {model} model")
     adapter = load_adapter(cfg.target_name, model=model)
-    x = load_image(src).tensor
-    say(f"protecting {src.name} with {kwargs['method']} ({kwargs['steps']} steps)")
-    result = protect(x, adapter, callback=callback, **kwargs)
-    protected_path = result.save(out / f"{src.stem}.protected.png")
+    say(f"protecting {src.name} with {cfg.method_name} ({cfg.loop.steps} steps)")
+    result = protect(x, adapter, callback=callback, **cfg.protect_kwargs())
+    protected_path = save_protected(result, out / f"{src.stem}.protected.png")
 
     say("generating clean and protected videos (same seeds) and measuring them")
     report = evaluate(
-        adapter,
         result.original,
         protected_path,
+        adapter,
         seeds=seeds,
         transforms=transforms,
         eps=result.config.get("eps", 8 / 255),

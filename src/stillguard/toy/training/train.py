@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m stillguard.toy.train --out runs/toy --minutes-vae 15 --minutes-transformer 45 \\
+    python -m stillguard.toy.training.train --out runs/toy --minutes-vae 15 --minutes-transformer 45 \\
         --seed 0 [--device auto] [--threads 2] [--resume] [--export src/stillguard/toy/weights]
 
 Stages: VAE (fresh synthetic videos every step) -> cache latents of a fixed set of videos ->
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m stillguard.toy.train", description=__doc__.split("\n")[0]
+        prog="python -m stillguard.toy.training.train", description=__doc__.split("\n")[0]
     )
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
     p.add_argument("--minutes-vae", type=float, default=15.0, help="VAE training budget")
@@ -55,7 +55,8 @@ def resolve_device(name: str) -> torch.device:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the full training; returns a process exit code."""
-    from stillguard.toy import build, stages
+    from stillguard.toy import build
+    from stillguard.toy.training import stages
 
     args = _parser().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "transformer": sum(p.numel() for p in transformer.parameters()),
     }
     summary = {
-        "command": "python -m stillguard.toy.train "
+        "command": "python -m stillguard.toy.training.train "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "seed": args.seed,
         "device": str(device),

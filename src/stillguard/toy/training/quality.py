@@ -6,9 +6,9 @@ Used by ``benchmarks/toy_quality.py`` and ``tests/test_toy.py``. Inputs come in 
   (``STREAM_HELDOUT``), never drawn during training; their true videos give a ground truth;
 * **natural photos** never seen in training: scikit-image's sample photos (bundled with it, so
   offline). Their reference is the training camera move applied to the photo
-  (:func:`stillguard.toy.data.camera_video`), i.e. the motion the training data implies.
+  (:func:`stillguard.toy.training.data.camera_video`), i.e. the motion the training data implies.
 
-Motion and fidelity numbers come from :mod:`stillguard.metrics` (Farneback flow magnitude,
+Motion and fidelity numbers come from :mod:`stillguard.measure.metrics` (Farneback flow magnitude,
 ``1 - SSIM`` between consecutive frames, PSNR of frame 0 to the input). The direction check
 (cosine between mean flow vectors over moving pixels, > 0.5 px/frame) is local to this module.
 """
@@ -21,15 +21,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from stillguard import metrics
-from stillguard.toy.data import (
+from stillguard.measure import metrics, motion
+from stillguard.toy.training.data import (
     STREAM_HELDOUT,
     STREAM_LATENTS,
     SceneConfig,
     camera_video,
     make_video,
 )
-from stillguard.toy.data import scene_rng as _rng
+from stillguard.toy.training.data import scene_rng as _rng
 
 #: scikit-image sample photos used as unseen natural inputs
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
@@ -84,9 +84,9 @@ def training_stats(seed: int = 0, n: int = 32) -> dict[str, float]:
     """Motion statistics of the first ``n`` videos of the training latent set."""
     v = torch.stack([u8_to_tensor(make_video(_rng(seed, STREAM_LATENTS, i))) for i in range(n)])
     return {
-        "flow": metrics.flow_magnitude(v),
-        "temporal_dissimilarity": metrics.temporal_dissimilarity(v),
-        "drift": metrics.drift(v),
+        "flow": motion.flow_magnitude(v),
+        "temporal_dissimilarity": motion.temporal_dissimilarity(v),
+        "drift": motion.drift(v),
     }
 
 
@@ -102,7 +102,7 @@ def flow_vector(video: Tensor, thresh: float = 0.5) -> np.ndarray:
     g = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in u8]
     out = []
     for a, b in zip(g[:-1], g[1:], strict=False):
-        fl = cv2.calcOpticalFlowFarneback(a, b, None, flags=0, **metrics.FARNEBACK)
+        fl = cv2.calcOpticalFlowFarneback(a, b, None, flags=0, **motion.FARNEBACK)
         m = np.linalg.norm(fl, axis=-1) > thresh
         out.append(fl[m].mean(0) if m.any() else np.zeros(2))
     return np.mean(out, 0)
@@ -119,14 +119,14 @@ def video_stats(video: Tensor, image: Tensor, reference: Tensor | None = None) -
         video ``(1, F, 3, H, W)``, image ``(1, 3, H, W)``, reference like ``video``.
     """
     out = {
-        "flow": metrics.flow_magnitude(video),
-        "temporal_dissimilarity": metrics.temporal_dissimilarity(video),
-        "drift": metrics.drift(video),
+        "flow": motion.flow_magnitude(video),
+        "temporal_dissimilarity": motion.temporal_dissimilarity(video),
+        "drift": motion.drift(video),
         "psnr_first": min(metrics.image_fidelity(video, image)["psnr_first"], 99.0),
     }
     if reference is not None:
-        out["flow_reference"] = metrics.flow_magnitude(reference)
-        out["temporal_dissimilarity_reference"] = metrics.temporal_dissimilarity(reference)
+        out["flow_reference"] = motion.flow_magnitude(reference)
+        out["temporal_dissimilarity_reference"] = motion.temporal_dissimilarity(reference)
         out["direction_cosine"] = cosine(flow_vector(video[0]), flow_vector(reference[0]))
     return out
 

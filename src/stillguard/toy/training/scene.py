@@ -1,4 +1,4 @@
-"""Static photo-like scenes for the toy model's synthetic videos (see :mod:`stillguard.toy.data`).
+"""Static photo-like scenes for the toy model's synthetic videos (see :mod:`stillguard.toy.training.data`).
 
 A scene is a base layer (smooth linear gradient, multi-scale value noise mapped through a palette,
 or a few low-frequency sinusoids) plus 2-6 static elements (stripe patches, checker patches, soft

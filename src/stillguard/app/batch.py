@@ -1,0 +1,268 @@
+"""Protect many images with one loaded model, resumably: a crash or SIGKILL loses and repeats nothing.
+
+Layout of an output folder::
+
+    OUT/NAME.protected.png    protected image (alpha re-attached, metadata stripped by default)
+    OUT/NAME.protected.json   sidecar: input facts, resolved config, metrics, losses, warnings
+    OUT/manifest.jsonl        one JSON line per finished input (see :mod:`.manifest`)
+
+Choices:
+    * each input file is read **once**: its bytes are hashed, decoded and protected from that one
+      read (:func:`stillguard.images.load_image`); a done input is recognised from the same read;
+    * the model is loaded lazily, at the first input that needs protecting (a finished run that
+      is resumed never loads it);
+    * order of writes per input: PNG (atomic), sidecar (atomic), then the manifest line (appended,
+      fsync'd); the config hash also covers ``keep_metadata`` (it changes the output bytes);
+    * inputs and outputs are named by :mod:`.inputs`; one bad input does not stop a batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import StillguardError
+from ..files import sha256_file
+from ..images import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from .inputs import BatchItem, check_writable, collect
+from .manifest import MANIFEST, Manifest, relative
+from .outputs import save_protected
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ItemResult:
+    """What happened to one input (also one manifest line)."""
+
+    input: str
+    status: str
+    output: str | None = None
+    sidecar: str | None = None
+    input_sha256: str | None = None
+    output_sha256: str | None = None
+    config_hash: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    real_model: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BatchEvent:
+    """Progress of a batch: ``kind`` is ``"start"``, ``"step"`` or ``"done"`` (with ``result``)."""
+
+    kind: str
+    index: int
+    total: int
+    input: Path
+    step: int = 0
+    steps: int = 0
+    loss: float | None = None
+    result: ItemResult | None = None
+
+
+@dataclass
+class BatchResult:
+    """All results of a batch run, in input order."""
+
+    items: list[ItemResult] = field(default_factory=list)
+    manifest: Path | None = None
+    config_hash: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.items)
+
+    #: True when no input could even be read (then nothing was written)
+    nothing_read: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, 2 when no input could be read, else 1."""
+        if self.nothing_read and self.items:
+            return 2
+        return 1 if self.count("failed") else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.count("ok"),
+            "failed": self.count("failed"),
+            "skipped": self.count("skipped"),
+            "manifest": str(self.manifest) if self.manifest else None,
+            "config_hash": self.config_hash,
+            "items": [r.to_dict() for r in self.items],
+        }
+
+
+def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
+    """Hash of everything that changes the output bytes: the run config and ``keep_metadata``."""
+    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- one image
+def protect_file(
+    item: BatchItem,
+    cfg: Any,
+    adapter: Any,
+    loaded: LoadedImage,
+    *,
+    keep_metadata: bool = False,
+    callback: Callable[[Any], None] | None = None,
+) -> ItemResult:
+    """Protect one loaded input and write its PNG and sidecar atomically (no manifest).
+
+    Args:
+        item: input and output paths.
+        cfg: a :class:`stillguard.app.config.RunConfig`.
+        adapter: a loaded adapter.
+        loaded: the input, read and decoded once (:func:`stillguard.images.load_image`).
+        keep_metadata: copy the input's EXIF into the PNG.
+        callback: forwarded to :func:`stillguard.protect`.
+    """
+    from ..loop import protect
+
+    t0 = time.perf_counter()
+    chash = run_hash(cfg, keep_metadata)
+    result = protect(loaded.tensor, adapter, callback=callback, **cfg.protect_kwargs())
+    png = save_protected(
+        result,
+        item.output,
+        source=loaded,
+        keep_metadata=keep_metadata,
+        extra={
+            "input": dict(loaded.info),
+            "alpha_reattached": loaded.alpha is not None,
+            "metadata_kept": bool(keep_metadata),
+            "config_hash": chash,
+            "run_config": cfg.to_dict(),
+        },
+    )
+    return ItemResult(
+        input=str(item.input),
+        status="ok",
+        output=str(png),
+        sidecar=str(item.sidecar),
+        input_sha256=loaded.sha256,
+        output_sha256=sha256_file(png),
+        config_hash=chash,
+        seconds=round(time.perf_counter() - t0, 3),
+        real_model=bool(getattr(adapter, "is_real", True)),
+    )
+
+
+def _attempt(res: ItemResult, fn: Callable[[], Any]) -> Any:
+    """``fn()``, or ``None`` with the error recorded in ``res`` (one bad input must not stop a batch)."""
+    try:
+        return fn()
+    except StillguardError as e:
+        res.error = str(e)
+    except Exception as e:  # noqa: BLE001
+        log.debug("failed on %s", res.input, exc_info=True)
+        res.error = f"{type(e).__name__}: {e}"
+    return None
+
+
+def _skipped(rec: dict[str, Any], item: BatchItem, chash: str) -> ItemResult:
+    return ItemResult(
+        input=str(item.input),
+        status="skipped",
+        output=str(item.output),
+        sidecar=str(item.sidecar),
+        input_sha256=rec.get("input_sha256"),
+        output_sha256=rec.get("output_sha256"),
+        config_hash=chash,
+        real_model=rec.get("real_model"),
+    )
+
+
+# ----------------------------------------------------------------------------- batch
+def run_batch(
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    cfg: Any,
+    adapter: Any,
+    *,
+    callback: Callable[[BatchEvent], None] | None = None,
+    keep_metadata: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> BatchResult:
+    """Protect every input image into ``out_dir``, resuming from ``out_dir/manifest.jsonl``.
+
+    Args:
+        inputs: image files and folders.
+        out_dir: output folder (created when the first input has been read).
+        cfg: a :class:`stillguard.app.config.RunConfig`.
+        adapter: a loaded adapter, or a zero-argument callable that loads it (called at most once,
+            and only if some input needs protecting).
+        callback: receives :class:`BatchEvent` progress.
+        keep_metadata: copy each input's EXIF into its PNG.
+        max_pixels: input size limit.
+
+    Returns:
+        A :class:`BatchResult`; ``exit_code`` is 1 if any input failed, 2 if none could be read.
+
+    Raises:
+        InputError: bad output folder or inputs (see :func:`stillguard.app.inputs.collect`); a
+            model that cannot be loaded raises its own error and stops the batch.
+    """
+    out = Path(out_dir)
+    items = collect(inputs, out)
+    check_writable(out)
+    chash = run_hash(cfg, keep_metadata)
+    result = BatchResult(manifest=out / MANIFEST, config_hash=chash)
+    emit = callback or (lambda event: None)
+    model: list[Any] = [] if callable(adapter) and not hasattr(adapter, "describe") else [adapter]
+    run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    with Manifest(out) as manifest:
+        for i, item in enumerate(items):
+            emit(BatchEvent("start", i, len(items), item.input))
+            t0 = time.perf_counter()
+            rel_out = relative(item.output, out)
+            res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
+            loaded = _attempt(res, lambda item=item: load_image(item.input, max_pixels=max_pixels))
+            if loaded is not None:
+                manifest.open()  # lock, cut a partial line, remove stale temporaries
+                res.input_sha256 = loaded.sha256
+                rec = manifest.done(loaded.sha256, chash, rel_out)
+                if rec is not None:
+                    res = _skipped(rec, item, chash)
+                else:
+                    if not model:
+                        model.append(adapter())  # a model that cannot load stops the batch
+
+                    def step(ev: Any, i: int = i, item: BatchItem = item) -> None:
+                        emit(BatchEvent("step", i, len(items), item.input, ev.step, ev.steps, ev.loss))
+
+                    res = (
+                        _attempt(
+                            res,
+                            lambda item=item, loaded=loaded, step=step: protect_file(
+                                item, cfg, model[0], loaded, keep_metadata=keep_metadata, callback=step
+                            ),
+                        )
+                        or res
+                    )
+            res.seconds = res.seconds or round(time.perf_counter() - t0, 3)
+            if res.status != "skipped":
+                record = {
+                    **res.to_dict(),
+                    "input": os.path.abspath(item.input),
+                    "output": relative(res.output, out),
+                    "sidecar": relative(res.sidecar, out),
+                }
+                record.update(run=run_id, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+                manifest.append(record)
+            result.items.append(res)
+            emit(BatchEvent("done", i, len(items), item.input, result=res))
+        result.nothing_read = not any(r.input_sha256 for r in result.items)
+        if not manifest.opened:
+            result.manifest = None
+    return result

@@ -1,0 +1,133 @@
+"""Helpers shared by several test files (hostile input files, a scripted fake I2V model).
+
+Imported as ``from helpers import ...`` (pytest puts this folder on ``sys.path``); fixtures live in
+``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def rand_image(h: int, w: int, c: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+def write_png(path: Path, arr: np.ndarray, **kw) -> Path:
+    Image.fromarray(arr.squeeze()).save(path, **kw)
+    return path
+
+
+def bomb_png(path: Path, w: int, h: int) -> Path:
+    """A PNG whose header declares ``w x h`` but carries almost no data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat))
+    return path
+
+
+def truncated(tmp_path: Path, fmt: str) -> Path:
+    buf = io.BytesIO()
+    Image.fromarray(rand_image(64, 64)).save(buf, format=fmt)
+    data = buf.getvalue()
+    p = tmp_path / f"t.{fmt.lower()}"
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def write_bytes(p: Path, data: bytes) -> Path:
+    p.write_bytes(data)
+    return p
+
+
+def ico_as(p: Path) -> Path:
+    Image.fromarray(rand_image(32, 32)).save(p, format="ICO")
+    return p
+
+
+HOSTILE = {
+    "missing": (lambda t: t / "nope.png", "no such file"),
+    "directory": (lambda t: (t / "dir.png").mkdir() or t / "dir.png", "directory"),
+    "empty": (lambda t: (t / "e.png").write_bytes(b"") and t / "e.png" or t / "e.png", "empty"),
+    "truncated-png": (lambda t: truncated(t, "PNG"), "truncated|broken"),
+    "truncated-jpeg": (lambda t: truncated(t, "JPEG"), "truncated|broken"),
+    "truncated-tiff": (lambda t: truncated(t, "TIFF"), "truncated|broken"),
+    "text-as-jpg": (lambda t: write_bytes(t / "x.jpg", b"hello, I am text\n"), "looks like text"),
+    "svg": (lambda t: write_bytes(t / "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'), "SVG"),
+    "broken-tiff": (
+        lambda t: write_bytes(t / "x.tiff", b"II*\x00\xff\xff\xff\x7f" + b"\x00" * 8),
+        "broken|TIFF|not an image",
+    ),
+    "bomb": (lambda t: bomb_png(t / "b.png", 100_000, 100_000), "decompression bomb"),
+    "over-limit": (lambda t: bomb_png(t / "b.png", 10_000, 6_000), "megapixels"),
+    "unsupported-format": (lambda t: ico_as(t / "x.png"), "not supported"),
+}
+
+
+def photo(size: int = 48) -> torch.Tensor:
+    g = torch.Generator().manual_seed(3)
+    low = torch.rand(1, 3, size // 6, size // 6, generator=g)
+    img = F.interpolate(low, size=(size, size), mode="bicubic", align_corners=False)
+    return img.clamp(0.05, 0.9)
+
+
+def mark(x: torch.Tensor) -> torch.Tensor:
+    """The fake model's "protection": a white 8x8 corner."""
+    y = x.clone()
+    y[..., :8, :8] = 1.0
+    return y
+
+
+class FakeAdapter:
+    """Scripted I2V stand-in: content slides right by (1 + seed) px/frame (wrapping around).
+
+    Marked images (white top-left corner) give a frozen video (``mode="freeze"``) or seeded noise
+    (``mode="degrade"``).
+    """
+
+    height = width = 48
+    num_frames = 6
+    is_real = False
+
+    def __init__(self, mode: str = "freeze") -> None:
+        self.mode = mode
+        self.calls: list[int] = []
+
+    def describe(self) -> dict:
+        return {"target": "fake", "model": "fake", "num_frames": self.num_frames}
+
+    def generate(self, x, *, seed=0, num_frames=None, num_inference_steps=None):
+        self.calls.append(seed)
+        n = num_frames or self.num_frames
+        marked = bool(x[..., :8, :8].mean() > 0.97)
+        if marked and self.mode == "degrade":
+            g = torch.Generator().manual_seed(seed)
+            return torch.rand(x.shape[0], n, 3, self.height, self.width, generator=g)
+        step = 0 if marked else 1 + seed
+        return torch.stack([torch.roll(x, step * t, dims=-1) for t in range(n)], dim=1)
+
+
+class Wipe:
+    """Stand-in purification that removes the mark (paints the corner mid-gray)."""
+
+    label = "wipe"
+
+    def real(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        y[..., :8, :8] = 0.5
+        return y
+
+
