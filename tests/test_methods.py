@@ -15,7 +15,7 @@ import torch
 
 from stillguard.errors import CapabilityError, InputError
 from stillguard.loop import protect
-from stillguard.methods.base import Method, resolve_layers, target_image
+from stillguard.methods.base import Method, draw, resolve_layers, target_image
 from stillguard.plugins import ADAPTERS, METHODS
 
 PAIRS = [(m, a) for m in METHODS.names() for a in ADAPTERS.names()]
@@ -201,6 +201,50 @@ def test_advdm_loss_is_the_negated_diffusion_loss(tiny_cog, image) -> None:
     state = m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
     loss, terms = m.loss(tiny_cog, image, torch.Generator().manual_seed(2), state)
     assert float(loss) == pytest.approx(-terms["diffusion"]) and terms["diffusion"] > 0
+
+
+def _definition(name: str, adapter, x: torch.Tensor, t, noise) -> torch.Tensor:
+    """The loss written out from its definition, independently of the methods' code.
+
+    AdvDM: minus the v-prediction MSE against the velocity of the *perturbed* image's own
+    static-video latent. Mist (``dm_weight=1``, gray target): ``MSE(E(x), E(gray)) - L_DM``.
+    """
+    lat = adapter.encode(x).image_latents  # the conditioning, as the pipeline builds it
+    z0 = lat[:, :1].expand_as(lat)  # the perturbed image's latent on every frame, with gradient
+    sch = adapter.pipe.scheduler
+    t = t.long().reshape(-1)
+    pred = adapter._forward(sch.add_noise(z0, noise, t), lat, t, adapter._embeds(1))
+    dm = torch.nn.functional.mse_loss(pred, sch.get_velocity(z0, noise, t))
+    if name == "advdm":
+        return -dm
+    gray = adapter.encode(target_image("gray", x)).first_latent.detach()
+    return torch.nn.functional.mse_loss(adapter.encode(x).first_latent, gray) - dm
+
+
+@pytest.mark.parametrize("name", ["advdm", "mist"])
+def test_diffusion_loss_follows_the_definition(name, tiny_cog, image) -> None:
+    """AdvDM (and Mist's L_DM term) take z0 from the perturbed image: the same value and gradient
+    as the definition computed directly; the conditioning-only variant is another attack."""
+    x = (image + 4 / 255 * torch.sign(torch.randn_like(image))).clamp(0, 1)
+    opts = {"dm_weight": 1.0, "target": "gray"} if name == "mist" else {}
+    t, noise = draw(tiny_cog, torch.Generator().manual_seed(5))
+    xd = x.clone().requires_grad_(True)
+    direct = _definition(name, tiny_cog, xd, t, noise)
+    (g_direct,) = torch.autograd.grad(direct, xd)
+    cos = {}
+    for z0 in ("perturbed", "clean"):
+        m = METHODS.build(name, z0=z0, **opts)
+        state = m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
+        xi = x.clone().requires_grad_(True)
+        loss, _ = m.loss(tiny_cog, xi, torch.Generator().manual_seed(5), state)
+        if z0 == "perturbed":
+            assert float(loss) == pytest.approx(float(direct), rel=1e-5)
+        (g,) = torch.autograd.grad(loss, xi)
+        cos[z0] = float(torch.nn.functional.cosine_similarity(g.flatten(), g_direct.flatten(), 0))
+    assert cos["perturbed"] > 0.9999
+    assert cos["clean"] < 0.99  # z0 fixed to the clean image: the conditioning alone is attacked
+    with pytest.raises(InputError, match="z0"):
+        METHODS.build(name, z0="reference")
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -29,8 +29,12 @@ Choices where the sources are silent, tagged [INF] (inferred) or [ENG] (engineer
     * [INF] IRA uses all denoiser blocks and all exposed VAE-encoder layers (the note says "each
       layer"); [ENG] the target is a fixed uniform-noise image by default (``target="noise"``,
       private seed, independent of the run's seed), or ``"gray"``, ``"pattern"`` or a file path;
-    * [ENG] the diffusion loss and both IRA passes use the clean image's static-video latent as
-      ``z0``, with one timestep and noise per step, so only the conditioning differs;
+    * [ENG] both IRA passes use the clean image's static-video latent as ``z0``, with one
+      timestep and noise per step, so only the conditioning differs; the ``-L_DM`` term uses it
+      too by default (``z0="clean"``: the conditioning alone is attacked); ``z0="perturbed"`` makes
+      it AdvDM's term as defined (the perturbed image's own latent, gradient through it; see
+      :mod:`stillguard.methods.advdm`). The paper says only "AdvDM-style"; the default is kept so
+      that the published efficacy numbers stay reproducible;
     * [ENG] aux uses the adapter's own CLIP image embedding when it has one (``image-embeds``,
       e.g. SVD), else a CLIP vision model from a local folder (``clip_model`` option or the
       ``STILLGUARD_CLIP`` environment variable, safetensors, never downloaded); without either it is

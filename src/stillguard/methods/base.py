@@ -38,6 +38,10 @@ from ..tensors import gaussian_blur
 
 #: Seed of the private generator behind synthetic target images (see :func:`target_image`).
 TARGET_SEED = 20250923
+#: where the clean video latent ``z0`` of a diffusion training loss comes from: the candidate
+#: (perturbed) image, so the gradient flows through ``z0`` and the conditioning (the loss as its
+#: papers define it), or the clean image, fixed (the conditioning alone is attacked)
+Z0_SOURCES = ("perturbed", "clean")
 #: how attention maps may be recorded (see :meth:`stillguard.adapters.base.Adapter.capture`)
 ATTENTION_MODES = ("exact", "sampled", "pooled")
 
@@ -195,6 +199,18 @@ def draw(adapter: Adapter, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     t = adapter.sample_timesteps(1, generator)
     noise = torch.randn(adapter.latent_shape(1), generator=generator)
     return t, noise.to(adapter.device, adapter.dtype)
+
+
+def check_z0(value: str) -> None:
+    """Refuse a ``z0`` option outside :data:`Z0_SOURCES`."""
+    if value not in Z0_SOURCES:
+        raise InputError(f"z0 must be one of {', '.join(Z0_SOURCES)}, got {value!r}")
+
+
+def training_z0(adapter: Adapter, x_clean: Tensor, source: str) -> Tensor | None:
+    """``z0`` for :meth:`Adapter.denoise`: ``None`` (the candidate image's own static-video latent,
+    with gradient) for ``"perturbed"``, the clean image's detached latent for ``"clean"``."""
+    return static_latent(adapter, x_clean) if source == "clean" else None
 
 
 def sub_generator(generator: torch.Generator) -> torch.Generator:

@@ -1,16 +1,22 @@
 """Mist: AdvDM plus a textural loss that pulls the VAE latent toward a target texture.
 
 Paper: Liang, Wu, "Mist: Towards Improved Adversarial Examples for Diffusion Models",
-arXiv 2305.12683. The objective maximised is ``dm_weight * L_DM - MSE(E(x), E(target))``
-(the Anti-I2V authors' CogVideoX baseline, ``mist.py`` in their baseline repository); we minimise
+arXiv 2305.12683. The objective maximised is ``dm_weight * L_DM - MSE(E(x), E(target))``: AdvDM's
+training loss of the perturbed image plus a pull of its latent toward a target texture. We minimise
 its negative, ``MSE(E(x), E(target)) - dm_weight * L_DM``.
+
+The Anti-I2V authors' CogVideoX baseline (``mist.py`` in ``vaijsc/anti-i2v``) computes the same
+expression with ``z0`` from the current perturbed image repeated over the frames (with gradient),
+and a target image given by ``--target_image_prompt`` (required in practice); its ``--sign +``
+ascends it (Mist), its default ``--sign -`` descends it (the opposite attack).
 
 Needs nothing beyond :meth:`Adapter.encode` and :meth:`Adapter.denoise` (every adapter).
 
 Choices: [AUTH-CODE] ``dm_weight=10000`` as in the baseline code (on our models this makes the
 diffusion term dominate; lower it to let the texture term act); [ENG] ``target="pattern"``, a
-synthetic high-contrast texture standing in for Mist's texture image; ``z0`` is the clean image's
-static-video latent and ``E`` the unscaled first-frame latent, as in ``advdm`` and ``photoguard``.
+synthetic high-contrast texture standing in for Mist's texture image; ``E`` the unscaled first-frame latent, as in ``advdm`` and ``photoguard``.
+Option ``z0`` as in ``advdm``: ``"perturbed"`` (default, the definition and the authors' code) or
+``"clean"`` (the clean image's fixed latent: the conditioning alone is attacked).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from torch import Tensor
 from ..adapters.base import Adapter
 from ..losses import diffusion_loss
 from ..registry import METHODS
-from .base import Method, State, draw, scalar, static_latent, target_image
+from .base import Method, State, check_z0, draw, scalar, target_image, training_z0
 
 
 @METHODS.register("mist")
@@ -34,11 +40,15 @@ class Mist(Method):
 
     dm_weight: float = 10000.0
     target: str = "pattern"
+    z0: str = "perturbed"
+
+    def __post_init__(self) -> None:
+        check_z0(self.z0)
 
     @torch.no_grad()
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
         state = State()
-        state.z0 = static_latent(adapter, x_clean)
+        state.z0 = training_z0(adapter, x_clean, self.z0)
         state.tgt = adapter.encode(target_image(self.target, x_clean)).first_latent.detach()
         return state
 

@@ -8,7 +8,9 @@ the denoising loss w.r.t. the clean latent is replaced by the score residual ``e
 CogVideoX baseline (``sds.py``) uses the surrogate ``0.5*MSE(z, sg(z - (eps_hat - eps)))``.
 
 Needs: :meth:`Adapter.denoise` whose default ``z0`` (the static video of the image latent) keeps
-the gradient to the image (every adapter, per the contract).
+the gradient to the image (every adapter, per the contract). ``z0`` is always the perturbed image's
+own latent: the score residual is applied to it, so there is no "clean" variant (the authors'
+``sds.py`` also encodes the current perturbed image; its ``--sign`` picks SDS(+) or SDS(-)).
 
 Choices: [ENG] the residual is written parameterisation-free as ``z0 - x0_hat`` (for
 ``z_t = a*z0 + s*eps`` it equals ``(s/a) * (eps_hat - eps)``, same direction for epsilon-, v- and
