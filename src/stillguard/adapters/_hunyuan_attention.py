@@ -1,0 +1,76 @@
+"""Recording the joint text+video attention of HunyuanVideo's dual- and single-stream blocks.
+
+``HunyuanVideoAttnProcessor2_0`` attends over ``[video tokens, text tokens]`` (video first): the
+dual-stream blocks project text with ``add_q/k/v_proj`` and QK-norm it with ``norm_added_q/k``; the
+single-stream blocks project the concatenation with the same ``to_q/k``. RoPE touches video tokens
+only. The recorder recomputes q and k the same way, then **reorders both axes text first** so that
+the maps follow stillguard's layout (``{"text": T, "frames": F, "per_frame": n}``); the Frobenius
+norm and row sums are unchanged by that permutation. Padded text tokens (mask 0) get probability 0
+as in the model. The stock processor computes the output (see :mod:`._ltx_attention`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._attention import Recorder
+from ._ltx_attention import additive_mask, record_video_attention
+
+
+class RecordingHunyuanAttnProcessor:
+    """``HunyuanVideoAttnProcessor2_0`` plus recording (stock signature, stock output)."""
+
+    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.stock = stock
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        if self.recorder.active and encoder_hidden_states is not None:
+            self._record(attn, hidden_states, encoder_hidden_states, attention_mask,
+                         image_rotary_emb)  # fmt: skip
+        return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask,
+                          image_rotary_emb)  # fmt: skip
+
+    def _record(self, attn: Any, hidden: Tensor, text: Tensor, mask: Tensor | None,
+                rope: tuple[Tensor, Tensor] | None) -> None:  # fmt: skip
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        n_text, n_video = text.shape[1], hidden.shape[1]
+        dual = attn.add_q_proj is not None
+        states = hidden if dual else torch.cat([hidden, text], 1)
+        q = attn.to_q(states).unflatten(2, (attn.heads, -1))
+        k = attn.to_k(states).unflatten(2, (attn.heads, -1))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        qv, kv = q[:, :n_video], k[:, :n_video]
+        if rope is not None:
+            qv = apply_rotary_emb(qv, rope, sequence_dim=1)
+            kv = apply_rotary_emb(kv, rope, sequence_dim=1)
+        if dual:
+            qt = attn.add_q_proj(text).unflatten(2, (attn.heads, -1))
+            kt = attn.add_k_proj(text).unflatten(2, (attn.heads, -1))
+            if attn.norm_added_q is not None:
+                qt = attn.norm_added_q(qt)
+            if attn.norm_added_k is not None:
+                kt = attn.norm_added_k(kt)
+        else:
+            qt, kt = q[:, n_video:], k[:, n_video:]
+        query = torch.cat([qt, qv], 1).transpose(1, 2)  # text first: (B, heads, T + N, d)
+        key = torch.cat([kt, kv], 1).transpose(1, 2)
+        if mask is not None:  # (B, 1, 1, N + T), video first -> text first
+            mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
+        record_video_attention(self.recorder, self.name, query, key,
+                               additive_mask(mask, query.dtype), n_text)  # fmt: skip

@@ -1,0 +1,177 @@
+"""Construction of the ``hunyuan-i2v`` adapter: hub id / local folder, tiny random model, config folder.
+
+Prompt embeddings are never computed here: HunyuanVideo-I2V embeds the prompt *together with the
+photo* in LLaVA-Llama-3-8B (plus a CLIP-L pooled text vector), so the embeddings depend on the
+image. They come from the caller (``prompt_embeds``, ``prompt_attention_mask``,
+``pooled_prompt_embeds``, computed with the pipeline's ``encode_prompt`` for the photo) or from a
+folder's ``prompt_embeds.safetensors``; see :mod:`.hunyuan_i2v` for what that means for the attack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import ModelError
+from . import _common as C
+from ._ltx_parts import build_from_config
+
+PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
+               "negative_prompt_embeds", "negative_prompt_attention_mask",
+               "negative_pooled_prompt_embeds")  # fmt: skip
+ABSENT = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "image_processor")
+
+# After diffusers' fast test (tests/pipelines/hunyuan_video/test_hunyuan_image2video.py): latent
+# concat (2·4 + 1 input channels), no guidance embedding, patch 1; 1 dual + 2 single-stream blocks.
+TINY_TRANSFORMER = dict(
+    in_channels=2 * 4 + 1, out_channels=4, num_attention_heads=2, attention_head_dim=10,
+    num_layers=1, num_single_layers=2, num_refiner_layers=1, patch_size=1, patch_size_t=1,
+    guidance_embeds=False, text_embed_dim=16, pooled_projection_dim=8, rope_axes_dim=(2, 4, 4),
+    image_condition_type="latent_concat",
+)  # fmt: skip
+TINY_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4,
+    down_block_types=("HunyuanVideoDownBlock3D",) * 4, up_block_types=("HunyuanVideoUpBlock3D",) * 4,
+    block_out_channels=(8, 8, 8, 8), layers_per_block=1, act_fn="silu", norm_num_groups=4,
+    scaling_factor=0.476986, spatial_compression_ratio=8, temporal_compression_ratio=4,
+    mid_block_add_attention=True,
+)  # fmt: skip
+#: 32×48 px, 9 frames into the pipeline (it returns 5: latent concat drops 4), 6 text tokens
+TINY_SETTINGS = dict(height=32, width=48, num_frames=9, num_inference_steps=4, guidance_scale=1.0)
+#: LLaVA tokens of the default template: 576/2 image tokens (interleave 2) + 256 − 4 text tokens
+TEXT_TOKENS = {"latent_concat": 288 + 252, "token_replace": 144 + 252}
+
+
+def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """Masks default to ones, negatives to zeros (mask ones); ``pooled_prompt_embeds`` is required."""
+    pe, pooled = p.get("prompt_embeds"), p.get("pooled_prompt_embeds")
+    if pe is None or pooled is None:
+        raise ModelError("HunyuanVideo-I2V needs prompt_embeds and pooled_prompt_embeds")
+    ones = torch.ones(pe.shape[:2], dtype=torch.long, device=pe.device)
+    out = dict(p)
+    out.setdefault("prompt_attention_mask", None)
+    out["prompt_attention_mask"] = ones if out["prompt_attention_mask"] is None else out[
+        "prompt_attention_mask"]  # fmt: skip
+    for key, like in (("negative_prompt_embeds", pe), ("negative_pooled_prompt_embeds", pooled),
+                      ("negative_prompt_attention_mask", ones)):  # fmt: skip
+        if out.get(key) is None:
+            out[key] = like if key.endswith("mask") else torch.zeros_like(like)
+    return {k: out[k] for k in PROMPT_KEYS}
+
+
+class HunyuanLoading:
+    """``from_pretrained``, ``tiny`` and ``from_config`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
+
+    @classmethod
+    def from_pretrained(cls, model: str, *, device: str | torch.device = "cpu",
+                        dtype: torch.dtype | str = torch.float32,
+                        gradient_checkpointing: bool = False, vae_tiling: bool = False,
+                        **options: Any) -> Any:  # fmt: skip
+        """Load a hub id or a ``save_pretrained`` folder (safetensors only, never remote code).
+
+        ``options``: the prompt tensors of :data:`PROMPT_KEYS`, and settings (height, width,
+        num_frames, opt_num_frames, num_inference_steps, guidance_scale, true_cfg_scale,
+        text_image_path) overriding the folder's ``stillguard.json``.
+
+        Raises:
+            ModelError: no weights, pickle-only weights, or no prompt embeddings.
+        """
+        from diffusers import HunyuanVideoImageToVideoPipeline
+
+        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        model_id, folder = C.resolve_model(model)
+        src = str(folder) if folder is not None else model
+        try:
+            pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
+                src, **dict.fromkeys(ABSENT), dtype=dtype, use_safetensors=True,
+                local_files_only=True,
+            )  # fmt: skip
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot load HunyuanVideo-I2V from {model!r}: {err}") from err
+        pipe.to(device)
+        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
+        file = folder / C.PROMPT_FILE if folder is not None else None
+        if prompt["prompt_embeds"] is None and file is not None and file.is_file():
+            prompt.update(C.load_tensors(file))
+        if prompt["prompt_embeds"] is None or prompt["pooled_prompt_embeds"] is None:
+            raise ModelError(
+                f"{model!r}: HunyuanVideo-I2V embeds the prompt together with the photo in "
+                "LLaVA-Llama-3-8B, which stillguard does not run; pass prompt_embeds, "
+                "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
+                f"encode_prompt(image=photo, prompt=...), or a folder whose {C.PROMPT_FILE} has them"
+            )
+        settings = C.read_settings(folder)
+        settings.update({k: v for k, v in options.items() if v is not None})
+        if gradient_checkpointing:
+            pipe.transformer.enable_gradient_checkpointing()
+        if vae_tiling:
+            pipe.vae.enable_tiling()
+        return cls(pipe, model_id=model_id, prompt=complete_prompt(prompt), settings=settings,
+                   device=device, dtype=dtype)  # fmt: skip
+
+    @classmethod
+    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu",
+             image_condition_type: str = "latent_concat") -> Any:  # fmt: skip
+        """32×48, 9 pipeline frames (5 returned, 3 latent frames of 4×6 tokens), 1 dual + 2 single
+        blocks of 2×10 heads, 6 text tokens (2 of them padding); random weights.
+
+        ``image_condition_type="token_replace"`` builds the 16-channel variant instead."""
+        from diffusers import (
+            AutoencoderKLHunyuanVideo,
+            FlowMatchEulerDiscreteScheduler,
+            HunyuanVideoImageToVideoPipeline,
+            HunyuanVideoTransformer3DModel,
+        )
+
+        config = dict(TINY_TRANSFORMER, image_condition_type=image_condition_type)
+        if image_condition_type == "token_replace":
+            config.update(in_channels=4, guidance_embeds=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            transformer = HunyuanVideoTransformer3DModel(**config)
+            vae = AutoencoderKLHunyuanVideo(**TINY_VAE)
+        pipe = HunyuanVideoImageToVideoPipeline(
+            transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            **dict.fromkeys(ABSENT),
+        )  # fmt: skip
+        g = torch.Generator().manual_seed(seed)
+        pe = torch.randn(1, 6, 16, generator=g)
+        mask = torch.ones(1, 6, dtype=torch.long)
+        mask[:, -2:] = 0
+        prompt = complete_prompt({"prompt_embeds": pe, "prompt_attention_mask": mask,
+                                  "pooled_prompt_embeds": torch.randn(1, 8, generator=g)})
+        device = torch.device(device)
+        pipe.to(device)
+        settings = dict(TINY_SETTINGS, guidance_scale=6.0 if config["guidance_embeds"] else 1.0)
+        return cls(pipe, model_id="tiny", prompt=prompt, settings=settings, device=device,
+                   dtype=torch.float32)  # fmt: skip
+
+    @classmethod
+    def from_config(cls, folder: str | Any, *, device: str | torch.device = "cpu",
+                    dtype: torch.dtype = torch.float32, **options: Any) -> Any:  # fmt: skip
+        """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
+        embeddings of the published shape (LLaVA tokens of the default template × 4096, pooled
+        CLIP-L 768)."""
+        from diffusers import (
+            AutoencoderKLHunyuanVideo,
+            FlowMatchEulerDiscreteScheduler,
+            HunyuanVideoImageToVideoPipeline,
+            HunyuanVideoTransformer3DModel,
+        )
+
+        parts = {"transformer": HunyuanVideoTransformer3DModel, "vae": AutoencoderKLHunyuanVideo,
+                 "scheduler": FlowMatchEulerDiscreteScheduler}  # fmt: skip
+        pipe, settings = build_from_config(folder, HunyuanVideoImageToVideoPipeline, parts, ABSENT,
+                                           device, dtype)  # fmt: skip
+        settings.update(options)
+        tr = pipe.transformer.config
+        tokens = int(settings.get("text_tokens", TEXT_TOKENS[tr.image_condition_type]))
+        with torch.device(device):
+            prompt = {"prompt_embeds": torch.zeros(1, tokens, tr.text_embed_dim, dtype=dtype),
+                      "pooled_prompt_embeds": torch.zeros(1, tr.pooled_projection_dim, dtype=dtype)}
+        return cls(pipe, model_id=str(settings.get("model", Path(str(folder)).name)),
+                   prompt=complete_prompt(prompt), settings=settings, device=torch.device(device),
+                   dtype=dtype)  # fmt: skip
