@@ -11,13 +11,17 @@ as in the model. The stock processor computes the output (see :mod:`._ltx_attent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._attention import Recorder
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
+from ._attention import Recorder, capture_context, find_layer
 from ._ltx_attention import additive_mask, record_video_attention
+from .base import Captured
 
 
 class RecordingHunyuanAttnProcessor:
@@ -37,13 +41,21 @@ class RecordingHunyuanAttnProcessor:
         image_rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         if self.recorder.active and encoder_hidden_states is not None:
-            self._record(attn, hidden_states, encoder_hidden_states, attention_mask,
-                         image_rotary_emb)  # fmt: skip
-        return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask,
-                          image_rotary_emb)  # fmt: skip
+            self._record(
+                attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+            )
+        return self.stock(
+            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+        )
 
-    def _record(self, attn: Any, hidden: Tensor, text: Tensor, mask: Tensor | None,
-                rope: tuple[Tensor, Tensor] | None) -> None:  # fmt: skip
+    def _record(
+        self,
+        attn: Any,
+        hidden: Tensor,
+        text: Tensor,
+        mask: Tensor | None,
+        rope: tuple[Tensor, Tensor] | None,
+    ) -> None:
         from diffusers.models.embeddings import apply_rotary_emb
 
         n_text, n_video = text.shape[1], hidden.shape[1]
@@ -72,5 +84,74 @@ class RecordingHunyuanAttnProcessor:
         key = torch.cat([kt, kv], 1).transpose(1, 2)
         if mask is not None:  # (B, 1, 1, N + T), video first -> text first
             mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
-        record_video_attention(self.recorder, self.name, query, key,
-                               additive_mask(mask, query.dtype), n_text)  # fmt: skip
+        record_video_attention(
+            self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text
+        )
+
+
+class HunyuanCapture:
+    """``layer_names`` and ``capture`` of :class:`~.hunyuan_i2v.HunyuanI2V` (needs ``self.pipe``)."""
+
+    pipe: Any
+    registry_name: str
+
+    def layer_names(self, kind: str) -> list[str]:
+        tr = self.pipe.transformer
+        blocks = [f"transformer_blocks.{i}" for i in range(len(tr.transformer_blocks))]
+        blocks += [
+            f"single_transformer_blocks.{i}" for i in range(len(tr.single_transformer_blocks))
+        ]
+        if kind == "hidden":
+            return blocks
+        if kind in ("attention", "attention-joint"):
+            return [f"{b}.attn" for b in blocks]
+        if kind == "vae":
+            return [
+                f"vae.encoder.down_blocks.{i}"
+                for i in range(len(self.pipe.vae.encoder.down_blocks))
+            ]
+        if kind in ("attention-temporal", "attention-spatial"):
+            raise CapabilityError(
+                f"{self.registry_name} has joint text+video attention only "
+                f"(no {kind}): use kind='attention'"
+            )
+        raise InputError(
+            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
+        )
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs (video stream) and joint maps ``(B, heads, Q, T + F_lat·n)``."""
+        from diffusers.models.transformers.transformer_hunyuan_video import (
+            HunyuanVideoAttnProcessor2_0,
+        )
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not HunyuanVideoAttnProcessor2_0:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the "
+                    "stock HunyuanVideoAttnProcessor2_0"
+                )
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+        p_t = self.pipe.transformer.config.patch_size_t
+
+        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
+            lat = kwargs.get("hidden_states", args[0] if args else None)
+            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
+
+        return capture_context(
+            recorder,
+            attn,
+            lambda n, m: RecordingHunyuanAttnProcessor(recorder, n, m.processor),
+            hid,
+            [(self.pipe.transformer, layout)],
+        )

@@ -1,4 +1,5 @@
-"""Construction of the ``hunyuan-i2v`` adapter: hub id / local folder, tiny random model, config folder.
+"""The pipeline-facing side of ``hunyuan-i2v``: construction (hub id / local folder, tiny random
+model, config folder), ``save_pretrained`` and ``generate`` (the pipeline's own ``__call__``).
 
 Prompt embeddings are never computed here: HunyuanVideo-I2V embeds the prompt *together with the
 photo* in LLaVA-Llama-3-8B (plus a CLIP-L pooled text vector), so the embeddings depend on the
@@ -53,23 +54,34 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     ones = torch.ones(pe.shape[:2], dtype=torch.long, device=pe.device)
     out = dict(p)
     out.setdefault("prompt_attention_mask", None)
-    out["prompt_attention_mask"] = ones if out["prompt_attention_mask"] is None else out[
-        "prompt_attention_mask"]  # fmt: skip
-    for key, like in (("negative_prompt_embeds", pe), ("negative_pooled_prompt_embeds", pooled),
-                      ("negative_prompt_attention_mask", ones)):  # fmt: skip
+    out["prompt_attention_mask"] = (
+        ones if out["prompt_attention_mask"] is None else out["prompt_attention_mask"]
+    )
+    for key, like in (
+        ("negative_prompt_embeds", pe),
+        ("negative_pooled_prompt_embeds", pooled),
+        ("negative_prompt_attention_mask", ones),
+    ):
         if out.get(key) is None:
             out[key] = like if key.endswith("mask") else torch.zeros_like(like)
     return {k: out[k] for k in PROMPT_KEYS}
 
 
 class HunyuanLoading:
-    """``from_pretrained``, ``tiny`` and ``from_config`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
+    """``from_pretrained``, ``tiny``, ``from_config``, ``generate``, ``save_pretrained`` and
+    ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
 
     @classmethod
-    def from_pretrained(cls, model: str, *, device: str | torch.device = "cpu",
-                        dtype: torch.dtype | str = torch.float32,
-                        gradient_checkpointing: bool = False, vae_tiling: bool = False,
-                        **options: Any) -> Any:  # fmt: skip
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        gradient_checkpointing: bool = False,
+        vae_tiling: bool = False,
+        **options: Any,
+    ) -> Any:
         """Load a hub id or a ``save_pretrained`` folder (safetensors only, never remote code).
 
         ``options``: the prompt tensors of :data:`PROMPT_KEYS`, and settings (height, width,
@@ -86,9 +98,12 @@ class HunyuanLoading:
         src = str(folder) if folder is not None else model
         try:
             pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
-                src, **dict.fromkeys(ABSENT), dtype=dtype, use_safetensors=True,
+                src,
+                **dict.fromkeys(ABSENT),
+                dtype=dtype,
+                use_safetensors=True,
                 local_files_only=True,
-            )  # fmt: skip
+            )
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot load HunyuanVideo-I2V from {model!r}: {err}") from err
         pipe.to(device)
@@ -109,12 +124,23 @@ class HunyuanLoading:
             pipe.transformer.enable_gradient_checkpointing()
         if vae_tiling:
             pipe.vae.enable_tiling()
-        return cls(pipe, model_id=model_id, prompt=complete_prompt(prompt), settings=settings,
-                   device=device, dtype=dtype)  # fmt: skip
+        return cls(
+            pipe,
+            model_id=model_id,
+            prompt=complete_prompt(prompt),
+            settings=settings,
+            device=device,
+            dtype=dtype,
+        )
 
     @classmethod
-    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu",
-             image_condition_type: str = "latent_concat") -> Any:  # fmt: skip
+    def tiny(
+        cls,
+        seed: int = 0,
+        *,
+        device: str | torch.device = "cpu",
+        image_condition_type: str = "latent_concat",
+    ) -> Any:
         """32×48, 9 pipeline frames (5 returned, 3 latent frames of 4×6 tokens), 1 dual + 2 single
         blocks of 2×10 heads, 6 text tokens (2 of them padding); random weights.
 
@@ -134,24 +160,43 @@ class HunyuanLoading:
             transformer = HunyuanVideoTransformer3DModel(**config)
             vae = AutoencoderKLHunyuanVideo(**TINY_VAE)
         pipe = HunyuanVideoImageToVideoPipeline(
-            transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
+            transformer=transformer,
+            vae=vae,
+            scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
             **dict.fromkeys(ABSENT),
-        )  # fmt: skip
+        )
         g = torch.Generator().manual_seed(seed)
         pe = torch.randn(1, 6, 16, generator=g)
         mask = torch.ones(1, 6, dtype=torch.long)
         mask[:, -2:] = 0
-        prompt = complete_prompt({"prompt_embeds": pe, "prompt_attention_mask": mask,
-                                  "pooled_prompt_embeds": torch.randn(1, 8, generator=g)})
+        prompt = complete_prompt(
+            {
+                "prompt_embeds": pe,
+                "prompt_attention_mask": mask,
+                "pooled_prompt_embeds": torch.randn(1, 8, generator=g),
+            }
+        )
         device = torch.device(device)
         pipe.to(device)
         settings = dict(TINY_SETTINGS, guidance_scale=6.0 if config["guidance_embeds"] else 1.0)
-        return cls(pipe, model_id="tiny", prompt=prompt, settings=settings, device=device,
-                   dtype=torch.float32)  # fmt: skip
+        return cls(
+            pipe,
+            model_id="tiny",
+            prompt=prompt,
+            settings=settings,
+            device=device,
+            dtype=torch.float32,
+        )
 
     @classmethod
-    def from_config(cls, folder: str | Any, *, device: str | torch.device = "cpu",
-                    dtype: torch.dtype = torch.float32, **options: Any) -> Any:  # fmt: skip
+    def from_config(
+        cls,
+        folder: str | Any,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> Any:
         """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
         embeddings of the published shape (LLaVA tokens of the default template × 4096, pooled
         CLIP-L 768)."""
@@ -162,16 +207,94 @@ class HunyuanLoading:
             HunyuanVideoTransformer3DModel,
         )
 
-        parts = {"transformer": HunyuanVideoTransformer3DModel, "vae": AutoencoderKLHunyuanVideo,
-                 "scheduler": FlowMatchEulerDiscreteScheduler}  # fmt: skip
-        pipe, settings = build_from_config(folder, HunyuanVideoImageToVideoPipeline, parts, ABSENT,
-                                           device, dtype)  # fmt: skip
+        parts = {
+            "transformer": HunyuanVideoTransformer3DModel,
+            "vae": AutoencoderKLHunyuanVideo,
+            "scheduler": FlowMatchEulerDiscreteScheduler,
+        }
+        pipe, settings = build_from_config(
+            folder, HunyuanVideoImageToVideoPipeline, parts, ABSENT, device, dtype
+        )
         settings.update(options)
         tr = pipe.transformer.config
         tokens = int(settings.get("text_tokens", TEXT_TOKENS[tr.image_condition_type]))
         with torch.device(device):
-            prompt = {"prompt_embeds": torch.zeros(1, tokens, tr.text_embed_dim, dtype=dtype),
-                      "pooled_prompt_embeds": torch.zeros(1, tr.pooled_projection_dim, dtype=dtype)}
-        return cls(pipe, model_id=str(settings.get("model", Path(str(folder)).name)),
-                   prompt=complete_prompt(prompt), settings=settings, device=torch.device(device),
-                   dtype=dtype)  # fmt: skip
+            prompt = {
+                "prompt_embeds": torch.zeros(1, tokens, tr.text_embed_dim, dtype=dtype),
+                "pooled_prompt_embeds": torch.zeros(1, tr.pooled_projection_dim, dtype=dtype),
+            }
+        return cls(
+            pipe,
+            model_id=str(settings.get("model", Path(str(folder)).name)),
+            prompt=complete_prompt(prompt),
+            settings=settings,
+            device=torch.device(device),
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------------ generation, saving
+    @torch.no_grad()
+    def generate(
+        self,
+        x: Tensor,
+        *,
+        seed: int = 0,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """The pipeline's own sampling with the precomputed prompt. ``(B,3,H,W)`` -> ``(B,F,3,H,W)``
+        with ``F = num_frames`` (the pipeline is asked for ``F + 4`` under latent concat)."""
+        C.check_image(x)
+        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        b = img.shape[0]
+        pe, pm, pp = self._text(b)
+        negative: dict[str, Tensor] = {}
+        if self.true_cfg_scale > 1:
+            ne, nm, npool = self._text(b, True)
+            negative = dict(
+                negative_prompt_embeds=ne,
+                negative_prompt_attention_mask=nm,
+                negative_pooled_prompt_embeds=npool,
+            )
+        video = self.pipe(
+            image=img,
+            prompt_embeds=pe,
+            prompt_attention_mask=pm,
+            pooled_prompt_embeds=pp,
+            **negative,
+            height=self.height,
+            width=self.width,
+            num_frames=(num_frames or self.num_frames) + self.drop,
+            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            true_cfg_scale=self.true_cfg_scale,
+            output_type="pt",
+            generator=torch.Generator(self.device).manual_seed(seed),
+        ).frames
+        return video.float().clamp(0, 1)
+
+    def save_pretrained(self, path: str) -> None:
+        """Pipeline (safetensors), prompt embeds + masks + pooled, and ``stillguard.json``."""
+        folder = Path(path)
+        self.pipe.save_pretrained(str(folder), safe_serialization=True)
+        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
+        keys = (
+            "height",
+            "width",
+            "opt_num_frames",
+            "num_inference_steps",
+            "guidance_scale",
+            "true_cfg_scale",
+            "text_image_path",
+        )
+        settings = {k: getattr(self, k) for k in keys}
+        C.write_settings(
+            folder, {"adapter": self.registry_name, "num_frames": self.pipe_frames, **settings}
+        )
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "image_condition": self.kind,
+            "text_image_path": f"{self.text_image_path} (LLaVA image tokens not differentiated)",
+        }

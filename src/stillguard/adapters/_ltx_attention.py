@@ -16,19 +16,25 @@ and k mean-pooled per latent frame: an ``F×F`` estimate, text left out).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ._attention import Recorder, _own_saved_tensors, _probs
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
+from ._attention import Recorder, _own_saved_tensors, _probs, capture_context, find_layer
+from .base import Captured
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     """A boolean keep-mask (True = attend) as an additive float mask; float masks pass through."""
     if mask is None or mask.dtype != torch.bool:
         return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask, float("-inf")
+    )
 
 
 def record_video_attention(
@@ -94,4 +100,66 @@ class RecordingLTXAttnProcessor:
             query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
             key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
             record_video_attention(self.recorder, self.name, query, key, None, 0)
-        return self.stock(attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb)
+        return self.stock(
+            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+        )
+
+
+class LTXCapture:
+    """``layer_names`` and ``capture`` of :class:`~.ltx_i2v.LTXI2V` (needs ``self.pipe``)."""
+
+    pipe: Any
+    registry_name: str
+
+    def layer_names(self, kind: str) -> list[str]:
+        n = len(self.pipe.transformer.transformer_blocks)
+        if kind == "hidden":
+            return [f"transformer_blocks.{i}" for i in range(n)]
+        if kind in ("attention", "attention-joint"):
+            return [f"transformer_blocks.{i}.attn1" for i in range(n)]
+        if kind == "vae":
+            blocks = self.pipe.vae.encoder.down_blocks
+            return [f"vae.encoder.down_blocks.{i}" for i in range(len(blocks))]
+        if kind in ("attention-temporal", "attention-spatial"):
+            raise CapabilityError(
+                f"{self.registry_name} has joint spatio-temporal video attention "
+                f"only (no {kind}): use kind='attention'"
+            )
+        kinds = ["hidden", "attention", "vae"]
+        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs and ``attn1`` maps ``(B, heads, Q, F_lat·h·w)`` (layout text=0)."""
+        from diffusers.models.transformers.transformer_ltx import LTXVideoAttnProcessor
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not LTXVideoAttnProcessor:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the "
+                    "stock LTXVideoAttnProcessor"
+                )
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+        p_t = self.pipe.transformer_temporal_patch_size
+
+        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
+            tokens = kwargs.get("hidden_states", args[0] if args else None)
+            frames = kwargs.get("num_frames") or 1
+            recorder.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
+
+        return capture_context(
+            recorder,
+            attn,
+            lambda n, m: RecordingLTXAttnProcessor(recorder, n, m.processor),
+            hid,
+            [(self.pipe.transformer, layout)],
+        )

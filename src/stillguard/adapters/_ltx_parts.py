@@ -80,7 +80,9 @@ def read_json(file: Path) -> dict[str, Any]:
     try:
         return json.loads(file.read_text())
     except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {file}: {err}; is this a config-only pipeline folder?") from err
+        raise ModelError(
+            f"cannot read {file}: {err}; is this a config-only pipeline folder?"
+        ) from err
 
 
 def build_from_config(
@@ -112,7 +114,9 @@ def build_from_config(
         with torch.device(device):
             model = cls.from_config(config)
             built[name] = model if dtype == torch.float32 else model.to(dtype)
-    settings = read_json(folder / "stillguard.json") if (folder / "stillguard.json").is_file() else {}
+    settings = (
+        read_json(folder / "stillguard.json") if (folder / "stillguard.json").is_file() else {}
+    )
     return pipeline_cls(**built, **dict.fromkeys(absent)), settings
 
 

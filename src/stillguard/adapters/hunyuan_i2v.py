@@ -39,8 +39,6 @@ another pipeline), FramePack, SkyReels-V1-I2V (same class; not shipped or tested
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,36 +46,47 @@ import torch
 from torch import Tensor
 
 from ..errors import CapabilityError, InputError
-from ..registry import ADAPTERS, close_matches
+from ..registry import ADAPTERS
 from . import _common as C
-from ._attention import Recorder, capture_context, find_layer
-from ._hunyuan_attention import RecordingHunyuanAttnProcessor
+from ._hunyuan_attention import HunyuanCapture
 from ._hunyuan_load import HunyuanLoading
 from ._ltx_parts import training_sigmas
-from .base import Adapter, Captured, Conditioning, Denoised
+from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
 PATHS = ("frozen", "refuse")
 
 
 @ADAPTERS.register("hunyuan-i2v")
-class HunyuanI2V(HunyuanLoading, Adapter):
+class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
     """HunyuanVideo-I2V: MM-DiT joint attention; image by latent concat or first-frame replacement."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "hunyuanvideo-community/HunyuanVideo-I2V"
-    real_models = {"hunyuanvideo-community/HunyuanVideo-I2V": "hunyuan-video-i2v",
-                   "hunyuanvideo-community/HunyuanVideo-I2V-33ch": "hunyuan-video-i2v-33ch"}  # fmt: skip
+    real_models = {
+        "hunyuanvideo-community/HunyuanVideo-I2V": "hunyuan-video-i2v",
+        "hunyuanvideo-community/HunyuanVideo-I2V-33ch": "hunyuan-video-i2v-33ch",
+    }
 
-    def __init__(self, pipe: Any, *, model_id: str, prompt: dict[str, Tensor], settings: dict,
-                 device: torch.device, dtype: torch.dtype) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        model_id: str,
+        prompt: dict[str, Tensor],
+        settings: dict,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
         pipe.set_progress_bar_config(disable=True)
         C.freeze(pipe.vae, pipe.transformer)
         self.kind = pipe.transformer.config.image_condition_type
         if self.kind not in ("latent_concat", "token_replace"):
-            raise InputError(f"{model_id} is not an image-to-video HunyuanVideo transformer "
-                             f"(image_condition_type={self.kind!r})")  # fmt: skip
+            raise InputError(
+                f"{model_id} is not an image-to-video HunyuanVideo transformer "
+                f"(image_condition_type={self.kind!r})"
+            )
         self.drop = 4 if self.kind == "latent_concat" else 0  # frames the pipeline drops
         self.height = int(settings.get("height", 720))
         self.width = int(settings.get("width", 1280))
@@ -90,7 +99,9 @@ class HunyuanI2V(HunyuanLoading, Adapter):
         self.text_image_path = str(settings.get("text_image_path", "frozen"))
         tr, sr = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
         if self.text_image_path not in PATHS:
-            raise InputError(f"text_image_path must be one of {PATHS}, got {self.text_image_path!r}")
+            raise InputError(
+                f"text_image_path must be one of {PATHS}, got {self.text_image_path!r}"
+            )
         if self.text_image_path == "refuse":
             raise CapabilityError(
                 "hunyuan-i2v cannot differentiate the LLaVA text-image path (the prompt embedding "
@@ -104,8 +115,10 @@ class HunyuanI2V(HunyuanLoading, Adapter):
             raise InputError("height and width must be multiples of 16")
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
         if self.is_real and device.type != "meta":
-            logger.warning("hunyuan-i2v: the photo's LLaVA path is frozen (precomputed prompt "
-                           "embeddings); the attack sees only the VAE-latent path")  # fmt: skip
+            logger.warning(
+                "hunyuan-i2v: the photo's LLaVA path is frozen (precomputed prompt "
+                "embeddings); the attack sees only the VAE-latent path"
+            )
 
     # ------------------------------------------------------------------ helpers
     def _latent_frames(self, pipe_frames: int) -> int:
@@ -114,11 +127,15 @@ class HunyuanI2V(HunyuanLoading, Adapter):
     def _text(self, batch: int, negative: bool = False) -> tuple[Tensor, Tensor, Tensor]:
         pre = "negative_" if negative else ""
         p = self.prompt
-        return (p[pre + "prompt_embeds"].to(self.dtype).expand(batch, -1, -1),
-                p[pre + "prompt_attention_mask"].to(self.dtype).expand(batch, -1),
-                p[pre + "pooled_prompt_embeds"].to(self.dtype).expand(batch, -1))  # fmt: skip
+        return (
+            p[pre + "prompt_embeds"].to(self.dtype).expand(batch, -1, -1),
+            p[pre + "prompt_attention_mask"].to(self.dtype).expand(batch, -1),
+            p[pre + "pooled_prompt_embeds"].to(self.dtype).expand(batch, -1),
+        )
 
-    def _forward(self, lat: Tensor, image_latents: Tensor, t: Tensor, negative: bool = False) -> Tensor:
+    def _forward(
+        self, lat: Tensor, image_latents: Tensor, t: Tensor, negative: bool = False
+    ) -> Tensor:
         """Velocity ``(B,F,C,h,w)`` for latents ``(B,F,C,h,w)`` at timestep ``t`` ``(B,)``."""
         b, f = lat.shape[:2]
         x = lat.transpose(1, 2)
@@ -131,13 +148,18 @@ class HunyuanI2V(HunyuanLoading, Adapter):
         embeds, mask_t, pooled = self._text(b, negative)
         guidance = None
         if self.pipe.transformer.config.guidance_embeds:
-            guidance = torch.full((b,), self.guidance_scale * 1000.0, device=lat.device,
-                                  dtype=lat.dtype)  # fmt: skip
+            guidance = torch.full(
+                (b,), self.guidance_scale * 1000.0, device=lat.device, dtype=lat.dtype
+            )
         out = self.pipe.transformer(
-            hidden_states=x, timestep=t.to(lat.dtype).expand(b), encoder_hidden_states=embeds,
-            encoder_attention_mask=mask_t, pooled_projections=pooled, guidance=guidance,
+            hidden_states=x,
+            timestep=t.to(lat.dtype).expand(b),
+            encoder_hidden_states=embeds,
+            encoder_attention_mask=mask_t,
+            pooled_projections=pooled,
+            guidance=guidance,
             return_dict=False,
-        )[0]  # fmt: skip
+        )[0]
         return out.transpose(1, 2)
 
     def _conditioning(self, scaled: Tensor, first: Tensor, frames: int) -> Conditioning:
@@ -155,8 +177,13 @@ class HunyuanI2V(HunyuanLoading, Adapter):
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
         sr = self.pipe.vae_scale_factor_spatial
         ch = self.pipe.transformer.config.out_channels
-        return (batch, self._latent_frames(self.opt_num_frames), ch, self.height // sr,
-                self.width // sr)  # fmt: skip
+        return (
+            batch,
+            self._latent_frames(self.opt_num_frames),
+            ch,
+            self.height // sr,
+            self.width // sr,
+        )
 
     def encode(self, x: Tensor) -> Conditioning:
         """Image -> 1-frame VAE encode (posterior mode, as the pipeline) × scaling factor.
@@ -179,8 +206,9 @@ class HunyuanI2V(HunyuanLoading, Adapter):
         """Video -> scaled posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
         tr = self.pipe.vae_scale_factor_temporal
         if video.ndim != 5 or (video.shape[1] - 1) % tr:
-            raise InputError(f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, "
-                             f"got {tuple(video.shape)}")  # fmt: skip
+            raise InputError(
+                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, got {tuple(video.shape)}"
+            )
         b, f = video.shape[:2]
         frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
         lat = self.pipe.vae.encode((frames * 2 - 1).transpose(1, 2)).latent_dist.mode()
@@ -191,8 +219,9 @@ class HunyuanI2V(HunyuanLoading, Adapter):
         u = torch.rand(batch, generator=generator, device=generator.device) * 0.998 + 0.001
         return (1000 * training_sigmas(self.pipe.scheduler, u.double(), 0)).float().to(self.device)
 
-    def denoise(self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *,
-                z0: Tensor | None = None) -> Denoised:  # fmt: skip
+    def denoise(
+        self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
+    ) -> Denoised:
         """``noisy = (1−σ)·z0 + σ·noise`` (frame 0 = the photo for token replace); ``pred = v``.
 
         Shape:
@@ -240,85 +269,3 @@ class HunyuanI2V(HunyuanLoading, Adapter):
             if self.kind == "token_replace":
                 lat = torch.cat([cond.image_latents[:, :1], lat[:, 1:]], 1)
         return lat
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        tr = self.pipe.transformer
-        blocks = [f"transformer_blocks.{i}" for i in range(len(tr.transformer_blocks))]
-        blocks += [f"single_transformer_blocks.{i}" for i in range(len(tr.single_transformer_blocks))]
-        if kind == "hidden":
-            return blocks
-        if kind in ("attention", "attention-joint"):
-            return [f"{b}.attn" for b in blocks]
-        if kind == "vae":
-            return [f"vae.encoder.down_blocks.{i}" for i in range(len(self.pipe.vae.encoder.down_blocks))]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(f"{self.registry_name} has joint text+video attention only "
-                                  f"(no {kind}): use kind='attention'")  # fmt: skip
-        raise InputError(f"unknown layer kind {kind!r}: "
-                         f"{close_matches(kind, ['hidden', 'attention', 'vae'])}")  # fmt: skip
-
-    def capture(self, hidden: Sequence[str] = (), attention: Sequence[str] = (), *,
-                mode: str = "exact", max_queries: int = 256,
-                generator: torch.Generator | None = None) -> Any:  # fmt: skip
-        """Record block outputs (video stream) and joint maps ``(B, heads, Q, T + F_lat·n)``."""
-        from diffusers.models.transformers.transformer_hunyuan_video import (
-            HunyuanVideoAttnProcessor2_0,
-        )
-
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not HunyuanVideoAttnProcessor2_0:
-                raise CapabilityError(f"{n} uses {type(m.processor).__name__}; capture needs the "
-                                      "stock HunyuanVideoAttnProcessor2_0")  # fmt: skip
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(recorder, attn,
-                               lambda n, m: RecordingHunyuanAttnProcessor(recorder, n, m.processor),
-                               hid, [(self.pipe.transformer, layout)])  # fmt: skip
-
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(self, x: Tensor, *, seed: int = 0, num_frames: int | None = None,
-                 num_inference_steps: int | None = None) -> Tensor:  # fmt: skip
-        """The pipeline's own sampling with the precomputed prompt. ``(B,3,H,W)`` -> ``(B,F,3,H,W)``
-        with ``F = num_frames`` (the pipeline is asked for ``F + 4`` under latent concat)."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
-        b = img.shape[0]
-        pe, pm, pp = self._text(b)
-        negative: dict[str, Tensor] = {}
-        if self.true_cfg_scale > 1:
-            ne, nm, npool = self._text(b, True)
-            negative = dict(negative_prompt_embeds=ne, negative_prompt_attention_mask=nm,
-                            negative_pooled_prompt_embeds=npool)  # fmt: skip
-        video = self.pipe(
-            image=img, prompt_embeds=pe, prompt_attention_mask=pm, pooled_prompt_embeds=pp,
-            **negative, height=self.height, width=self.width,
-            num_frames=(num_frames or self.num_frames) + self.drop,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
-            guidance_scale=self.guidance_scale, true_cfg_scale=self.true_cfg_scale,
-            output_type="pt", generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames  # fmt: skip
-        return video.float().clamp(0, 1)
-
-    def save_pretrained(self, path: str) -> None:
-        """Pipeline (safetensors), prompt embeds + masks + pooled, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        keys = ("height", "width", "opt_num_frames", "num_inference_steps", "guidance_scale",
-                "true_cfg_scale", "text_image_path")  # fmt: skip
-        settings = {k: getattr(self, k) for k in keys}
-        C.write_settings(folder, {"adapter": self.registry_name, "num_frames": self.pipe_frames,
-                                  **settings})  # fmt: skip
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "image_condition": self.kind,
-                "text_image_path": f"{self.text_image_path} (LLaVA image tokens not differentiated)"}

@@ -40,36 +40,41 @@ path (prompt embeddings are computed once, without gradient).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError
-from ..registry import ADAPTERS, close_matches
+from ..errors import InputError
+from ..registry import ADAPTERS
 from . import _common as C
-from ._attention import Recorder, capture_context, find_layer
-from ._ltx_attention import RecordingLTXAttnProcessor
+from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
 from ._ltx_parts import keyed_generator, shift_mu, training_sigmas
-from .base import Adapter, Captured, Conditioning, Denoised
+from .base import Adapter, Conditioning, Denoised
 
 SAMPLE_MODES = ("sample", "mode")
 
 
 @ADAPTERS.register("ltx-i2v")
-class LTXI2V(LTXLoading, Adapter):
+class LTXI2V(LTXLoading, LTXCapture, Adapter):
     """LTX-Video: first latent frame replaced by the photo, timestep 0 on its tokens."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "Lightricks/LTX-Video"
     real_models = {"Lightricks/LTX-Video": "ltx-video-0.9.0"}
 
-    def __init__(self, pipe: Any, *, model_id: str, prompt: dict[str, Tensor], settings: dict,
-                 device: torch.device, dtype: torch.dtype) -> None:  # fmt: skip
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        model_id: str,
+        prompt: dict[str, Tensor],
+        settings: dict,
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
         pipe.set_progress_bar_config(disable=True)
         C.freeze(pipe.vae, pipe.transformer)
@@ -122,19 +127,29 @@ class LTXI2V(LTXLoading, Adapter):
         """Velocity for latents ``(B,F,C,h,w)`` at timestep ``t`` ``(B,)``; 0 on frame-0 tokens."""
         b, f, c, h, w = lat.shape
         pipe = self.pipe
-        tokens = pipe._pack_latents(lat.transpose(1, 2), pipe.transformer_spatial_patch_size,
-                                    pipe.transformer_temporal_patch_size)  # fmt: skip
+        tokens = pipe._pack_latents(
+            lat.transpose(1, 2),
+            pipe.transformer_spatial_patch_size,
+            pipe.transformer_temporal_patch_size,
+        )
         frame0 = torch.zeros(f, h, w, device=lat.device, dtype=lat.dtype)
         frame0[0] = 1
         timestep = t.to(lat.dtype).view(-1, 1) * (1 - frame0.flatten()[None])
         tr, sr = pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio
         out = pipe.transformer(
-            hidden_states=tokens, encoder_hidden_states=embeds, timestep=timestep,
-            encoder_attention_mask=mask, num_frames=f, height=h, width=w,
-            rope_interpolation_scale=(tr / self.frame_rate, sr, sr), return_dict=False,
-        )[0]  # fmt: skip
-        return pipe._unpack_latents(out, f, h, w, pipe.transformer_spatial_patch_size,
-                                    pipe.transformer_temporal_patch_size).transpose(1, 2)  # fmt: skip
+            hidden_states=tokens,
+            encoder_hidden_states=embeds,
+            timestep=timestep,
+            encoder_attention_mask=mask,
+            num_frames=f,
+            height=h,
+            width=w,
+            rope_interpolation_scale=(tr / self.frame_rate, sr, sr),
+            return_dict=False,
+        )[0]
+        return pipe._unpack_latents(
+            out, f, h, w, pipe.transformer_spatial_patch_size, pipe.transformer_temporal_patch_size
+        ).transpose(1, 2)
 
     def _cond(self, x: Tensor | Conditioning, noise: Tensor) -> Conditioning:
         if isinstance(x, Conditioning):
@@ -186,8 +201,9 @@ class LTXI2V(LTXLoading, Adapter):
         """Video -> normalised posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
         tr = self.pipe.vae_temporal_compression_ratio
         if video.ndim != 5 or (video.shape[1] - 1) % tr:
-            raise InputError(f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, "
-                             f"got {tuple(video.shape)}")  # fmt: skip
+            raise InputError(
+                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, got {tuple(video.shape)}"
+            )
         b, f = video.shape[:2]
         frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
         lat = self.pipe.vae.encode((frames * 2 - 1).transpose(1, 2)).latent_dist.mode()
@@ -200,8 +216,9 @@ class LTXI2V(LTXLoading, Adapter):
         sigma = training_sigmas(self.pipe.scheduler, u.double(), f * h * w)
         return (1000 * sigma).float().to(self.device)
 
-    def denoise(self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *,
-                z0: Tensor | None = None) -> Denoised:  # fmt: skip
+    def denoise(
+        self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
+    ) -> Denoised:
         """``noisy = (1−σ)·z0 + σ·noise`` on frames 1+, frame 0 = the photo's latent; ``pred = v``.
 
         Shape:
@@ -251,76 +268,3 @@ class LTXI2V(LTXLoading, Adapter):
             step = (sch.sigmas[i + 1] - sch.sigmas[i]).to(self.device, self.dtype)
             lat = torch.cat([lat[:, :1], lat[:, 1:] + step * v[:, 1:]], 1)
         return lat
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        n = len(self.pipe.transformer.transformer_blocks)
-        if kind == "hidden":
-            return [f"transformer_blocks.{i}" for i in range(n)]
-        if kind in ("attention", "attention-joint"):
-            return [f"transformer_blocks.{i}.attn1" for i in range(n)]
-        if kind == "vae":
-            blocks = self.pipe.vae.encoder.down_blocks
-            return [f"vae.encoder.down_blocks.{i}" for i in range(len(blocks))]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(f"{self.registry_name} has joint spatio-temporal video attention "
-                                  f"only (no {kind}): use kind='attention'")  # fmt: skip
-        kinds = ["hidden", "attention", "vae"]
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
-
-    def capture(self, hidden: Sequence[str] = (), attention: Sequence[str] = (), *,
-                mode: str = "exact", max_queries: int = 256,
-                generator: torch.Generator | None = None) -> Any:  # fmt: skip
-        """Record block outputs and ``attn1`` maps ``(B, heads, Q, F_lat·h·w)`` (layout text=0)."""
-        from diffusers.models.transformers.transformer_ltx import LTXVideoAttnProcessor
-
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not LTXVideoAttnProcessor:
-                raise CapabilityError(f"{n} uses {type(m.processor).__name__}; capture needs the "
-                                      "stock LTXVideoAttnProcessor")  # fmt: skip
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer_temporal_patch_size
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            tokens = kwargs.get("hidden_states", args[0] if args else None)
-            frames = kwargs.get("num_frames") or 1
-            recorder.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
-
-        return capture_context(recorder, attn,
-                               lambda n, m: RecordingLTXAttnProcessor(recorder, n, m.processor),
-                               hid, [(self.pipe.transformer, layout)])  # fmt: skip
-
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(self, x: Tensor, *, seed: int = 0, num_frames: int | None = None,
-                 num_inference_steps: int | None = None) -> Tensor:  # fmt: skip
-        """The pipeline's own sampling (posterior sample, CFG, Euler). ``(B,3,H,W)`` -> ``(B,F,3,H,W)``."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
-        b = img.shape[0]
-        (ne, pe), (nm, pm) = (t.chunk(2) for t in self._text(b, True))
-        video = self.pipe(
-            image=img, prompt_embeds=pe, prompt_attention_mask=pm, negative_prompt_embeds=ne,
-            negative_prompt_attention_mask=nm, height=self.height, width=self.width,
-            num_frames=num_frames or self.num_frames, frame_rate=self.frame_rate,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
-            guidance_scale=self.guidance_scale, decode_timestep=self.decode_timestep,
-            decode_noise_scale=self.decode_noise_scale, output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames  # fmt: skip
-        return video.float().clamp(0, 1)
-
-    def save_pretrained(self, path: str) -> None:
-        """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        C.write_settings(folder, self.settings())
-
-    def settings(self) -> dict[str, Any]:
-        keys = ("height", "width", "num_frames", "opt_num_frames", "frame_rate", "guidance_scale",
-                "num_inference_steps", "decode_timestep", "decode_noise_scale", "condition_sample",
-                "condition_noise")  # fmt: skip
-        return {"adapter": self.registry_name, **{k: getattr(self, k) for k in keys}}
