@@ -9,7 +9,7 @@ import torch
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters import _common as common
-from stillguard.errors import CapabilityError, ModelError
+from stillguard.errors import CapabilityError, InputError, ModelError
 
 NAME = "hunyuan-i2v"
 
@@ -100,6 +100,8 @@ def test_llava_path_is_stated_and_refusable(tiny_adapter, tmp_path, caplog):
     assert b.is_real and "LLaVA" in caplog.text
     with pytest.raises(CapabilityError, match="LLaVA"):
         cls.from_pretrained(str(tmp_path / "m"), text_image_path="refuse")
+    with pytest.raises(InputError, match="unknown hunyuan-i2v options"):
+        cls.from_pretrained(str(tmp_path / "m"), guidance=2.0)
     (tmp_path / "m" / common.PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="LLaVA"):
         cls.from_pretrained(str(tmp_path / "m"))

@@ -16,13 +16,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from . import _common as C
 from ._ltx_parts import build_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
                "negative_prompt_embeds", "negative_prompt_attention_mask",
                "negative_pooled_prompt_embeds")  # fmt: skip
+SETTINGS = ("height", "width", "num_frames", "opt_num_frames", "num_inference_steps",
+            "guidance_scale", "true_cfg_scale", "text_image_path")  # fmt: skip
 ABSENT = ("text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "image_processor")
 
 # After diffusers' fast test (tests/pipelines/hunyuan_video/test_hunyuan_image2video.py): latent
@@ -52,19 +54,8 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     if pe is None or pooled is None:
         raise ModelError("HunyuanVideo-I2V needs prompt_embeds and pooled_prompt_embeds")
     ones = torch.ones(pe.shape[:2], dtype=torch.long, device=pe.device)
-    out = dict(p)
-    out.setdefault("prompt_attention_mask", None)
-    out["prompt_attention_mask"] = (
-        ones if out["prompt_attention_mask"] is None else out["prompt_attention_mask"]
-    )
-    for key, like in (
-        ("negative_prompt_embeds", pe),
-        ("negative_pooled_prompt_embeds", pooled),
-        ("negative_prompt_attention_mask", ones),
-    ):
-        if out.get(key) is None:
-            out[key] = like if key.endswith("mask") else torch.zeros_like(like)
-    return {k: out[k] for k in PROMPT_KEYS}
+    defaults = dict(zip(PROMPT_KEYS, (pe, ones, pooled, 0 * pe, ones, 0 * pooled), strict=True))
+    return {k: defaults[k] if p.get(k) is None else p[k] for k in PROMPT_KEYS}
 
 
 class HunyuanLoading:
@@ -93,6 +84,10 @@ class HunyuanLoading:
         """
         from diffusers import HunyuanVideoImageToVideoPipeline
 
+        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
+        unknown = sorted(set(options) - set(SETTINGS))
+        if unknown:
+            raise InputError(f"unknown hunyuan-i2v options {unknown}: choose from {SETTINGS}")
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         model_id, folder = C.resolve_model(model)
         src = str(folder) if folder is not None else model
@@ -107,7 +102,6 @@ class HunyuanLoading:
         except (OSError, ValueError) as err:
             raise ModelError(f"cannot load HunyuanVideo-I2V from {model!r}: {err}") from err
         pipe.to(device)
-        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
         file = folder / C.PROMPT_FILE if folder is not None else None
         if prompt["prompt_embeds"] is None and file is not None and file.is_file():
             prompt.update(C.load_tensors(file))

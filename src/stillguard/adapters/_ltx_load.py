@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from . import _common as C
 from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
 
@@ -28,6 +28,10 @@ PROMPT_KEYS = (
     "negative_prompt_embeds",
     "negative_prompt_attention_mask",
 )
+#: settings ``from_pretrained`` accepts as keywords (all also read from ``stillguard.json``)
+SETTINGS = ("height", "width", "num_frames", "opt_num_frames", "frame_rate", "guidance_scale",
+            "num_inference_steps", "decode_timestep", "decode_noise_scale", "condition_sample",
+            "condition_noise")  # fmt: skip
 #: the pipeline's default ``max_sequence_length`` (T5 tokens) and T5-XXL's width
 TEXT_TOKENS, TEXT_DIM = 128, 4096
 
@@ -82,6 +86,11 @@ class LTXLoading:
         """
         from diffusers import LTXImageToVideoPipeline
 
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise InputError(
+                f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
+            )
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         model_id, folder = C.resolve_model(model)
         src = str(folder) if folder is not None else model

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch._subclasses.fake_tensor import is_fake
 
 from ..errors import ModelError
 
@@ -127,6 +128,8 @@ def keyed_generator(*tensors: Tensor) -> torch.Generator:
     for: keyed by the image (and the noise video, which comes from the run's generator), every PGD
     step - a new image - gets a fresh draw, and a run stays reproducible for its seed.
     """
+    if any(t.device.type == "meta" or is_fake(t) for t in tensors):
+        return torch.Generator().manual_seed(0)  # sizing runs (meta / fake tensors) have no values
     h = hashlib.sha256()
     for t in tensors:
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())

@@ -268,3 +268,10 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
             step = (sch.sigmas[i + 1] - sch.sigmas[i]).to(self.device, self.dtype)
             lat = torch.cat([lat[:, :1], lat[:, 1:] + step * v[:, 1:]], 1)
         return lat
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "condition_sample": self.condition_sample,
+            "condition_noise": self.condition_noise,
+        }
