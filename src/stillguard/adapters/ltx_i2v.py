@@ -1,11 +1,13 @@
 """LTX-Video image-to-video adapter (``ltx-i2v``) around diffusers' ``LTXImageToVideoPipeline``.
 
-Target: Lightricks/LTX-Video 0.9.x (2B, 28 blocks; the 13B 0.9.7/0.9.8 checkpoints use the same
-classes with 48 blocks). How the photo conditions the model (``pipeline_ltx_image2video.py``): the
-photo's VAE latent (posterior **sampled** with the run's generator, then normalised by the VAE's
-``latents_mean/std``) replaces latent frame 0, and the per-token timestep is ``t·(1 − mask)``, i.e.
-0 on the frame-0 tokens; the sampler steps only frames 1+. The gradient reaches the image through
-the VAE encoder and, via frame 0, through every attention layer.
+Target: Lightricks/LTX-Video 0.9.x (2B, 28 blocks; shipped config: 0.9.0) and the 13B 0.9.7
+dev/distilled checkpoints (48 blocks, the 0.9.5-style VAE; shipped config, generation defaults
+unverified); 0.9.8 uses the same classes. How the photo conditions the model
+(``pipeline_ltx_image2video.py``): the photo's VAE latent (posterior **sampled** with the run's
+generator, then normalised by the VAE's ``latents_mean/std``) replaces latent frame 0, and the
+per-token timestep is ``t·(1 − mask)``, i.e. 0 on the frame-0 tokens; the sampler steps only frames
+1+. The gradient reaches the image through the VAE encoder and, via frame 0, through every attention
+layer.
 
 Options (``from_pretrained``/``from_config`` keywords or ``stillguard.json``):
     * ``condition_sample``: ``"sample"`` (default, what the pipeline does) draws the posterior
@@ -25,10 +27,11 @@ uniform through the sampler's resolution-dependent shift; ``pred`` is the veloci
 is excluded from the training loss (``target[:,0] = pred[:,0]``, detached), as it is never stepped;
 :meth:`denoise` is conditional only, :meth:`rollout` runs the pipeline's Euler steps with CFG.
 
-Vid-Freeze: the motion attention is ``attn1`` (video self-attention with 3D RoPE over
-``F_lat·h·w`` tokens; ``attn2`` is T5 cross-attention, not temporal): capability ``attention-joint``
-with layout ``text=0``. At 512×704×161 there are 21·16·22 = 7,392 tokens, so ``exact`` maps
-(7,392² per head) fit in chunks; ``sampled`` rows are exact too. Anti-I2V: IRC pulls
+Vid-Freeze: the motion attention is ``attn1`` (video self-attention with 3D RoPE over ``F_lat·h·w``
+tokens; ``attn2`` is T5 cross-attention, not temporal): capability ``attention-joint`` with layout
+``text=0``. At 512×704×161 there are 21·16·22 = 7,392 tokens: an ``exact`` map is 7,392² per head
+(≈3.5 GB per layer in bf16 for 32 heads, computed at once, not chunked), so it suits a few layers on
+a large GPU; ``sampled`` rows are exact rows and fit all 28 (48) layers. Anti-I2V: IRC pulls
 ``transformer_blocks[-3:]`` onto ``transformer_blocks[2]`` ("layer 3", 0-based 2); IRA uses every
 block plus ``vae.encoder.down_blocks.*``.
 
@@ -63,7 +66,11 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "Lightricks/LTX-Video"
-    real_models = {"Lightricks/LTX-Video": "ltx-video-0.9.0"}
+    real_models = {
+        "Lightricks/LTX-Video": "ltx-video-0.9.0",
+        "Lightricks/LTX-Video-0.9.7-dev": "ltx-video-0.9.7-13b",
+        "Lightricks/LTX-Video-0.9.7-distilled": "ltx-video-0.9.7-13b",
+    }
 
     def __init__(
         self,
