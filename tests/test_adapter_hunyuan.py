@@ -130,3 +130,23 @@ def test_real_configs_on_meta_match_published_figures(model, kind, in_channels, 
     assert a.num_frames == frames and a.prompt["prompt_embeds"].shape == (1, text, 4096)
     assert a.prompt["pooled_prompt_embeds"].shape == (1, 768)
     assert len(a.layer_names("attention")) == 60
+
+
+def test_capture_under_gradient_checkpointing(image):
+    """Recording recomputes q/k outside the checkpoint's bookkeeping: same gradient, one record."""
+    a = ADAPTERS.get(NAME).tiny()
+    t, noise = _draw(a)
+    layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
+
+    def run():
+        x = image.clone().requires_grad_(True)
+        with a.capture(hidden=[block], attention=[layer]) as cap:
+            a.denoise(x, t, noise)
+        cap.attention[layer][0][..., 0].mean().backward()
+        return x.grad, cap
+
+    plain, _ = run()
+    a.pipe.transformer.enable_gradient_checkpointing()
+    ckpt, cap = run()
+    assert len(cap.attention[layer]) == 1 and len(cap.hidden[block]) == 1
+    torch.testing.assert_close(ckpt, plain)

@@ -178,3 +178,23 @@ def test_real_configs_on_meta_match_published_figures(model, low, high, blocks):
     assert a.prompt["prompt_embeds"].shape == (1, 128, 4096)
     assert a.pipe.transformer.proj_in.weight.device.type == "meta"
     assert (a.height, a.width, a.num_frames, a.num_inference_steps) == (512, 704, 161, 50)
+
+
+def test_capture_under_gradient_checkpointing(image):
+    """Recording recomputes q/k outside the checkpoint's bookkeeping: same gradient, one record."""
+    a = ADAPTERS.get(NAME).tiny()
+    t, noise = _draw(a)
+    layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
+
+    def run():
+        x = image.clone().requires_grad_(True)
+        with a.capture(hidden=[block], attention=[layer]) as cap:
+            a.denoise(x, t, noise)
+        cap.attention[layer][0][..., 0].mean().backward()
+        return x.grad, cap
+
+    plain, _ = run()
+    a.pipe.transformer.enable_gradient_checkpointing()
+    ckpt, cap = run()
+    assert len(cap.attention[layer]) == 1 and len(cap.hidden[block]) == 1
+    torch.testing.assert_close(ckpt, plain)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, capture_context, find_layer
+from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
 from ._ltx_attention import additive_mask, record_video_attention
 from .base import Captured
 
@@ -41,9 +41,10 @@ class RecordingHunyuanAttnProcessor:
         image_rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, Tensor]:
         if self.recorder.active and encoder_hidden_states is not None:
-            self._record(
-                attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-            )
+            with _own_saved_tensors():  # outside a surrounding checkpoint's bookkeeping
+                self._record(
+                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+                )
         return self.stock(
             attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
         )

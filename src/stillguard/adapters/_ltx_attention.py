@@ -89,17 +89,20 @@ class RecordingLTXAttnProcessor:
         image_rotary_emb: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         if self.recorder.active:
-            from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
+            # q/k are recomputed outside any surrounding checkpoint's bookkeeping (see
+            # ._attention): a checkpoint re-run with the stock processor saves the same tensors
+            with _own_saved_tensors():
+                from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
 
-            context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-            query = attn.norm_q(attn.to_q(hidden_states))
-            key = attn.norm_k(attn.to_k(context))
-            if image_rotary_emb is not None:
-                query = apply_rotary_emb(query, image_rotary_emb)
-                key = apply_rotary_emb(key, image_rotary_emb)
-            query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-            key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-            record_video_attention(self.recorder, self.name, query, key, None, 0)
+                context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+                query = attn.norm_q(attn.to_q(hidden_states))
+                key = attn.norm_k(attn.to_k(context))
+                if image_rotary_emb is not None:
+                    query = apply_rotary_emb(query, image_rotary_emb)
+                    key = apply_rotary_emb(key, image_rotary_emb)
+                query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+                key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+                record_video_attention(self.recorder, self.name, query, key, None, 0)
         return self.stock(
             attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
         )
