@@ -1,0 +1,158 @@
+"""Recording the joint text+video attention of HunyuanVideo's dual- and single-stream blocks.
+
+``HunyuanVideoAttnProcessor2_0`` attends over ``[video tokens, text tokens]`` (video first): the
+dual-stream blocks project text with ``add_q/k/v_proj`` and QK-norm it with ``norm_added_q/k``; the
+single-stream blocks project the concatenation with the same ``to_q/k``. RoPE touches video tokens
+only. The recorder recomputes q and k the same way, then **reorders both axes text first** so that
+the maps follow stillguard's layout (``{"text": T, "frames": F, "per_frame": n}``); the Frobenius
+norm and row sums are unchanged by that permutation. Padded text tokens (mask 0) get probability 0
+as in the model. The stock processor computes the output (see :mod:`._ltx_attention`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
+from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
+from ._ltx_attention import additive_mask, record_video_attention
+from .base import Captured
+
+
+class RecordingHunyuanAttnProcessor:
+    """``HunyuanVideoAttnProcessor2_0`` plus recording (stock signature, stock output)."""
+
+    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.stock = stock
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        if self.recorder.active and encoder_hidden_states is not None:
+            with _own_saved_tensors():  # outside a surrounding checkpoint's bookkeeping
+                self._record(
+                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+                )
+        return self.stock(
+            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+        )
+
+    def _record(
+        self,
+        attn: Any,
+        hidden: Tensor,
+        text: Tensor,
+        mask: Tensor | None,
+        rope: tuple[Tensor, Tensor] | None,
+    ) -> None:
+        from diffusers.models.embeddings import apply_rotary_emb
+
+        n_text, n_video = text.shape[1], hidden.shape[1]
+        dual = attn.add_q_proj is not None
+        states = hidden if dual else torch.cat([hidden, text], 1)
+        q = attn.to_q(states).unflatten(2, (attn.heads, -1))
+        k = attn.to_k(states).unflatten(2, (attn.heads, -1))
+        if attn.norm_q is not None:
+            q = attn.norm_q(q)
+        if attn.norm_k is not None:
+            k = attn.norm_k(k)
+        qv, kv = q[:, :n_video], k[:, :n_video]
+        if rope is not None:
+            qv = apply_rotary_emb(qv, rope, sequence_dim=1)
+            kv = apply_rotary_emb(kv, rope, sequence_dim=1)
+        if dual:
+            qt = attn.add_q_proj(text).unflatten(2, (attn.heads, -1))
+            kt = attn.add_k_proj(text).unflatten(2, (attn.heads, -1))
+            if attn.norm_added_q is not None:
+                qt = attn.norm_added_q(qt)
+            if attn.norm_added_k is not None:
+                kt = attn.norm_added_k(kt)
+        else:
+            qt, kt = q[:, n_video:], k[:, n_video:]
+        query = torch.cat([qt, qv], 1).transpose(1, 2)  # text first: (B, heads, T + N, d)
+        key = torch.cat([kt, kv], 1).transpose(1, 2)
+        if mask is not None:  # (B, 1, 1, N + T), video first -> text first
+            mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
+        record_video_attention(
+            self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text
+        )
+
+
+class HunyuanCapture:
+    """``layer_names`` and ``capture`` of :class:`~.hunyuan_i2v.HunyuanI2V` (needs ``self.pipe``)."""
+
+    pipe: Any
+    registry_name: str
+
+    def layer_names(self, kind: str) -> list[str]:
+        tr = self.pipe.transformer
+        blocks = [f"transformer_blocks.{i}" for i in range(len(tr.transformer_blocks))]
+        blocks += [
+            f"single_transformer_blocks.{i}" for i in range(len(tr.single_transformer_blocks))
+        ]
+        if kind == "hidden":
+            return blocks
+        if kind in ("attention", "attention-joint"):
+            return [f"{b}.attn" for b in blocks]
+        if kind == "vae":
+            return [
+                f"vae.encoder.down_blocks.{i}"
+                for i in range(len(self.pipe.vae.encoder.down_blocks))
+            ]
+        if kind in ("attention-temporal", "attention-spatial"):
+            raise CapabilityError(
+                f"{self.registry_name} has joint text+video attention only "
+                f"(no {kind}): use kind='attention'"
+            )
+        raise InputError(
+            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
+        )
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs (video stream) and joint maps ``(B, heads, Q, T + F_lat·n)``."""
+        from diffusers.models.transformers.transformer_hunyuan_video import (
+            HunyuanVideoAttnProcessor2_0,
+        )
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not HunyuanVideoAttnProcessor2_0:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the "
+                    "stock HunyuanVideoAttnProcessor2_0"
+                )
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+        p_t = self.pipe.transformer.config.patch_size_t
+
+        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
+            lat = kwargs.get("hidden_states", args[0] if args else None)
+            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
+
+        return capture_context(
+            recorder,
+            attn,
+            lambda n, m: RecordingHunyuanAttnProcessor(recorder, n, m.processor),
+            hid,
+            [(self.pipe.transformer, layout)],
+        )

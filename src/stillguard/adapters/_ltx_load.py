@@ -1,0 +1,288 @@
+"""The pipeline-facing side of ``ltx-i2v``: construction (hub id / local folder, tiny random model,
+config folder), ``save_pretrained`` and ``generate`` (the pipeline's own ``__call__``).
+
+The prompt is embedded once with the pipeline's T5 (no gradient) when a folder has a text encoder;
+otherwise prompt embeddings come from the folder's ``prompt_embeds.safetensors`` or from the caller
+(``prompt_embeds`` + ``prompt_attention_mask``; the pipeline requires the mask). Negative
+embeddings default to zeros with an all-ones mask when none are known.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError, ModelError
+from . import _common as C
+from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
+
+logger = logging.getLogger(__name__)
+
+PROMPT_KEYS = (
+    "prompt_embeds",
+    "prompt_attention_mask",
+    "negative_prompt_embeds",
+    "negative_prompt_attention_mask",
+)
+#: settings ``from_pretrained`` accepts as keywords (all also read from ``stillguard.json``)
+SETTINGS = ("height", "width", "num_frames", "opt_num_frames", "frame_rate", "guidance_scale",
+            "num_inference_steps", "decode_timestep", "decode_noise_scale", "condition_sample",
+            "condition_noise")  # fmt: skip
+#: the pipeline's default ``max_sequence_length`` (T5 tokens) and T5-XXL's width
+TEXT_TOKENS, TEXT_DIM = 128, 4096
+
+
+def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
+    """Fill a missing mask with ones and a missing negative prompt with zeros (mask ones)."""
+    pe = prompt["prompt_embeds"]
+    if pe is None:
+        raise ModelError("no prompt embeddings")
+    pe = pe if pe.ndim == 3 else pe.unsqueeze(0)
+    ones = torch.ones(pe.shape[:2], dtype=torch.long, device=pe.device)
+    pm = prompt.get("prompt_attention_mask")
+    ne = prompt.get("negative_prompt_embeds")
+    nm = prompt.get("negative_prompt_attention_mask")
+    return {
+        "prompt_embeds": pe,
+        "prompt_attention_mask": ones if pm is None else pm,
+        "negative_prompt_embeds": torch.zeros_like(pe) if ne is None else ne,
+        "negative_prompt_attention_mask": ones if nm is None else nm,
+    }
+
+
+class LTXLoading:
+    """``from_pretrained``, ``tiny``, ``from_config``, ``generate`` and ``save_pretrained`` of
+    :class:`~.ltx_i2v.LTXI2V`."""
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype | str = torch.float32,
+        prompt: str = "",
+        prompt_embeds: Tensor | None = None,
+        prompt_attention_mask: Tensor | None = None,
+        negative_prompt_embeds: Tensor | None = None,
+        negative_prompt_attention_mask: Tensor | None = None,
+        gradient_checkpointing: bool = False,
+        vae_tiling: bool = False,
+        **settings: Any,
+    ) -> Any:
+        """Load a hub id or a ``save_pretrained`` folder (safetensors only, never remote code).
+
+        ``settings`` (height, width, num_frames, opt_num_frames, frame_rate, guidance_scale,
+        num_inference_steps, decode_timestep, decode_noise_scale, condition_sample,
+        condition_noise) override the folder's ``stillguard.json``, which overrides the pipeline's
+        defaults.
+
+        Raises:
+            ModelError: no weights, pickle-only weights, or no way to get prompt embeddings.
+        """
+        from diffusers import LTXImageToVideoPipeline
+
+        unknown = sorted(set(settings) - set(SETTINGS))
+        if unknown:
+            raise InputError(
+                f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
+            )
+        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        model_id, folder = C.resolve_model(model)
+        src = str(folder) if folder is not None else model
+        try:
+            pipe = LTXImageToVideoPipeline.from_pretrained(
+                src,
+                text_encoder=None,
+                tokenizer=None,
+                dtype=dtype,
+                use_safetensors=True,
+                local_files_only=True,
+            )
+        except (OSError, ValueError) as err:
+            raise ModelError(f"cannot load LTX-Video from {model!r}: {err}") from err
+        pipe.to(device)
+        given = dict(
+            prompt_embeds=prompt_embeds,
+            prompt_attention_mask=prompt_attention_mask,
+            negative_prompt_embeds=negative_prompt_embeds,
+            negative_prompt_attention_mask=negative_prompt_attention_mask,
+        )
+        file = folder / C.PROMPT_FILE if folder is not None else None
+        if prompt_embeds is None and not prompt and file is not None and file.is_file():
+            given.update(C.load_tensors(file))
+        elif prompt_embeds is None:
+            given.update(_embed_prompt(pipe, src, prompt, device, dtype))
+        merged = C.read_settings(folder)
+        merged.update({k: v for k, v in settings.items() if v is not None})
+        if gradient_checkpointing:
+            pipe.transformer.enable_gradient_checkpointing()
+        if vae_tiling:
+            pipe.vae.enable_tiling()
+        return cls(
+            pipe,
+            model_id=model_id,
+            prompt=complete_prompt(given),
+            settings=merged,
+            device=device,
+            dtype=dtype,
+        )
+
+    @classmethod
+    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> Any:
+        """32×64, 9 frames (3 latent frames of 8×16 tokens), 2 blocks of 4×8 heads, 6 text tokens
+        (2 of them padding); random weights. CFG on (``guidance_scale=3``, the real default)."""
+        pipe, embeds, mask = tiny_ltx_pipe(seed)
+        device = torch.device(device)
+        pipe.to(device)
+        settings = dict(
+            height=TINY_HEIGHT,
+            width=TINY_WIDTH,
+            num_frames=TINY_FRAMES,
+            guidance_scale=3.0,
+            num_inference_steps=4,
+        )
+        prompt = complete_prompt({"prompt_embeds": embeds, "prompt_attention_mask": mask})
+        return cls(
+            pipe,
+            model_id="tiny",
+            prompt=prompt,
+            settings=settings,
+            device=device,
+            dtype=torch.float32,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        folder: str | Any,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        **options: Any,
+    ) -> Any:
+        """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
+        embeddings of the published shape ``(1, 128, 4096)`` (T5-XXL, 128 tokens)."""
+        from diffusers import (
+            AutoencoderKLLTXVideo,
+            FlowMatchEulerDiscreteScheduler,
+            LTXImageToVideoPipeline,
+            LTXVideoTransformer3DModel,
+        )
+
+        parts = {
+            "transformer": LTXVideoTransformer3DModel,
+            "vae": AutoencoderKLLTXVideo,
+            "scheduler": FlowMatchEulerDiscreteScheduler,
+        }
+        pipe, settings = build_from_config(
+            folder, LTXImageToVideoPipeline, parts, ("text_encoder", "tokenizer"), device, dtype
+        )
+        settings.update(options)
+        tokens = int(settings.get("text_tokens", TEXT_TOKENS))
+        dim = pipe.transformer.config.caption_channels
+        with torch.device(device):
+            embeds = torch.zeros(1, tokens, dim, dtype=dtype)
+        return cls(
+            pipe,
+            model_id=str(settings.get("model", Path(str(folder)).name)),
+            prompt=complete_prompt({"prompt_embeds": embeds}),
+            settings=settings,
+            device=torch.device(device),
+            dtype=dtype,
+        )
+
+    # ------------------------------------------------------------------ generation, saving
+    @torch.no_grad()
+    def generate(
+        self,
+        x: Tensor,
+        *,
+        seed: int = 0,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """The pipeline's own sampling (posterior sample, CFG, Euler). ``(B,3,H,W)`` -> ``(B,F,3,H,W)``."""
+        C.check_image(x)
+        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        b = img.shape[0]
+        (ne, pe), (nm, pm) = (t.chunk(2) for t in self._text(b, True))
+        video = self.pipe(
+            image=img,
+            prompt_embeds=pe,
+            prompt_attention_mask=pm,
+            negative_prompt_embeds=ne,
+            negative_prompt_attention_mask=nm,
+            height=self.height,
+            width=self.width,
+            num_frames=num_frames or self.num_frames,
+            frame_rate=self.frame_rate,
+            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            guidance_scale=self.guidance_scale,
+            decode_timestep=self.decode_timestep,
+            decode_noise_scale=self.decode_noise_scale,
+            output_type="pt",
+            generator=torch.Generator(self.device).manual_seed(seed),
+        ).frames
+        return video.float().clamp(0, 1)
+
+    def save_pretrained(self, path: str) -> None:
+        """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""
+        folder = Path(path)
+        self.pipe.save_pretrained(str(folder), safe_serialization=True)
+        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
+        C.write_settings(folder, self.settings())
+
+    def settings(self) -> dict[str, Any]:
+        keys = (
+            "height",
+            "width",
+            "num_frames",
+            "opt_num_frames",
+            "frame_rate",
+            "guidance_scale",
+            "num_inference_steps",
+            "decode_timestep",
+            "decode_noise_scale",
+            "condition_sample",
+            "condition_noise",
+        )
+        return {"adapter": self.registry_name, **{k: getattr(self, k) for k in keys}}
+
+
+def _embed_prompt(
+    pipe: Any, src: str, prompt: str, device: torch.device, dtype: torch.dtype
+) -> dict[str, Tensor]:
+    """Embed ``prompt`` and ``""`` once with the folder's T5 (no gradient), then drop T5."""
+    config = pipe.load_config(src)
+    if not (config.get("text_encoder") or [None])[0]:
+        raise ModelError(
+            f"{src} has no text encoder to embed the prompt {prompt!r}: pass prompt_embeds=... and "
+            f"prompt_attention_mask=..., or use a folder whose {C.PROMPT_FILE} holds them"
+        )
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    try:
+        pipe.tokenizer = AutoTokenizer.from_pretrained(src, subfolder="tokenizer")
+        pipe.text_encoder = T5EncoderModel.from_pretrained(
+            src, subfolder="text_encoder", dtype=dtype, use_safetensors=True
+        ).to(device)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load the T5 text encoder of {src}: {err}") from err
+    try:
+        with torch.no_grad():
+            pe, pm, ne, nm = pipe.encode_prompt(
+                prompt,
+                negative_prompt="",
+                do_classifier_free_guidance=True,
+                max_sequence_length=TEXT_TOKENS,
+                device=device,
+            )
+    finally:
+        pipe.tokenizer = pipe.text_encoder = None
+    logger.info("embedded the prompt with T5 and dropped the text encoder")
+    return dict(zip(PROMPT_KEYS, (pe, pm, ne, nm), strict=True))
