@@ -115,6 +115,8 @@ class Adapter(ABC):
 
     #: hub id, local folder, ``"tiny"`` or ``"toy"``
     model_id: str
+    #: True when built by :meth:`from_config`: the real architecture with random weights
+    random_weights: bool = False
     #: native generation size and frame count
     height: int
     width: int
@@ -172,8 +174,9 @@ class Adapter(ABC):
     @property
     def is_real(self) -> bool:
         """False for the tiny random model and the shipped toy: protection against them does
-        not protect against real I2V models."""
-        return self.model_id not in ("tiny", "toy")
+        not protect against real I2V models; nor does a model built from a config with random
+        weights."""
+        return self.model_id not in ("tiny", "toy") and not self.random_weights
 
     # ------------------------------------------------------------------ differentiable pieces
     @abstractmethod
