@@ -121,6 +121,20 @@ def test_real_config_builds_under_fake_tensor_mode():
     assert not isinstance(a.pipe.scheduler.alphas_cumprod, FakeTensor)
 
 
+def test_real_size_forward_runs_on_meta():
+    """The planner's path: a real-size 1.5 denoise with pooled capture, nothing computed."""
+    folder = real_config("cogvideox-i2v", "THUDM/CogVideoX1.5-5B-I2V")
+    a = COG.from_config(folder, device="meta", dtype=torch.bfloat16)
+    t = a.sample_timesteps(1, torch.Generator().manual_seed(0))
+    noise = torch.empty(a.latent_shape(1), device="meta")
+    layer = a.layer_names("attention")[-1]
+    with torch.no_grad(), a.capture(attention=[layer], mode="pooled") as cap:
+        out = a.denoise(torch.empty(1, 3, 720, 1280, device="meta"), t, noise)
+    assert tuple(out.pred.shape) == (1, 22, 16, 96, 170) and out.pred.device.type == "meta"
+    # 22 latent frames in token frames of 2
+    assert tuple(cap.attention[layer][0].shape) == (1, 48, 11, 11)
+
+
 def test_from_config_random_weights_are_seeded(cog15, tmp_path, image):
     cog15.save_pretrained(str(tmp_path / "m"))
     a = COG.from_config(tmp_path / "m", seed=3)

@@ -105,7 +105,8 @@ def check_local_folder(path: Path) -> None:
         )
     if not safe:
         raise ModelError(
-            f"{path} holds no .safetensors weights: the download is incomplete or the folder is wrong"
+            f"{path} holds no .safetensors weights: the download is incomplete or the folder is "
+            "wrong (a config-only folder builds random weights with Adapter.from_config)"
         )
 
 
