@@ -29,7 +29,9 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from torch import nn
+import torch  # noqa: F401  (importable from here before the split)
+import torch.nn.functional as F  # noqa: F401,N812
+from torch import Tensor, nn  # noqa: F401
 
 from ..errors import InputError
 from ..registry import close_matches
