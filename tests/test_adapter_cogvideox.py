@@ -230,6 +230,35 @@ def test_15_rollout_decode_and_video_latents(cog15, image):
         a.denoise(image, t, noise[:, :3], z0=z0[:, :3])
 
 
+@pytest.mark.parametrize("variant", ["1.0", "1.5"])
+def test_rollout_matches_the_pipeline(variant, cog15, tiny_cog, image, monkeypatch):
+    """Same noise, posterior mode: our DDIM rollout (CFG; for 1.5 ofs and RoPE over padded frames)
+    gives the pipeline's own final latents (``output_type="latent"`` keeps the padding frame)."""
+    import diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video as mod
+
+    a = cog15 if variant == "1.5" else tiny_cog
+    orig = mod.retrieve_latents
+    monkeypatch.setattr(mod, "retrieve_latents", lambda out, gen=None: orig(out, gen, "argmax"))
+    _, noise = _inputs(a, 2)
+    x = a.prepare(image)
+    with torch.no_grad():
+        ours = a.rollout(x, noise, steps=3)
+        ref = a.pipe(
+            image=x,
+            prompt_embeds=a.prompt_embeds,
+            negative_prompt_embeds=a.negative_prompt_embeds,
+            height=a.height,
+            width=a.width,
+            num_frames=a.num_frames,
+            num_inference_steps=3,
+            guidance_scale=a.guidance_scale,
+            latents=noise.clone(),
+            output_type="latent",
+        ).frames
+    assert ref.shape == ours.shape == a.latent_shape(1)
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_15_generate_is_deterministic_and_round_trips(cog15, image, tmp_path):
     a = cog15
     v0 = a.generate(image, seed=0, num_inference_steps=2)
