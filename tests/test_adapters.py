@@ -405,3 +405,21 @@ def test_opt_num_frames_shortens_optimisation_only(tiny_cog, image, tmp_path):
     z0 = torch.zeros(tiny_cog.latent_shape(1))
     assert a.denoise(image, t, torch.randn_like(z0), z0=z0).pred.shape == z0.shape
     assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9
+
+
+@pytest.mark.parametrize("name", ["cogvideox-i2v", "svd"])
+def test_loading_never_touches_the_network(name, tiny_adapter, tmp_path, monkeypatch):
+    """A saved folder loads with every socket refused; a hub id missing from the local cache is one
+    ModelError that says how to download it (never a download, never a socket error)."""
+    import socket
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("network access while loading a model")
+
+    tiny_adapter(name).save_pretrained(str(tmp_path / "m"))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    cls = ADAPTERS.get(name)
+    assert cls.from_pretrained(str(tmp_path / "m")).model_id == str(tmp_path / "m")
+    with pytest.raises(ModelError, match="not on this machine.*hf download stillguard-test/absent"):
+        cls.from_pretrained("stillguard-test/absent-model")

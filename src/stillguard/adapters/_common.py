@@ -105,8 +105,29 @@ def check_local_folder(path: Path) -> None:
         )
     if not safe:
         raise ModelError(
-            f"{path} holds no .safetensors weights: the download is incomplete or the folder is wrong"
+            f"{path} holds no .safetensors weights: the download is incomplete or the folder is "
+            "wrong (a config-only folder builds random weights with Adapter.from_config)"
         )
+
+
+def load_error(model: str, folder: Path | None, err: Exception, what: str) -> ModelError:
+    """One clear :class:`ModelError` for a failed ``from_pretrained`` (always ``local_files_only``).
+
+    A hub id that is not in the local Hugging Face cache says how to download it: stillguard never
+    downloads while loading a model.
+    """
+    if folder is None:
+        try:
+            from huggingface_hub.errors import LocalEntryNotFoundError
+        except ImportError:  # pragma: no cover - very old huggingface_hub
+            LocalEntryNotFoundError = OSError  # noqa: N806
+        if isinstance(err, (LocalEntryNotFoundError, FileNotFoundError)):
+            return ModelError(
+                f"{what} weights {model!r} are not on this machine (stillguard never downloads "
+                f"while loading); download them with `hf download {model}` (huggingface_hub) "
+                "then pass the folder"
+            )
+    return ModelError(f"cannot load {what} from {model!r}: {err}")
 
 
 def read_settings(folder: Path | None) -> dict[str, Any]:
@@ -181,7 +202,7 @@ def embed_prompt(
     pipe: Any, src: str, prompt: str, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed ``prompt`` and ``""`` once with the pipeline's T5, without grad; then drop T5."""
-    config = pipe.load_config(src)
+    config = pipe.load_config(src, local_files_only=True)
     if not (config.get("text_encoder") or [None])[0]:
         raise ModelError(
             f"{src} has no text encoder to embed the prompt {prompt!r}: pass prompt_embeds=... "
@@ -191,9 +212,11 @@ def embed_prompt(
     from transformers import AutoTokenizer, T5EncoderModel
 
     try:
-        pipe.tokenizer = AutoTokenizer.from_pretrained(src, subfolder="tokenizer")
+        pipe.tokenizer = AutoTokenizer.from_pretrained(
+            src, subfolder="tokenizer", local_files_only=True
+        )
         pipe.text_encoder = T5EncoderModel.from_pretrained(
-            src, subfolder="text_encoder", dtype=dtype, use_safetensors=True
+            src, subfolder="text_encoder", dtype=dtype, use_safetensors=True, local_files_only=True
         ).to(device)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load the T5 text encoder of {src}: {err}") from err

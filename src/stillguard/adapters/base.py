@@ -115,6 +115,8 @@ class Adapter(ABC):
 
     #: hub id, local folder, ``"tiny"`` or ``"toy"``
     model_id: str
+    #: True when built by :meth:`from_config`: the real architecture with random weights
+    random_weights: bool = False
     #: native generation size and frame count
     height: int
     width: int
@@ -151,11 +153,15 @@ class Adapter(ABC):
     ) -> Adapter:
         """Build every component from a **config-only** folder, with random weights (no weights read).
 
-        ``folder`` is laid out like a pipeline folder without weights (``model_index.json``,
-        ``<component>/config.json``, ``stillguard.json``); the shipped real configurations are in
+        ``folder`` is laid out like a pipeline folder without weights (``model_index.json``, each
+        component's ``config.json`` / ``scheduler_config.json`` / ``preprocessor_config.json`` as in
+        a hub snapshot, ``stillguard.json``); the shipped real configurations are in
         ``stillguard/adapters/configs/`` (see :func:`stillguard.adapters.official.config_folder`).
-        Prompt embeddings are zeros of the published shape. With ``device="meta"`` or under
-        ``FakeTensorMode`` nothing is allocated: this is how the planner sizes a real run.
+        Components are built through the classes ``model_index.json`` names (see
+        :func:`._tiny.folder_components`); options are the adapter's generation settings plus
+        ``seed`` (random weights). Prompt embeddings are zeros of the published shape. With
+        ``device="meta"`` or under ``FakeTensorMode`` nothing is allocated: this is how the planner
+        sizes a real run. The adapter's ``random_weights`` is then True (``is_real`` False).
         """
         raise NotImplementedError(f"{cls.registry_name} cannot be built from a config folder yet")
 
@@ -172,8 +178,9 @@ class Adapter(ABC):
     @property
     def is_real(self) -> bool:
         """False for the tiny random model and the shipped toy: protection against them does
-        not protect against real I2V models."""
-        return self.model_id not in ("tiny", "toy")
+        not protect against real I2V models; nor does a model built from a config with random
+        weights."""
+        return self.model_id not in ("tiny", "toy") and not self.random_weights
 
     # ------------------------------------------------------------------ differentiable pieces
     @abstractmethod

@@ -1,8 +1,19 @@
 """CogVideoX image-to-video adapter (``cogvideox-i2v``) around diffusers' ``CogVideoXImageToVideoPipeline``.
 
-Target: THUDM/CogVideoX-5b-I2V (CogVideoX, arXiv 2408.06072), the model attacked by Vid-Freeze
-(arXiv 2509.23279) and Anti-I2V (arXiv 2603.24570). Needs diffusers; weights load as safetensors
-only and never with remote code.
+Targets: THUDM/CogVideoX-5b-I2V (CogVideoX, arXiv 2408.06072), the model attacked by Vid-Freeze
+(arXiv 2509.23279) and Anti-I2V (arXiv 2603.24570), and its successor THUDM/CogVideoX1.5-5B-I2V
+(768x1360, 81 frames). Needs diffusers; weights load as safetensors only, from the local cache only,
+never with remote code. Construction lives in :mod:`._cogvideox_load`, layer names and capture in
+:mod:`._cogvideox_capture`, decoding and generation in :mod:`._cogvideox_generate`; this module
+holds the differentiable pieces.
+
+CogVideoX1.5 (``patch_size_t=2``), as the pipeline's ``__call__`` does it: the latent video gets
+``(-F_lat) mod 2`` extra latent frames (81 frames: 21 latent frames -> 22), the image latent is
+latent frame 0 followed by zeros, the transformer gets the ``ofs`` embedding (2.0), RoPE is built
+over ``F_lat / 2`` token frames, and decoding drops the extra frames at the *front* (so the frame
+that carried the image latent). Its VAE divides the image latent by the scaling factor
+(``invert_scale_latents``) while decoding still divides the video latent by it: the video latent
+is ``scaling_factor · vae_latent`` for both versions, the image latent differs.
 
 Choices where the pipeline leaves room:
     * the image latent uses the VAE posterior **mode** (the pipeline samples it with the run's
@@ -14,34 +25,40 @@ Choices where the pipeline leaves room:
     * ``opt_num_frames`` (default ``num_frames``) sets the frame count used while optimising:
       :meth:`latent_shape`, :meth:`encode` (zero padding) and the default ``z0`` of :meth:`denoise`
       use its latent frames, and RoPE is built for whatever frame count reaches the transformer;
-      :meth:`generate` uses ``num_frames``.
+      :meth:`generate` uses ``num_frames``;
+    * 1.5: :meth:`encode_video` fills the extra front latent frame with a copy of the first one
+      (the pipeline discards that frame, so any content is consistent with it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError, ModelError
-from ..registry import ADAPTERS, close_matches
+from ..errors import InputError
+from ..registry import ADAPTERS
 from . import _common as C
-from . import _tiny
-from ._attention import Recorder, RecordingCogVideoXAttnProcessor, capture_context, find_layer
-from .base import Adapter, Captured, Conditioning, Denoised
+from ._cogvideox_capture import CogVideoXCapture
+from ._cogvideox_generate import CogVideoXVideo
+from ._cogvideox_load import CogVideoXLoading
+from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
 
 
 @ADAPTERS.register("cogvideox-i2v")
-class CogVideoXI2V(Adapter):
+class CogVideoXI2V(CogVideoXLoading, CogVideoXCapture, CogVideoXVideo, Adapter):
     """CogVideoX-I2V: joint text+video 3D attention transformer, v-prediction, DDIM sampling."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
+    default_model = "THUDM/CogVideoX-5b-I2V"
+    real_models = {
+        "THUDM/CogVideoX-5b-I2V": "cogvideox-5b-i2v",
+        "THUDM/CogVideoX1.5-5B-I2V": "cogvideox1.5-5b-i2v",
+    }
 
     def __init__(
         self,
@@ -79,138 +96,35 @@ class CogVideoXI2V(Adapter):
         self._rollout_scheduler = CogVideoXDDIMScheduler.from_config(pipe.scheduler.config)
         self._rope: dict[int, Any] = {}
 
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_pretrained(
-        cls,
-        model: str,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | str = torch.float32,
-        prompt: str = "",
-        prompt_embeds: Tensor | None = None,
-        negative_prompt_embeds: Tensor | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        num_frames: int | None = None,
-        opt_num_frames: int | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        gradient_checkpointing: bool = False,
-        vae_slicing: bool = False,
-        vae_tiling: bool = False,
-    ) -> CogVideoXI2V:
-        """Load a hub id, a local ``save_pretrained`` folder, or ``"toy"`` (the shipped model).
-
-        Options left as ``None`` come from the folder's ``stillguard.json``, else from the model.
-
-        Raises:
-            ModelError: no weights, pickle-only weights, or no way to embed the prompt.
-        """
-        from diffusers import CogVideoXImageToVideoPipeline
-
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = CogVideoXImageToVideoPipeline.from_pretrained(
-                src, text_encoder=None, tokenizer=None, dtype=dtype, use_safetensors=True
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load CogVideoX-I2V from {model!r}: {err}") from err
-        pipe.to(device)
-        settings = C.read_settings(folder)
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt_embeds is None and file is not None and file.is_file() and not prompt:
-            saved = C.load_tensors(file)
-            prompt_embeds = saved["prompt_embeds"]
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = saved.get("negative_prompt_embeds")
-        elif prompt_embeds is None:
-            prompt_embeds, neg = C.embed_prompt(pipe, src, prompt, device, dtype)
-            negative_prompt_embeds = (
-                negative_prompt_embeds if negative_prompt_embeds is not None else neg
-            )
-        given = dict(
-            height=height,
-            width=width,
-            num_frames=num_frames,
-            opt_num_frames=opt_num_frames,
-            guidance_scale=guidance_scale,
-            num_inference_steps=num_inference_steps,
-        )
-        settings.update({k: v for k, v in given.items() if v is not None})
-        if gradient_checkpointing:
-            pipe.transformer.enable_gradient_checkpointing()
-        if vae_slicing:
-            pipe.vae.enable_slicing()
-        if vae_tiling:
-            pipe.vae.enable_tiling()
-        return cls(
-            pipe,
-            model_id=model_id,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            settings=settings,
-            device=device,
-            dtype=dtype,
-        )
-
-    @classmethod
-    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> CogVideoXI2V:
-        """64×64, 9 frames (3 latent frames), 2 layers of 2×16 heads, 4 text tokens; random weights.
-
-        Configs follow diffusers' own fast tests with 5b-I2V's switches (RoPE + learned positional
-        embeddings, zero-SNR v-prediction DDIM). CFG is on (``guidance_scale=2``) so its code runs.
-        """
-        pipe, prompt_embeds = _tiny.cogvideox_pipe(seed)
-        settings = dict(guidance_scale=2.0, num_inference_steps=4)
-        device = torch.device(device)
-        pipe.to(device)
-        return cls(
-            pipe,
-            model_id="tiny",
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=torch.zeros_like(prompt_embeds),
-            settings=settings,
-            device=device,
-            dtype=torch.float32,
-        )
-
-    def save_pretrained(self, path: str) -> None:
-        """Pipeline (safetensors), prompt embeds and ``stillguard.json`` generation defaults."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(
-            folder / C.PROMPT_FILE,
-            {
-                "prompt_embeds": self.prompt_embeds,
-                "negative_prompt_embeds": self.negative_prompt_embeds,
-            },
-        )
-        C.write_settings(
-            folder,
-            dict(
-                adapter=self.registry_name,
-                height=self.height,
-                width=self.width,
-                num_frames=self.num_frames,
-                opt_num_frames=self.opt_num_frames,
-                guidance_scale=self.guidance_scale,
-                num_inference_steps=self.num_inference_steps,
-            ),
-        )
-
     # ------------------------------------------------------------------ helpers
     def _latent_frames(self, num_frames: int) -> int:
+        """Latent frames of ``num_frames`` video frames, before any temporal-patch padding."""
         return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1
 
+    def _extra_frames(self, latent_frames: int) -> int:
+        """Front latent frames the pipeline adds so that ``patch_size_t`` divides the count."""
+        p_t = self.pipe.transformer.config.patch_size_t
+        return (-latent_frames) % p_t if p_t else 0
+
+    def _video_frames(self, num_frames: int) -> int:
+        """Latent frames the denoiser sees for ``num_frames`` video frames (padding included)."""
+        lf = self._latent_frames(num_frames)
+        return lf + self._extra_frames(lf)
+
     def _scale(self, lat: Tensor) -> Tensor:
+        """VAE latent -> image latent (1.5 divides by the factor, ``invert_scale_latents``)."""
         sf = self.pipe.vae_scaling_factor_image
         return lat / sf if self.pipe.vae.config.invert_scale_latents else lat * sf
 
+    def _scale_video(self, lat: Tensor) -> Tensor:
+        """VAE latent -> video latent: the inverse of the pipeline's ``decode_latents``."""
+        return lat * self.pipe.vae_scaling_factor_image
+
     def _pad(self, scaled: Tensor, frames: int) -> Tensor:
-        """Scaled 1-frame latent ``(B,C,h,w)`` -> zero-padded ``(B,F_lat,C,h,w)`` as the pipeline."""
+        """Scaled 1-frame latent ``(B,C,h,w)`` -> zero-padded ``(B,F_lat,C,h,w)`` as the pipeline.
+
+        ``__call__`` already pads ``frames`` to a multiple of ``patch_size_t``; for other counts
+        ``prepare_latents``' own rule (repeat the leading frames) applies."""
         pad = scaled.new_zeros(scaled.shape[0], frames - 1, *scaled.shape[1:])
         lat = torch.cat([scaled.unsqueeze(1), pad], 1)
         p_t = self.pipe.transformer.config.patch_size_t
@@ -241,9 +155,7 @@ class CogVideoXI2V(Adapter):
 
     # ------------------------------------------------------------------ differentiable pieces
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
-        frames = self._latent_frames(self.opt_num_frames)
-        p_t = self.pipe.transformer.config.patch_size_t
-        frames += frames % p_t if p_t else 0
+        frames = self._video_frames(self.opt_num_frames)
         sf = self.pipe.vae_scale_factor_spatial
         ch = self.pipe.transformer.config.in_channels // 2
         return (batch, frames, ch, self.height // sf, self.width // sf)
@@ -267,13 +179,14 @@ class CogVideoXI2V(Adapter):
         Shape:
             first_latent ``(B,C,h,w)`` -> ``image_latents (B,F_lat,C,h,w)``.
         """
-        frames = self._latent_frames(self.opt_num_frames)
+        frames = self._video_frames(self.opt_num_frames)
         return Conditioning(
             image_latents=self._pad(self._scale(first_latent), frames), first_latent=first_latent
         )
 
     def encode_video(self, video: Tensor) -> Tensor:
-        """Video -> scaled posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
+        """Video -> scaled posterior-mode latent, padded as the pipeline pads (1.5: a copy of the
+        first latent frame in front). Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
         b, f = video.shape[:2] if video.ndim == 5 else (0, 0)
         if video.ndim != 5 or (f - 1) % self.pipe.vae_scale_factor_temporal:
             raise InputError(
@@ -282,7 +195,9 @@ class CogVideoXI2V(Adapter):
             )
         frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
         lat = self.pipe.vae.encode((frames * 2 - 1).permute(0, 2, 1, 3, 4)).latent_dist.mode()
-        return self._scale(lat.permute(0, 2, 1, 3, 4))
+        lat = self._scale_video(lat.permute(0, 2, 1, 3, 4))
+        extra = self._extra_frames(lat.shape[1])
+        return torch.cat([lat[:, :1].expand(-1, extra, -1, -1, -1), lat], 1) if extra else lat
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
         """Uniform integer timesteps in ``[0, num_train_timesteps)``. Shape: ``(batch,)``."""
@@ -296,22 +211,28 @@ class CogVideoXI2V(Adapter):
     ) -> Denoised:
         """``noisy = add_noise(z0, noise, t)``; ``pred`` = v; ``target = get_velocity(z0, noise, t)``.
 
-        ``z0`` defaults to the scaled image latent repeated over every latent frame (it keeps the
-        gradient of ``x``; pass a detached one to cut it). ``x0 = sqrt(ᾱ)·noisy − sqrt(1−ᾱ)·v``.
+        ``z0`` defaults to the image's video latent (``scaling_factor·first_latent``) repeated over
+        every latent frame (it keeps the gradient of ``x``; pass a detached one to cut it).
+        ``x0 = sqrt(ᾱ)·noisy − sqrt(1−ᾱ)·v``. With ``patch_size_t`` a ``z0`` must have a multiple
+        of it as frame count (as :meth:`encode_video` gives).
 
         Shape:
             timestep ``(B,)`` or scalar; noise, z0 and every output ``(B,F_lat,C,h,w)``.
         """
         cond = x if isinstance(x, Conditioning) else self.encode(x)
         image_latents = cond.image_latents
-        scaled = image_latents[:, 0]
         if z0 is None:
-            z0 = scaled.unsqueeze(1).expand(-1, image_latents.shape[1], -1, -1, -1)
+            still = self._scale_video(cond.first_latent).unsqueeze(1)
+            z0 = still.expand(-1, image_latents.shape[1], -1, -1, -1)
         z0 = z0.to(self.device, self.dtype)
         if z0.shape[1] != image_latents.shape[1]:
-            if self.pipe.transformer.config.patch_size_t is not None:
-                raise InputError("z0 must have as many latent frames as the conditioning")
-            image_latents = self._pad(scaled, z0.shape[1])
+            if self._extra_frames(z0.shape[1]):
+                raise InputError(
+                    f"z0 has {z0.shape[1]} latent frames; this model patches "
+                    f"{self.pipe.transformer.config.patch_size_t} latent frames together: pad "
+                    "it as encode_video does"
+                )
+            image_latents = self._pad(image_latents[:, 0], z0.shape[1])
         t = torch.as_tensor(timestep, device=self.device).long().reshape(-1).expand(z0.shape[0])
         noise = noise.to(self.device, self.dtype)
         sch = self.pipe.scheduler
@@ -348,104 +269,3 @@ class CogVideoXI2V(Adapter):
                 v = uncond + self.guidance_scale * (text - uncond)
             lat = sch.step(v, t, lat, return_dict=False)[0].to(self.dtype)
         return lat
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """Scaled latent video -> frames in [0, 1], as the pipeline decodes them (no rounding).
-
-        Shape:
-            latents ``(B,F_lat,C,h,w)`` -> video ``(B,F,3,H,W)``.
-        """
-        frames = self.pipe.decode_latents(latents.to(self.device, self.dtype))
-        return ((frames.permute(0, 2, 1, 3, 4).float() + 1) / 2).clamp(0, 1)
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        n_blocks = len(self.pipe.transformer.transformer_blocks)
-        if kind == "hidden":
-            return [f"transformer_blocks.{i}" for i in range(n_blocks)]
-        if kind in ("attention", "attention-joint"):
-            return [f"transformer_blocks.{i}.attn1" for i in range(n_blocks)]
-        if kind == "vae":
-            return [
-                f"vae.encoder.down_blocks.{i}"
-                for i in range(len(self.pipe.vae.encoder.down_blocks))
-            ]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint spatio-temporal attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
-
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        """Record block outputs and joint attention maps; see :mod:`._attention` for the modes.
-
-        Layout of a map's key axis: ``T`` text tokens, then ``F_lat`` frames of ``h/p·w/p`` tokens
-        (``Captured.layout``); ``exact`` and ``sampled`` maps are ``(B, heads, Q, T + F_lat·n)``.
-        """
-        from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
-
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not CogVideoXAttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the stock "
-                    "CogVideoXAttnProcessor2_0 (unfuse QKV projections first)"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t or 1
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[1] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, _m: RecordingCogVideoXAttnProcessor(recorder, n),
-            hid,
-            [(self.pipe.transformer, layout)],
-        )
-
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
-        """The pipeline's own sampling (CFG, DDIM, VAE sampling with a seeded generator).
-
-        Shape:
-            x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
-        """
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
-        b = img.shape[0]
-        video = self.pipe(
-            image=img,
-            prompt_embeds=self._embeds(b),
-            negative_prompt_embeds=self._embeds(b, True),
-            height=self.height,
-            width=self.width,
-            num_frames=num_frames or self.num_frames,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
-            guidance_scale=self.guidance_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)

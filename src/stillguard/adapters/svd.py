@@ -2,8 +2,10 @@
 
 Target: stabilityai/stable-video-diffusion-img2vid-xt (SVD, arXiv 2311.15127), a UNet with spatial
 and temporal attention, EDM preconditioning and v-prediction, conditioned on a CLIP image
-embedding and on the VAE latent of the image. Needs diffusers and transformers (CLIP); weights
-load as safetensors only, never with remote code.
+embedding and on the VAE latent of the image; also its 14-frame sibling
+stabilityai/stable-video-diffusion-img2vid. Needs diffusers and transformers (CLIP); weights load as
+safetensors only, from the local cache only, never with remote code. Construction lives in
+:mod:`._svd_load`, layer names and capture in :mod:`._svd_capture`.
 
 Choices where the pipeline leaves room:
     * CLIP branch: the pipeline's PIL path redone in torch on the working-size image: its
@@ -22,42 +24,36 @@ Choices where the pipeline leaves room:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError, ModelError
-from ..registry import ADAPTERS, close_matches
+from ..errors import InputError
+from ..registry import ADAPTERS
 from . import _common as C
-from . import _tiny
-from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
-from .base import Adapter, Captured, Conditioning, Denoised
+from ._svd_capture import SVDCapture
+from ._svd_load import DEFAULTS, SVDLoading
+from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
 
-_DEFAULTS = dict(
-    height=576,
-    width=1024,
-    num_inference_steps=25,
-    fps=7,
-    motion_bucket_id=127,
-    noise_aug_strength=0.02,
-    min_guidance_scale=1.0,
-    max_guidance_scale=3.0,
-)
+_DEFAULTS = DEFAULTS  # the name it had here
 P_MEAN, P_STD = 0.7, 1.6
 
 
 @ADAPTERS.register("svd")
-class SVD(Adapter):
+class SVD(SVDLoading, SVDCapture, Adapter):
     """Stable Video Diffusion image-to-video: spatio-temporal UNet, EDM v-prediction, Euler."""
 
     capabilities = frozenset(
         {"hidden-states", "attention-temporal", "attention-spatial", "vae-features", "image-embeds"}
     )
+    default_model = "stabilityai/stable-video-diffusion-img2vid-xt"
+    real_models = {
+        "stabilityai/stable-video-diffusion-img2vid-xt": "svd-img2vid-xt",
+        "stabilityai/stable-video-diffusion-img2vid": "svd-img2vid",
+    }
 
     def __init__(
         self,
@@ -71,7 +67,7 @@ class SVD(Adapter):
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
         pipe.set_progress_bar_config(disable=True)
         C.freeze(pipe.vae, pipe.unet, pipe.image_encoder)
-        s = {**_DEFAULTS, **settings}
+        s = {**DEFAULTS, **settings}
         self.height, self.width = int(s["height"]), int(s["width"])
         self.num_frames = int(s.get("num_frames") or pipe.unet.config.num_frames)
         self.opt_num_frames = int(s.get("opt_num_frames") or self.num_frames)
@@ -83,73 +79,6 @@ class SVD(Adapter):
         fe = pipe.feature_extractor
         self._mean = torch.tensor(fe.image_mean, device=device, dtype=dtype).view(1, 3, 1, 1)
         self._std = torch.tensor(fe.image_std, device=device, dtype=dtype).view(1, 3, 1, 1)
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_pretrained(
-        cls,
-        model: str,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | str = torch.float32,
-        variant: str | None = None,
-        gradient_checkpointing: bool = False,
-        vae_slicing: bool = False,
-        **settings: Any,
-    ) -> SVD:
-        """Load a hub id or a local ``save_pretrained`` folder.
-
-        ``settings`` (``height``, ``width``, ``num_frames``, ``opt_num_frames``,
-        ``num_inference_steps``, ``fps``, ``motion_bucket_id``, ``noise_aug_strength``,
-        ``min_guidance_scale``, ``max_guidance_scale``) override the folder's ``stillguard.json``,
-        which overrides the pipeline's defaults. ``vae_slicing`` is accepted for symmetry with
-        CogVideoX; SVD's image VAE already encodes frame by frame.
-        """
-        from diffusers import StableVideoDiffusionPipeline
-
-        unknown = set(settings) - set(_DEFAULTS) - {"num_frames", "opt_num_frames"}
-        if unknown:
-            raise InputError(
-                f"unknown svd option(s) {sorted(unknown)}: "
-                f"{close_matches(sorted(unknown)[0], [*_DEFAULTS, 'num_frames'])}"
-            )
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        if model_id == "toy":
-            raise ModelError(
-                "the shipped toy model is a CogVideoX model: use target 'cogvideox-i2v'"
-            )
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = StableVideoDiffusionPipeline.from_pretrained(
-                src, dtype=dtype, use_safetensors=True, variant=variant
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load Stable Video Diffusion from {model!r}: {err}") from err
-        pipe.to(device)
-        if gradient_checkpointing:
-            pipe.unet.enable_gradient_checkpointing()
-        stored = C.read_settings(folder)
-        stored.update({k: v for k, v in settings.items() if v is not None})
-        return cls(pipe, model_id=model_id, settings=stored, device=device, dtype=dtype)
-
-    @classmethod
-    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> SVD:
-        """64×64, 9 frames; 2-level UNet (32, 64 ch), 8× VAE, 2-layer CLIP at 224 px / patch 32."""
-        pipe = _tiny.svd_pipe(seed)
-        device = torch.device(device)
-        pipe.to(device)
-        settings = dict(height=_tiny.SIZE, width=_tiny.SIZE, num_inference_steps=3)
-        return cls(pipe, model_id="tiny", settings=settings, device=device, dtype=torch.float32)
-
-    def _settings(self) -> dict[str, Any]:
-        keys = ["height", "width", "num_frames", "opt_num_frames", *list(_DEFAULTS)[2:]]
-        return {k: getattr(self, k) for k in keys}
-
-    def save_pretrained(self, path: str) -> None:
-        """Pipeline (safetensors, CLIP and feature extractor included) + ``stillguard.json``."""
-        self.pipe.save_pretrained(path, safe_serialization=True)
-        C.write_settings(Path(path), {"adapter": self.registry_name, **self._settings()})
 
     # ------------------------------------------------------------------ differentiable pieces
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
@@ -260,73 +189,6 @@ class SVD(Adapter):
         x0 = noisy * scale**2 - sigma * scale * pred
         target = (noise.to(self.device, self.dtype) - sigma * z0) * scale
         return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        procs = [n.removesuffix(".processor") for n in self.pipe.unet.attn_processors]
-        temporal = [
-            n for n in procs if n.endswith("attn1") and ".temporal_transformer_blocks." in n
-        ]
-        spatial = [n for n in procs if n.endswith("attn1") and ".transformer_blocks." in n]
-        if kind == "attention-temporal":
-            return temporal
-        if kind == "attention-spatial":
-            return spatial
-        if kind == "attention":
-            return [n for n in procs if n in temporal or n in spatial]
-        unet = self.pipe.unet
-        if kind == "hidden":
-            return (
-                [f"down_blocks.{i}" for i in range(len(unet.down_blocks))]
-                + ["mid_block"]
-                + [f"up_blocks.{i}" for i in range(len(unet.up_blocks))]
-            )
-        if kind == "vae":
-            return [
-                f"vae.encoder.down_blocks.{i}"
-                for i in range(len(self.pipe.vae.encoder.down_blocks))
-            ]
-        if kind == "attention-joint":
-            raise CapabilityError(
-                "svd has separate spatial and temporal attention, no joint maps: "
-                "use kind='attention-temporal' or 'attention-spatial'"
-            )
-        kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
-
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        """Record block outputs and self-attention maps (``exact``/``sampled``; ``pooled`` on
-        temporal layers only). Temporal maps are ``(B·h·w, heads, F, F)``; spatial maps
-        ``(B·F, heads, Q, h·w)``; ``pooled`` temporal maps ``(B, heads, F, F)``."""
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.unet) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not AttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock AttnProcessor2_0 (call unet.set_default_attn_processor())"
-                )
-        temporal = set(self.layer_names("attention-temporal"))
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.unet) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-
-        def context(_m: Any, args: tuple, kwargs: dict) -> None:
-            sample = kwargs.get("sample", args[0] if args else None)
-            recorder.context.update(batch=sample.shape[0], token_frames=sample.shape[1])
-
-        def make(n: str, _m: Any) -> RecordingAttnProcessor:
-            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
-
-        return capture_context(recorder, attn, make, hid, [(self.pipe.unet, context)])
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

@@ -1,0 +1,92 @@
+"""The recorder behind attention capture: modes, sampled rows, and where records go.
+
+See :mod:`._attention` for the idea (recording copies of the stock attention processors) and the
+three modes. This module holds what every recording processor shares: the :class:`Recorder`, the
+probability computation (SDPA's default scale ``1/sqrt(head_dim)``) and the saved-tensor hooks that
+keep the recording out of a surrounding gradient checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+from .base import Captured
+
+MODES = ("exact", "sampled", "pooled")
+
+
+def in_backward() -> bool:
+    """True while autograd runs a backward pass (e.g. a checkpoint recomputation)."""
+    try:
+        return torch._C._current_graph_task_id() != -1
+    except AttributeError:  # pragma: no cover - very old torch
+        return False
+
+
+class Recorder:
+    """Collects what the recording processors and hooks see into a :class:`Captured`."""
+
+    def __init__(
+        self,
+        captured: Captured,
+        mode: str,
+        max_queries: int,
+        generator: torch.Generator | None,
+    ) -> None:
+        if mode not in MODES:
+            raise InputError(f"unknown capture mode {mode!r}: choose one of {', '.join(MODES)}")
+        if mode == "sampled" and generator is None:
+            raise InputError(
+                "capture(mode='sampled') draws random query rows: pass generator=torch.Generator()"
+                ".manual_seed(seed) so that runs are reproducible"
+            )
+        if max_queries < 1:
+            raise InputError(f"max_queries must be >= 1, got {max_queries}")
+        self.captured = captured
+        self.mode = mode
+        self.max_queries = max_queries
+        self.generator = generator
+        #: facts about the current denoiser call set by a pre-hook (e.g. latent frames, batch)
+        self.context: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        return not in_backward()
+
+    def rows(self, n: int, device: torch.device) -> Tensor:
+        """Sorted random subset of ``range(n)`` of size ``min(n, max_queries)``."""
+        if n <= self.max_queries:
+            return torch.arange(n, device=device)
+        perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
+        return perm[: self.max_queries].sort().values.to(device)
+
+    def add_attention(self, name: str, probs: Tensor, rows: Tensor, layout: dict[str, int]) -> None:
+        self.captured.attention.setdefault(name, []).append(probs)
+        self.captured.queries.setdefault(name, []).append(rows)
+        self.captured.layout[name] = layout
+
+    def add_hidden(self, name: str, value: Tensor) -> None:
+        if not self.active:
+            return
+        self.captured.hidden.setdefault(name, []).append(value)
+
+
+def own_saved_tensors() -> Any:
+    """Saved-tensor hooks that keep the probability ops out of a surrounding checkpoint."""
+    return torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t)
+
+
+def attention_probs(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
+    """``softmax(q kᵀ / sqrt(d) + mask)`` in float32, cast back. Shape ``(..., Q, K)``."""
+    logits = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+    if mask is not None:
+        logits = logits + mask
+    return logits.float().softmax(-1).to(q.dtype)
+
+
+# the names these helpers had in ._attention
+_own_saved_tensors, _probs = own_saved_tensors, attention_probs

@@ -1,0 +1,84 @@
+"""Layer names and attention capture of the ``cogvideox-i2v`` adapter (a mixin).
+
+Vid-Freeze's "attention that synthesizes motion" in CogVideoX is the joint text+video 3D
+self-attention ``transformer_blocks.{i}.attn1``: one softmax over ``T`` text tokens followed by
+``F_tok`` token frames of ``(h/p)·(w/p)`` tokens each, where ``F_tok = F_lat / patch_size_t``
+(CogVideoX1.5 packs 2 latent frames into one token frame; 5b-I2V has no temporal patching).
+Hidden states are the block outputs; VAE features are the encoder's down blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
+from ._attention import Recorder, RecordingCogVideoXAttnProcessor, capture_context, find_layer
+from .base import Captured
+
+
+class CogVideoXCapture:
+    """``layer_names`` and ``capture`` of the CogVideoX-I2V adapter."""
+
+    def layer_names(self, kind: str) -> list[str]:
+        n_blocks = len(self.pipe.transformer.transformer_blocks)
+        if kind == "hidden":
+            return [f"transformer_blocks.{i}" for i in range(n_blocks)]
+        if kind in ("attention", "attention-joint"):
+            return [f"transformer_blocks.{i}.attn1" for i in range(n_blocks)]
+        if kind == "vae":
+            return [
+                f"vae.encoder.down_blocks.{i}"
+                for i in range(len(self.pipe.vae.encoder.down_blocks))
+            ]
+        if kind in ("attention-temporal", "attention-spatial"):
+            raise CapabilityError(
+                f"{self.registry_name} has joint spatio-temporal attention only "
+                f"(no {kind}): use kind='attention'"
+            )
+        raise InputError(
+            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
+        )
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs and joint attention maps; see :mod:`._attention` for the modes.
+
+        Layout of a map's key axis: ``T`` text tokens, then ``F_tok`` token frames of
+        ``h/p·w/p`` tokens (``Captured.layout``); ``exact`` and ``sampled`` maps are
+        ``(B, heads, Q, T + F_tok·n)``; ``pooled`` maps ``(B, heads, F_tok, F_tok)``.
+        """
+        from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not CogVideoXAttnProcessor2_0:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the stock "
+                    "CogVideoXAttnProcessor2_0 (unfuse QKV projections first)"
+                )
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+        p_t = self.pipe.transformer.config.patch_size_t or 1
+
+        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
+            lat = kwargs.get("hidden_states", args[0] if args else None)
+            recorder.context.update(token_frames=lat.shape[1] // p_t, batch=lat.shape[0])
+
+        return capture_context(
+            recorder,
+            attn,
+            lambda n, _m: RecordingCogVideoXAttnProcessor(recorder, n),
+            hid,
+            [(self.pipe.transformer, layout)],
+        )

@@ -1,0 +1,90 @@
+"""Layer names and attention capture of the ``svd`` adapter (a mixin).
+
+SVD's UNet factorises attention: spatial self-attention ``...transformer_blocks.{j}.attn1`` (tokens
+are the pixels of one frame, batch ``B·F``) and temporal self-attention
+``...temporal_transformer_blocks.{j}.attn1`` (tokens are the frames of one pixel, batch ``B·h·w``).
+Vid-Freeze's motion attention is the temporal one. Hidden states are the UNet's down, mid and up
+blocks; VAE features are the encoder's down blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
+from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
+from .base import Captured
+
+
+class SVDCapture:
+    """``layer_names`` and ``capture`` of the SVD adapter."""
+
+    def layer_names(self, kind: str) -> list[str]:
+        procs = [n.removesuffix(".processor") for n in self.pipe.unet.attn_processors]
+        temporal = [
+            n for n in procs if n.endswith("attn1") and ".temporal_transformer_blocks." in n
+        ]
+        spatial = [n for n in procs if n.endswith("attn1") and ".transformer_blocks." in n]
+        if kind == "attention-temporal":
+            return temporal
+        if kind == "attention-spatial":
+            return spatial
+        if kind == "attention":
+            return [n for n in procs if n in temporal or n in spatial]
+        unet = self.pipe.unet
+        if kind == "hidden":
+            return (
+                [f"down_blocks.{i}" for i in range(len(unet.down_blocks))]
+                + ["mid_block"]
+                + [f"up_blocks.{i}" for i in range(len(unet.up_blocks))]
+            )
+        if kind == "vae":
+            return [
+                f"vae.encoder.down_blocks.{i}"
+                for i in range(len(self.pipe.vae.encoder.down_blocks))
+            ]
+        if kind == "attention-joint":
+            raise CapabilityError(
+                "svd has separate spatial and temporal attention, no joint maps: "
+                "use kind='attention-temporal' or 'attention-spatial'"
+            )
+        kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
+        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs and self-attention maps (``exact``/``sampled``; ``pooled`` on
+        temporal layers only). Temporal maps are ``(B·h·w, heads, F, F)``; spatial maps
+        ``(B·F, heads, Q, h·w)``; ``pooled`` temporal maps ``(B, heads, F, F)``."""
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        attn = {n: find_layer(self, n, ["attention"], self.pipe.unet) for n in attention}
+        for n, m in attn.items():
+            if type(m.processor) is not AttnProcessor2_0:
+                raise CapabilityError(
+                    f"{n} uses {type(m.processor).__name__}; capture needs the "
+                    "stock AttnProcessor2_0 (call unet.set_default_attn_processor())"
+                )
+        temporal = set(self.layer_names("attention-temporal"))
+        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.unet) for n in hidden}
+        recorder = Recorder(Captured(), mode, max_queries, generator)
+
+        def context(_m: Any, args: tuple, kwargs: dict) -> None:
+            sample = kwargs.get("sample", args[0] if args else None)
+            recorder.context.update(batch=sample.shape[0], token_frames=sample.shape[1])
+
+        def make(n: str, _m: Any) -> RecordingAttnProcessor:
+            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
+
+        return capture_context(recorder, attn, make, hid, [(self.pipe.unet, context)])
