@@ -11,7 +11,7 @@ import torch
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import cogvideox_i2v, svd  # noqa: F401  (registers the adapters)
+from . import cogvideox_i2v, open_sora, svd  # noqa: F401  (registers the adapters)
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config

@@ -1,0 +1,138 @@
+"""Open-Sora 1.2 as a folder: build, load (safetensors only) and save its three components.
+
+Folder layout (diffusers-like, so the shared folder checks apply)::
+
+    model_index.json           {"_class_name": "OpenSoraPipeline", "transformer": [...], ...}
+    transformer/config.json    STDiT3Config fields (the official hub config.json works as is)
+    transformer/model.safetensors   keys exactly as hpcai-tech/OpenSora-STDiT-v3
+    vae/config.json            VideoAutoencoderPipeline config (official one works as is)
+    vae/model.safetensors      keys exactly as hpcai-tech/OpenSora-VAE-v1.2
+    scheduler/config.json      RFLOW settings
+
+so a user copies the two official hub repositories into ``transformer/`` and ``vae/`` and adds a
+``model_index.json`` (see :data:`MODEL_INDEX`). Nothing here reads pickles or runs remote code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ...errors import ModelError
+from .opensora_rflow import RFlowConfig
+from .opensora_stdit3 import STDiT3, STDiT3Config
+from .opensora_vae import VideoAutoencoderPipeline, VideoVAEConfig
+from .opensora_vae_temporal import TemporalVAEConfig
+
+MODEL_INDEX = {
+    "_class_name": "OpenSoraPipeline",
+    "_source": "stillguard layout for hpcai-tech/OpenSora-STDiT-v3 + OpenSora-VAE-v1.2",
+    "transformer": ["stillguard", "STDiT3"],
+    "vae": ["stillguard", "VideoAutoencoderPipeline"],
+    "scheduler": ["stillguard", "RFLOW"],
+}
+WEIGHTS = "model.safetensors"
+
+#: tiny test configurations (random weights): 64x64 px -> 8x8 latent -> 4x4 tokens per frame
+TINY_STDIT3 = STDiT3Config(
+    hidden_size=32, depth=2, num_heads=2, caption_channels=16, model_max_length=4,
+    input_sq_size=64,
+)  # fmt: skip
+TINY_VAE = VideoVAEConfig(
+    spatial=dict(
+        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
+        block_out_channels=[8, 8, 8, 8], down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4, sample_size=64,
+    ),
+    temporal=TemporalVAEConfig(filters=8, num_res_blocks=1, num_groups=4),
+    micro_batch_size=None,
+)  # fmt: skip
+
+
+@dataclass
+class OpenSoraPipeline:
+    """The three components; ``transformer`` and ``vae`` are ``nn.Module`` s."""
+
+    transformer: STDiT3
+    vae: VideoAutoencoderPipeline
+    scheduler: RFlowConfig
+
+    def to(self, device: Any = None, dtype: torch.dtype | None = None) -> OpenSoraPipeline:
+        self.transformer.to(device=device, dtype=dtype)
+        self.vae.to(device=device, dtype=dtype)
+        # the normalisation constants and RoPE frequencies stay float32 (as in the checkpoint)
+        self.vae.scale.data, self.vae.shift.data = self.vae.scale.float(), self.vae.shift.float()
+        self.transformer.rope.freqs.data = self.transformer.rope.freqs.float()
+        return self
+
+
+def build(
+    stdit: STDiT3Config, vae: VideoVAEConfig, scheduler: RFlowConfig, device: Any = "cpu"
+) -> OpenSoraPipeline:
+    """Random-weight components (nothing allocated on ``device="meta"``)."""
+    with torch.device(device):
+        return OpenSoraPipeline(STDiT3(stdit), VideoAutoencoderPipeline(vae), scheduler)
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot read {path}: {err}; the Open-Sora folder is incomplete") from err
+    if not isinstance(data, dict):
+        raise ModelError(f"{path} must hold a JSON object")
+    return data
+
+
+def read_configs(folder: Path) -> tuple[STDiT3Config, VideoVAEConfig, RFlowConfig]:
+    """The three component configs of a folder (scheduler: v1.2 defaults when absent)."""
+    stdit = STDiT3Config.from_dict(_json(folder / "transformer" / "config.json"))
+    vae = VideoVAEConfig.from_dict(_json(folder / "vae" / "config.json"))
+    sched_file = folder / "scheduler" / "config.json"
+    sched = RFlowConfig.from_dict(_json(sched_file)) if sched_file.is_file() else RFlowConfig()
+    return stdit, vae, sched
+
+
+def load(folder: Path, device: Any, dtype: torch.dtype) -> OpenSoraPipeline:
+    """Build on the meta device, then load both safetensors files with ``strict=True``."""
+    from safetensors.torch import load_file
+
+    pipe = build(*read_configs(folder), device="meta")
+    for name, module in (("transformer", pipe.transformer), ("vae", pipe.vae)):
+        file = folder / name / WEIGHTS
+        if not file.is_file():
+            raise ModelError(
+                f"{file} is missing: put the official {name} weights (model.safetensors of "
+                f"{'hpcai-tech/OpenSora-STDiT-v3' if name == 'transformer' else 'hpcai-tech/OpenSora-VAE-v1.2'}"
+                f") there"
+            )
+        state = load_file(str(file), device=str(device))
+        try:
+            module.load_state_dict(state, strict=True, assign=True)
+        except RuntimeError as err:
+            raise ModelError(f"{file} does not match the Open-Sora 1.2 {name}: {err}") from err
+    # the non-persistent buffers (none in these modules) and RoPE/normalisers stay float32
+    return pipe.to(device, dtype)
+
+
+def save(pipe: OpenSoraPipeline, folder: Path) -> None:
+    """Write the folder layout above (safetensors, configs)."""
+    from safetensors.torch import save_file
+
+    for name, module, cfg in (
+        ("transformer", pipe.transformer, pipe.transformer.config.to_dict()),
+        ("vae", pipe.vae, pipe.vae.config.to_dict()),
+    ):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        save_file(state, str(folder / name / WEIGHTS))
+    (folder / "scheduler").mkdir(exist_ok=True)
+    (folder / "scheduler" / "config.json").write_text(
+        json.dumps(pipe.scheduler.to_dict(), indent=2) + "\n"
+    )
+    (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2) + "\n")
