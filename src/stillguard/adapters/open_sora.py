@@ -269,7 +269,7 @@ class OpenSora12(Adapter):
         u = torch.randn(batch, generator=generator, device=generator.device).sigmoid()
         cfg = self.pipe.scheduler
         t = RF.timestep_transform(
-            u * cfg.num_timesteps, self.height, self.width, self.opt_num_frames, cfg
+            u * cfg.num_timesteps, self.height, self.width, self.opt_num_frames, cfg, self.dtype
         )
         return t.to(self.device)
 
@@ -306,8 +306,11 @@ class OpenSora12(Adapter):
         z = noise.to(self.device, self.dtype)
         z = torch.cat([cond.image_latents[:, :1].expand(z.shape[0], -1, -1, -1, -1), z[:, 1:]], 1)
         ts = RF.sampling_timesteps(steps, self.height, self.width, self.opt_num_frames,
-                                   self.pipe.scheduler, self.device)  # fmt: skip
-        out = RF.sample(self._cfg_velocity, z.transpose(1, 2), ts, cond_frames=1)
+                                   self.pipe.scheduler, self.device, self.dtype)  # fmt: skip
+        # re-noising noise (see nets.opensora_rflow.sample): fixed seed, so rollout is a
+        # deterministic function of ``noise``
+        gen = torch.Generator(self.device).manual_seed(0)
+        out = RF.sample(self._cfg_velocity, z.transpose(1, 2), ts, cond_frames=1, generator=gen)
         return out.transpose(1, 2)
 
     # ------------------------------------------------------------------ introspection
@@ -390,9 +393,9 @@ class OpenSora12(Adapter):
         z = torch.cat([ref, z.to(self.dtype)[:, :, 1:]], 2)
         steps = num_inference_steps or self.num_inference_steps
         ts = RF.sampling_timesteps(
-            steps, self.height, self.width, frames, self.pipe.scheduler, self.device
+            steps, self.height, self.width, frames, self.pipe.scheduler, self.device, self.dtype
         )
-        z = RF.sample(self._cfg_velocity, z, ts, cond_frames=1)
+        z = RF.sample(self._cfg_velocity, z, ts, cond_frames=1, generator=gen)
         video = self.pipe.vae.decode(z, frames).transpose(1, 2).float()
         if video.shape[-2:] != (self.height, self.width):  # e.g. 426 px -> 53 latents -> 424 px
             video = torch.nn.functional.interpolate(

@@ -231,5 +231,7 @@ class FinalLayer(nn.Module):
         h = modulate(self.norm_final(x), shift, scale)
         if x_mask is not None:
             shift0, scale0 = (self.scale_shift_table[None] + t0[:, None]).chunk(2, 1)
-            h = frame_select(x_mask, h, modulate(self.norm_final(x), shift0, scale0), frames)
+            # as v1.2: the t0 branch normalises the *already modulated* tokens (the official
+            # code overwrites x before computing x_zero); kept for weight compatibility
+            h = frame_select(x_mask, h, modulate(self.norm_final(h), shift0, scale0), frames)
         return self.linear(h)

@@ -48,13 +48,24 @@ class RFlowConfig:
 
 
 def timestep_transform(
-    t: Tensor, height: int, width: int, num_frames: int, cfg: RFlowConfig
+    t: Tensor,
+    height: int,
+    width: int,
+    num_frames: int,
+    cfg: RFlowConfig,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
-    """Resolution- and length-aware timestep shift (see the module docstring). ``t`` in model units."""
+    """Resolution- and length-aware timestep shift (see the module docstring). ``t`` in model units.
+
+    The ratio is computed from size tensors in ``dtype``, the model's dtype, as v1.2 builds them
+    (``prepare_multi_resolution_info``), so the rounding matches the official sampler's.
+    """
     n = cfg.num_timesteps
-    ratio_space = (height * width / (512 * 512)) ** 0.5
-    frames = 1 if num_frames == 1 else max(num_frames // 17 * 5, 1)
-    ratio = ratio_space * frames**0.5 * cfg.transform_scale
+    res = torch.tensor(height, dtype=dtype) * torch.tensor(width, dtype=dtype)
+    ratio_space = (res / (512 * 512)).sqrt()
+    frames = torch.tensor(num_frames, dtype=dtype)
+    frames = torch.ones_like(frames) if num_frames == 1 else (frames // 17 * 5).clamp_min(1)
+    ratio = (ratio_space * frames.sqrt() * cfg.transform_scale).to(t.device)
     u = t / n
     return ratio * u / (1 + (ratio - 1) * u) * n
 
@@ -66,7 +77,13 @@ def add_noise(x0: Tensor, noise: Tensor, t: Tensor, num_timesteps: int = 1000) -
 
 
 def sampling_timesteps(
-    steps: int, height: int, width: int, num_frames: int, cfg: RFlowConfig, device: Any = None
+    steps: int,
+    height: int,
+    width: int,
+    num_frames: int,
+    cfg: RFlowConfig,
+    device: Any = None,
+    dtype: torch.dtype = torch.float32,
 ) -> list[Tensor]:
     """The ``steps`` timesteps of ``RFLOW.sample``, each a 0-d float tensor, decreasing."""
     ts = [(1.0 - i / steps) * cfg.num_timesteps for i in range(steps)]
@@ -74,7 +91,7 @@ def sampling_timesteps(
         ts = [float(round(t)) for t in ts]
     out = [torch.tensor(t, device=device) for t in ts]
     if cfg.use_timestep_transform:
-        out = [timestep_transform(t, height, width, num_frames, cfg) for t in out]
+        out = [timestep_transform(t, height, width, num_frames, cfg, dtype) for t in out]
     return out
 
 
@@ -84,31 +101,50 @@ def sample(
     timesteps: list[Tensor],
     cond_frames: int = 1,
     num_timesteps: int = 1000,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Euler integration of the flow from noise, conditioning frames held fixed (differentiable).
+
+    Follows ``RFLOW.sample`` with a reference on the first ``cond_frames`` frames (mask 0, the
+    others 1) step by step: a frame *moves* while ``mask·T >= t``; a frame that starts moving
+    later than the first step is first re-noised to level ``t`` (fresh noise from ``generator``).
+    This matters because the transformed first timestep can round just above ``T`` (e.g.
+    1000.0001 in float32): then nothing moves at step 0 and the generated frames are re-noised at
+    step 1, exactly as the official sampler does (reproduced, not fixed).
 
     Args:
         velocity: ``(z (B,C,T,h,w), t (B,), x_mask (B,T) bool or None) -> v`` (CFG applied).
         z: start latent ``(B, C, T, h, w)``: noise, with the reference latent already written into
             its first ``cond_frames`` frames.
         timesteps: from :func:`sampling_timesteps`.
-        cond_frames: leading latent frames that are conditioning (mask 0); 0 for text-to-video.
+        cond_frames: leading latent frames that are conditioning; 0 for text-to-video.
+        generator: draws the re-noising noise (only when needed).
 
     Returns:
         the final latent, same shape as ``z``.
     """
     b, _, frames = z.shape[:3]
-    x_mask = None
-    keep = None
-    if cond_frames:
-        x_mask = torch.ones(b, frames, dtype=torch.bool, device=z.device)
-        x_mask[:, :cond_frames] = False
-        keep = z[:, :, :cond_frames]
+    mask = torch.ones(b, frames, device=z.device)
+    mask[:, :cond_frames] = 0
+    noised = mask == 1
     for i, t in enumerate(timesteps):
         tb = t.reshape(1).expand(b).to(z.device)
-        v = velocity(z, tb, x_mask)
+        moving = mask * num_timesteps >= tb[:, None]
+        x0 = z
+        if cond_frames:
+            renoise = moving & ~noised
+            if bool(renoise.any()):
+                eps = torch.randn(
+                    z.shape,
+                    generator=generator,
+                    device=z.device if generator is None else generator.device,
+                )
+                fresh = add_noise(x0, eps.to(z), tb, num_timesteps)
+                z = torch.where(renoise[:, None, :, None, None], fresh, x0)
+            noised = moving
+        v = velocity(z, tb, moving if cond_frames else None)
         dt = (timesteps[i] - timesteps[i + 1]) if i + 1 < len(timesteps) else timesteps[i]
         z = z + v * (dt / num_timesteps).to(z.dtype)
-        if keep is not None:
-            z = torch.cat([keep, z[:, :, cond_frames:]], 2)
+        if cond_frames:
+            z = torch.where(moving[:, None, :, None, None], z, x0)
     return z
