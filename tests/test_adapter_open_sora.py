@@ -200,3 +200,36 @@ def test_loading_refuses_hub_ids_and_foreign_weights(tiny_adapter, tmp_path):
             tiny_adapter(NAME).pipe, model_id="x", prompt_embeds=None, prompt_mask=None,
             settings={"heigth": 64}, device=torch.device("cpu"), dtype=torch.float32,
         )  # fmt: skip
+
+
+def test_prompt_is_embedded_once_with_a_local_t5(tiny_adapter, tmp_path):
+    """A folder with a (tiny, offline) T5: the prompt + v1.2's aesthetic suffix is embedded at
+    load time with the 300-token (here: 4) padding and mask; without T5 a prompt is refused."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+
+    folder = tmp_path / "with-t5"
+    tiny_adapter(NAME).save_pretrained(str(folder))
+    cls = ADAPTERS.get(NAME)
+    with pytest.raises(ModelError, match="text_encoder"):
+        cls.from_pretrained(str(folder), prompt="a cat")
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "aesthetic": 5}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok.save_pretrained(str(folder / "tokenizer"))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        t5 = T5EncoderModel(
+            T5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+        ).eval()
+    t5.save_pretrained(str(folder / "text_encoder"))
+    a = cls.from_pretrained(str(folder), prompt="A cat ")
+    ids = tok(["a cat aesthetic score: 6.5."], padding="max_length", max_length=4, truncation=True)
+    with torch.no_grad():
+        expected = t5(torch.tensor(ids["input_ids"]))[0]
+    torch.testing.assert_close(a.prompt_embeds, expected)
+    assert a.prompt_mask.all() and a.prompt_mask.shape == (1, 4)
+    assert not torch.equal(a.prompt_embeds, tiny_adapter(NAME).prompt_embeds)

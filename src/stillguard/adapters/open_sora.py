@@ -39,20 +39,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError, ModelError
+from ..errors import InputError, ModelError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
-from ._attention import Recorder, capture_context, find_layer
+from ._attention import Recorder, find_layer
 from .base import Adapter, Captured, Conditioning, Denoised
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
-from .nets.opensora_capture import RecordingProcessor
+from .nets.opensora_capture import capture_stdit3, layer_names
 
 _DEFAULTS = dict(
     # configs/opensora-v1-2/inference/sample.py: 240p at 9:16 (aspect.py: 240x426), "2s" = 51 fr.
     height=240, width=426, num_frames=51, fps=24, guidance_scale=7.0, num_inference_steps=30,
 )  # fmt: skip
-_KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
 
 
 @ADAPTERS.register("open-sora-1.2")
@@ -111,11 +110,16 @@ class OpenSora12(Adapter):
         *,
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str = torch.float32,
+        prompt: str | None = None,
         prompt_embeds: Tensor | None = None,
         prompt_mask: Tensor | None = None,
         **settings: Any,
     ) -> OpenSora12:
-        """Load a local folder (layout: :mod:`.nets.opensora_pipeline`); ``settings``
+        """Load a local folder (layout: :mod:`.nets.opensora_pipeline`).
+
+        The text condition is, in order: ``prompt_embeds`` (+ ``prompt_mask``); ``prompt``
+        embedded with the folder's T5 (``text_encoder/``, ``tokenizer/``); the folder's
+        ``prompt_embeds.safetensors``; else zeros with an all-True mask. ``settings``
         (``height``, ``width``, ``num_frames``, ``opt_num_frames``, ``fps``, ``guidance_scale``,
         ``num_inference_steps``) override its ``stillguard.json``.
 
@@ -133,7 +137,10 @@ class OpenSora12(Adapter):
             )
         pipe = P.load(folder, device, dtype)
         file = folder / C.PROMPT_FILE
-        if prompt_embeds is None and file.is_file():
+        if prompt_embeds is None and prompt is not None:
+            length = pipe.transformer.config.model_max_length
+            prompt_embeds, prompt_mask = P.embed_prompt(folder, prompt, length, device, dtype)
+        elif prompt_embeds is None and file.is_file():
             saved = C.load_tensors(file)
             prompt_embeds, prompt_mask = saved["prompt_embeds"], saved.get("prompt_mask")
         stored = {**C.read_settings(folder), **settings}
@@ -315,32 +322,8 @@ class OpenSora12(Adapter):
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:
-        depth = self.pipe.transformer.config.depth
-        temporal = [f"temporal_blocks.{i}.attn" for i in range(depth)]
-        spatial = [f"spatial_blocks.{i}.attn" for i in range(depth)]
-        if kind == "attention-temporal":
-            return temporal
-        if kind == "attention-spatial":
-            return spatial
-        if kind == "attention":
-            return [n for pair in zip(spatial, temporal, strict=True) for n in pair]
-        if kind == "hidden":
-            return [f"temporal_blocks.{i}" for i in range(depth)]
-        if kind == "vae":
-            vae = self.pipe.vae
-            n_down = len(vae.spatial_vae.module.encoder.down_blocks)
-            enc = vae.temporal_vae.encoder
-            last = len(enc.block_res_blocks[0]) - 1
-            return [f"vae.spatial_vae.module.encoder.down_blocks.{i}" for i in range(n_down)] + [
-                f"vae.temporal_vae.encoder.block_res_blocks.{i}.{last}"
-                for i in range(len(enc.block_res_blocks))
-            ]
-        if kind == "attention-joint":
-            raise CapabilityError(
-                "open-sora-1.2 has separate spatial and temporal attention, no joint maps: "
-                "use kind='attention-temporal' or 'attention-spatial'"
-            )
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, _KINDS)}")
+        """Names per kind (see the module docstring); VAE names start with ``vae.``."""
+        return layer_names(self.pipe.transformer, self.pipe.vae, kind)
 
     def capture(
         self,
@@ -356,16 +339,7 @@ class OpenSora12(Adapter):
         model = self.pipe.transformer
         attn = {n: find_layer(self, n, ["attention"], model) for n in attention}
         hid = {n: find_layer(self, n, ["hidden", "vae"], model) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-
-        def context(_m: Any, args: tuple, kwargs: dict) -> None:
-            z = kwargs.get("x", args[0] if args else None)
-            recorder.context.update(batch=z.shape[0], token_frames=z.shape[2])
-
-        def make(n: str, _m: Any) -> RecordingProcessor:
-            return RecordingProcessor(recorder, n, temporal=n.startswith("temporal_"))
-
-        return capture_context(recorder, attn, make, hid, [(model, context)])
+        return capture_stdit3(model, attn, hid, Recorder(Captured(), mode, max_queries, generator))
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

@@ -15,12 +15,71 @@ Shapes (B videos, T latent frames, S = h·w/4 tokens per frame):
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import contextlib
+from typing import Any
 
-from ...errors import InputError
-from .._attention import Recorder, _own_saved_tensors, _probs
+import torch
+from torch import Tensor, nn
+
+from ...errors import CapabilityError, InputError
+from ...registry import close_matches
+from .._attention import Recorder, _own_saved_tensors, _probs, capture_context
+from ..base import Captured
 from .opensora_layers import Attention, AttnProcessor
+
+KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
+
+
+def layer_names(transformer: Any, vae: Any, kind: str) -> list[str]:
+    """Capturable layers of an STDiT3 + video VAE, in network order.
+
+    ``attention``: spatial and temporal self-attention alternating; ``hidden``: one name per
+    spatial+temporal pair (the temporal block's output is the pair's output); ``vae``: the SDXL-VAE
+    encoder's down blocks, then the last ResBlock of each temporal-VAE encoder level.
+    """
+    depth = transformer.config.depth
+    temporal = [f"temporal_blocks.{i}.attn" for i in range(depth)]
+    spatial = [f"spatial_blocks.{i}.attn" for i in range(depth)]
+    if kind == "attention-temporal":
+        return temporal
+    if kind == "attention-spatial":
+        return spatial
+    if kind == "attention":
+        return [n for pair in zip(spatial, temporal, strict=True) for n in pair]
+    if kind == "hidden":
+        return [f"temporal_blocks.{i}" for i in range(depth)]
+    if kind == "vae":
+        down = len(vae.spatial_vae.module.encoder.down_blocks)
+        levels = vae.temporal_vae.encoder.block_res_blocks
+        last = len(levels[0]) - 1
+        return [f"vae.spatial_vae.module.encoder.down_blocks.{i}" for i in range(down)] + [
+            f"vae.temporal_vae.encoder.block_res_blocks.{i}.{last}" for i in range(len(levels))
+        ]
+    if kind == "attention-joint":
+        raise CapabilityError(
+            "open-sora-1.2 has separate spatial and temporal attention, no joint maps: "
+            "use kind='attention-temporal' or 'attention-spatial'"
+        )
+    raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, KINDS)}")
+
+
+def capture_stdit3(
+    model: nn.Module,
+    attention: dict[str, nn.Module],
+    hidden: dict[str, nn.Module],
+    recorder: Recorder,
+) -> contextlib.AbstractContextManager[Captured]:
+    """Swap in :class:`RecordingProcessor` s and hooks (restored on exit); a pre-hook on the
+    STDiT3 call notes the batch size and latent frame count for ``pooled`` maps."""
+
+    def context(_m: Any, args: tuple, kwargs: dict) -> None:
+        z = kwargs.get("x", args[0] if args else None)
+        recorder.context.update(batch=z.shape[0], token_frames=z.shape[2])
+
+    def make(n: str, _m: Any) -> RecordingProcessor:
+        return RecordingProcessor(recorder, n, temporal=n.startswith("temporal_"))
+
+    return capture_context(recorder, attention, make, hidden, [(model, context)])
 
 
 class RecordingProcessor(AttnProcessor):

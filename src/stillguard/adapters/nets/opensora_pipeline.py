@@ -136,3 +136,44 @@ def save(pipe: OpenSoraPipeline, folder: Path) -> None:
         json.dumps(pipe.scheduler.to_dict(), indent=2) + "\n"
     )
     (folder / "model_index.json").write_text(json.dumps(MODEL_INDEX, indent=2) + "\n")
+
+
+#: v1.2's inference config appends the aesthetic score ``aes = 6.5`` to every prompt
+AES = 6.5
+
+
+def embed_prompt(
+    folder: Path, prompt: str, max_length: int, device: Any, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """T5 features ``(1, max_length, D)`` and mask ``(1, max_length)`` of ``prompt``, as v1.2.
+
+    Uses ``folder/tokenizer`` and ``folder/text_encoder`` (T5-v1.1-XXL in the real model,
+    safetensors only), padding to ``max_length`` (300) with the attention mask, special tokens
+    added, after appending `` aesthetic score: 6.5.`` as ``append_score_to_prompts`` does. v1.2 also
+    runs PixArt's ``clean_caption`` (URL/HTML/punctuation cleanup, lower case); we only lower-case
+    and strip, so pass a plain prompt. T5 is loaded, used once without grad, and dropped.
+    """
+    if not ((folder / "text_encoder").is_dir() and (folder / "tokenizer").is_dir()):
+        raise ModelError(
+            f"{folder} has no text_encoder/ and tokenizer/ to embed the prompt {prompt!r}: add "
+            "T5 (DeepFloyd/t5-v1_1-xxl, safetensors) there, or pass prompt_embeds= and "
+            "prompt_mask=, or save prompt_embeds.safetensors in the folder"
+        )
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
+        t5 = T5EncoderModel.from_pretrained(
+            str(folder / "text_encoder"), dtype=dtype, use_safetensors=True, local_files_only=True
+        ).to(device)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load the T5 text encoder of {folder}: {err}") from err
+    text = f"{prompt.lower().strip()} aesthetic score: {AES:.1f}."
+    ids = tok(
+        [text], max_length=max_length, padding="max_length", truncation=True,
+        return_attention_mask=True, add_special_tokens=True, return_tensors="pt",
+    )  # fmt: skip
+    with torch.no_grad():
+        mask = ids["attention_mask"].to(device)
+        y = t5(input_ids=ids["input_ids"].to(device), attention_mask=mask)["last_hidden_state"]
+    return y, mask
