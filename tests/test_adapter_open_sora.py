@@ -183,8 +183,8 @@ def test_rollout_keeps_the_photo_and_is_differentiable(tiny_adapter, image):
 
 def test_loading_refuses_hub_ids_and_foreign_weights(tiny_adapter, tmp_path):
     cls = ADAPTERS.get(NAME)
-    with pytest.raises(ModelError, match="local folders"):
-        cls.from_pretrained("hpcai-tech/OpenSora-STDiT-v3")
+    with pytest.raises(ModelError, match="local folder"):
+        cls.from_pretrained("someone/other-model")
     folder = tmp_path / "m"
     tiny_adapter(NAME).save_pretrained(str(folder))
     from safetensors.torch import load_file, save_file
@@ -233,3 +233,66 @@ def test_prompt_is_embedded_once_with_a_local_t5(tiny_adapter, tmp_path):
     torch.testing.assert_close(a.prompt_embeds, expected)
     assert a.prompt_mask.all() and a.prompt_mask.shape == (1, 4)
     assert not torch.equal(a.prompt_embeds, tiny_adapter(NAME).prompt_embeds)
+
+
+def test_default_model_loads_from_the_local_hub_cache_only(
+    tiny_adapter, image, tmp_path, monkeypatch
+):
+    """The two official repositories are looked up with ``local_files_only`` (never downloaded);
+    a cache miss is a clear error."""
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    cls = ADAPTERS.get(NAME)
+    folder = tmp_path / "m"
+    tiny_adapter(NAME).save_pretrained(str(folder))
+    calls = []
+
+    def cached(repo, **kw):
+        calls.append((repo, kw))
+        if not kw.get("local_files_only"):
+            raise AssertionError("would download")
+        if repo == "hpcai-tech/OpenSora-STDiT-v3":
+            return str(folder / "transformer")
+        if repo == "hpcai-tech/OpenSora-VAE-v1.2":
+            return str(folder / "vae")
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cached)
+    a = cls.from_pretrained("hpcai-tech/OpenSora-STDiT-v3", height=64, width=64, num_frames=17)
+    assert [r for r, _ in calls] == ["hpcai-tech/OpenSora-STDiT-v3", "hpcai-tech/OpenSora-VAE-v1.2"]
+    assert all(kw["local_files_only"] for _, kw in calls)
+    b = tiny_adapter(NAME)
+    g = torch.Generator().manual_seed(0)
+    t, noise = b.sample_timesteps(1, g), torch.randn(b.latent_shape(1), generator=g)
+    with torch.no_grad():
+        same = a.denoise(image, t, noise, z0=b.encode(image).image_latents)
+        # zero text (no prompt file in the cache) vs the tiny prompt: the VAE side is identical
+        torch.testing.assert_close(same.noisy, b.denoise(image, t, noise).noisy)
+
+    def missing(repo, **kw):
+        raise LocalEntryNotFoundError("not cached")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
+    with pytest.raises(ModelError, match="local Hugging Face cache"):
+        cls.from_pretrained("hpcai-tech/OpenSora-STDiT-v3")
+
+
+def test_capture_under_gradient_checkpointing(image):
+    a = ADAPTERS.get(NAME).tiny()
+    g = torch.Generator().manual_seed(0)
+    t, noise = a.sample_timesteps(1, g), torch.randn(a.latent_shape(1), generator=g)
+    layer, hidden = a.layer_names("attention-temporal")[-1], a.layer_names("hidden")[-1]
+
+    def run():
+        x = image.clone().requires_grad_(True)
+        with a.capture(hidden=[hidden], attention=[layer]) as cap:
+            a.denoise(x, t, noise)
+        (cap.attention[layer][0][..., 0].mean() + cap.hidden[hidden][0].mean()).backward()
+        return x.grad, cap
+
+    g_plain, _ = run()
+    a.pipe.transformer.gradient_checkpointing = True
+    g_ckpt, cap = run()
+    assert len(cap.attention[layer]) == 1 and len(cap.hidden[hidden]) == 1
+    torch.testing.assert_close(g_ckpt, g_plain)

@@ -113,37 +113,57 @@ class OpenSora12(Adapter):
         prompt: str | None = None,
         prompt_embeds: Tensor | None = None,
         prompt_mask: Tensor | None = None,
-        **settings: Any,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        opt_num_frames: int | None = None,
+        fps: float | None = None,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        gradient_checkpointing: bool = False,
     ) -> OpenSora12:
         """Load a local folder (layout: :mod:`.nets.opensora_pipeline`).
 
         The text condition is, in order: ``prompt_embeds`` (+ ``prompt_mask``); ``prompt``
         embedded with the folder's T5 (``text_encoder/``, ``tokenizer/``); the folder's
-        ``prompt_embeds.safetensors``; else zeros with an all-True mask. ``settings``
-        (``height``, ``width``, ``num_frames``, ``opt_num_frames``, ``fps``, ``guidance_scale``,
-        ``num_inference_steps``) override its ``stillguard.json``.
+        ``prompt_embeds.safetensors``; else zeros with an all-True mask. The generation settings
+        override the folder's ``stillguard.json`` (defaults: v1.2's ``sample.py``);
+        ``opt_num_frames`` sets the frame count used while optimising (default ``num_frames``);
+        ``gradient_checkpointing`` recomputes STDiT3 blocks in backward (memory for time).
+
+        ``"hpcai-tech/OpenSora-STDiT-v3"`` (the default model) loads both official repositories
+        from the local Hugging Face cache, never downloading (a ``prompt`` then needs T5 in a folder).
 
         Raises:
-            ModelError: a hub id (download and assemble the folder first), pickles, no weights.
+            ModelError: another hub id, a cache miss, pickles only, no or mismatched weights.
         """
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         model_id, folder = C.resolve_model(model)
-        if folder is None or model_id == "toy":
+        if (folder is None and model_id != cls.default_model) or model_id == "toy":
             raise ModelError(
-                f"open-sora-1.2 loads local folders only, got {model!r}: download "
-                "hpcai-tech/OpenSora-STDiT-v3 into <folder>/transformer and "
-                "hpcai-tech/OpenSora-VAE-v1.2 into <folder>/vae, add model_index.json (see "
-                "stillguard.adapters.nets.opensora_pipeline), and pass <folder>"
+                f"open-sora-1.2 loads {cls.default_model} (from the local Hugging Face cache) or "
+                f"a local folder, got {model!r}: download hpcai-tech/OpenSora-STDiT-v3 into "
+                "<folder>/transformer and hpcai-tech/OpenSora-VAE-v1.2 into <folder>/vae, add "
+                "model_index.json (see stillguard.adapters.nets.opensora_pipeline)"
             )
-        pipe = P.load(folder, device, dtype)
-        file = folder / C.PROMPT_FILE
+        if folder is None:
+            pipe = P.load_from_hub_cache(device, dtype)
+        else:
+            pipe = P.load(folder, device, dtype)
+        file = None if folder is None else folder / C.PROMPT_FILE
         if prompt_embeds is None and prompt is not None:
             length = pipe.transformer.config.model_max_length
-            prompt_embeds, prompt_mask = P.embed_prompt(folder, prompt, length, device, dtype)
-        elif prompt_embeds is None and file.is_file():
+            where = folder or Path(model_id)  # a hub id has no T5 here: embed_prompt says so
+            prompt_embeds, prompt_mask = P.embed_prompt(where, prompt, length, device, dtype)
+        elif prompt_embeds is None and file is not None and file.is_file():
             saved = C.load_tensors(file)
             prompt_embeds, prompt_mask = saved["prompt_embeds"], saved.get("prompt_mask")
-        stored = {**C.read_settings(folder), **settings}
+        pipe.transformer.gradient_checkpointing = gradient_checkpointing
+        given = dict(
+            height=height, width=width, num_frames=num_frames, opt_num_frames=opt_num_frames,
+            fps=fps, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
+        )  # fmt: skip
+        stored = {**C.read_settings(folder), **{k: v for k, v in given.items() if v is not None}}
         return cls(pipe, model_id=model_id, prompt_embeds=prompt_embeds, prompt_mask=prompt_mask,
                    settings=stored, device=device, dtype=dtype)  # fmt: skip
 

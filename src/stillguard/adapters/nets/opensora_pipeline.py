@@ -99,24 +99,70 @@ def read_configs(folder: Path) -> tuple[STDiT3Config, VideoVAEConfig, RFlowConfi
 
 def load(folder: Path, device: Any, dtype: torch.dtype) -> OpenSoraPipeline:
     """Build on the meta device, then load both safetensors files with ``strict=True``."""
+    return load_parts(
+        folder / "transformer", folder / "vae", read_configs(folder)[2], device, dtype
+    )
+
+
+def load_parts(
+    transformer: Path, vae: Path, scheduler: RFlowConfig, device: Any, dtype: torch.dtype
+) -> OpenSoraPipeline:
+    """Load the two official weight folders (each ``config.json`` + ``model.safetensors``)."""
     from safetensors.torch import load_file
 
-    pipe = build(*read_configs(folder), device="meta")
-    for name, module in (("transformer", pipe.transformer), ("vae", pipe.vae)):
-        file = folder / name / WEIGHTS
+    pipe = OpenSoraPipeline(
+        *_on_meta(
+            STDiT3Config.from_dict(_json(transformer / "config.json")),
+            VideoVAEConfig.from_dict(_json(vae / "config.json")),
+        ),
+        scheduler,
+    )
+    for name, folder, module in (
+        ("transformer", transformer, pipe.transformer),
+        ("vae", vae, pipe.vae),
+    ):
+        file = folder / WEIGHTS
         if not file.is_file():
             raise ModelError(
-                f"{file} is missing: put the official {name} weights (model.safetensors of "
-                f"{'hpcai-tech/OpenSora-STDiT-v3' if name == 'transformer' else 'hpcai-tech/OpenSora-VAE-v1.2'}"
-                f") there"
+                f"{file} is missing: put the official {name} weights ({HUB[name]}) there"
             )
         state = load_file(str(file), device=str(device))
         try:
             module.load_state_dict(state, strict=True, assign=True)
         except RuntimeError as err:
             raise ModelError(f"{file} does not match the Open-Sora 1.2 {name}: {err}") from err
-    # the non-persistent buffers (none in these modules) and RoPE/normalisers stay float32
     return pipe.to(device, dtype)
+
+
+def _on_meta(stdit: STDiT3Config, vae: VideoVAEConfig) -> tuple[STDiT3, VideoAutoencoderPipeline]:
+    with torch.device("meta"):
+        return STDiT3(stdit), VideoAutoencoderPipeline(vae)
+
+
+#: the official weight repositories
+HUB = {"transformer": "hpcai-tech/OpenSora-STDiT-v3", "vae": "hpcai-tech/OpenSora-VAE-v1.2"}
+
+
+def load_from_hub_cache(device: Any, dtype: torch.dtype) -> OpenSoraPipeline:
+    """Both official repositories from the local Hugging Face cache (``local_files_only``: no
+    download; only ``*.json`` and ``*.safetensors`` are looked at)."""
+    from huggingface_hub import snapshot_download
+
+    dirs = {}
+    for name, repo in HUB.items():
+        try:
+            dirs[name] = Path(
+                snapshot_download(
+                    repo, local_files_only=True, allow_patterns=["*.json", "*.safetensors"]
+                )
+            )
+        except Exception as err:  # noqa: BLE001 - any cache miss means the same to the user
+            raise ModelError(
+                f"{repo} is not in the local Hugging Face cache ({type(err).__name__}): download "
+                f"it first (huggingface-cli download {HUB['transformer']} and {HUB['vae']}), or "
+                "pass a local folder (transformer/, vae/, model_index.json)"
+            ) from err
+    return load_parts(dirs["transformer"], dirs["vae"], RFlowConfig(), device, dtype)
 
 
 def save(pipe: OpenSoraPipeline, folder: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .opensora_layers import (
     Attention,
@@ -148,6 +149,8 @@ class STDiT3(nn.Module):
             [STDiT3Block(cfg, temporal=True, rope=self.rope.rotate) for _ in range(cfg.depth)]
         )
         self.final_layer = FinalLayer(d, math.prod(cfg.patch_size), self.out_channels)
+        #: recompute each block in backward (v1.2 trains with ``auto_grad_checkpoint`` too)
+        self.gradient_checkpointing = False
 
     @property
     def attn_processors(self) -> dict[str, Any]:
@@ -201,9 +204,11 @@ class STDiT3(nn.Module):
         y = self.y_embedder(y.to(dtype))
         h = self.x_embedder(x.to(dtype)).view(b, frames, s, -1) + pos
         h = h.flatten(1, 2)
-        for spatial, temporal in zip(self.spatial_blocks, self.temporal_blocks, strict=True):
-            h = spatial(h, y, t_mlp, mask, x_mask, t0_mlp, frames)
-            h = temporal(h, y, t_mlp, mask, x_mask, t0_mlp, frames)
+        ckpt = self.gradient_checkpointing and torch.is_grad_enabled()
+        pairs = zip(self.spatial_blocks, self.temporal_blocks, strict=True)
+        for block in (b for pair in pairs for b in pair):
+            args = (h, y, t_mlp, mask, x_mask, t0_mlp, frames)
+            h = checkpoint(block, *args, use_reentrant=False) if ckpt else block(*args)
         h = self.final_layer(h, t, x_mask, t0, frames)
         co = self.out_channels
         h = h.view(b, frames, hh, ww, pt, ph, pw, co).permute(0, 7, 1, 4, 2, 5, 3, 6)
