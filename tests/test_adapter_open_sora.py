@@ -296,3 +296,42 @@ def test_capture_under_gradient_checkpointing(image):
     g_ckpt, cap = run()
     assert len(cap.attention[layer]) == 1 and len(cap.hidden[hidden]) == 1
     torch.testing.assert_close(g_ckpt, g_plain)
+
+
+def test_official_config_files_parse_to_the_shipped_configuration():
+    """``config.json`` as the official config classes write it (``STDiT3Config`` with the
+    ``STDiT3-XL/2`` + inference arguments, ``VideoAutoencoderPipelineConfig`` of
+    ``OpenSoraVAE_V1_2``; dumped with ``to_json_string()``), so the hub folders load as they are."""
+    from stillguard.adapters.nets import opensora_pipeline as P
+    from stillguard.adapters.nets.opensora_stdit3 import STDiT3Config
+    from stillguard.adapters.nets.opensora_vae import VideoVAEConfig
+
+    stdit = {
+        "architectures": ["STDiT3"], "caption_channels": 4096, "class_dropout_prob": 0.1,
+        "depth": 28, "drop_path": 0.0, "enable_flash_attn": True, "enable_layernorm_kernel": True,
+        "enable_sequence_parallelism": False, "freeze_y_embedder": False, "hidden_size": 1152,
+        "in_channels": 4, "input_size": [None, None, None], "input_sq_size": 512,
+        "mlp_ratio": 4.0, "model_max_length": 300, "model_type": "STDiT3", "num_heads": 16,
+        "only_train_temporal": False, "patch_size": [1, 2, 2], "pred_sigma": True,
+        "qk_norm": True, "skip_y_embedder": False,
+    }  # fmt: skip
+    vae = {
+        "architectures": ["VideoAutoencoderPipeline"], "cal_loss": False, "freeze_vae_2d": False,
+        "from_pretrained": None, "micro_frame_size": 17, "model_type": "VideoAutoencoderPipeline",
+        "scale": [3.85, 2.32, 2.33, 3.06], "shift": [-0.1, 0.34, 0.27, 0.98],
+        "vae_2d": {
+            "from_pretrained": "PixArt-alpha/pixart_sigma_sdxlvae_T5_diffusers",
+            "local_files_only": False, "micro_batch_size": 4, "subfolder": "vae",
+            "type": "VideoAutoencoderKL",
+        },
+        "vae_temporal": {"from_pretrained": None, "type": "VAE_Temporal_SD"},
+    }  # fmt: skip
+    shipped_stdit, shipped_vae, shipped_sched = P.read_configs(real_config(NAME))
+    assert STDiT3Config.from_dict(stdit) == shipped_stdit == STDiT3Config()
+    parsed = VideoVAEConfig.from_dict(vae)
+    assert parsed.temporal == shipped_vae.temporal
+    assert parsed.micro_frame_size == 17 and parsed.micro_batch_size == 4
+    assert parsed.shift == shipped_vae.shift and parsed.scale == shipped_vae.scale
+    drop = {"_source"}
+    assert {k: v for k, v in shipped_vae.spatial.items() if k not in drop} == parsed.spatial
+    assert (shipped_sched.num_sampling_steps, shipped_sched.cfg_scale) == (30, 7.0)

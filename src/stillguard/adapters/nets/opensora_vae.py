@@ -59,7 +59,9 @@ class VideoVAEConfig:
             spatial=dict(spatial),
             temporal=temporal,
             micro_frame_size=data.get("micro_frame_size", 17),
-            micro_batch_size=data.get("micro_batch_size", 4),
+            micro_batch_size=data.get(
+                "micro_batch_size", (data.get("vae_2d") or {}).get("micro_batch_size", 4)
+            ),
             shift=tuple(data.get("shift", SHIFT)),
             scale=tuple(data.get("scale", SCALE)),
         )
