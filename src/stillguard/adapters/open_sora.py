@@ -1,10 +1,12 @@
 """Open-Sora 1.2 image-to-video adapter (``open-sora-1.2``), on stillguard's own STDiT3 + VAE.
 
-Target: hpcaitech/Open-Sora v1.2 (STDiT3-XL/2, 1.1B; video VAE 384M; rectified flow), one of the
-three models of Anti-I2V (arXiv 2603.24570). Open-Sora is not in diffusers: the networks are
-re-implemented in :mod:`.nets` with the official parameter names, so the official safetensors
-load with ``strict=True`` (see :meth:`OpenSora12.official_model`). Weights: safetensors only,
-local folders only (layout in :mod:`.nets.opensora_pipeline`), never pickles or remote code.
+Target: hpcaitech/Open-Sora v1.2 (STDiT3-XL/2: README "1.1B", 1,207,643,972 parameters counted;
+video VAE "384M": 393,341,007 counted; rectified flow), one of the three models of Anti-I2V
+(arXiv 2603.24570). Open-Sora is not in diffusers: the networks are re-implemented in
+:mod:`.nets` with the official parameter names, so the official safetensors load with
+``strict=True`` (see :meth:`OpenSora12.official_model`). Weights: safetensors only, from a local
+folder (layout in :mod:`.nets.opensora_pipeline`) or the local Hugging Face cache, never
+downloaded here, never pickles or remote code.
 
 Choices where the official pipeline leaves room (each one ours, stated):
     * conditioning = v1.2's I2V ``mask_strategy "0"``: latent frame 0 is the photo's latent, held
@@ -17,8 +19,12 @@ Choices where the official pipeline leaves room (each one ours, stated):
     * :meth:`sample_timesteps`: logit-normal(0, 1) times 1000 then the timestep transform at the
       working size (the v1.2 training recipe); :meth:`denoise` is conditional only (no CFG);
       :meth:`rollout` applies CFG against the model's learned null caption (``y_embedding``);
-    * text: precomputed T5 embeddings ``(1, L, 4096)`` + mask (``prompt_embeds.safetensors``),
-      since T5-XXL is not loaded; without them a zero embedding with an all-True mask is used.
+    * text: T5 features ``(1, 300, 4096)`` + mask, embedded once at load time (a local T5, or
+      precomputed ``prompt_embeds.safetensors``); T5-XXL is never kept; without any, a zero
+      embedding with an all-True mask is used (a stand-in, not T5's empty prompt);
+    * :meth:`rollout` and :meth:`generate` follow ``RFLOW.sample`` step for step, including its
+      re-noising when the first transformed timestep rounds above 1000 (see
+      :func:`.nets.opensora_rflow.sample`); rollout draws that noise from a fixed seed.
 
 Papers' layers mapped onto STDiT3 (28 spatial + 28 temporal blocks, alternating):
     * Vid-Freeze, decoupled form: ``temporal_blocks.{i}.attn`` (``attention-temporal``,
