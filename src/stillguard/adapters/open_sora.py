@@ -278,7 +278,8 @@ class OpenSora12(Adapter):
             ``first_latent (B,4,h,w)`` (temporal-VAE latent before the shift/scale).
         """
         C.check_image(x)
-        img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
+        # resized in float32 (CPU has no bf16 antialiased bicubic), then cast
+        img = self.prepare(x.to(self.device, torch.float32)).to(self.dtype) * 2 - 1
         vae = self.pipe.vae
         xz = vae.spatial_vae.encode(img.unsqueeze(2))
         first = vae.temporal_vae.encode(xz)[0][:, :, 0]
@@ -293,7 +294,8 @@ class OpenSora12(Adapter):
         if video.ndim != 5 or video.shape[2] != 3:
             raise InputError(f"expected a video (B, F, 3, H, W), got {tuple(video.shape)}")
         b, f = video.shape[:2]
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
+        frames = self.prepare(video.to(self.device, torch.float32).flatten(0, 1)).to(self.dtype)
+        frames = frames.unflatten(0, (b, f))
         z = self.pipe.vae.encode((frames * 2 - 1).transpose(1, 2))
         return z.transpose(1, 2)
 
@@ -386,7 +388,8 @@ class OpenSora12(Adapter):
         C.check_image(x)
         frames = num_frames or self.num_frames
         gen = torch.Generator(self.device).manual_seed(seed)
-        img = self.prepare(x.detach().to(self.device, self.dtype)).clamp(0, 1) * 2 - 1
+        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1)
+        img = img.to(self.dtype) * 2 - 1
         ref = self.pipe.vae.encode(img.unsqueeze(2), generator=gen)
         b, c, _, h, w = ref.shape
         z = torch.randn(b, c, self._latent_frames(frames), h, w, generator=gen, device=self.device)
