@@ -11,7 +11,13 @@ import torch
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import cogvideox_i2v, hunyuan_i2v, ltx_i2v, svd  # noqa: F401  (registers the adapters)  # noqa: F401
+from . import (  # noqa: F401  (registers the adapters)
+    cogvideox_i2v,
+    hunyuan_i2v,
+    ltx_i2v,
+    open_sora,
+    svd,
+)
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config

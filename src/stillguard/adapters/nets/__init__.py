@@ -1,0 +1,1 @@
+"""Own implementations of target architectures that diffusers lacks (Open-Sora 1.2, ...)."""

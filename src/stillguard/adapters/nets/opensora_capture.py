@@ -1,0 +1,122 @@
+"""Attention recording for STDiT3's spatial and temporal self-attention.
+
+A :class:`RecordingProcessor` replaces a block's default processor during
+:meth:`~stillguard.adapters.open_sora.OpenSora12.capture`; it runs the very same code (it only
+overrides :meth:`AttnProcessor.inspect`), so outputs stay bit-identical, and records
+``softmax(q kᵀ / sqrt(d))`` of the final (QK-normed, RoPE-rotated) q and k, with autograd.
+
+Shapes (B videos, T latent frames, S = h·w/4 tokens per frame):
+    * temporal blocks attend over frames: batch axis ``B·S``, maps ``(B·S, heads, Q, T)``; layout
+      ``{"text": 0, "frames": T, "per_frame": 1}``; ``pooled`` averages q and k over the S
+      positions of each video first, giving ``(B, heads, T, T)``;
+    * spatial blocks attend within a frame: batch axis ``B·T``, maps ``(B·T, heads, Q, S)``;
+      layout ``{"text": 0, "frames": 1, "per_frame": S}``; ``pooled`` is refused (no frames).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...errors import CapabilityError, InputError
+from ...registry import close_matches
+from .._attention import Recorder, _own_saved_tensors, _probs, capture_context
+from ..base import Captured
+from .opensora_layers import Attention, AttnProcessor
+
+KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
+
+
+def layer_names(transformer: Any, vae: Any, kind: str) -> list[str]:
+    """Capturable layers of an STDiT3 + video VAE, in network order.
+
+    ``attention``: spatial and temporal self-attention alternating; ``hidden``: one name per
+    spatial+temporal pair (the temporal block's output is the pair's output); ``vae``: the SDXL-VAE
+    encoder's down blocks, then the last ResBlock of each temporal-VAE encoder level.
+    """
+    depth = transformer.config.depth
+    temporal = [f"temporal_blocks.{i}.attn" for i in range(depth)]
+    spatial = [f"spatial_blocks.{i}.attn" for i in range(depth)]
+    if kind == "attention-temporal":
+        return temporal
+    if kind == "attention-spatial":
+        return spatial
+    if kind == "attention":
+        return [n for pair in zip(spatial, temporal, strict=True) for n in pair]
+    if kind == "hidden":
+        return [f"temporal_blocks.{i}" for i in range(depth)]
+    if kind == "vae":
+        down = len(vae.spatial_vae.module.encoder.down_blocks)
+        levels = vae.temporal_vae.encoder.block_res_blocks
+        last = len(levels[0]) - 1
+        return [f"vae.spatial_vae.module.encoder.down_blocks.{i}" for i in range(down)] + [
+            f"vae.temporal_vae.encoder.block_res_blocks.{i}.{last}" for i in range(len(levels))
+        ]
+    if kind == "attention-joint":
+        raise CapabilityError(
+            "open-sora-1.2 has separate spatial and temporal attention, no joint maps: "
+            "use kind='attention-temporal' or 'attention-spatial'"
+        )
+    raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, KINDS)}")
+
+
+def capture_stdit3(
+    model: nn.Module,
+    attention: dict[str, nn.Module],
+    hidden: dict[str, nn.Module],
+    recorder: Recorder,
+) -> contextlib.AbstractContextManager[Captured]:
+    """Swap in :class:`RecordingProcessor` s and hooks (restored on exit); a pre-hook on the
+    STDiT3 call notes the batch size and latent frame count for ``pooled`` maps."""
+
+    def context(_m: Any, args: tuple, kwargs: dict) -> None:
+        z = kwargs.get("x", args[0] if args else None)
+        recorder.context.update(batch=z.shape[0], token_frames=z.shape[2])
+
+    def make(n: str, _m: Any) -> RecordingProcessor:
+        return RecordingProcessor(recorder, n, temporal=n.startswith("temporal_"))
+
+    return capture_context(recorder, attention, make, hidden, [(model, context)])
+
+
+class RecordingProcessor(AttnProcessor):
+    """The default processor plus probability recording into ``recorder``."""
+
+    def __init__(self, recorder: Recorder, name: str, temporal: bool) -> None:
+        self.recorder, self.name, self.temporal = recorder, name, temporal
+
+    def inspect(self, attn: Attention, q: Tensor, k: Tensor) -> None:
+        if self.recorder.active:
+            with _own_saved_tensors():
+                self._record(q, k)
+
+    def _record(self, q: Tensor, k: Tensor) -> None:
+        rec = self.recorder
+        n = q.shape[2]
+        layout = {
+            "text": 0,
+            "frames": n if self.temporal else 1,
+            "per_frame": 1 if self.temporal else n,
+        }
+        if rec.mode == "exact":
+            rows = torch.arange(n, device=q.device)
+            probs = _probs(q, k, None)
+        elif rec.mode == "sampled":
+            rows = rec.rows(n, q.device)
+            probs = _probs(q[:, :, rows], k, None)
+        else:
+            if not self.temporal:
+                raise InputError(
+                    f"capture(mode='pooled') needs frame tokens; {self.name} is spatial attention "
+                    "(its tokens are positions within one frame): use mode='exact' or 'sampled'"
+                )
+            videos = rec.context.get("batch", 1)
+            bs, h, f, d = q.shape
+            qp = q.reshape(videos, bs // videos, h, f, d).mean(1)
+            kp = k.reshape(videos, bs // videos, h, f, d).mean(1)
+            rows = torch.arange(f, device=q.device)
+            probs = _probs(qp, kp, None)
+        rec.add_attention(self.name, probs, rows, layout)
