@@ -11,7 +11,11 @@ import torch
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import cogvideox_i2v, svd  # noqa: F401  (registers the adapters)
+from . import (  # noqa: F401  (registers the adapters)
+    cogvideox_i2v,
+    dynamicrafter,  # noqa: F401  (registers the adapter)
+    svd,
+)
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config

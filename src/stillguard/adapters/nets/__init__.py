@@ -1,0 +1,1 @@
+"""Own implementations of target architectures that diffusers lacks (key-compatible with the official weights)."""
