@@ -45,20 +45,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
-from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
-from .base import Adapter, Captured, Conditioning, Denoised
-from .nets import dc_config, dc_ddim, dc_load
-from .nets.dc_attention import TemporalTransformer
-from .nets.dc_clip import TextEmbedder
+from .base import Adapter, Conditioning, Denoised
+from .nets import dc_config, dc_ddim, dc_layers, dc_load
 
 _DEFAULTS: dict[str, Any] = dict(
     height=576, width=1024, num_frames=16, num_inference_steps=50, guidance_scale=7.5,
     guidance_rescale=0.7, eta=1.0, timestep_spacing="uniform_trailing", fs=10,
 )  # fmt: skip
-PROMPT_KEYS = ("prompt_embeds", "negative_prompt_embeds")
 
 
 @ADAPTERS.register("dynamicrafter")
@@ -102,56 +98,16 @@ class DynamiCrafter(Adapter):
         convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``.
         """
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        path = Path(model).expanduser()
-        if model in ("tiny", "toy") or not path.exists():
-            raise ModelError(
-                f"dynamicrafter loads local safetensors only, and {model!r} is not a local file or "
-                "folder: download the official model.ckpt (e.g. Doubiiu/DynamiCrafter_1024), run "
-                "`stillguard convert model.ckpt dynamicrafter.safetensors` and pass that file"
-            )
-        if path.is_file():
-            state = dc_load.read_safetensors(path)
-            part = (
-                dc_load.check_part(config)
-                if config
-                else dc_load.guess_part(list(state), state.get("scale_arr"))
-            )
-            from .official import config_folder
-
-            folder = config_folder(f"dynamicrafter-{part}")
-        else:
-            C.check_local_folder(path)
-            folder = path
-            state = dc_load.read_safetensors(path / dc_config.WEIGHTS_FILE)
+        folder, state = dc_load.resolve(model, config)
         has_text = any(k.startswith("cond_stage_model.") for k in state)
         net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
-        dc_load.load_into(net, state, str(path))
-        stored = {k: v for k, v in C.read_settings(folder).items() if k != "adapter"}
+        dc_load.load_into(net, state, str(model))
+        stored = dc_load.settings_of(folder)
         stored.update({k: v for k, v in settings.items() if v is not None})
-        prompt = cls._prompts(net, folder, prompt_embeds, negative_prompt_embeds)
+        prompt = dc_load.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
         net.cond_stage_model = None  # prompts are embedded: drop the text tower
         net.to(device, dtype)
         return cls(net, model_id=str(model), settings=stored, prompt=prompt, device=device, dtype=dtype)  # fmt: skip
-
-    @staticmethod
-    def _prompts(net: Any, folder: Path, pe: Tensor | None, ne: Tensor | None) -> dict[str, Tensor]:
-        stored = {}
-        if (folder / C.PROMPT_FILE).is_file():
-            stored = C.load_tensors(folder / C.PROMPT_FILE)
-        if net.cond_stage_model is not None and not stored:
-            with torch.no_grad():
-                empty = net.cond_stage_model(TextEmbedder.empty_tokens())
-            stored = {"prompt_embeds": empty, "negative_prompt_embeds": empty}
-        if pe is not None:
-            stored["prompt_embeds"] = pe
-        if ne is not None:
-            stored["negative_prompt_embeds"] = ne
-        if set(PROMPT_KEYS) - set(stored):
-            raise ModelError(
-                f"{folder} has no prompt embeddings and no text tower: pass prompt_embeds= and "
-                f"negative_prompt_embeds= (1, 77, D), or use a checkpoint with cond_stage_model.*"
-            )
-        return {k: stored[k].detach() for k in PROMPT_KEYS}
 
     @classmethod
     def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> DynamiCrafter:
@@ -161,7 +117,7 @@ class DynamiCrafter(Adapter):
             net = dc_load.build(dc_config.TINY, with_text=False)
         gen = torch.Generator().manual_seed(seed)
         dim = dc_config.TINY["unet"]["context_dim"]
-        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in PROMPT_KEYS}
+        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
         settings = dict(
             height=64, width=64, num_frames=dc_config.TINY_FRAMES, num_inference_steps=3
         )
@@ -177,8 +133,8 @@ class DynamiCrafter(Adapter):
         net = dc_load.build(config, with_text=False, device=device).to(dtype=dtype)
         dim = int(config["unet"]["context_dim"])
         with torch.device(device):
-            prompt = {k: torch.zeros(1, 77, dim) for k in PROMPT_KEYS}
-        settings = {k: v for k, v in C.read_settings(folder).items() if k != "adapter"}
+            prompt = {k: torch.zeros(1, 77, dim) for k in dc_load.PROMPT_KEYS}
+        settings = dc_load.settings_of(folder)
         settings.update(options)
         return cls(net, model_id=str(folder), settings=settings, prompt=prompt, device=torch.device(device), dtype=dtype)  # fmt: skip
 
@@ -327,64 +283,14 @@ class DynamiCrafter(Adapter):
         return ((frames.float().unflatten(0, latents.shape[:2]) + 1) / 2).clamp(0, 1)
 
     # ------------------------------------------------------------------ introspection
-    def _order(self, name: str) -> int:
-        parts = name.split(".")
-        top = parts[0] if parts[0] in ("init_attn", "middle_block") else ".".join(parts[:2])
-        unet = self.pipe.unet
-        seq = ["input_blocks.0", "init_attn"]
-        seq += [f"input_blocks.{i}" for i in range(1, len(unet.input_blocks))] + ["middle_block"]
-        seq += [f"output_blocks.{i}" for i in range(len(unet.output_blocks))]
-        return seq.index(top)
-
     def layer_names(self, kind: str) -> list[str]:
-        unet = self.pipe.unet
-        if kind in ("attention", "attention-temporal", "attention-spatial"):
-            temporal, spatial = [], []
-            for name in dict(unet.named_modules()):
-                if name.endswith(("transformer_blocks.0.attn1", "transformer_blocks.0.attn2")):
-                    parent = unet.get_submodule(name.rsplit(".transformer_blocks", 1)[0])
-                    if isinstance(parent, TemporalTransformer):
-                        temporal.append(name)
-                    elif name.endswith("attn1"):
-                        spatial.append(name)
-            pick = {"attention-temporal": temporal, "attention-spatial": spatial}
-            return sorted(pick.get(kind, temporal + spatial), key=self._order)
-        if kind == "hidden":
-            return (
-                [f"input_blocks.{i}" for i in range(len(unet.input_blocks))]
-                + ["middle_block"]
-                + [f"output_blocks.{i}" for i in range(len(unet.output_blocks))]
-            )
-        if kind == "vae":
-            n = len(self.pipe.vae.encoder.down)
-            return [f"vae.encoder.down.{i}" for i in range(n)] + ["vae.encoder.mid"]
-        if kind == "attention-joint":
-            from ..errors import CapabilityError
-
-            raise CapabilityError(
-                "dynamicrafter has separate spatial and temporal attention, no joint maps: "
-                "use kind='attention-temporal' or 'attention-spatial'"
-            )
-        kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+        """See :mod:`.nets.dc_layers`: temporal/spatial self-attention, UNet blocks, VAE levels."""
+        return dc_layers.layer_names(self.pipe, kind)
 
     def capture(self, hidden: Any = (), attention: Any = (), *, mode: str = "exact", max_queries: int = 256, generator: torch.Generator | None = None) -> Any:  # fmt: skip
         """Block outputs and self-attention maps: temporal ``(B·h·w, heads, F, F)`` (``pooled``:
         ``(B, heads, F, F)``), spatial ``(B·F, heads, Q, h·w)`` (``exact``/``sampled`` only)."""
-        unet = self.pipe.unet
-        attn = {n: find_layer(self, n, ["attention"], unet) for n in attention}
-        hid = {n: find_layer(self, n, ["hidden", "vae"], unet) for n in hidden}
-        temporal = set(self.layer_names("attention-temporal"))
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-
-        def context(_m: Any, args: tuple, kwargs: dict) -> None:
-            x = args[0] if args else kwargs["x"]
-            recorder.context.update(batch=x.shape[0], token_frames=x.shape[2])
-
-        def make(n: str, _m: Any) -> RecordingAttnProcessor:
-            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
-
-        return capture_context(recorder, attn, make, hid, [(unet, context)])
+        return dc_layers.capture(self, hidden, attention, mode, max_queries, generator)
 
     # ------------------------------------------------------------------ generation
     @torch.no_grad()

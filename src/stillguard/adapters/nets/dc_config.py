@@ -34,7 +34,7 @@ TINY: dict[str, Any] = {
     "clip": dict(
         embed_dim=32,
         vision=dict(image_size=224, patch_size=32, width=32, layers=2, head_width=16),
-        text=dict(context_length=77, vocab_size=64, width=32, heads=2, layers=2),
+        text=dict(context_length=77, vocab_size=49408, width=32, heads=2, layers=2),
     ),
     "resampler": dict(
         dim=32, depth=1, dim_head=16, heads=2, num_queries=2, embedding_dim=32, output_dim=32,

@@ -15,11 +15,15 @@ from typing import Any
 import torch
 
 from ...errors import InputError, ModelError
+from .. import _common as C
+from . import dc_config
+from .dc_clip import TextEmbedder
 from .dc_model import DCModel
 
 #: the 256 checkpoint names the fps embedding ``framestride_embed`` (the official loader renames it)
 RENAMES = (("framestride_embed", "fps_embedding"),)
 PARTS = ("1024", "512", "256")
+PROMPT_KEYS = ("prompt_embeds", "negative_prompt_embeds")
 
 
 def rename_official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -92,3 +96,62 @@ def check_part(part: str) -> str:
     if part not in PARTS:
         raise InputError(f"unknown DynamiCrafter part {part!r}: use one of {', '.join(PARTS)}")
     return part
+
+
+def resolve(model: str, config: str | None) -> tuple[Path, dict[str, torch.Tensor]]:
+    """``(config folder, official-key tensors)`` of a saved folder or one converted file.
+
+    For a single file, ``config`` is ``"1024"``/``"512"``/``"256"`` (a shipped configuration) or a
+    config folder; by default the file's keys tell (:func:`guess_part`).
+    """
+    path = Path(model).expanduser()
+    if model in ("tiny", "toy") or not path.exists():
+        raise ModelError(
+            f"dynamicrafter loads local safetensors only, and {model!r} is not a local file or "
+            "folder: download the official model.ckpt (e.g. Doubiiu/DynamiCrafter_1024), run "
+            "`stillguard convert model.ckpt dynamicrafter.safetensors` and pass that file"
+        )
+    if path.is_dir():
+        C.check_local_folder(path)
+        return path, read_safetensors(path / dc_config.WEIGHTS_FILE)
+    state = read_safetensors(path)
+    if config is not None and Path(config).is_dir():
+        return Path(config), state
+    part = check_part(config) if config else guess_part(list(state), state.get("scale_arr"))
+    from ..official import config_folder
+
+    return config_folder(f"dynamicrafter-{part}"), state
+
+
+def settings_of(folder: Path) -> dict[str, Any]:
+    """Generation defaults of ``stillguard.json`` (without ``adapter`` and ``_``-keys)."""
+    return {
+        k: v for k, v in C.read_settings(folder).items() if k != "adapter" and not k.startswith("_")
+    }
+
+
+def prompt_embeddings(
+    net: DCModel, folder: Path, pe: torch.Tensor | None, ne: torch.Tensor | None
+) -> dict[str, torch.Tensor]:
+    """Prompt and negative-prompt embeddings ``(1, 77, D)``: given, stored, or the empty prompt.
+
+    Without stored ones, a model that holds the text tower embeds the empty prompt exactly (the
+    official no-text mode and unconditional branch).
+    """
+    stored: dict[str, torch.Tensor] = {}
+    if (folder / C.PROMPT_FILE).is_file():
+        stored = C.load_tensors(folder / C.PROMPT_FILE)
+    if net.cond_stage_model is not None and not stored:
+        with torch.no_grad():
+            empty = net.cond_stage_model(TextEmbedder.empty_tokens())
+        stored = {"prompt_embeds": empty, "negative_prompt_embeds": empty}
+    if pe is not None:
+        stored["prompt_embeds"] = pe
+    if ne is not None:
+        stored["negative_prompt_embeds"] = ne
+    if set(PROMPT_KEYS) - set(stored):
+        raise ModelError(
+            f"{folder} has no prompt embeddings and no text tower: pass prompt_embeds= and "
+            "negative_prompt_embeds= (1, 77, D), or use a checkpoint with cond_stage_model.*"
+        )
+    return {k: stored[k].detach() for k in PROMPT_KEYS}

@@ -130,6 +130,33 @@ class TimestepEmbedSequential(nn.Sequential):
         return x
 
 
+#: switches of the official UNet that this implementation supports only at their released value
+SUPPORTED = dict(
+    use_linear=True,
+    transformer_depth=1,
+    temporal_attention=True,
+    temporal_selfatt_only=True,
+    use_relative_position=False,
+    use_causal_attention=False,
+    use_scale_shift_norm=False,
+    resblock_updown=False,
+    conv_resample=True,
+    dims=2,
+    tempspatial_aware=False,
+)
+
+
+def _check_supported(config: dict[str, Any]) -> None:
+    from ...errors import ModelError
+
+    bad = {k: config[k] for k, v in SUPPORTED.items() if k in config and config[k] != v}
+    if bad:
+        raise ModelError(
+            f"DynamiCrafter UNet option(s) {bad} are not implemented (supported: "
+            f"{ {k: SUPPORTED[k] for k in bad} }, the values of every released checkpoint)"
+        )
+
+
 class DCUNet(nn.Module):
     """``UNetModel`` of DynamiCrafter. ``forward(x (B,C_in,F,h,w), t (B,), context, fs (B,))``.
 
@@ -142,6 +169,7 @@ class DCUNet(nn.Module):
 
     def __init__(self, **config: Any) -> None:
         super().__init__()
+        _check_supported(config)
         self.config = dict(config)
         mc, hc = int(config["model_channels"]), int(config["num_head_channels"])
         ctx, mults = int(config["context_dim"]), list(config["channel_mult"])
