@@ -222,3 +222,71 @@ def test_guess_part_from_keys():
 def test_hub_ids_are_refused_with_the_conversion_recipe():
     with pytest.raises(ModelError, match="stillguard convert"):
         DC.from_pretrained("Doubiiu/DynamiCrafter_1024")
+
+
+# ----------------------------------------------------------------------------- convert
+def _tiny_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """A Lightning-style checkpoint of the tiny model (256-style fps key name, extra entries)."""
+    torch.manual_seed(2)
+    state = DCModel(dc_config.TINY, with_text=True).state_dict()
+    stored = {k.replace("fps_embedding", "framestride_embed"): v for k, v in state.items()}
+    stored["model.diffusion_model.some_int"] = 3  # a non-tensor entry is dropped
+    torch.save({"state_dict": stored, "epoch": 7, "global_step": 100}, path)
+    return state
+
+
+def test_convert_keeps_the_state_dict(tmp_path):
+    from safetensors.torch import load_file
+
+    from stillguard.adapters.dynamicrafter_convert import convert
+
+    state = _tiny_checkpoint(tmp_path / "model.ckpt")
+    report = convert(tmp_path / "model.ckpt", tmp_path / "out.safetensors")
+    got = load_file(str(tmp_path / "out.safetensors"))
+    assert set(got) == set(state)  # framestride_embed renamed, non-tensors dropped
+    assert all(torch.equal(got[k], state[k]) for k in state)
+    assert report["tensors"] == len(state) and report["dropped_non_tensors"] == 1
+    unet = [k for k in state if k.startswith("model.diffusion_model.")]
+    assert report["by_prefix"]["model.diffusion_model"]["tensors"] == len(unet)
+    assert report["model"] == "1024"  # told by scale_arr; the tiny keys differ from the real ones
+    assert report["official_check"]["missing"]
+    with pytest.raises(InputError, match="--force"):
+        convert(tmp_path / "model.ckpt", tmp_path / "out.safetensors")
+    with pytest.raises(InputError, match="safetensors"):
+        convert(tmp_path / "model.ckpt", tmp_path / "out.bin")
+
+
+class _Evil:
+    def __reduce__(self):  # runs a command when fully unpickled
+        import os
+
+        return (os.system, (f"touch {_Evil.marker}",))
+
+
+def test_convert_refuses_a_malicious_pickle(tmp_path):
+    from stillguard.adapters.dynamicrafter_convert import convert
+
+    _Evil.marker = tmp_path / "pwned"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _Evil()}, tmp_path / "evil.ckpt")
+    with pytest.raises(
+        InputError, match="full unpickling.*posix.system|full unpickling.*os.system"
+    ):
+        convert(tmp_path / "evil.ckpt", tmp_path / "out.safetensors")
+    assert not _Evil.marker.exists() and not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_command(tmp_path):
+    from typer.testing import CliRunner
+
+    from stillguard import cli
+
+    _tiny_checkpoint(tmp_path / "model.ckpt")
+    runner = CliRunner()
+    ok = runner.invoke(cli.app, ["convert", str(tmp_path / "model.ckpt"), str(tmp_path / "o.safetensors"), "--no-check"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "tensors kept" in ok.output and "model.diffusion_model:" in ok.output
+    _Evil.marker = tmp_path / "pwned"
+    torch.save({"payload": _Evil()}, tmp_path / "evil.ckpt")
+    bad = runner.invoke(cli.app, ["convert", str(tmp_path / "evil.ckpt"), str(tmp_path / "e.safetensors")])  # fmt: skip
+    assert bad.exit_code == 2 and "error:" in bad.output and "unpickling" in bad.output
+    assert not _Evil.marker.exists()
