@@ -219,9 +219,12 @@ def test_guess_part_from_keys():
     assert list(renamed) == ["model.diffusion_model.fps_embedding.0.weight"]
 
 
-def test_hub_ids_are_refused_with_the_conversion_recipe():
+def test_hub_ids_and_official_pickles_are_refused_with_the_conversion_recipe(tmp_path):
     with pytest.raises(ModelError, match="stillguard convert"):
         DC.from_pretrained("Doubiiu/DynamiCrafter_1024")
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, tmp_path / "model.ckpt")  # a hub download
+    with pytest.raises(ModelError, match="stillguard convert"):
+        DC.from_pretrained(str(tmp_path))
 
 
 # ----------------------------------------------------------------------------- convert

@@ -130,7 +130,9 @@ class DynamiCrafter(Adapter):
         """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``."""
         folder, dtype = Path(folder), C.resolve_dtype(dtype)
         config = dc_config.read_config(folder)
-        net = dc_load.build(config, with_text=False, device=device).to(dtype=dtype)
+        net = dc_load.build(config, with_text=False, device=device)
+        if dtype != torch.float32:  # (a no-op cast fails under FakeTensorMode)
+            net.to(dtype=dtype)
         dim = int(config["unet"]["context_dim"])
         with torch.device(device):
             prompt = {k: torch.zeros(1, 77, dim) for k in dc_load.PROMPT_KEYS}

@@ -112,6 +112,12 @@ def resolve(model: str, config: str | None) -> tuple[Path, dict[str, torch.Tenso
             "`stillguard convert model.ckpt dynamicrafter.safetensors` and pass that file"
         )
     if path.is_dir():
+        if not (path / "model_index.json").is_file() and list(path.glob("*.ckpt")):
+            raise ModelError(
+                f"{path} holds the official pickle checkpoint, which stillguard never unpickles: "
+                f"run `stillguard convert {path / 'model.ckpt'} dynamicrafter.safetensors` once "
+                "and pass the .safetensors file"
+            )
         C.check_local_folder(path)
         return path, read_safetensors(path / dc_config.WEIGHTS_FILE)
     state = read_safetensors(path)
