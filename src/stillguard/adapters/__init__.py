@@ -1,4 +1,4 @@
-"""Target-model adapters: importing this package registers ``cogvideox-i2v`` and ``svd``.
+"""Target-model adapters: importing this package registers every target (one module a family).
 
 diffusers is imported only inside the adapter methods, so this import stays cheap.
 """
@@ -13,6 +13,7 @@ from ..errors import InputError
 from ..registry import ADAPTERS
 from . import (  # noqa: F401  (registers the adapters)
     cogvideox_i2v,
+    dynamicrafter,
     hunyuan_i2v,
     ltx_i2v,
     open_sora,
