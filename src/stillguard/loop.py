@@ -30,15 +30,16 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .errors import InputError, StillguardError
+from .errors import InputError
 from .settings import SCHEDULES, LoopConfig
+from .targets import Targets
 from .tensors import check_image, to_uint8
 from .versions import package_versions
 
@@ -86,7 +87,10 @@ class Protected:
     @property
     def real_model(self) -> bool:
         """False when computed against the tiny/toy model (it protects nothing real)."""
-        return bool((self.config.get("adapter") or {}).get("real_model", False))
+        adapter = self.config.get("adapter") or {}
+        if isinstance(adapter, list):  # an ensemble: real only if every member is
+            return bool(adapter) and all(a.get("real_model", False) for a in adapter)
+        return bool(adapter.get("real_model", False))
 
     def to_uint8(self) -> Any:
         """The protected image as 8-bit pixels. Shape: ``(H, W, 3)`` uint8 numpy array."""
@@ -120,8 +124,8 @@ def resolve_loop(method: Any, config: LoopConfig) -> LoopConfig:
     return config
 
 
-def build_method(method: str | Any, options: dict[str, Any] | None, adapter: Any) -> Any:
-    """The method object, checked against the adapter before any work.
+def build_method(method: str | Any, options: dict[str, Any] | None, targets: Any) -> Any:
+    """The method object, checked against every target (a :class:`Targets`) before any work.
 
     Raises:
         CapabilityError: the adapter lacks what the method needs.
@@ -131,10 +135,7 @@ def build_method(method: str | Any, options: dict[str, Any] | None, adapter: Any
     from .registry import METHODS
 
     m = METHODS.build(method, **(options or {}))
-    if adapter is None and m.optimizes:
-        raise InputError(f"method {m.registry_name!r} needs a target model; pass an adapter")
-    if adapter is not None:
-        m.check(adapter)
+    targets.check(m)
     return m
 
 
@@ -165,20 +166,26 @@ def protect(
     space: str | Any | None = None,
     method_options: dict[str, Any] | None = None,
     space_options: dict[str, Any] | None = None,
+    weights: Sequence[float] | None = None,
+    offload: bool | str = False,
     callback: Callable[[ProgressEvent], None] | None = None,
     **settings: Any,
 ) -> Protected:
-    """Protect one image against an image-to-video model.
+    """Protect one image against an image-to-video model, or against several at once.
 
     Args:
         image: the photo, any resolution (the adapter resizes inside its differentiable encode).
-        adapter: the target model (an :class:`~stillguard.adapters.base.Adapter`); may be ``None``
-            only for methods that do not optimise (``noise``).
+        adapter: the target model (an :class:`~stillguard.adapters.base.Adapter`), or a list of
+            them for an ensemble (see :mod:`stillguard.targets`); may be ``None`` only for
+            methods that do not optimise (``noise``).
         method: a registered method name (built with ``method_options``) or a method object.
         config: the loop settings (:class:`LoopConfig`); default ``LoopConfig()``.
         space: a registered space name (built with ``space_options``) or object; ``None`` takes the
             method's ``default_space``.
         method_options, space_options: options for methods/spaces given by name.
+        weights: an ensemble's member weights (default equal).
+        offload: an ensemble keeps only the active member on the run's device (``True``: the
+            first member's device; or a device name), the others on the CPU.
         callback: called with a :class:`ProgressEvent` after every step.
         **settings: loop settings overriding ``config`` (``eps``, ``steps``, ``seed``, ...; see
             :class:`LoopConfig`).
@@ -192,27 +199,30 @@ def protect(
     """
     t_start = time.perf_counter()
     cfg = (config or LoopConfig()).replace(**settings) if settings else (config or LoopConfig())
-    m = build_method(method, method_options, adapter)
+    targets = Targets(adapter, weights, offload=offload)
+    m = build_method(method, method_options, targets)
     cfg = resolve_loop(m, cfg)
     sp = build_space(space, cfg.eps, space_options, m)
     transforms = cfg.transforms()
-    device = adapter.device if adapter is not None else torch.device("cpu")
-    x = (torch.round(check_image(image) * 255) / 255).to(device)
+    x = (torch.round(check_image(image) * 255) / 255).to(targets.device)
     gen = torch.Generator().manual_seed(cfg.seed)
     budget = round(sp.eps * 255)
     config_out: dict[str, Any] = {
         "method": m.describe(),
         "space": sp.describe(),
-        "adapter": adapter.describe() if adapter is not None else None,
+        "adapter": targets.describe(),
         **cfg.to_dict(),
         "eps": sp.eps,
         "budget_255": budget,
         "image_size": [int(x.shape[-2]), int(x.shape[-1])],
         "versions": package_versions(),
     }
+    if targets.many:
+        config_out["targets"] = [mem.label for mem in targets.members]
+        config_out["real_model"] = targets.is_real
     losses: list[float] = []
     terms_log: list[dict[str, float]] = []
-    state = m.setup(adapter, x, gen)
+    targets.setup(m, x, gen)
     param = m.start(sp, x, gen, cfg.random_start)
     draws = cfg.eot_samples if transforms else 1
     for it in range(cfg.steps):
@@ -223,17 +233,12 @@ def protect(
             xi = sp.to_image(x, param)
             if transforms:
                 xi = transforms[(it * draws + k) % len(transforms)](xi, gen)
-            loss, tm = m.loss(adapter, xi, gen, state)
-            if not torch.isfinite(loss):
-                raise StillguardError(
-                    f"method {m.registry_name!r} gave a non-finite loss at step {it + 1}; try a "
-                    "smaller eps or float32 (dtype=torch.float32) on the adapter"
-                )
-            (g,) = torch.autograd.grad(loss / draws, param)
+            g_xi, value, tm = targets.gradient(m, xi, gen, it)
+            (g,) = torch.autograd.grad(xi, param, grad_outputs=g_xi / draws)
             grad += g
-            total += float(loss.detach()) / draws
+            total += value / draws
             for key, val in tm.items():
-                terms[key] = terms.get(key, 0.0) + float(val) / draws
+                terms[key] = terms.get(key, 0.0) + val / draws
         frac = step_fraction(it, cfg.steps, cfg.step_size, cfg.final_step_size, cfg.schedule)
         param = sp.project(x, sp.step(param.detach(), grad, frac, it))
         losses.append(total)
@@ -251,7 +256,7 @@ def protect(
     out = (a8 / 255).cpu()
     orig = (x8 / 255).cpu()
     seconds = time.perf_counter() - t_start
-    if adapter is not None and not adapter.is_real:
+    if targets.members[0].adapter is not None and not targets.is_real:
         log.warning(TOY_WARNING)
     log.info(
         "protected with %s in %.1fs (%d steps, final loss %s)",

@@ -257,6 +257,33 @@ class Adapter(ABC):
         """Video ``(B,F,3,H,W)`` in [0,1] from the pipeline's own ``__call__``; same seed, same video.
         ``x`` is resized to the working resolution first."""
 
+    def to(self, device: str | torch.device) -> Adapter:
+        """Move every module and tensor the adapter holds to ``device`` (for ensemble offloading).
+
+        Modules, pipelines, tensors and containers of tensors among the adapter's attributes are
+        moved in place; caches keyed by shape keep working since their tensors move too.
+        """
+        device = torch.device(device)
+
+        def move(value: Any) -> Any:
+            if isinstance(value, torch.nn.Module) or hasattr(value, "components"):
+                return value.to(device)
+            if isinstance(value, Tensor):
+                return value.to(device)
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple
+                return type(value)(*(move(v) for v in value))
+            if isinstance(value, (list, tuple)):
+                return type(value)(move(v) for v in value)
+            return value
+
+        for name, value in list(vars(self).items()):
+            if name != "device":
+                setattr(self, name, move(value))
+        self.device = device
+        return self
+
     def prepare(self, x: Tensor) -> Tensor:
         """Resize ``(B,3,H,W)`` in [0,1] to the working resolution, differentiably."""
         if x.shape[-2:] == (self.height, self.width):

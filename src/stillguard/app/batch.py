@@ -154,7 +154,7 @@ def protect_file(
         output_sha256=sha256_file(png),
         config_hash=chash,
         seconds=round(time.perf_counter() - t0, 3),
-        real_model=bool(getattr(adapter, "is_real", True)),
+        real_model=result.real_model,
     )
 
 
