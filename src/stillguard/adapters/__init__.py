@@ -12,6 +12,7 @@ import torch
 from ..errors import InputError
 from ..registry import ADAPTERS
 from . import cogvideox_i2v, svd  # noqa: F401  (registers the adapters)
+from . import wan_i2v as _wan_i2v  # noqa: F401  (registers wan-i2v)
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config
