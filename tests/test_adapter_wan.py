@@ -263,6 +263,9 @@ def test_real_configs_build_on_meta(hub_id):
     assert folder == config_folder(WAN.real_models[hub_id])
     a = WAN.from_config(folder, device="meta", dtype=torch.bfloat16)
     assert a.flavour == flavour and all(p.is_meta for p in a.experts[0].parameters())
+    block = a.experts[0].blocks[0]  # float32 where diffusers keeps it when loading in bf16
+    assert block.attn1.to_q.weight.dtype == torch.bfloat16
+    assert block.scale_shift_table.dtype == torch.float32
     for tr in a.experts:
         # the published round figure counts the DiT shared with text-to-video; Wan2.1-I2V adds
         # ~2.1B of CLIP cross-attention projections on top (16.4B in all)

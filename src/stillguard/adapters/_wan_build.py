@@ -49,7 +49,7 @@ def pad_prompt(embeds: Tensor, what: str = "prompt_embeds") -> Tensor:
 
 def _clean(text: str) -> str:
     """The pipeline's ``prompt_clean`` (ftfy.fix_text + html unescape + whitespace); ftfy is used
-    only when installed, since stillguard does not require it (plain-ASCII prompts are unchanged)."""
+    only when installed, since stillguard does not require it (ASCII prompts are unchanged)."""
     try:
         import ftfy
 
@@ -140,9 +140,10 @@ def _read(path: Path) -> dict[str, Any]:
 def pipeline_from_config(folder: Path, device: torch.device, dtype: torch.dtype, seed: int) -> Any:
     """A ``WanImageToVideoPipeline`` built from a config-only folder (no weights are read).
 
-    Components named in ``model_index.json`` with a config sub-folder are built with random
-    weights drawn from ``seed`` (or on the meta device: nothing allocated). The text encoder and
-    tokenizer are never built: stillguard conditions on precomputed prompt embeddings.
+    Components named in ``model_index.json`` with a config sub-folder are built directly on
+    ``device`` with random weights drawn from ``seed`` (on the meta device nothing is
+    allocated). The text encoder and tokenizer are never built: stillguard conditions on
+    precomputed prompt embeddings.
     """
     from diffusers import (
         AutoencoderKLWan,
@@ -160,8 +161,8 @@ def pipeline_from_config(folder: Path, device: torch.device, dtype: torch.dtype,
         return bool(entry and entry[0]) and (folder / name).is_dir()
 
     parts: dict[str, Any] = {}
-    meta = device.type == "meta"
-    with torch.random.fork_rng(devices=[]), torch.device(device if meta else "cpu"):
+    forked = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked), torch.device(device):
         torch.manual_seed(seed)
         for name in ("transformer", "transformer_2"):
             if has(name):
@@ -193,8 +194,23 @@ def pipeline_from_config(folder: Path, device: torch.device, dtype: torch.dtype,
         expand_timesteps=bool(index.get("expand_timesteps", False)),
         **parts,
     )
-    if not meta:
-        pipe.to(device, dtype)
+    return _cast(pipe, dtype)
+
+
+def _cast(pipe: Any, dtype: torch.dtype) -> Any:
+    """Cast every model of ``pipe`` to ``dtype`` but keep the modules diffusers keeps in float32
+    when loading (``_keep_in_fp32_modules``: RoPE, time embedder, norms), as ``from_pretrained``
+    with ``dtype=`` would. Built in float32 first; on the meta device nothing is allocated."""
+    for comp in pipe.components.values():
+        if not isinstance(comp, torch.nn.Module):
+            continue
+        torch.nn.Module.to(comp, dtype=dtype)
+        keep = getattr(comp, "_keep_in_fp32_modules", None) or []
+        if dtype == torch.float32 or not keep:
+            continue
+        for name, t in [*comp.named_parameters(), *comp.named_buffers()]:
+            if t.is_floating_point() and any(k in name.split(".") for k in keep):
+                t.data = t.data.to(torch.float32)
     return pipe
 
 

@@ -198,7 +198,7 @@ class WanCore(Adapter):
     def _call(
         self, model: Any, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor
     ) -> Tensor:
-        """One transformer call as the pipeline makes it. ``lat``/result ``(B,F,C,h,w)``; t ``(B,)``."""
+        """One transformer call as the pipeline makes it. lat/result ``(B,F,C,h,w)``, t ``(B,)``."""
         if self.expand:
             keep = torch.ones_like(lat[:, :, :1])
             keep[:, 0] = 0
@@ -212,10 +212,11 @@ class WanCore(Adapter):
                 raise InputError("z0/noise must have as many latent frames as the conditioning")
             inp = torch.cat([lat, cond.extra["mask"].to(lat), img.to(lat)], 2)
             timestep = t
+        image = None if cond.image_embeds is None else cond.image_embeds.to(model.dtype)
         out = model(
             hidden_states=_p(inp).to(model.dtype), timestep=timestep,
             encoder_hidden_states=embeds.to(model.dtype),
-            encoder_hidden_states_image=None if cond.image_embeds is None else cond.image_embeds.to(model.dtype),
+            encoder_hidden_states_image=image,
             return_dict=False,
         )[0]  # fmt: skip
         return _p(out).to(self.dtype)

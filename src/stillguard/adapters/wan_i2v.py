@@ -15,11 +15,14 @@ Targets (config folders shipped under ``adapters/configs/``; weights are never d
       same-named layers of both experts, so records follow the expert that ran.
     * Wan2.2-TI2V-5B (``Wan-AI/Wan2.2-TI2V-5B-Diffusers``, ``expand_timesteps``): latent frame 0
       is *replaced* by the photo's latent (a 1-frame encode) and its tokens get timestep 0.
-    * SkyReels-V2-I2V (``Skywork/SkyReels-V2-I2V-*-Diffusers``) uses Wan's transformer, VAE and
-      CLIP but its own ``SkyReelsV2ImageToVideoPipeline`` and ``SkyReelsV2Transformer3DModel``
-      class names: it needs a folder whose ``model_index.json`` names the Wan classes (same
-      weights layout, Wan2.1 flavour), or a small subclass that swaps the pipeline class; it is
-      not loaded by name today.
+    * SkyReels-V2-I2V (``Skywork/SkyReels-V2-I2V-*-Diffusers``) conditions exactly like Wan2.1
+      (CLIP ``hidden_states[-2]`` + 36-channel concat, Wan VAE) but diffusers gives it its own
+      classes: ``SkyReelsV2ImageToVideoPipeline``, ``SkyReelsV2Transformer3DModel`` (Wan's blocks
+      plus an optional fps embedding, ``inject_sample_info``, and a block-causal mask for
+      diffusion forcing) with ``SkyReelsV2AttnProcessor``. Covering it needs a subclass that
+      loads that pipeline class and accepts that processor in :meth:`WanI2V.capture` (its
+      q/k/RoPE math is Wan's; the block-causal mask would have to enter the recorded maps);
+      it is not loaded today.
 
     TI2V is a *mode* of this adapter, not a second name: the pipeline class is the same and the
     mode is a property of the checkpoint (``expand_timesteps`` in its ``model_index.json``), so
