@@ -167,6 +167,7 @@ def test_a14b_routes_each_timestep_to_its_expert(image):
 def test_ti2v_first_frame_mode(image):
     a = tiny("wan2.2-ti2v")
     assert a.flavour == "wan2.2-ti2v" and "image-embeds" not in a.capabilities
+    assert a.describe()["flavour"] == "wan2.2-ti2v" and a.describe()["experts"] == 1
     seen = {}
     hook = a.pipe.transformer.register_forward_pre_hook(
         lambda m, args, kw: seen.update(t=kw["timestep"], h=kw["hidden_states"]), with_kwargs=True
@@ -279,3 +280,71 @@ def test_real_configs_build_on_meta(hub_id):
     assert f * (h // 2) * (w // 2) == tokens
     assert a.prompt_embeds.shape == (1, 512, 4096)
     assert a.is_real
+
+
+@pytest.mark.parametrize("flavour", ["wan2.1", "wan2.2-a14b", "wan2.2-ti2v"])
+def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
+    """Without grad, the differentiable rollout lands where the pipeline's own ``__call__`` does
+    from the same noise: same UniPC steps, CFG, expert switch and first-frame replacement."""
+    from PIL import Image
+
+    a = tiny(flavour)
+    x8 = _x8(a, image)
+    pil = Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    _, noise = _draw(a, seed=5)
+    with torch.no_grad():
+        cond = a.encode(x8)
+        if cond.image_embeds is not None:  # same CLIP tokens on both sides (PIL resize differs)
+            monkeypatch.setattr(a.pipe, "encode_image", lambda *_: cond.image_embeds)
+        ours = a.rollout(cond, noise, steps=4)
+        extra = {"guidance_scale_2": 1.5} if a.boundary is not None else {}
+        if extra:
+            monkeypatch.setattr(a, "guidance_scale_2", 1.5)
+            ours_g2 = a.rollout(cond, noise, steps=4)
+            assert not torch.allclose(ours_g2, ours)  # the low-noise stage has its own scale
+            ours = ours_g2
+        ref = a.pipe(
+            image=pil, prompt_embeds=a.prompt_embeds, negative_prompt_embeds=a.negative_prompt_embeds,
+            height=a.height, width=a.width, num_frames=a.num_frames, num_inference_steps=4,
+            guidance_scale=a.guidance_scale, latents=noise.permute(0, 2, 1, 3, 4),
+            output_type="latent", **extra,
+        ).frames  # fmt: skip
+    torch.testing.assert_close(ours, ref.permute(0, 2, 1, 3, 4), rtol=1e-4, atol=1e-5)
+
+
+def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
+    """A folder with a tiny offline UMT5: embeddings as the pipeline builds them (zeros past the
+    prompt's tokens, 512 in all); the text encoder is dropped afterwards."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    folder = tmp_path / "with-umt5"
+    tiny("wan2.1").save_pretrained(str(folder))
+    (folder / "prompt_embeds.safetensors").unlink()
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "runs": 5}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok.save_pretrained(str(folder / "tokenizer"))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        cfg = UMT5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
+        umt5 = UMT5EncoderModel(cfg).eval()
+    umt5.save_pretrained(str(folder / "text_encoder"))
+    index = json.loads((folder / "model_index.json").read_text())
+    index["text_encoder"] = ["transformers", "UMT5EncoderModel"]
+    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+
+    a = WAN.from_pretrained(str(folder), prompt="  a   cat runs ")
+    assert a.pipe.text_encoder is None and a.pipe.tokenizer is None
+    with torch.no_grad():
+        expected = umt5(torch.tensor([[3, 4, 5]])).last_hidden_state
+    assert a.prompt_embeds.shape == (1, 512, 16)
+    torch.testing.assert_close(a.prompt_embeds[:, :3], expected)
+    assert not a.prompt_embeds[:, 3:].any()
+    assert a.negative_prompt_embeds.shape == (1, 512, 16) and not a.negative_prompt_embeds.any()

@@ -91,6 +91,10 @@ class WanCore(Adapter):
             B.pad_prompt(ne, "negative_prompt_embeds") if self.has_clip else ne
         )
 
+    def describe(self) -> dict[str, Any]:
+        """The base description plus the Wan design found in the folder (``flavour``)."""
+        return {**super().describe(), "flavour": self.flavour, "experts": len(self.experts)}
+
     @staticmethod
     def _experts_of(pipe: Any) -> list[Any]:
         return [
