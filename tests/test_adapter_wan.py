@@ -304,7 +304,8 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
             assert not torch.allclose(ours_g2, ours)  # the low-noise stage has its own scale
             ours = ours_g2
         ref = a.pipe(
-            image=pil, prompt_embeds=a.prompt_embeds, negative_prompt_embeds=a.negative_prompt_embeds,
+            image=pil, prompt_embeds=a.prompt_embeds,
+            negative_prompt_embeds=a.negative_prompt_embeds,
             height=a.height, width=a.width, num_frames=a.num_frames, num_inference_steps=4,
             guidance_scale=a.guidance_scale, latents=noise.permute(0, 2, 1, 3, 4),
             output_type="latent", **extra,
@@ -348,3 +349,24 @@ def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
     torch.testing.assert_close(a.prompt_embeds[:, :3], expected)
     assert not a.prompt_embeds[:, 3:].any()
     assert a.negative_prompt_embeds.shape == (1, 512, 16) and not a.negative_prompt_embeds.any()
+
+
+def test_capture_under_gradient_checkpointing(image):
+    a = WAN.tiny(seed=0)
+    t, noise = _draw(a)
+    layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
+
+    def run():
+        x = image.clone().requires_grad_(True)
+        with a.capture(hidden=[block], attention=[layer], mode="sampled", max_queries=5,
+                       generator=torch.Generator().manual_seed(2)) as cap:  # fmt: skip
+            out = a.denoise(x, t, noise)
+        (cap.attention[layer][0][..., 0].mean() + cap.hidden[block][0].mean()).backward()
+        assert out.pred.shape == a.latent_shape(1)
+        return x.grad, cap
+
+    g_plain, _ = run()
+    a.pipe.transformer.enable_gradient_checkpointing()
+    g_ckpt, cap = run()
+    assert len(cap.attention[layer]) == len(cap.hidden[block]) == 1
+    torch.testing.assert_close(g_ckpt, g_plain)

@@ -242,7 +242,10 @@ class WanCore(Adapter):
         return out
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
-        """``t = 1000·σ'``, ``σ' = sσ/(1+(s−1)σ)``, ``σ ~ U(0,1)``, ``s`` = flow shift. Shape ``(batch,)``."""
+        """``t = 1000·σ'``, ``σ' = sσ/(1+(s−1)σ)``, ``σ ~ U(0,1)``, ``s`` = flow shift.
+
+        Shape: ``(batch,)``.
+        """
         s = float(self.pipe.scheduler.config.get("flow_shift", 1.0))
         sigma = torch.rand(batch, generator=generator, device=generator.device).clamp_min(1e-3)
         return (1000 * s * sigma / (1 + (s - 1) * sigma)).to(self.device)

@@ -33,20 +33,24 @@ Attacks (capabilities). Vid-Freeze's "attention that synthesizes motion" is ``at
 self-attention over the video tokens only (text and CLIP enter through ``attn2``), so it is
 offered as ``attention-joint`` with ``layout.text = 0``; all blocks (40 / 40 per expert / 30).
 Wan2.1 at 480p has 21·30·52 = 32,760 tokens: use ``sampled`` (exact rows) or ``pooled``
-(frame-pooled) capture. Anti-I2V's IRC maps to ``blocks.3`` (the paper's "layer 3", 0-based index
-2 or 3; unknown which) versus the last three blocks (``blocks.37..39``, TI2V ``27..29``), IRA to
-all blocks plus ``vae.encoder.down_blocks.*`` (the causal encoder runs chunk by chunk: one record
-per chunk). The Wan VAE has no gradient checkpointing (``_supports_gradient_checkpointing =
-False``): encoding 81 frames with grad is what costs memory; ``condition_grad="first"`` keeps the
-gradient on latent frame 0 only (the other frames encoded without grad; exact values kept).
+(frame-pooled) capture. Anti-I2V's IRC pulls the last three blocks (``blocks.37..39`` of the
+40-block 14B models, ``blocks.27..29`` of TI2V-5B; on A14B those of the expert the timestep
+selects) onto the shallow "layer 3": ``blocks.2`` with the method's default ``irc_ref=2`` (1-based
+reading), ``irc_ref=3`` for the 0-based one; the paper does not say which. IRA uses all blocks
+plus ``vae.encoder.down_blocks.*`` (the causal encoder runs chunk by chunk: 1 + (F−1)/4 records
+per layer and encode). The Wan VAE has no gradient checkpointing (``_supports_gradient_checkpointing
+= False``): encoding 81 frames with grad is what costs memory; ``condition_grad="first"`` keeps
+the gradient on latent frame 0 only (the other frames are encoded without grad; values exact).
 
 Choices where the pipeline leaves room:
     * latents use the VAE posterior mode (the pipeline does too: ``sample_mode="argmax"``);
-    * timesteps are ``t = 1000·σ`` with σ drawn uniformly and shifted by the scheduler's
-      ``flow_shift`` (``σ' = sσ/(1+(s−1)σ)``, the sampler's own spacing made continuous); flow
-      matching: ``noisy = (1−σ)z0 + σ·noise``, ``pred`` = velocity, ``target = noise − z0``,
+    * timesteps are ``t = 1000·σ'`` with ``σ ~ U(0,1)`` shifted by the scheduler's ``flow_shift``
+      ``s``: ``σ' = sσ/(1+(s−1)σ)`` (the sampler's own spacing, made continuous); on Wan2.2-A14B
+      a draw reaches the high-noise expert when ``σ' >= 0.9``: 36% of draws at s = 5, 25% at 3;
+    * flow matching: ``noisy = (1−σ)z0 + σ·noise``, ``pred`` = velocity, ``target = noise − z0``,
       ``x0 = noisy − σ·pred``; on TI2V's frame 0 (timestep 0, output discarded by the pipeline)
-      ``target`` equals the detached prediction, so losses ignore it;
+      ``target`` equals the detached prediction, so losses ignore it; :meth:`denoise` is
+      conditional only (no CFG);
     * :meth:`rollout` steps a private copy of the pipeline's UniPC scheduler (order 2, flow
       sigmas), differentiably, with CFG batched as ``[negative, prompt]``;
     * prompts are embedded once with UMT5 when the adapter is built, padded to 512 tokens;
