@@ -60,22 +60,18 @@ Choices where the pipeline leaves room:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError, ModelError
+from ..errors import InputError, ModelError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
 from . import _wan_build as B
 from . import _wan_tiny
-from ._attention import capture_context
-from ._wan_attention import ExpertRecorder, RecordingWanAttnProcessor, public
-from ._wan_sampling import WanSampling
-from .base import Captured
+from ._wan_capture import WanCapture
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +82,7 @@ _SETTINGS = (
 
 
 @ADAPTERS.register("wan-i2v")
-class WanI2V(WanSampling):
+class WanI2V(WanCapture):
     """Wan 2.1 / 2.2 image-to-video (see the module docstring for the three flavours)."""
 
     capabilities = frozenset(
@@ -113,19 +109,36 @@ class WanI2V(WanSampling):
         prompt_embeds: Tensor | None = None,
         negative_prompt_embeds: Tensor | None = None,
         gradient_checkpointing: bool = False,
-        **settings: Any,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        opt_num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        guidance_scale_2: float | None = None,
+        flow_shift: float | None = None,
+        condition_grad: str | None = None,
+        **unknown: Any,
     ) -> WanI2V:
         """Load a hub id (local cache only) or a local ``save_pretrained`` folder.
 
-        ``settings`` (``height``, ``width``, ``num_frames``, ``opt_num_frames``,
-        ``num_inference_steps``, ``guidance_scale``, ``guidance_scale_2``, ``flow_shift``,
-        ``condition_grad``) override the folder's ``stillguard.json``, which overrides the
-        pipeline's defaults.
+        Settings left as ``None`` come from the folder's ``stillguard.json``, else from the
+        pipeline's defaults. ``guidance_scale_2`` is the low-noise stage's CFG scale (A14B);
+        ``flow_shift`` replaces the scheduler's shift (the model authors' value when the
+        converted folder's differs); ``condition_grad="first"`` limits the VAE gradient to the
+        photo's latent frame (memory).
 
         Raises:
+            InputError: an unknown option.
             ModelError: no weights, pickle-only weights, or no way to embed the prompt.
         """
-        cls._check_settings(settings)
+        cls._check_settings(unknown)
+        settings = dict(
+            height=height, width=width, num_frames=num_frames, opt_num_frames=opt_num_frames,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            guidance_scale_2=guidance_scale_2, flow_shift=flow_shift,
+            condition_grad=condition_grad,
+        )  # fmt: skip
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         model_id, folder = C.resolve_model(model)
         if model_id == "toy":
@@ -207,6 +220,7 @@ class WanI2V(WanSampling):
 
     @classmethod
     def _check_settings(cls, settings: dict[str, Any]) -> None:
+        """Raise :class:`InputError` for option names that are not settings."""
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise InputError(
@@ -226,76 +240,3 @@ class WanI2V(WanSampling):
         )
         settings = {k: getattr(self, k) for k in _SETTINGS}
         C.write_settings(folder, {"adapter": self.registry_name, **settings})
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        n_blocks = len(self.experts[0].blocks)
-        if kind == "hidden":
-            return [f"blocks.{i}" for i in range(n_blocks)]
-        if kind in ("attention", "attention-joint"):
-            return [f"blocks.{i}.attn1" for i in range(n_blocks)]
-        if kind == "vae":
-            n = len(self.pipe.vae.encoder.down_blocks)
-            return [f"vae.encoder.down_blocks.{i}" for i in range(n)]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has full spatio-temporal video self-attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
-
-    def _modules(self, names: Sequence[str], kinds: Sequence[str]) -> dict[str, Any]:
-        """Internal key -> module; the second expert's modules get an ``@2`` suffix."""
-        valid = [n for k in kinds for n in self.layer_names(k)]
-        out: dict[str, Any] = {}
-        for name in names:
-            if name not in valid:
-                raise InputError(f"unknown layer {name!r}: {close_matches(name, valid)}")
-            if name.startswith("vae."):
-                out[name] = self.pipe.vae.get_submodule(name[4:])
-                continue
-            for i, tr in enumerate(self.experts):
-                out[name if i == 0 else f"{name}@{i + 1}"] = tr.get_submodule(name)
-        return out
-
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
-    ) -> Any:
-        """Record block outputs and video self-attention maps of whichever expert runs.
-
-        Maps are ``(B, heads, Q, S)`` over the ``S = F_lat·h/2·w/2`` video tokens (no text keys:
-        ``layout.text = 0``); ``pooled`` maps are ``(B, heads, F_lat, F_lat)``. Block outputs are
-        ``(B, S, D)``; VAE layers give one record per encoder chunk.
-        """
-        from diffusers.models.transformers.transformer_wan import WanAttnProcessor
-
-        attn = self._modules(attention, ["attention"])
-        for n, m in attn.items():
-            if type(m.processor) is not WanAttnProcessor:
-                raise CapabilityError(
-                    f"{public(n)} uses {type(m.processor).__name__}; capture needs the stock "
-                    "WanAttnProcessor"
-                )
-        hid = self._modules(hidden, ["hidden", "vae"])
-        recorder = ExpertRecorder(Captured(), mode, max_queries, generator)
-        p_t = self.experts[0].config.patch_size[0]
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingWanAttnProcessor(recorder, public(n), m.processor),
-            hid,
-            [(tr, layout) for tr in self.experts],
-        )
