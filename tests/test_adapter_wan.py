@@ -262,6 +262,7 @@ def test_real_configs_build_on_meta(hub_id):
     flavour, per_expert, tokens = REAL[hub_id]
     folder = real_config("wan-i2v", hub_id)
     assert folder == config_folder(WAN.real_models[hub_id])
+    assert real_config("wan-i2v") == config_folder("wan2.1-i2v-14b-480p")  # the default model
     a = WAN.from_config(folder, device="meta", dtype=torch.bfloat16)
     assert a.flavour == flavour and all(p.is_meta for p in a.experts[0].parameters())
     block = a.experts[0].blocks[0]  # float32 where diffusers keeps it when loading in bf16
@@ -370,3 +371,23 @@ def test_capture_under_gradient_checkpointing(image):
     g_ckpt, cap = run()
     assert len(cap.attention[layer]) == len(cap.hidden[block]) == 1
     torch.testing.assert_close(g_ckpt, g_plain)
+
+
+@pytest.mark.parametrize("flavour", ["wan2.2-a14b", "wan2.2-ti2v"])
+def test_generate_on_the_other_flavours(flavour, image):
+    a = tiny(flavour)
+    v0 = a.generate(image, seed=0, num_inference_steps=2)
+    assert tuple(v0.shape) == (1, a.num_frames, 3, a.height, a.width)
+    assert torch.equal(v0, a.generate(image, seed=0, num_inference_steps=2))
+    assert not torch.equal(v0, a.generate(image, seed=1, num_inference_steps=2))
+
+
+def test_opt_num_frames_shortens_optimisation_only(image, tmp_path):
+    tiny("wan2.1").save_pretrained(str(tmp_path / "m"))
+    a = WAN.from_pretrained(str(tmp_path / "m"), opt_num_frames=5)
+    assert a.latent_shape(1)[1] == 2 and a.num_frames == 9
+    cond = a.encode(image)
+    assert cond.image_latents.shape[1] == cond.extra["mask"].shape[1] == 2
+    t, noise = _draw(a)
+    assert a.denoise(cond, t, noise).pred.shape == a.latent_shape(1)
+    assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9
