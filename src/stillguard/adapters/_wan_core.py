@@ -106,11 +106,12 @@ class WanCore(Adapter):
         return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1
 
     def _norm(self, raw: Tensor) -> Tensor:
-        """Raw VAE latent ``(B,C,F,h,w)`` -> the pipeline's ``(raw − mean) / std``."""
+        """Raw VAE latent ``(B,C,F,h,w)`` -> the pipeline's ``(raw − mean) / std`` (in float32,
+        as the pipeline computes it)."""
         cfg = self.pipe.vae.config
-        mean = torch.tensor(cfg.latents_mean, device=raw.device, dtype=raw.dtype)
-        std = torch.tensor(cfg.latents_std, device=raw.device, dtype=raw.dtype)
-        return (raw - mean.view(1, -1, 1, 1, 1)) * (1.0 / std).view(1, -1, 1, 1, 1)
+        mean = torch.tensor(cfg.latents_mean, device=raw.device).view(1, -1, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std, device=raw.device).view(1, -1, 1, 1, 1)
+        return ((raw.float() - mean) * inv_std).to(self.dtype)
 
     def _vae_mode(self, video: Tensor) -> Tensor:
         return self.pipe.vae.encode(video.to(self.pipe.vae.dtype)).latent_dist.mode().to(self.dtype)
