@@ -244,6 +244,16 @@ def test_from_config_builds_a_config_only_folder(tmp_path, image):
     assert a.prompt_embeds.shape == (1, 512, 16) and not a.prompt_embeds.any()
     t, noise = _draw(a)
     assert a.denoise(image, t, noise).pred.shape == a.latent_shape(1)
+    # the planner's way: nothing allocated, shapes still flow (here through both experts)
+    from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+
+    with FakeTensorMode():
+        f = WAN.from_config(tmp_path / "m", dtype=torch.bfloat16)
+        assert isinstance(f.experts[1].blocks[0].attn1.to_q.weight, FakeTensor)
+        x, noise = torch.rand(1, 3, 64, 64), torch.randn(f.latent_shape(1))
+        for t in (950.0, 100.0):  # high- and low-noise expert
+            out = f.denoise(x, torch.tensor([t]), noise).pred
+            assert out.shape == f.latent_shape(1) and out.dtype == torch.bfloat16
 
 
 #: published sizes: Wan2.1 README ("I2V-14B"), Wan2.2 README ("27B MoE ... 14B active" per

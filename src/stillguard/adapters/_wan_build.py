@@ -198,37 +198,16 @@ def pipeline_from_config(folder: Path, device: torch.device, dtype: torch.dtype,
 
 
 def _cast(pipe: Any, dtype: torch.dtype) -> Any:
-    """Cast every model of ``pipe`` to ``dtype`` but keep the modules diffusers keeps in float32
-    when loading (``_keep_in_fp32_modules``: RoPE, time embedder, norms), as ``from_pretrained``
-    with ``dtype=`` would. Built in float32 first; on the meta device nothing is allocated."""
+    """Cast every model of ``pipe`` to ``dtype`` but keep the tensors diffusers keeps in float32
+    when loading (``_keep_in_fp32_modules``: RoPE, time embedder, norms, modulation tables), as
+    ``from_pretrained(dtype=...)`` would. Tensors are replaced through ``.data`` (not
+    ``Module.to``) so that this also works on the meta device and under ``FakeTensorMode``."""
     for comp in pipe.components.values():
         if not isinstance(comp, torch.nn.Module):
             continue
-        torch.nn.Module.to(comp, dtype=dtype)
         keep = getattr(comp, "_keep_in_fp32_modules", None) or []
-        if dtype == torch.float32 or not keep:
-            continue
         for name, t in [*comp.named_parameters(), *comp.named_buffers()]:
-            if t.is_floating_point() and any(k in name.split(".") for k in keep):
-                t.data = t.data.to(torch.float32)
+            if t.is_floating_point():
+                kept = any(k in name.split(".") for k in keep)
+                t.data = t.data.to(torch.float32 if kept else dtype)
     return pipe
-
-
-def load_pipeline(src: str, dtype: torch.dtype, local_only: bool) -> Any:
-    """``WanImageToVideoPipeline.from_pretrained`` without the text encoder (safetensors only).
-
-    Works on Wan2.2-TI2V-5B's folder too, whose ``model_index.json`` names ``WanPipeline``: the
-    image-to-video class reads the same components and ``expand_timesteps``.
-    """
-    from diffusers import WanImageToVideoPipeline
-
-    try:
-        return WanImageToVideoPipeline.from_pretrained(
-            src, text_encoder=None, tokenizer=None, dtype=dtype, use_safetensors=True,
-            local_files_only=local_only,
-        )  # fmt: skip
-    except (OSError, ValueError) as err:
-        raise ModelError(
-            f"cannot load a Wan image-to-video pipeline from {src!r}: {err}; pass a local folder "
-            "(or a hub id already in the local cache): stillguard never downloads at run time"
-        ) from err

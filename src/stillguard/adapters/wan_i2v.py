@@ -181,7 +181,10 @@ class WanI2V(WanCapture):
         **settings: Any,
     ) -> WanI2V:
         """Every component from a config-only folder with random weights (seeded), or nothing
-        allocated on ``device="meta"``; prompt embeddings are zeros ``(1, 512, text_dim)``."""
+        allocated on ``device="meta"`` or under ``FakeTensorMode``; prompt embeddings are zeros
+        ``(1, 512, text_dim)``. Under ``FakeTensorMode`` :meth:`denoise` runs (pass timesteps
+        built from Python numbers: routing to an expert reads their value); :meth:`rollout`
+        does not (the scheduler's bookkeeping reads tensor values)."""
         cls._check_settings(settings)
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         path = Path(folder)
