@@ -211,3 +211,23 @@ def _cast(pipe: Any, dtype: torch.dtype) -> Any:
                 kept = any(k in name.split(".") for k in keep)
                 t.data = t.data.to(torch.float32 if kept else dtype)
     return pipe
+
+
+def load_pipeline(src: str, dtype: torch.dtype, local_only: bool) -> Any:
+    """``WanImageToVideoPipeline.from_pretrained`` without the text encoder (safetensors only).
+
+    Works on Wan2.2-TI2V-5B's folder too, whose ``model_index.json`` names ``WanPipeline``: the
+    image-to-video class reads the same components and ``expand_timesteps``.
+    """
+    from diffusers import WanImageToVideoPipeline
+
+    try:
+        return WanImageToVideoPipeline.from_pretrained(
+            src, text_encoder=None, tokenizer=None, dtype=dtype, use_safetensors=True,
+            local_files_only=local_only,
+        )  # fmt: skip
+    except (OSError, ValueError) as err:
+        raise ModelError(
+            f"cannot load a Wan image-to-video pipeline from {src!r}: {err}; pass a local folder "
+            "(or a hub id already in the local cache): stillguard never downloads at run time"
+        ) from err
