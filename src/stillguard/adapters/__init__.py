@@ -18,6 +18,7 @@ from . import (  # noqa: F401  (registers the adapters)
     ltx_i2v,
     open_sora,
     svd,
+    wan_i2v,
 )
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised

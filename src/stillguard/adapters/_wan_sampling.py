@@ -1,0 +1,82 @@
+"""Sampling through the Wan pipeline: the differentiable rollout and the pipeline's own generation.
+
+Split from :mod:`._wan_core`; see :mod:`.wan_i2v` for the model facts and the choices made.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from . import _common as C
+from ._wan_core import WanCore, _p
+from .base import Conditioning
+
+
+class WanSampling(WanCore):
+    """:meth:`rollout` and :meth:`generate` of :class:`~.wan_i2v.WanI2V`."""
+
+    def rollout(self, x: Tensor | Conditioning, noise: Tensor, steps: int) -> Tensor:
+        """``steps`` differentiable UniPC steps (CFG per stage, experts routed) from pure ``noise``.
+
+        Shape:
+            noise ``(B,F_lat,C,h,w)`` -> final latent ``(B,F_lat,C,h,w)`` (TI2V: frame 0 replaced).
+        """
+        cond = x if isinstance(x, Conditioning) else self.encode(x)
+        sch = self._rollout_scheduler
+        sch.set_timesteps(steps, device=self.device)
+        lat = noise.to(self.device, self.dtype)
+        b = lat.shape[0]
+        for t in sch.timesteps:
+            model, scale = self._expert(float(t))
+            tt = t.to(self.device).float().expand(b)
+            if scale > 1:
+                two = Conditioning(
+                    *(torch.cat([v, v]) if v is not None else None
+                      for v in (cond.image_latents, cond.first_latent, cond.image_embeds)),
+                    extra={k: torch.cat([v, v]) for k, v in cond.extra.items()},
+                )  # fmt: skip
+                embeds = torch.cat([self._embeds(b, True), self._embeds(b)])
+                uncond, text = self._call(
+                    model, torch.cat([lat, lat]), two, tt.repeat(2), embeds
+                ).chunk(2)
+                v = uncond + scale * (text - uncond)
+            else:
+                v = self._call(model, lat, cond, tt, self._embeds(b))
+            lat = _p(sch.step(_p(v), t, _p(lat), return_dict=False)[0]).to(self.dtype)
+        if self.expand:
+            lat = torch.cat([cond.image_latents[:, :1], lat[:, 1:]], 1)
+        return lat
+
+    # ------------------------------------------------------------------ generation
+    @torch.no_grad()
+    def generate(
+        self,
+        x: Tensor,
+        *,
+        seed: int = 0,
+        num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+    ) -> Tensor:
+        """The pipeline's own ``__call__`` on the 8-bit working-size photo (PIL, as a user would).
+
+        Shape:
+            x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
+        """
+        from PIL import Image
+
+        C.check_image(x)
+        img = self.prepare(x.detach().float().cpu()).clamp(0, 1)
+        arr = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        extra = {} if self.boundary is None else {"guidance_scale_2": self.guidance_scale_2}
+        videos = []
+        for i, a in enumerate(arr):  # the pipeline takes one photo per call
+            videos.append(self.pipe(
+                image=Image.fromarray(a), prompt_embeds=self._embeds(x.shape[0])[i : i + 1],
+                negative_prompt_embeds=self._embeds(x.shape[0], True)[i : i + 1],
+                height=self.height, width=self.width, num_frames=num_frames or self.num_frames,
+                num_inference_steps=num_inference_steps or self.num_inference_steps,
+                guidance_scale=self.guidance_scale, output_type="pt",
+                generator=torch.Generator(self.device).manual_seed(seed + i), **extra,
+            ).frames)  # fmt: skip
+        return torch.cat(videos).float().clamp(0, 1)
