@@ -125,6 +125,18 @@ def test_default_targets_the_real_model_and_says_how_to_fix(tmp_path, monkeypatc
     assert "--model" in line and "toy" in line and not (tmp_path / "out").exists()
 
 
+def test_dynamicrafter_default_says_to_convert_the_official_checkpoint(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    src = _good(tmp_path / "a.png")
+    res = run("protect", src, "-o", tmp_path / "out", "--target", "dynamicrafter")
+    line = _one_error_line(res)
+    assert res.exit_code == 2 and "Doubiiu/DynamiCrafter_1024" in line
+    assert "stillguard convert" in line and "huggingface-cli" not in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_debug_shows_the_traceback(tmp_path):
     src = _good(tmp_path / "a.png")
     res = run("protect", src, "-o", tmp_path / "out", "--method", "nope", "--debug")

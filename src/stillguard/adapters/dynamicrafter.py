@@ -6,6 +6,9 @@ diffusers, so the architecture is written here (``adapters/nets/dc_*.py``, each 
 official source) with the official parameter names: ``official_model(part)`` is the whole
 ``LatentVisualDiffusion`` of ``model.ckpt``. **Licence**: the code is Apache-2.0, but the authors
 allow the weights for personal/research/non-commercial use only (model card and README).
+Construction lives in :mod:`._dynamicrafter_load`, DDIM sampling, decoding and generation in
+:mod:`._dynamicrafter_generate`, layer names and capture in :mod:`.nets.dc_layers`; this module
+holds the differentiable pieces.
 
 How the model is conditioned (``lvdm/models/ddpm3d.py``, ``scripts/evaluation/inference.py``):
 the image latent (SD VAE, ×0.18215) is concatenated on channels to every noisy frame; the image's
@@ -39,8 +42,7 @@ Choices where the sources leave room:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -48,8 +50,10 @@ from torch import Tensor
 from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
+from ._dynamicrafter_generate import DynamiCrafterVideo
+from ._dynamicrafter_load import DynamiCrafterLoading
 from .base import Adapter, Conditioning, Denoised
-from .nets import dc_config, dc_ddim, dc_layers, dc_load
+from .nets import dc_layers
 
 _DEFAULTS: dict[str, Any] = dict(
     height=576, width=1024, num_frames=16, num_inference_steps=50, guidance_scale=7.5,
@@ -58,7 +62,7 @@ _DEFAULTS: dict[str, Any] = dict(
 
 
 @ADAPTERS.register("dynamicrafter")
-class DynamiCrafter(Adapter):
+class DynamiCrafter(DynamiCrafterLoading, DynamiCrafterVideo, Adapter):
     """DynamiCrafter image-to-video: video UNet with dual cross-attention, DDIM (see module doc)."""
 
     capabilities = frozenset(
@@ -71,6 +75,14 @@ class DynamiCrafter(Adapter):
         "Doubiiu/DynamiCrafter_512": "dynamicrafter-512",
         "Doubiiu/DynamiCrafter": "dynamicrafter-256",
     }
+    #: how to get the weights of a real model (``{model}``: its hub id), told by the command line
+    #: when they are not on this machine: the official weights are a pickle (``model.ckpt``) that
+    #: stillguard never unpickles, so a download alone is not enough
+    weights_hint: ClassVar[str | None] = (
+        "DynamiCrafter's official weights are a pickle that stillguard never unpickles: download "
+        "model.ckpt from {model}, convert it once with `stillguard convert model.ckpt "
+        "dynamicrafter.safetensors` and pass --model dynamicrafter.safetensors"
+    )
 
     def __init__(self, pipe: Any, *, model_id: str, settings: dict[str, Any], prompt: dict[str, Tensor], device: torch.device, dtype: torch.dtype) -> None:  # fmt: skip
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
@@ -87,74 +99,6 @@ class DynamiCrafter(Adapter):
             setattr(self, k, v)
         self.prompt = {k: v.to(device, dtype) for k, v in prompt.items()}
         self._uncond_tokens: Tensor | None = None
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_pretrained(cls, model: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | str = torch.float32, config: str | None = None, prompt_embeds: Tensor | None = None, negative_prompt_embeds: Tensor | None = None, **settings: Any) -> DynamiCrafter:  # fmt: skip
-        """A folder written by :meth:`save_pretrained`, or one converted ``model.safetensors``.
-
-        ``config`` (``"1024"``, ``"512"``, ``"256"``) picks the shipped configuration for a single
-        file (default: told by its keys). Hub ids are refused: the official weights are pickles,
-        convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``.
-        """
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        folder, state = dc_load.resolve(model, config)
-        has_text = any(k.startswith("cond_stage_model.") for k in state)
-        net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
-        dc_load.load_into(net, state, str(model))
-        stored = dc_load.settings_of(folder)
-        stored.update({k: v for k, v in settings.items() if v is not None})
-        prompt = dc_load.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
-        net.cond_stage_model = None  # prompts are embedded: drop the text tower
-        net.to(device, dtype)
-        return cls(net, model_id=str(model), settings=stored, prompt=prompt, device=device, dtype=dtype)  # fmt: skip
-
-    @classmethod
-    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> DynamiCrafter:
-        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (``dc_config.TINY``)."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = dc_load.build(dc_config.TINY, with_text=False)
-        gen = torch.Generator().manual_seed(seed)
-        dim = dc_config.TINY["unet"]["context_dim"]
-        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
-        settings = dict(
-            height=64, width=64, num_frames=dc_config.TINY_FRAMES, num_inference_steps=3
-        )
-        device = torch.device(device)
-        net.to(device)
-        return cls(net, model_id="tiny", settings=settings, prompt=prompt, device=device, dtype=torch.float32)  # fmt: skip
-
-    @classmethod
-    def from_config(cls, folder: str | Any, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options: Any) -> DynamiCrafter:  # fmt: skip
-        """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``."""
-        folder, dtype = Path(folder), C.resolve_dtype(dtype)
-        config = dc_config.read_config(folder)
-        net = dc_load.build(config, with_text=False, device=device)
-        if dtype != torch.float32:  # (a no-op cast fails under FakeTensorMode)
-            net.to(dtype=dtype)
-        dim = int(config["unet"]["context_dim"])
-        with torch.device(device):
-            prompt = {k: torch.zeros(1, 77, dim) for k in dc_load.PROMPT_KEYS}
-        settings = dc_load.settings_of(folder)
-        settings.update(options)
-        return cls(net, model_id=str(folder), settings=settings, prompt=prompt, device=torch.device(device), dtype=dtype)  # fmt: skip
-
-    @classmethod
-    def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
-        """The ``LatentVisualDiffusion`` of the official ``model.ckpt`` of ``part`` (1024/512/256)."""
-        from .official import config_folder
-
-        folder = config_folder(f"dynamicrafter-{dc_load.check_part(part)}")
-        return dc_load.build(dc_config.read_config(folder), with_text=True, device=device)
-
-    def save_pretrained(self, path: str) -> None:
-        """Config folder + ``model.safetensors`` (official keys) + prompt embeddings."""
-        folder = Path(path)
-        dc_config.write_config(folder, self.pipe.config)
-        C.save_tensors(folder / dc_config.WEIGHTS_FILE, self.pipe.state_dict())
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        C.write_settings(folder, {"adapter": self.registry_name, **self.settings})
 
     # ------------------------------------------------------------------ differentiable pieces
     @property
@@ -236,53 +180,10 @@ class DynamiCrafter(Adapter):
             target, x0 = noise, (noisy - s1a * pred) / (sa * s)
         return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
 
-    def _uncond_image_tokens(self, batch: int) -> Tensor:
-        """Resampler tokens of the all-zero (gray) image, the official unconditional image."""
-        if self._uncond_tokens is None:
-            with torch.no_grad():
-                zeros = torch.zeros(
-                    1, 3, self.height, self.width, device=self.device, dtype=self.dtype
-                )
-                self._uncond_tokens = self.pipe.image_proj_model(self.pipe.embedder(zeros))
-        return self._uncond_tokens.expand(batch, -1, -1)
-
-    def _sample(self, cond: Conditioning, noise: Tensor, steps: int, eta: float, generator: torch.Generator | None) -> Tensor:  # fmt: skip
-        lat, fs = cond.image_latents, cond.extra["fs"]
-        if noise.shape[1] != lat.shape[1]:
-            lat = (cond.first_latent * self._sf).unsqueeze(1).expand(-1, noise.shape[1], -1, -1, -1)
-        ctx = self._context(cond)
-        use_cfg = self.guidance_scale != 1.0
-        if use_cfg:
-            u = Conditioning(lat, cond.first_latent, self._uncond_image_tokens(lat.shape[0]))
-            ctx = torch.cat([self._context(u, negative=True), ctx])
-            lat, fs = torch.cat([lat, lat]), torch.cat([fs, fs])
-
-        def model_fn(z: Tensor, t: Tensor) -> tuple[Tensor, Tensor | None]:
-            if not use_cfg:
-                return self._unet(z, lat, t.float(), ctx, fs), None
-            uncond, out = self._unet(torch.cat([z, z]), lat, t.float().repeat(2), ctx, fs).chunk(2)
-            return out, uncond
-
-        buffers = {"alphas_cumprod": self.pipe.alphas_cumprod}
-        if self.pipe.use_dynamic_rescale:
-            buffers["scale_arr"] = self.pipe.scale_arr
-        return dc_ddim.sample(
-            model_fn, noise.to(self.device, self.dtype), buffers, steps=steps,
-            spacing=self.timestep_spacing, parameterization=self.pipe.parameterization,
-            guidance_scale=self.guidance_scale, guidance_rescale=self.guidance_rescale, eta=eta,
-            generator=generator,
-        )  # fmt: skip
-
     def rollout(self, x: Tensor | Conditioning, noise: Tensor, steps: int) -> Tensor:
         """``steps`` differentiable DDIM steps (eta 0, CFG as configured) from pure ``noise``."""
         cond = x if isinstance(x, Conditioning) else self.encode(x)
         return self._sample(cond, noise, steps, 0.0, None)
-
-    def decode(self, latents: Tensor) -> Tensor:
-        """Scaled latents ``(B,F,4,h,w)`` -> frames ``(B,F,3,H,W)`` in [0,1], frame by frame."""
-        z = latents.to(self.device, self.dtype) / self._sf
-        frames = torch.cat([self.pipe.vae.decode(f[None]) for f in z.flatten(0, 1)])
-        return ((frames.float().unflatten(0, latents.shape[:2]) + 1) / 2).clamp(0, 1)
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:
@@ -293,21 +194,3 @@ class DynamiCrafter(Adapter):
         """Block outputs and self-attention maps: temporal ``(B·h·w, heads, F, F)`` (``pooled``:
         ``(B, heads, F, F)``), spatial ``(B·F, heads, Q, h·w)`` (``exact``/``sampled`` only)."""
         return dc_layers.capture(self, hidden, attention, mode, max_queries, generator)
-
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(self, x: Tensor, *, seed: int = 0, num_frames: int | None = None, num_inference_steps: int | None = None) -> Tensor:  # fmt: skip
-        """The official sampling (DDIM, eta, CFG, rescale) on the 8-bit working-size image.
-
-        Shape: ``x (B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
-        """
-        C.check_image(x)
-        img = (self.prepare(x.detach().to(self.device, self.dtype)) * 255).round() / 255
-        frames = num_frames or self.num_frames
-        cond = self._condition(img, frames)
-        gen = torch.Generator(self.device).manual_seed(seed)
-        f = self.pipe.vae.scale_factor_spatial
-        shape = (img.shape[0], frames, 4, self.height // f, self.width // f)
-        noise = torch.randn(shape, generator=gen, device=self.device, dtype=self.dtype)
-        steps = num_inference_steps or self.num_inference_steps
-        return self.decode(self._sample(cond, noise, steps, float(self.eta), gen))

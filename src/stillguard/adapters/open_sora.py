@@ -6,7 +6,9 @@ video VAE "384M": 393,341,007 counted; rectified flow), one of the three models 
 :mod:`.nets` with the official parameter names, so the official safetensors load with
 ``strict=True`` (see :meth:`OpenSora12.official_model`). Weights: safetensors only, from a local
 folder (layout in :mod:`.nets.opensora_pipeline`) or the local Hugging Face cache, never
-downloaded here, never pickles or remote code.
+downloaded here, never pickles or remote code. Construction lives in :mod:`._open_sora_load`,
+layer names and capture in :mod:`._open_sora_capture`, generation in :mod:`._open_sora_generate`;
+this module holds the differentiable pieces.
 
 Choices where the official pipeline leaves room (each one ours, stated):
     * conditioning = v1.2's I2V ``mask_strategy "0"``: latent frame 0 is the photo's latent, held
@@ -37,22 +39,20 @@ Papers' layers mapped onto STDiT3 (28 spatial + 28 temporal blocks, alternating)
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
-from ._attention import Recorder, find_layer
-from .base import Adapter, Captured, Conditioning, Denoised
+from ._open_sora_capture import OpenSoraCapture
+from ._open_sora_generate import OpenSoraVideo
+from ._open_sora_load import OpenSoraLoading
+from .base import Adapter, Conditioning, Denoised
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
-from .nets.opensora_capture import capture_stdit3, layer_names
 
 _DEFAULTS = dict(
     # configs/opensora-v1-2/inference/sample.py: 240p at 9:16 (aspect.py: 240x426), "2s" = 51 fr.
@@ -61,7 +61,7 @@ _DEFAULTS = dict(
 
 
 @ADAPTERS.register("open-sora-1.2")
-class OpenSora12(Adapter):
+class OpenSora12(OpenSoraLoading, OpenSoraCapture, OpenSoraVideo, Adapter):
     """Open-Sora 1.2 I2V: STDiT3 (spatial + temporal blocks), SDXL + temporal VAE, rectified flow."""
 
     capabilities = frozenset(
@@ -107,132 +107,6 @@ class OpenSora12(Adapter):
         self.prompt_embeds = prompt_embeds.to(device, dtype)
         mask = torch.ones(prompt_embeds.shape[:2]) if prompt_mask is None else prompt_mask
         self.prompt_mask = mask.to(device).bool()
-
-    # ------------------------------------------------------------------ construction
-    @classmethod
-    def from_pretrained(
-        cls,
-        model: str,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype | str = torch.float32,
-        prompt: str | None = None,
-        prompt_embeds: Tensor | None = None,
-        prompt_mask: Tensor | None = None,
-        height: int | None = None,
-        width: int | None = None,
-        num_frames: int | None = None,
-        opt_num_frames: int | None = None,
-        fps: float | None = None,
-        guidance_scale: float | None = None,
-        num_inference_steps: int | None = None,
-        gradient_checkpointing: bool = False,
-    ) -> OpenSora12:
-        """Load a local folder (layout: :mod:`.nets.opensora_pipeline`).
-
-        The text condition is, in order: ``prompt_embeds`` (+ ``prompt_mask``); ``prompt``
-        embedded with the folder's T5 (``text_encoder/``, ``tokenizer/``); the folder's
-        ``prompt_embeds.safetensors``; else zeros with an all-True mask. The generation settings
-        override the folder's ``stillguard.json`` (defaults: v1.2's ``sample.py``);
-        ``opt_num_frames`` sets the frame count used while optimising (default ``num_frames``);
-        ``gradient_checkpointing`` recomputes STDiT3 blocks in backward (memory for time).
-
-        ``"hpcai-tech/OpenSora-STDiT-v3"`` (the default model) loads both official repositories
-        from the local Hugging Face cache, never downloading (a ``prompt`` then needs T5 in a folder).
-
-        Raises:
-            ModelError: another hub id, a cache miss, pickles only, no or mismatched weights.
-        """
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        if (folder is None and model_id != cls.default_model) or model_id == "toy":
-            raise ModelError(
-                f"open-sora-1.2 loads {cls.default_model} (from the local Hugging Face cache) or "
-                f"a local folder, got {model!r}: download hpcai-tech/OpenSora-STDiT-v3 into "
-                "<folder>/transformer and hpcai-tech/OpenSora-VAE-v1.2 into <folder>/vae, add "
-                "model_index.json (see stillguard.adapters.nets.opensora_pipeline)"
-            )
-        if folder is None:
-            pipe = P.load_from_hub_cache(device, dtype)
-        else:
-            pipe = P.load(folder, device, dtype)
-        file = None if folder is None else folder / C.PROMPT_FILE
-        if prompt_embeds is None and prompt is not None:
-            length = pipe.transformer.config.model_max_length
-            where = folder or Path(model_id)  # a hub id has no T5 here: embed_prompt says so
-            prompt_embeds, prompt_mask = P.embed_prompt(where, prompt, length, device, dtype)
-        elif prompt_embeds is None and file is not None and file.is_file():
-            saved = C.load_tensors(file)
-            prompt_embeds, prompt_mask = saved["prompt_embeds"], saved.get("prompt_mask")
-        pipe.transformer.gradient_checkpointing = gradient_checkpointing
-        given = dict(
-            height=height, width=width, num_frames=num_frames, opt_num_frames=opt_num_frames,
-            fps=fps, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
-        )  # fmt: skip
-        stored = {**C.read_settings(folder), **{k: v for k, v in given.items() if v is not None}}
-        return cls(pipe, model_id=model_id, prompt_embeds=prompt_embeds, prompt_mask=prompt_mask,
-                   settings=stored, device=device, dtype=dtype)  # fmt: skip
-
-    @classmethod
-    def from_config(
-        cls,
-        folder: str | Any,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-        **options: Any,
-    ) -> OpenSora12:
-        """Random weights from a config-only folder (e.g. ``configs/open-sora-1.2``); zero prompt
-        embeddings of the published shape ``(1, 300, 4096)``."""
-        folder = Path(folder)
-        pipe = P.build(*P.read_configs(folder), device=device)
-        pipe.to(device, C.resolve_dtype(dtype))
-        settings = {**C.read_settings(folder), **options}
-        return cls(pipe, model_id=str(folder), prompt_embeds=None, prompt_mask=None,
-                   settings=settings, device=torch.device(device), dtype=C.resolve_dtype(dtype))  # fmt: skip
-
-    @classmethod
-    def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
-        """``"stdit3"``: STDiT3-XL/2 (``hpcai-tech/OpenSora-STDiT-v3``); ``"vae"``: the whole
-        ``VideoAutoencoderPipeline`` (``hpcai-tech/OpenSora-VAE-v1.2``), built from the shipped
-        real configuration; ``state_dict()`` keys and shapes are the official ones."""
-        from .official import real_config
-
-        parts = {"stdit3": 0, "vae": 1}
-        if part not in parts:
-            raise InputError(
-                f"unknown open-sora-1.2 part {part!r}: {close_matches(part, list(parts))}"
-            )
-        stdit, vae, sched = P.read_configs(real_config(cls.registry_name))
-        pipe = P.build(stdit, vae, sched, device=device)
-        return (pipe.transformer, pipe.vae)[parts[part]]
-
-    @classmethod
-    def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> OpenSora12:
-        """64×64 px, 17 frames (5 latent frames of 4×4 tokens), 2+2 blocks of width 32, 4 text
-        tokens of width 16 (no T5); 3 steps, the real CFG 7, fps 24 and timestep transform."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            pipe = P.build(P.TINY_STDIT3, P.TINY_VAE, RF.RFlowConfig(num_sampling_steps=3))
-            embeds = torch.randn(1, P.TINY_STDIT3.model_max_length, P.TINY_STDIT3.caption_channels)
-        settings = dict(height=64, width=64, num_frames=17, num_inference_steps=3)
-        device = torch.device(device)
-        pipe.to(device)
-        return cls(pipe, model_id="tiny", prompt_embeds=embeds, prompt_mask=None,
-                   settings=settings, device=device, dtype=torch.float32)  # fmt: skip
-
-    def save_pretrained(self, path: str) -> None:
-        """Folder layout of :mod:`.nets.opensora_pipeline`, prompt embeds, ``stillguard.json``."""
-        folder = Path(path)
-        P.save(self.pipe, folder)
-        C.save_tensors(folder / C.PROMPT_FILE, {
-            "prompt_embeds": self.prompt_embeds, "prompt_mask": self.prompt_mask.to(torch.uint8),
-        })  # fmt: skip
-        keys = ["height", "width", "num_frames", "opt_num_frames", "fps", "guidance_scale",
-                "num_inference_steps"]  # fmt: skip
-        C.write_settings(
-            folder, {"adapter": self.registry_name, **{k: getattr(self, k) for k in keys}}
-        )
 
     # ------------------------------------------------------------------ helpers
     def _latent_frames(self, frames: int) -> int:
@@ -347,61 +221,3 @@ class OpenSora12(Adapter):
         gen = torch.Generator(self.device).manual_seed(0)
         out = RF.sample(self._cfg_velocity, z.transpose(1, 2), ts, cond_frames=1, generator=gen)
         return out.transpose(1, 2)
-
-    # ------------------------------------------------------------------ introspection
-    def layer_names(self, kind: str) -> list[str]:
-        """Names per kind (see the module docstring); VAE names start with ``vae.``."""
-        return layer_names(self.pipe.transformer, self.pipe.vae, kind)
-
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
-    ) -> contextlib.AbstractContextManager[Captured]:
-        """Record pair outputs ``(B, T·S, D)``, VAE layer outputs and self-attention maps
-        (shapes and layouts: :mod:`.nets.opensora_capture`)."""
-        model = self.pipe.transformer
-        attn = {n: find_layer(self, n, ["attention"], model) for n in attention}
-        hid = {n: find_layer(self, n, ["hidden", "vae"], model) for n in hidden}
-        return capture_stdit3(model, attn, hid, Recorder(Captured(), mode, max_queries, generator))
-
-    # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
-        """v1.2's I2V sampling (``RFLOW.sample`` with mask strategy "0"), seeded: the photo is
-        encoded with sampled posteriors, noise drawn, 30 (configured) CFG Euler steps, decoded.
-
-        Shape:
-            x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
-        """
-        C.check_image(x)
-        frames = num_frames or self.num_frames
-        gen = torch.Generator(self.device).manual_seed(seed)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1)
-        img = img.to(self.dtype) * 2 - 1
-        ref = self.pipe.vae.encode(img.unsqueeze(2), generator=gen)
-        b, c, _, h, w = ref.shape
-        z = torch.randn(b, c, self._latent_frames(frames), h, w, generator=gen, device=self.device)
-        z = torch.cat([ref, z.to(self.dtype)[:, :, 1:]], 2)
-        steps = num_inference_steps or self.num_inference_steps
-        ts = RF.sampling_timesteps(
-            steps, self.height, self.width, frames, self.pipe.scheduler, self.device, self.dtype
-        )
-        z = RF.sample(self._cfg_velocity, z, ts, cond_frames=1, generator=gen)
-        video = self.pipe.vae.decode(z, frames).transpose(1, 2).float()
-        if video.shape[-2:] != (self.height, self.width):  # e.g. 426 px -> 53 latents -> 424 px
-            video = torch.nn.functional.interpolate(
-                video.flatten(0, 1), size=(self.height, self.width), mode="bilinear"
-            ).unflatten(0, video.shape[:2])
-        return ((video + 1) / 2).clamp(0, 1)

@@ -1,9 +1,22 @@
 """The ``stillguard`` command line: a thin front over the library (typer + rich).
 
-Commands: ``protect``, ``verify``, ``demo``, ``list``, ``env``. Every user-facing error is one line
-on stderr (``error: ...``) with exit code 2 (bad input, option, preset or model) or 1 (a failure
-while running, or some inputs of a batch failed); ``--debug`` adds the traceback. Heavy imports
-(torch, diffusers) happen inside the commands, so ``--help`` and usage errors stay fast.
+Commands (one module each, or a pair sharing one):
+
+* ``protect`` (:mod:`.protect_cmd`): protect images or a folder; writes ``NAME.protected.png`` +
+  ``NAME.protected.json`` (+ ``manifest.jsonl`` for folders, resumable);
+* ``verify`` (:mod:`.verify_cmd`): generate clean vs protected videos with the same seeds (also
+  after purifications) and compare them;
+* ``demo`` (:mod:`.verify_cmd`): protect the bundled sample photo against the shipped toy model and
+  measure the result;
+* ``list`` (:mod:`.info_cmd`): the plug-ins and presets with their options and defaults;
+* ``env`` (:mod:`.info_cmd`): versions, torch threads, CUDA and the package folder (bug reports);
+* ``convert`` (:mod:`.convert_cmd`): an official DynamiCrafter ``model.ckpt`` -> ``.safetensors``
+  (weights-only read, never full unpickling).
+
+Every user-facing error is one line on stderr (``error: ...``) with exit code 2 (bad input,
+option, preset or model) or 1 (a failure while running, or some inputs of a batch failed);
+``--debug`` adds the traceback. Heavy imports (torch, diffusers) happen inside the commands, so
+``--help`` and usage errors stay fast.
 
 Honest defaults: ``protect`` and ``verify`` target the real checkpoint of the target model; when its
 weights are not on this machine the command fails before any work and says how to get them. The

@@ -116,11 +116,32 @@ def check_model_available(model: str) -> None:
         cached = None
     if isinstance(cached, str):
         return
+    how = _weights_hint(model) or (
+        f"download them (e.g. `huggingface-cli download {model} --local-dir DIR`) and pass "
+        "--model DIR"
+    )
     raise ModelError(
         f"the weights of {model} are not on this machine and stillguard does not download them: "
-        f"download them (e.g. `huggingface-cli download {model} --local-dir DIR`) and pass "
-        "--model DIR, or pass --model toy (or tiny) for a demo that does NOT protect against real models"
+        f"{how}, or pass --model toy (or tiny) for a demo that does NOT protect against real models"
     )
+
+
+def _weights_hint(model: str) -> str | None:
+    """How to get ``model``'s weights, from the adapter whose real checkpoints include it.
+
+    An adapter may set a class attribute ``weights_hint`` (e.g. DynamiCrafter: its official weights
+    are a pickle to convert with ``stillguard convert``), where ``{model}`` stands for the hub id;
+    ``None`` keeps the generic advice.
+    """
+    from ..adapters import ADAPTERS  # importing the package registers every adapter
+
+    for name in ADAPTERS.names():
+        cls = ADAPTERS.get(name)
+        if model == cls.default_model or model in cls.real_models:
+            hint = getattr(cls, "weights_hint", None)
+            if hint:
+                return str(hint).replace("{model}", model)
+    return None
 
 
 def _load_target(name: str, model: str, device: str, dtype: str, options: dict[str, Any]) -> Any:

@@ -1,0 +1,100 @@
+"""Building the ``dynamicrafter`` adapter: from converted weights, from a config-only folder, tiny.
+
+:class:`DynamiCrafterLoading` is a mixin of :class:`~.dynamicrafter.DynamiCrafter`; every
+constructor ends in ``cls(net, ...)`` with the :class:`.nets.dc_model.DCModel`, the generation
+settings and the prompt embeddings ``{"prompt_embeds", "negative_prompt_embeds"}`` ``(1, 77, D)``.
+
+* :meth:`~DynamiCrafterLoading.from_pretrained`: a :meth:`~DynamiCrafterLoading.save_pretrained`
+  folder or one ``model.safetensors`` converted from the official pickle by
+  ``stillguard convert`` (hub ids are refused: the official weights are pickles); loading,
+  config guessing and prompt embedding live in :mod:`.nets.dc_load`;
+* :meth:`~DynamiCrafterLoading.from_config`: random weights from a config-only folder (nothing
+  allocated on ``device="meta"`` or under ``FakeTensorMode``), zero prompt embeddings;
+* :meth:`~DynamiCrafterLoading.official_model`: the whole ``LatentVisualDiffusion`` of an official
+  ``model.ckpt`` (1024/512/256), official parameter names;
+* :meth:`~DynamiCrafterLoading.tiny`: every switch of the 1024 model on, at toy widths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import Tensor
+
+from . import _common as C
+from .nets import dc_config, dc_load
+
+T = TypeVar("T", bound="DynamiCrafterLoading")
+
+
+class DynamiCrafterLoading:
+    """Constructors and ``save_pretrained`` of the DynamiCrafter adapter (a mixin)."""
+
+    @classmethod
+    def from_pretrained(cls: type[T], model: str, *, device: str | torch.device = "cpu", dtype: torch.dtype | str = torch.float32, config: str | None = None, prompt_embeds: Tensor | None = None, negative_prompt_embeds: Tensor | None = None, **settings: Any) -> T:  # fmt: skip
+        """A folder written by :meth:`save_pretrained`, or one converted ``model.safetensors``.
+
+        ``config`` (``"1024"``, ``"512"``, ``"256"``) picks the shipped configuration for a single
+        file (default: told by its keys). Hub ids are refused: the official weights are pickles,
+        convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``.
+        """
+        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        folder, state = dc_load.resolve(model, config)
+        has_text = any(k.startswith("cond_stage_model.") for k in state)
+        net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
+        dc_load.load_into(net, state, str(model))
+        stored = dc_load.settings_of(folder)
+        stored.update({k: v for k, v in settings.items() if v is not None})
+        prompt = dc_load.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
+        net.cond_stage_model = None  # prompts are embedded: drop the text tower
+        net.to(device, dtype)
+        return cls(net, model_id=str(model), settings=stored, prompt=prompt, device=device, dtype=dtype)  # fmt: skip
+
+    @classmethod
+    def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu") -> T:
+        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (``dc_config.TINY``)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = dc_load.build(dc_config.TINY, with_text=False)
+        gen = torch.Generator().manual_seed(seed)
+        dim = dc_config.TINY["unet"]["context_dim"]
+        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
+        settings = dict(
+            height=64, width=64, num_frames=dc_config.TINY_FRAMES, num_inference_steps=3
+        )
+        device = torch.device(device)
+        net.to(device)
+        return cls(net, model_id="tiny", settings=settings, prompt=prompt, device=device, dtype=torch.float32)  # fmt: skip
+
+    @classmethod
+    def from_config(cls: type[T], folder: str | Any, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options: Any) -> T:  # fmt: skip
+        """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``."""
+        folder, dtype = Path(folder), C.resolve_dtype(dtype)
+        config = dc_config.read_config(folder)
+        net = dc_load.build(config, with_text=False, device=device)
+        if dtype != torch.float32:  # (a no-op cast fails under FakeTensorMode)
+            net.to(dtype=dtype)
+        dim = int(config["unet"]["context_dim"])
+        with torch.device(device):
+            prompt = {k: torch.zeros(1, 77, dim) for k in dc_load.PROMPT_KEYS}
+        settings = dc_load.settings_of(folder)
+        settings.update(options)
+        return cls(net, model_id=str(folder), settings=settings, prompt=prompt, device=torch.device(device), dtype=dtype)  # fmt: skip
+
+    @classmethod
+    def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
+        """The ``LatentVisualDiffusion`` of the official ``model.ckpt`` of ``part`` (1024/512/256)."""
+        from .official import config_folder
+
+        folder = config_folder(f"dynamicrafter-{dc_load.check_part(part)}")
+        return dc_load.build(dc_config.read_config(folder), with_text=True, device=device)
+
+    def save_pretrained(self, path: str) -> None:
+        """Config folder + ``model.safetensors`` (official keys) + prompt embeddings."""
+        folder = Path(path)
+        dc_config.write_config(folder, self.pipe.config)
+        C.save_tensors(folder / dc_config.WEIGHTS_FILE, self.pipe.state_dict())
+        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
+        C.write_settings(folder, {"adapter": self.registry_name, **self.settings})

@@ -1,0 +1,43 @@
+"""Layer names and capture of the ``open-sora-1.2`` adapter (a mixin).
+
+STDiT3 alternates 28 spatial and 28 temporal blocks: ``spatial_blocks.{i}.attn`` are
+``attention-spatial`` (tokens of one latent frame), ``temporal_blocks.{i}.attn`` are
+``attention-temporal`` (``T×T`` maps per position, Vid-Freeze's decoupled form); a hidden "block"
+is a spatial+temporal pair recorded at ``temporal_blocks.{i}`` (Anti-I2V); ``vae`` names start
+with ``vae.``. Names, shapes and layouts: :mod:`.nets.opensora_capture`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+
+import torch
+
+from ._attention import Recorder, find_layer
+from .base import Captured
+from .nets.opensora_capture import capture_stdit3, layer_names
+
+
+class OpenSoraCapture:
+    """``layer_names`` and ``capture`` of the Open-Sora 1.2 adapter."""
+
+    def layer_names(self, kind: str) -> list[str]:
+        """Names per kind (see the module docstring); VAE names start with ``vae.``."""
+        return layer_names(self.pipe.transformer, self.pipe.vae, kind)
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> contextlib.AbstractContextManager[Captured]:
+        """Record pair outputs ``(B, T·S, D)``, VAE layer outputs and self-attention maps
+        (shapes and layouts: :mod:`.nets.opensora_capture`)."""
+        model = self.pipe.transformer
+        attn = {n: find_layer(self, n, ["attention"], model) for n in attention}
+        hid = {n: find_layer(self, n, ["hidden", "vae"], model) for n in hidden}
+        return capture_stdit3(model, attn, hid, Recorder(Captured(), mode, max_queries, generator))
