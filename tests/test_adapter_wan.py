@@ -7,14 +7,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stillguard import protect as _protect
+from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._wan_build import clip_pixels
 from stillguard.adapters.official import config_folder
 from stillguard.errors import InputError
 
-# ``stillguard.protect`` is a module today and the function after the package move
-protect = getattr(_protect, "protect", _protect)
 WAN = ADAPTERS.get("wan-i2v")
 _CACHE: dict[str, object] = {}
 

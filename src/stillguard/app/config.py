@@ -31,10 +31,6 @@ from .presets import apply_overrides, read_preset
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODELS = {
-    "cogvideox-i2v": "THUDM/CogVideoX-5b-I2V",
-    "svd": "stabilityai/stable-video-diffusion-img2vid-xt",
-}
 _LOOP_KEYS = tuple(f.name for f in dataclasses.fields(LoopConfig))
 _TARGET_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,),
@@ -241,7 +237,7 @@ def default_model(target: str) -> str:
     """The real checkpoint a target uses by default (a hub id)."""
     from ..registry import ADAPTERS
 
-    found = getattr(ADAPTERS.get(target), "default_model", None) or DEFAULT_MODELS.get(target)
+    found = getattr(ADAPTERS.get(target), "default_model", None)
     if not found:
         raise InputError(f"target {target!r} has no default model; pass --model ID_OR_FOLDER")
     return str(found)

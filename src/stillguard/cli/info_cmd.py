@@ -40,7 +40,7 @@ def _options(kind: str, registry: Any, name: str) -> list[tuple[str, str, Any]]:
 def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Registered plug-ins (and presets) with their options and defaults, by kind."""
     from .. import plugins
-    from ..app.config import DEFAULT_MODELS, load_preset
+    from ..app.config import load_preset
     from ..app.presets import list_presets
 
     aliases = {k[:-1]: k for k in [*KINDS, "presets"]} | {
@@ -74,7 +74,7 @@ def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
             entry = {"name": name, "doc": _first_line(reg.get(name)),
                      "options": [{"name": o, "type": t, "default": d} for o, t, d in _options(k, reg, name)]}  # fmt: skip
             if k == "targets":
-                entry["default_model"] = DEFAULT_MODELS.get(name)
+                entry["default_model"] = reg.get(name).default_model
             out[k].append(entry)
     return out
 
