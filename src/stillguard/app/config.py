@@ -38,6 +38,8 @@ _TARGET_TYPES: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "dtype": (str,),
     "options": (dict,),
+    "weights": (list,),
+    "offload": (bool,),
 }
 _SECTIONS = ("protect", "method", "space", "target")
 
@@ -56,18 +58,30 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     target_options: dict[str, Any] = field(default_factory=dict)
+    target_weights: list[float] = field(default_factory=list)
+    offload: bool = False
     description: str = ""
     source: str = ""
 
     def protect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`stillguard.protect` (all but image and adapter)."""
-        return {
+        out = {
             "method": self.method_name,
             "config": self.loop,
             "space": self.space_name,
             "method_options": dict(self.method_options) or None,
             "space_options": dict(self.space_options) or None,
         }
+        if len(self.targets()) > 1:
+            out.update(weights=list(self.target_weights) or None, offload=self.offload)
+        return out
+
+    def targets(self) -> list[tuple[str, str]]:
+        """``(target name, model)`` of every target: one, or several for an ensemble
+        (``name = "cogvideox-i2v,wan-i2v"``, ``model = "A,B"``)."""
+        names = [n.strip() for n in self.target_name.split(",")]
+        models = [m.strip() for m in self.model.split(",")]
+        return list(zip(names, models, strict=True))
 
     def adapter_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for :func:`stillguard.adapters.load_adapter` (after the name)."""
@@ -92,6 +106,8 @@ class RunConfig:
                 "device": self.device,
                 "dtype": self.dtype,
                 "options": dict(self.target_options),
+                "weights": list(self.target_weights),
+                "offload": self.offload,
             },
         }
 
@@ -202,8 +218,28 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
     for key, value in target.items():
         _check_type(f"target.{key}", value, _TARGET_TYPES[key])
     cfg.target_name = target.get("name", cfg.target_name)
-    ADAPTERS.get(cfg.target_name)
-    cfg.model = target.get("model") or default_model(cfg.target_name)
+    names = [n.strip() for n in cfg.target_name.split(",")]
+    for name in names:
+        ADAPTERS.get(name)
+    given = target.get("model")
+    models = [m.strip() for m in given.split(",")] if given else [default_model(n) for n in names]
+    if len(models) == 1 and len(names) > 1 and models[0] == "tiny":
+        models = models * len(names)  # every target's own tiny test model
+    if len(models) != len(names):
+        raise InputError(
+            f"{len(names)} targets ({cfg.target_name}) but {len(models)} models ({given}): give "
+            "one model per target, separated by commas, e.g. --model FOLDER_A,FOLDER_B"
+        )
+    cfg.target_name, cfg.model = ",".join(names), ",".join(models)
+    cfg.target_weights = [float(w) for w in target.get("weights", [])]
+    if cfg.target_weights and (
+        len(cfg.target_weights) != len(names) or min(cfg.target_weights) <= 0
+    ):
+        raise InputError(
+            f"target.weights must be {len(names)} positive numbers, one per target; got "
+            f"{cfg.target_weights}"
+        )
+    cfg.offload = bool(target.get("offload", False))
     cfg.device = target.get("device", cfg.device)
     cfg.dtype = target.get("dtype", cfg.dtype)
     _check_device(cfg.device, cfg.dtype)

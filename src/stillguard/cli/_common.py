@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 JSON = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only (stdout).")]
-DEMO_MODELS = ("tiny", "toy")
+DEMO_MODELS = ("tiny", "toy", "toy-wan")
 DEMO_WARNING = (
     "warning: model {model!r} is a {kind} model: this output does NOT protect against real "
     "image-to-video models (use a real checkpoint: --model FOLDER_OR_HUB_ID)"

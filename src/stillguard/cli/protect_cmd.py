@@ -42,12 +42,17 @@ def protect(
         str | None, typer.Option(help="Protection method [preset: vid-freeze].")
     ] = None,
     target: Annotated[
-        str | None, typer.Option(help="Target model family [preset: cogvideox-i2v].")
+        str | None,
+        typer.Option(
+            help="Target model family, or several separated by commas to protect against all of "
+            "them at once (an ensemble) [preset: cogvideox-i2v]."
+        ),
     ] = None,
     model: Annotated[
         str | None,
         typer.Option(
-            help="Hub id, local folder, 'toy' or 'tiny' [default: the target's real checkpoint]."
+            help="Hub id, local folder, 'toy' or 'tiny', one per target separated by commas "
+            "[default: the target's real checkpoint]."
         ),
     ] = None,
     preset: Annotated[
@@ -113,13 +118,20 @@ def _protect(
             if os.path.realpath(path) == os.path.realpath(inputs[0]):
                 raise InputError(f"{path}: the output would overwrite the input; choose another -o")
     check_writable(out.parent if single else out)
-    check_model_available(cfg.model)
+    pairs = cfg.targets()
+    for _, model in pairs:
+        check_model_available(model)
     err = _stderr()
 
     def load() -> Any:
-        _warn_demo_model(cfg.model)
-        with err.status(f"loading {cfg.target_name} ({cfg.model}) ..."):
-            return _load_target(cfg.target_name, cfg.model, cfg.device, cfg.dtype, cfg.target_options)
+        adapters = []
+        for name, model in pairs:  # one target, or every member of an ensemble
+            _warn_demo_model(model)
+            with err.status(f"loading {name} ({model}) ..."):
+                adapters.append(
+                    _load_target(name, model, cfg.device, cfg.dtype, cfg.target_options)
+                )
+        return adapters[0] if len(adapters) == 1 else adapters
 
     with _progress(err, cfg.loop.steps, disable=json_out) as on_event:
         if single:
@@ -130,7 +142,9 @@ def _protect(
                 item, cfg, adapter, loaded, keep_metadata=keep_metadata,
                 callback=lambda ev: on_event(batch.BatchEvent("step", 0, 1, item.input, ev.step, ev.steps, ev.loss)),
             )  # fmt: skip
-            result = batch.BatchResult(items=[res], manifest=None, config_hash=res.config_hash or "")
+            result = batch.BatchResult(
+                items=[res], manifest=None, config_hash=res.config_hash or ""
+            )
             on_event(batch.BatchEvent("done", 0, 1, item.input, result=res))
         else:
             result = batch.run_batch(
@@ -143,7 +157,7 @@ def _protect(
                 max_pixels=max_pixels,
             )
     summary = result.to_dict()
-    summary["real_model"] = cfg.model not in DEMO_MODELS
+    summary["real_model"] = all(model not in DEMO_MODELS for _, model in pairs)
     if len(result.items) == 1 and result.items[0].status == "failed":
         error = result.items[0].error or "the input could not be protected"
         if result.nothing_read:
