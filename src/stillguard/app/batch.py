@@ -239,13 +239,22 @@ def run_batch(
                         model.append(adapter())  # a model that cannot load stops the batch
 
                     def step(ev: Any, i: int = i, item: BatchItem = item) -> None:
-                        emit(BatchEvent("step", i, len(items), item.input, ev.step, ev.steps, ev.loss))
+                        emit(
+                            BatchEvent(
+                                "step", i, len(items), item.input, ev.step, ev.steps, ev.loss
+                            )
+                        )
 
                     res = (
                         _attempt(
                             res,
                             lambda item=item, loaded=loaded, step=step: protect_file(
-                                item, cfg, model[0], loaded, keep_metadata=keep_metadata, callback=step
+                                item,
+                                cfg,
+                                model[0],
+                                loaded,
+                                keep_metadata=keep_metadata,
+                                callback=step,
                             ),
                         )
                         or res
