@@ -136,6 +136,15 @@ def test_stop_raises_before_anything_is_saved(session, tmp_path):
     assert set(session.out_root.iterdir()) == before and len(calls) == 2
 
 
+def test_old_run_folders_are_pruned(session, tmp_path):
+    s = Session(session.adapter, "cogvideox-i2v", "tiny", out_root=tmp_path)
+    old, new = tmp_path / "old", tmp_path / "new"
+    for f in (old, new):
+        (f / "preview").mkdir(parents=True)
+    os.utime(old, (time.time() - 2 * 24 * 3600,) * 2)
+    assert s.prune() == 1 and not old.exists() and new.exists()
+
+
 def test_closing_the_stream_stops_the_job():
     ran, progress = [], []
 
@@ -341,6 +350,31 @@ def test_browser_protect_download_verify_and_a_broken_file(browser, server, shot
     shot(page, "4-broken-file")
     page.close()
     assert not outside, f"the page fetched from outside the server: {outside}"
+
+
+@pytest.mark.browser
+def test_browser_password_and_upload_limit(browser, session, shot, tmp_path):
+    small = Session(session.adapter, "cogvideox-i2v", "tiny", out_root=tmp_path / "out",
+                    limits=Limits(max_upload_mb=0.02))  # fmt: skip
+    page_app = start(small, Access(port=_free_port(), credentials=[("ann", "pw")]), block=False)
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(page_app.local_url)
+        page.wait_for_selector("input[type=password]")
+        assert page.locator("#sg-protect").count() == 0
+        shot(page, "1-login")
+        page.fill("input[type=text]", "ann")
+        page.fill("input[type=password]", "pw")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#sg-protect")
+        big = _photo(tmp_path / "big.png", (400, 300))
+        assert big.stat().st_size > 0.02 * 2**20
+        page.locator("#sg-photos input[type=file]").set_input_files(str(big))
+        page.get_by_text("exceed the maximum allowed size").first.wait_for(timeout=20_000)
+        shot(page, "2-too-large")
+        page.close()
+    finally:
+        page_app.close()
 
 
 @pytest.mark.browser

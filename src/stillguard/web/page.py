@@ -118,7 +118,10 @@ def build_page(session: Session) -> gr.Blocks:
         gr.Markdown(render.header(session))
         with gr.Row():
             with gr.Column(scale=1):
-                photos = gr.File(label="1. Your photos (drag and drop one or several)",
+                lim = session.limits
+                photos = gr.File(label=f"1. Your photos (drag and drop; up to {lim.max_photos}, "
+                                       f"{lim.max_upload_mb:g} MB and {lim.max_pixels / 1e6:g} "
+                                       "megapixels each)",
                                  file_count="multiple", type="filepath", elem_id="sg-photos")  # fmt: skip
                 protection = gr.Radio([(c.title, k) for k, c in CHOICES.items()], value="default",
                                       label="2. Protection", elem_id="sg-protection")  # fmt: skip

@@ -9,11 +9,16 @@ Expected time: :meth:`Session.calibrate` times one PGD step per choice on a 512x
 warm-up step (the adapter resizes the photo to its own working size inside the loop, so the cost
 of a step depends little on the photo's size); every real run then updates the estimate with its
 measured seconds per step.
+
+Outputs: each run writes into its own folder under ``out_root`` (a fresh temporary folder by
+default); folders older than a day are deleted when a new run starts (:meth:`Session.prune`), and
+gradio deletes its own copies after a day too.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -34,6 +39,7 @@ from .choices import (
 
 log = logging.getLogger(__name__)
 DEMO_MODELS = ("tiny", "toy")
+KEEP_SECONDS = 24 * 3600  # a run's files stay downloadable for a day
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,18 @@ class Session:
             c.preset, target=self.target, model=self.model, device=self.device, dtype=self.dtype,
             eps=eps, steps=int(steps) if steps else c.steps, seed=None if seed is None else int(seed),
         )  # fmt: skip
+
+    def prune(self, max_age_s: float = KEEP_SECONDS) -> int:
+        """Delete run folders in ``out_root`` older than ``max_age_s``; return how many."""
+        now, gone = time.time(), 0
+        for folder in self.out_root.glob("*"):
+            try:
+                if folder.is_dir() and now - folder.stat().st_mtime > max_age_s:
+                    shutil.rmtree(folder)
+                    gone += 1
+            except OSError as e:  # another job is using it, or it went away: keep serving
+                log.debug("could not prune %s: %s", folder, e)
+        return gone
 
     def cost_key(self, choice: str) -> str:
         """Choices with the same method and EOT draws cost the same per step."""

@@ -166,6 +166,7 @@ def protect_uploads(
         )
     cfg = session.config(choice, budget_255, steps, seed)
     chash = run_hash(cfg)
+    session.prune()
     folder = session.out_root / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8])
     results: list[PhotoResult] = []
     taken: set[str] = set()
