@@ -223,6 +223,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_the_command_serves_the_page_on_localhost(tmp_path):
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "stillguard.cli", "web", "--model", "tiny", "--port", str(port),
+           "--no-calibrate"]  # fmt: skip
+    with open(tmp_path / "log", "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+        try:
+            deadline, html = time.monotonic() + 120, b""
+            said = f"serving on http://127.0.0.1:{port}/"
+            while time.monotonic() < deadline and proc.poll() is None:
+                if said in (tmp_path / "log").read_text():
+                    html = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10).read()
+                    break
+                time.sleep(0.5)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    out = (tmp_path / "log").read_text()
+    assert b"stillguard" in html and "does NOT protect" in out, out
+
+
 @pytest.fixture(scope="module")
 def server(session):
     page = start(session, Access(port=_free_port()), block=False)
