@@ -45,3 +45,25 @@ def image() -> torch.Tensor:
     g = torch.Generator().manual_seed(1234)
     low = torch.rand(1, 3, 10, 9, generator=g)
     return torch.nn.functional.interpolate(low, size=(80, 72), mode="bilinear").clamp(0, 1)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+    """Say loudly when the web page's browser tests did not run (they must not pass silently)."""
+    skipped = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if "browser" in getattr(r, "keywords", {}) or "test_web.py" in getattr(r, "nodeid", "")
+    ]
+    if not skipped:
+        return
+    reason = skipped[0].longrepr[-1] if isinstance(skipped[0].longrepr, tuple) else ""
+    reason = str(reason).removeprefix("Skipped: ")
+    terminalreporter.write_sep("!", "WEB/BROWSER TESTS NOT RUN", red=True, bold=True)
+    terminalreporter.write_line(
+        f"{len(skipped)} web test(s) were skipped: {reason}", red=True, bold=True
+    )
+    terminalreporter.write_line(
+        "Enable them: apt-get install -y chromium && pip install -e '.[dev]' (./run.sh does the "
+        "pip part); CI sets STILLGUARD_REQUIRE_BROWSER=1 so a missing browser fails there.",
+        red=True,
+    )

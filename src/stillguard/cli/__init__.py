@@ -11,12 +11,13 @@ Commands (one module each, or a pair sharing one):
 * ``list`` (:mod:`.info_cmd`): the plug-ins and presets with their options and defaults;
 * ``env`` (:mod:`.info_cmd`): versions, torch threads, CUDA and the package folder (bug reports);
 * ``convert`` (:mod:`.convert_cmd`): an official DynamiCrafter ``model.ckpt`` -> ``.safetensors``
-  (weights-only read, never full unpickling).
+  (weights-only read, never full unpickling);
+* ``web`` (:mod:`.web_cmd`): the web page (gradio) over the same library calls.
 
 Every user-facing error is one line on stderr (``error: ...``) with exit code 2 (bad input,
 option, preset or model) or 1 (a failure while running, or some inputs of a batch failed);
-``--debug`` adds the traceback. Heavy imports (torch, diffusers) happen inside the commands, so
-``--help`` and usage errors stay fast.
+``--debug`` adds the traceback. diffusers, gradio and the model weights load inside the commands
+that need them.
 
 Honest defaults: ``protect`` and ``verify`` target the real checkpoint of the target model; when its
 weights are not on this machine the command fails before any work and says how to get them. The
@@ -26,10 +27,11 @@ tiny/toy models are accepted with a warning: protection computed on them does no
 from __future__ import annotations
 
 from . import (  # noqa: F401  (registers the commands)
-    convert_cmd,  # noqa: F401  (registers `stillguard convert`)
+    convert_cmd,
     info_cmd,
     protect_cmd,
     verify_cmd,
+    web_cmd,
 )
 from ._common import app, check_model_available
 from .info_cmd import environment, list_plugins
