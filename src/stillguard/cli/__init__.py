@@ -12,7 +12,7 @@ tiny/toy models are accepted with a warning: protection computed on them does no
 
 from __future__ import annotations
 
-from . import info_cmd, protect_cmd, verify_cmd  # noqa: F401  (registers the commands)
+from . import info_cmd, plan_cmd, protect_cmd, verify_cmd  # noqa: F401  (registers the commands)
 from ._common import app, check_model_available
 from .info_cmd import environment, list_plugins
 
