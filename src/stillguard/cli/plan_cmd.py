@@ -47,17 +47,16 @@ def plan_cmd(
         chosen = [r.strip() for r in (rungs or "").split(",") if r.strip()]
         args: dict[str, Any] = dict(model=model, method=method, preset=preset, steps=steps,
                                     dtype=dtype, gpu=gpu)  # fmt: skip
-        skipped: dict[str, str] = {}
         if ladder:
             if gpu_memory is None:
                 raise InputError("--ladder climbs until the plan fits: give --gpu-memory too")
-            _, result, skipped = choose_rungs(target, gpu_memory=gpu_memory, rungs=chosen, **args)
+            _, result = choose_rungs(target, gpu_memory=gpu_memory, rungs=chosen, **args)
         else:
             result = plan(target, gpu_memory=gpu_memory, rungs=chosen, **args)
         if json_out:
-            _emit_json({**result.to_dict(), "skipped_rungs": skipped})
+            _emit_json(result.to_dict())
             return
-        for line in table(result, skipped):
+        for line in table(result):
             typer.echo(line)
 
 
@@ -76,7 +75,7 @@ def _seconds(s: float) -> str:
     return f"{s:.3g} s"
 
 
-def table(p: Any, skipped: dict[str, str] | None = None) -> list[str]:
+def table(p: Any) -> list[str]:
     """The plan as aligned text lines for the terminal."""
     from ..plan.gpus import SUSTAINED_FRACTION, human_bytes
 
@@ -103,7 +102,7 @@ def table(p: Any, skipped: dict[str, str] | None = None) -> list[str]:
         f"{p.gpu_peak_tflops:g} TFLOP/s bf16 datasheet peak",
         f"{'memory rungs in effect':<36}{', '.join(p.rungs) or 'none':>14}",
     ]
-    for rung, why in (skipped or {}).items():
+    for rung, why in p.skipped_rungs.items():
         lines.append(f"  left out {rung}: {why}")
     if p.fits is not None:
         verdict = "yes" if p.fits else "NO"

@@ -7,7 +7,7 @@ after each, and stops at the first plan that fits. Levels halve what they cut: `
 about 1/2, then 1/4 of the latent frames (at least 2), ``resolution`` 3/4 then 1/2 of each side
 (multiples of the model's size step), ``depth`` 1/2, 1/4, 1/8 of the attention layers (at least 1).
 A rung whose option the target or the method does not take, or whose plan fails (the model
-refuses the setting), is left out and reported in ``skipped`` with the reason. When even the last rung does not fit, :class:`LadderError` says so
+refuses the setting), is left out and reported in the plan's ``skipped_rungs`` with the reason. When even the last rung does not fit, :class:`LadderError` says so
 with the smallest need found.
 """
 
@@ -91,8 +91,8 @@ def choose_rungs(
     gpu_memory: int | str,
     rungs: list[str] | tuple[str, ...] = (),
     **plan_args: Any,
-) -> tuple[list[str], Plan, dict[str, str]]:
-    """Rungs that make the run fit ``gpu_memory``, the plan with them, and the skipped rungs.
+) -> tuple[list[str], Plan]:
+    """Rungs that make the run fit ``gpu_memory``, and the plan with them.
 
     Args:
         target, plan_args: as for :func:`.planner.plan` (``model``, ``method``, ``preset``, ...).
@@ -100,7 +100,7 @@ def choose_rungs(
         rungs: rungs the user already asked for (kept, and climbed past).
 
     Returns:
-        ``(rungs in effect, plan, {rung: why it was left out})``.
+        ``(rungs in effect, plan)``; ``plan.skipped_rungs`` says which rungs were left out, why.
 
     Raises:
         LadderError: nothing fits; the message gives the smallest need and its rungs.
@@ -109,13 +109,13 @@ def choose_rungs(
     applied = list(rungs)
     best = plan(target, gpu_memory=memory, rungs=applied, **plan_args)
     if best.fits:
-        return best.rungs, best, {}
+        return best.rungs, best
     image_size = plan_args.pop("image_size", None) or best.image_size
     facts, method, skipped = dict(best.facts), best.method, {}
     for rung in R.LADDER:
-        reason = _unavailable(rung, target, method)
-        if reason is None and rung == "bf16" and "bf16" in best.rungs:
+        if rung in best.rungs:  # a switch already on (asked for, or the dtype is bf16)
             continue
+        reason = _unavailable(rung, target, method)
         if reason is not None:
             skipped[rung] = reason
             continue
@@ -133,9 +133,12 @@ def choose_rungs(
             if p.need_bytes < best.need_bytes:
                 best = p
             if p.fits:
-                return p.rungs, p, skipped
+                p.skipped_rungs = dict(skipped)
+                return p.rungs, p
+    left_out = f" (left out: {', '.join(skipped)})" if skipped else ""
     raise LadderError(
-        f"{target} does not fit in {G.human_bytes(memory)} even with every memory rung: the "
-        f"smallest need is {G.human_bytes(best.need_bytes)} (peak {G.human_bytes(best.peak_bytes)})"
-        f" with rungs {', '.join(best.rungs) or 'none'}; use a GPU with at least that much memory"
+        f"{target} does not fit in {G.human_bytes(memory)} even with every memory rung{left_out}: "
+        f"the smallest need is {G.human_bytes(best.need_bytes)} (peak "
+        f"{G.human_bytes(best.peak_bytes)}) with rungs {', '.join(best.rungs) or 'none'}; use a "
+        "GPU with at least that much memory"
     )

@@ -47,6 +47,7 @@ class Plan:
         fits: ``need_bytes <= gpu_memory``; ``None`` when no ``gpu_memory`` was given.
         rungs: memory-ladder rungs in effect (:mod:`.rungs`).
         facts: what the ladder needs: working size, frame counts and the size steps they take.
+        skipped_rungs: rungs the memory ladder left out, and why (set by :func:`.choose_rungs`).
     """
 
     target: str
@@ -79,6 +80,7 @@ class Plan:
     fits: bool | None
     rungs: list[str]
     facts: dict[str, int] = field(default_factory=dict)
+    skipped_rungs: dict[str, str] = field(default_factory=dict)
     plan_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
