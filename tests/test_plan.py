@@ -192,6 +192,10 @@ def test_cli_plan_json_and_table() -> None:
         ["--rungs", "warp"],
         ["--ladder"],
         ["--method", "nope"],
+        pytest.param(
+            ["--gpu-memory", "auto"],
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="auto works with CUDA"),
+        ),
     ],  # fmt: skip
 )
 def test_cli_plan_errors_are_one_line(args) -> None:
