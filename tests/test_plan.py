@@ -145,6 +145,12 @@ def test_plan_reports_what_the_cli_promises() -> None:
     assert set(d["components"]) >= {"vae", "transformer"}
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fake CUDA tensors work with CUDA")
+def test_fake_cuda_is_refused_without_cuda() -> None:
+    with pytest.raises(InputError, match="CUDA build"):
+        plan("cogvideox-i2v", model="tiny", device="cuda")
+
+
 def test_bf16_halves_the_weights() -> None:
     fp32 = plan("cogvideox-i2v", model="tiny", dtype="float32")
     bf16 = plan("cogvideox-i2v", model="tiny", dtype="bf16")

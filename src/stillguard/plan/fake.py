@@ -6,16 +6,17 @@ How the planner gets a real-size model on a laptop (PyTorch 2.x, CPU-only builds
    device="meta")`` for a real configuration) or, for the tiny test models, built as usual on the
    CPU (their weights are kilobytes);
 2. :func:`materialise` then swaps every parameter, buffer and tensor attribute for an empty
-   ``FakeTensor`` of the same shape on the planned device, cast to the planned dtype. Fake
-   ``cuda`` tensors can be created on a CPU-only torch: they dispatch to the meta kernels but keep
-   ``device="cuda"``, so ``scaled_dot_product_attention`` takes the CUDA kernel choice (flash /
-   memory-efficient attention, with their saved tensors) rather than the CPU one.
+   ``FakeTensor`` of the same shape on the planned device (``cpu`` by default, see
+   :mod:`.planner`), cast to the planned dtype.
 
-Quirks of fake CUDA tensors on a CPU-only build, handled here: a device must carry its index
-(``cuda:0``; a bare ``"cuda"`` asks the missing CUDA runtime for the current device), and
-``Module.to`` cannot convert modules (it tries to swap parameter objects), hence the direct
-replacement in :func:`materialise`. Real CPU tensors met inside the mode (scheduler tables) are
-converted on the fly (``allow_non_fake_inputs``).
+Fake ``cuda`` tensors: they can be *created* on a CPU-only torch (2.13), but running a protection
+step on them aborts the whole process (``c10::Error ... PyTorch is not linked with support for
+cuda devices`` from ``getDeviceGuardImpl``, thrown where no Python exception can catch it), so
+the planner uses them only when torch has CUDA. Other quirks handled here: a device must carry
+its index (``cuda:0``; a bare ``"cuda"`` asks the CUDA runtime for the current device), and
+``Module.to`` cannot convert a module to fake tensors (it tries to swap parameter objects), hence
+the direct replacement in :func:`materialise`. Real CPU tensors met inside the mode (scheduler
+tables) are converted on the fly (``allow_non_fake_inputs``).
 """
 
 from __future__ import annotations

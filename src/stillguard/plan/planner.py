@@ -7,12 +7,12 @@ counted FLOPs into seconds on a GPU class whose sustained throughput is an ASSUM
 (:mod:`.gpus`). Memory and FLOPs are exact for the ops PyTorch runs, up to what the tracker
 cannot see (allocator, workspaces; :mod:`.memory`); time is an estimate.
 
-Planned device: fake tensors live on the CPU device by default. Fake ``cuda`` tensors can be
-created on a CPU-only PyTorch, but the autograd engine then asks for the missing CUDA device
-guard and aborts the process (``c10::Error: PyTorch is not linked with support for cuda
-devices``, torch 2.13), so they are usable only where torch has CUDA. On the CPU device
-``scaled_dot_product_attention`` takes the fused CPU flash-attention kernel, which saves the same
-tensors (output and log-sum-exp) as the CUDA flash and memory-efficient kernels.
+Planned device: fake tensors live on the CPU device by default (``device="cuda"`` only where
+torch has CUDA: on a CPU-only build a step on fake CUDA tensors aborts the process, see
+:mod:`.fake`). On the CPU device ``scaled_dot_product_attention`` takes the fused CPU
+flash-attention kernel, which saves the same tensors (output and log-sum-exp) as the CUDA flash
+and memory-efficient kernels, so the planned activations match a GPU's up to kernel workspaces;
+``benchmarks/gpu_calibrate.py`` checks this on a GPU.
 """
 
 from __future__ import annotations
@@ -197,6 +197,11 @@ def plan(
 
     m = METHODS.build(method, **settings.method)
     dev = plan_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "planning on fake CUDA tensors needs a CUDA build of torch (on a CPU-only one a step "
+            "aborts the process); plan on device='cpu', the default"
+        )
     mode = fake_mode()
     sp_opts = dict(run["space_options"])
     if run["eps"] is not None:
