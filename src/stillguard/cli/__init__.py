@@ -12,7 +12,9 @@ Commands (one module each, or a pair sharing one):
 * ``env`` (:mod:`.info_cmd`): versions, torch threads, CUDA and the package folder (bug reports);
 * ``convert`` (:mod:`.convert_cmd`): an official DynamiCrafter ``model.ckpt`` -> ``.safetensors``
   (weights-only read, never full unpickling);
-* ``web`` (:mod:`.web_cmd`): the web page (gradio) over the same library calls.
+* ``web`` (:mod:`.web_cmd`): the web page (gradio) over the same library calls;
+* ``plan`` (:mod:`.plan_cmd`): whether a protection fits a GPU and how long it takes, planned on
+  fake tensors from the target's published configuration (no weights, no GPU).
 
 Every user-facing error is one line on stderr (``error: ...``) with exit code 2 (bad input,
 option, preset or model) or 1 (a failure while running, or some inputs of a batch failed);
@@ -29,6 +31,7 @@ from __future__ import annotations
 from . import (  # noqa: F401  (registers the commands)
     convert_cmd,
     info_cmd,
+    plan_cmd,
     protect_cmd,
     verify_cmd,
     web_cmd,

@@ -1,0 +1,272 @@
+"""The planner: tracker and counter on known tensors, plan vs measured on tiny/toy, ladder, CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from stillguard import cli
+from stillguard.errors import InputError
+from stillguard.plan import LADDER, LadderError, choose_rungs, parse_memory, plan
+from stillguard.plan import rungs as R
+from stillguard.plan.agreement import measured
+from stillguard.plan.build import has_from_config
+from stillguard.plan.flops import counter
+from stillguard.plan.gpus import CONTEXT_BYTES, get_gpu, need_bytes
+from stillguard.plan.memory import MemoryTracker
+from stillguard.registry import ADAPTERS
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ----------------------------------------------------------------------------- building blocks
+def test_tracker_counts_storages_once_and_frees_them() -> None:
+    t = MemoryTracker()
+    with t:
+        a = torch.zeros(1000)  # 4000 B
+        v = a[10:20].view(2, 5)  # a view: same storage
+        b = a * 2  # 4000 B more
+        assert t.current == 8000
+        del a
+        assert t.current == 8000  # the view still holds a's storage
+        del v
+        assert t.current == 4000  # now it is freed
+        c = torch.ones(500)  # 2000 B: below the peak
+    del b, c
+    assert t.peak == 8000 and t.current == 0
+
+
+def test_tracker_labels_backward_storages() -> None:
+    w = torch.randn(64, 64, requires_grad=True)
+    t = MemoryTracker()
+    with t:
+        x = torch.randn(32, 64, requires_grad=True)
+        (g,) = torch.autograd.grad((x @ w).pow(2).sum(), x)
+        assert t.by_category["backward"] >= g.numel() * 4
+    assert t.peak >= t.peak_by_category.get("activations", 0) > 0
+
+
+def test_counter_counts_cpu_attention_like_the_cuda_kernels() -> None:
+    b, h, s, d = 1, 2, 16, 8
+    q = torch.randn(b, h, s, d)
+    with counter() as c:
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)
+    assert c.get_total_flops() == 4 * b * h * s * s * d
+
+
+def test_memory_sizes_and_gpu_classes() -> None:
+    assert parse_memory("24GiB") == 24 * 2**30
+    assert parse_memory("80GB") == 80 * 10**9
+    assert parse_memory("1.5G") == int(1.5 * 2**30)
+    assert parse_memory(123) == 123
+    for bad in ("lots", "12XB", "-3GB"):
+        with pytest.raises(InputError):
+            parse_memory(bad)
+    assert get_gpu("rtx 4090").name == "RTX4090"
+    assert get_gpu("h100").sustained_tflops < get_gpu("h100").peak_tflops
+    with pytest.raises(InputError, match="H100"):
+        get_gpu("H10")
+    assert need_bytes(0) == CONTEXT_BYTES
+
+
+def test_rungs_apply_in_order_and_report_what_is_in_effect() -> None:
+    s = R.apply_all(["gradient-checkpointing", "frames=25", "frames=13", "depth=8"],
+                    R.Settings("float32"))  # fmt: skip
+    assert s.adapter == {"gradient_checkpointing": True, "opt_num_frames": 13}
+    assert s.method == {"layers": "first:8"}
+    assert R.in_effect(s) == ["gradient-checkpointing", "frames=13", "depth=8"]
+    assert R.in_effect(R.apply("resolution=360x540", R.Settings("bf16"))) == [
+        "bf16", "resolution=360x540"]  # fmt: skip
+    for bad in ("warp-drive", "frames", "resolution=big", "depth=0"):
+        with pytest.raises(InputError):
+            R.apply(bad, R.Settings())
+    assert LADDER[0] == "bf16" and LADDER[-1] == "depth"
+
+
+# ----------------------------------------------------------------------------- plan vs measured
+AGREEMENT = [
+    ("cogvideox-i2v", "tiny", "vid-freeze", {}, {}),
+    ("cogvideox-i2v", "toy", "vid-freeze", {}, {}),
+    (
+        "cogvideox-i2v",
+        "toy",
+        "vid-freeze",
+        {"attention_mode": "pooled"},
+        {"gradient_checkpointing": True},
+    ),  # fmt: skip
+    ("cogvideox-i2v", "tiny", "anti-i2v", {}, {}),
+    pytest.param("svd", "tiny", "vid-freeze", {}, {}, marks=pytest.mark.slow),  # ~20 s of fake ops
+]
+
+
+@pytest.mark.parametrize(("target", "model", "method", "opts", "adapter_opts"), AGREEMENT)
+def test_planned_peak_and_flops_agree_with_measured(
+    target, model, method, opts, adapter_opts
+) -> None:
+    p = plan(target, model=model, method=method, method_options=opts, dtype="float32",
+             adapter_options=adapter_opts)  # fmt: skip
+    m = measured(target, model, method=method, method_options=opts, adapter_options=adapter_opts)
+    assert m.peak_bytes > m.resident_bytes > 0 and m.step_flops > 0
+    assert abs(p.peak_bytes / m.peak_bytes - 1) < 0.10, (p.peak_breakdown, m.breakdown)
+    assert abs(p.flops_per_step / m.step_flops - 1) < 0.10
+    assert p.peak_bytes == sum(p.peak_breakdown.values())
+
+
+def test_plan_reports_what_the_cli_promises() -> None:
+    p = plan("cogvideox-i2v", model="tiny", dtype="float32", gpu="A100", gpu_memory="1MiB")
+    d = p.to_dict()
+    json.dumps(d)
+    for key in ("target", "params", "weight_bytes", "peak_bytes", "flops_per_step",
+                "seconds_per_step", "fits", "rungs"):  # fmt: skip
+        assert key in d
+    tiny = ADAPTERS.get("cogvideox-i2v").tiny()
+    n_params = sum(
+        p.numel() for m in (tiny.pipe.vae, tiny.pipe.transformer) for p in m.parameters()
+    )
+    assert d["params"] == n_params
+    assert d["fits"] is False and d["need_bytes"] > 2**20
+    assert d["rungs"] == [] and d["dtype"] == "float32"
+    rate = get_gpu("A100").sustained_tflops * 1e12
+    assert d["seconds_per_step"] == pytest.approx(d["flops_per_step"] / rate)
+    assert d["seconds_per_image"] >= d["steps"] * d["seconds_per_step"]
+    assert set(d["components"]) >= {"vae", "transformer"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="fake CUDA tensors work with CUDA")
+def test_fake_cuda_is_refused_without_cuda() -> None:
+    with pytest.raises(InputError, match="CUDA build"):
+        plan("cogvideox-i2v", model="tiny", device="cuda")
+
+
+def test_bf16_halves_the_weights() -> None:
+    fp32 = plan("cogvideox-i2v", model="tiny", dtype="float32")
+    bf16 = plan("cogvideox-i2v", model="tiny", dtype="bf16")
+    assert bf16.params == fp32.params
+    assert bf16.weight_bytes == pytest.approx(fp32.weight_bytes / 2, rel=0.01)
+    assert bf16.peak_bytes < fp32.peak_bytes and bf16.rungs == ["bf16"]
+
+
+# ----------------------------------------------------------------------------- ladder
+def test_ladder_stops_at_the_first_rung_that_fits() -> None:
+    bf16 = plan("cogvideox-i2v", model="tiny", dtype="bf16")
+    rungs, p = choose_rungs("cogvideox-i2v", model="tiny", dtype="float32",
+                            gpu_memory=bf16.need_bytes)  # fmt: skip
+    assert rungs == ["bf16"] and p.fits and p.need_bytes <= bf16.need_bytes
+
+
+def test_ladder_refuses_with_the_smallest_need() -> None:
+    with pytest.raises(LadderError, match=r"smallest need is 1\.00 GiB") as err:
+        choose_rungs("cogvideox-i2v", model="tiny", method="advdm", dtype="bf16", gpu_memory="1MiB")
+    msg = str(err.value)
+    assert "rungs bf16, gradient-checkpointing" in msg
+    # advdm has no attention_mode/layers options; tiny CogVideoX has learned positional
+    # embeddings, so its diffusers model refuses another resolution (and diffusers' tiled VAE
+    # encode gives a 9x9 latent for a 64-px image)
+    assert "pooled-attention, resolution, depth)" in msg and "left out: vae-tiling" in msg
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_plan_json_and_table() -> None:
+    res = runner.invoke(cli.app, ["plan", "--model", "tiny", "--dtype", "float32", "--json",
+                                  "--gpu-memory", "24GiB"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["fits"] is True and d["target"] == "cogvideox-i2v" and d["peak_bytes"] > 0
+    res = runner.invoke(cli.app, ["plan", "--model", "tiny", "--rungs", "gradient-checkpointing"])
+    assert res.exit_code == 0, res.output
+    assert "peak memory of one step" in res.output and "gradient-checkpointing" in res.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--gpu-memory", "lots"],
+        ["--gpu", "H99"],
+        ["--rungs", "warp"],
+        ["--ladder"],
+        ["--method", "nope"],
+        pytest.param(
+            ["--gpu-memory", "auto"],
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="auto works with CUDA"),
+        ),
+    ],  # fmt: skip
+)
+def test_cli_plan_errors_are_one_line(args) -> None:
+    res = runner.invoke(cli.app, ["plan", "--model", "tiny", *args])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+
+
+# ----------------------------------------------------------------------------- benchmarks
+def test_gpu_calibrate_runs_on_cpu_with_tiny_models(tmp_path) -> None:
+    out = tmp_path / "calibration.md"
+    rows = _benchmark("gpu_calibrate").main(
+        [
+            "--tiny",
+            "--device",
+            "cpu",
+            "--targets",
+            "cogvideox-i2v",
+            "--repeats",
+            "1",
+            "--configs",
+            "vid-freeze:gradient-checkpointing+pooled-attention,advdm:",
+            "--out",
+            str(out),
+        ]  # fmt: skip
+    )
+    assert len(rows) == 2  # every configuration ran
+    for r in rows:
+        assert abs(r["planned_peak"] / r["measured_peak"] - 1) < 0.10, r
+        assert r["measured_s"] > 0 and r["achieved_tflops"] > 0
+    text = out.read_text()
+    assert "CPU (self-test)" in text and text.count("| cogvideox-i2v |") == 2
+
+
+def test_plan_agreement_table() -> None:
+    bench = _benchmark("plan_agreement")
+    rows = bench.main(["--cases", "cogvideox-i2v:tiny:vid-freeze"])
+    (row,) = rows
+    assert abs(row["planned_peak"] / row["measured_peak"] - 1) < 0.10
+    assert row["planned_flops"] == row["measured_flops"] > 0
+    assert row["rss_rise"] >= 0 and len(bench.table(rows)) == 3
+
+
+# ----------------------------------------------------------------------------- real size
+def _needs_from_config(target: str) -> None:
+    if not has_from_config(ADAPTERS.get(target)):
+        pytest.skip(f"{target}: Adapter.from_config (the config-only build of the adapter "
+                    "contract) is not implemented in this tree yet")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_real_cogvideox_plan_without_weights() -> None:
+    _needs_from_config("cogvideox-i2v")
+    p = plan("cogvideox-i2v", method_options={"attention_mode": "pooled"}, gpu_memory="80GB")
+    # CogVideoX-5b-I2V transformer: 5.57 B parameters (10.4 GiB in bf16), per the issue's check
+    assert p.components["transformer"]["params"] == pytest.approx(5.57e9, rel=0.01)
+    assert p.peak_bytes > p.weight_bytes > 10 * 2**30
+    assert p.flops_per_step > 1e14 and p.seconds_per_step > 0
+
+
+@pytest.mark.slow
+def test_real_cogvideox_ladder_fits_24gib() -> None:
+    _needs_from_config("cogvideox-i2v")
+    rungs, p = choose_rungs("cogvideox-i2v", gpu_memory="24GiB")
+    assert p.fits and p.need_bytes <= 24 * 2**30 and rungs == p.rungs
+    order = [R.parse(r)[0] for r in rungs]
+    assert order == sorted(order, key=LADDER.index)
