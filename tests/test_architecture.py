@@ -6,7 +6,8 @@ Layers (``docs/architecture.md``), lowest first:
   spaces, transforms, plugins, loop}``, ``stillguard.adapters``, ``stillguard.methods`` and
   ``stillguard.toy`` (the toy loader and weights);
 * **measure**: ``stillguard.measure`` (may import core);
-* **app**: ``stillguard.app`` and ``stillguard.toy.training`` (may import core and measure);
+* **app**: ``stillguard.app``, ``stillguard.plan`` (real-size planning reads presets) and
+  ``stillguard.toy.training`` (may import core and measure);
 * **fronts**: ``stillguard.cli`` (and other fronts) may import everything.
 
 ``stillguard/__init__.py`` is the public facade and may import any layer. Every import is counted,
@@ -37,7 +38,7 @@ def _layer(module: str) -> str:
     sub = parts[1] if len(parts) > 1 else ""
     if sub == "measure":
         return "measure"
-    if sub == "app" or module.startswith("stillguard.toy.training"):
+    if sub in ("app", "plan") or module.startswith("stillguard.toy.training"):
         return "app"
     if sub in ("cli", "web"):
         return "front"

@@ -143,21 +143,18 @@ def build_adapter(
 def preset_settings(name: str | None) -> dict[str, Any]:
     """The run settings of a preset (shipped name or ``.toml`` path) as a flat dict.
 
-    Reads presets with the package's config module (``app.config`` after the package move,
-    ``config`` before it); this is the one place the planner touches it.
+    Reads presets with :mod:`stillguard.app.config` (the planner is part of the app layer).
     """
-    try:
-        from ..app.config import load_preset  # type: ignore[import-not-found]
-    except ImportError:
-        from ..config import load_preset
+    from ..app.config import load_preset
 
     cfg = load_preset(name or "default")
+    loop = cfg.loop
     return {
-        "steps": cfg.steps,
-        "eot_samples": cfg.eot_samples if cfg.eot else 1,
-        "eps": cfg.eps,
-        "random_start": cfg.random_start,
-        "seed": cfg.seed,
+        "steps": loop.steps,
+        "eot_samples": loop.eot_samples if loop.eot else 1,
+        "eps": loop.eps,
+        "random_start": loop.random_start,
+        "seed": loop.seed,
         "method": cfg.method_name,
         "method_options": dict(cfg.method_options),
         "space": cfg.space_name,
