@@ -12,8 +12,9 @@ tiny/toy models are accepted with a warning: protection computed on them does no
 
 from __future__ import annotations
 
+from ..app.models import check_model_available
 from . import info_cmd, protect_cmd, verify_cmd  # noqa: F401  (registers the commands)
-from ._common import app, check_model_available
+from ._common import app
 from .info_cmd import environment, list_plugins
 
 __all__ = ["app", "check_model_available", "environment", "list_plugins", "main"]
