@@ -120,6 +120,7 @@ def protect_file(
     *,
     keep_metadata: bool = False,
     callback: Callable[[Any], None] | None = None,
+    clean_stale: bool = True,
 ) -> ItemResult:
     """Protect one loaded input and write its PNG and sidecar atomically (no manifest).
 
@@ -130,6 +131,7 @@ def protect_file(
         loaded: the input, read and decoded once (:func:`stillguard.images.load_image`).
         keep_metadata: copy the input's EXIF into the PNG.
         callback: forwarded to :func:`stillguard.protect`.
+        clean_stale: forwarded to :func:`~stillguard.app.outputs.save_protected`.
     """
     from ..loop import protect
 
@@ -141,6 +143,7 @@ def protect_file(
         item.output,
         source=loaded,
         keep_metadata=keep_metadata,
+        clean_stale=clean_stale,
         extra={
             "input": dict(loaded.info),
             "alpha_reattached": loaded.alpha is not None,
@@ -257,8 +260,9 @@ def run_batch(
                         _attempt(
                             res,
                             lambda item=item, loaded=loaded, step=step: protect_file(
-                                item, cfg, model[0], loaded, keep_metadata=keep_metadata, callback=step
-                            ),
+                                item, cfg, model[0], loaded, keep_metadata=keep_metadata,
+                                callback=step, clean_stale=False,  # done when the manifest opened
+                            ),  # fmt: skip
                         )
                         or res
                     )

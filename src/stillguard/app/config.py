@@ -286,7 +286,8 @@ def build_config(
         if value is not None:
             data[sec][key] = value
     data = apply_overrides(data, sets)
-    return validate(data, source=source)
+    given = sets or any(v is not None for v in flags.values())
+    return validate(data, source=f"{source} with the command line's values" if given else source)
 
 
 __all__ = [

@@ -102,7 +102,10 @@ def check_settings(settings: Mapping[str, Any], where: str) -> None:
         ok_type = isinstance(value, (int, float) if kind is float else int)
         if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
             what = "an integer" if kind is int else "a number"
-            raise InputError(f"{where}: {key}={value!r} must be {what} in [{lo}, {hi}]")
+            raise InputError(
+                f"{where}: {key}={value!r} must be {what} in [{lo}, {hi}] (published I2V models "
+                "use far less); fix or remove that setting"
+            )
 
 
 def target_options(target: str) -> tuple[dict[str, str], bool]:

@@ -98,6 +98,7 @@ def save_protected(
     source: LoadedImage | None = None,
     keep_metadata: bool = False,
     extra: dict[str, Any] | None = None,
+    clean_stale: bool = True,
 ) -> Path:
     """Write the 8-bit PNG and its JSON sidecar (``path.with_suffix('.json')``), each atomically.
 
@@ -109,6 +110,8 @@ def save_protected(
             refused if it would replace that file, and its alpha channel is re-attached unchanged.
         keep_metadata: copy the source's EXIF (default: strip all metadata, for privacy).
         extra: more sidecar entries.
+        clean_stale: remove this PNG's and sidecar's temporaries left by a killed run (a batch
+            does it once for the whole folder when it opens its manifest, and passes False).
 
     Order: stale temporaries of these two files left by a killed run are removed (ones a live
     writer holds are kept), the PNG is written, then the sidecar; if the sidecar cannot be written
@@ -129,7 +132,8 @@ def save_protected(
     data = encode_png(result.image, path, source=source, keep_metadata=keep_metadata)
     side = sidecar_path(path)
     names = (path.name, side.name)
-    remove_stale_temporaries(path.parent, lambda n: any(is_temporary_of(n, o) for o in names))
+    if clean_stale:
+        remove_stale_temporaries(path.parent, lambda n: any(is_temporary_of(n, o) for o in names))
     atomic_write_bytes(path, data)
     try:
         write_json(side, sidecar(result, path.name, sha256_bytes(data), **(extra or {})))
