@@ -267,8 +267,13 @@ def run_rows() -> int:
                 ok = False
             bad += not ok
             msg = _said(name, res, t).replace(str(t), "TMP").replace("|", "\\|")
-            print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | `{msg}` |")
+            print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
     return bad
+
+
+def _code(msg: str) -> str:
+    """Markdown inline code that may itself hold backticks."""
+    return f"`` {msg} ``" if "`" in msg else f"`{msg}`"
 
 
 def _env(t: Path) -> dict[str, str]:
@@ -300,7 +305,7 @@ def main() -> int:
             )
             bad += not ok
             msg = (lines[0] if lines else res.stderr.strip()[-200:]).replace(str(t), "TMP")
-            print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | `{msg}` |")
+            print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
     bad += run_rows()
     return 1 if bad else 0
 
