@@ -290,6 +290,8 @@ def test_row8_half_precision_on_cpu_is_a_clear_error(tmp_path, monkeypatch):
         res = run("protect", src, "-o", tmp_path / "out", "--model", "toy", "--dtype", dt)
         line = one_error(res)
         assert res.exit_code == 2 and "CPU" in line and "float32" in line
+    res = run("verify", src, src, "--model", "toy", "--dtype", "bf16")
+    assert res.exit_code == 2 and "CPU" in one_error(res)
     with pytest.raises(InputError, match="CPU"):
         build_config("demo", dtype="bf16")
 

@@ -99,9 +99,8 @@ def _errors(debug: bool, json_out: bool = False) -> Iterator[None]:
     except Exception as e:  # noqa: BLE001 - the boundary: never a traceback unless --debug
         if debug:
             traceback.print_exc()
-        from ..files import WriteError
-
-        if isinstance(e, WriteError):  # a full disk is not the user's input: a runtime failure
+        files = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.files")  # loaded if it raised
+        if files is not None and isinstance(e, files.WriteError):  # a full disk: runtime, not input
             msg, code = _one_line(e), 1
         elif isinstance(e, StillguardError):
             msg, code = _one_line(e), 2

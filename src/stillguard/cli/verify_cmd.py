@@ -59,7 +59,7 @@ def _verify(
     json_out: bool, debug: bool,
 ) -> None:  # fmt: skip
     from ..app.inputs import check_writable
-    from ..app.models import default_model
+    from ..app.models import check_device, default_model
     from ..errors import InputError
     from ..images import load_image
     from ..measure.evaluate import evaluate
@@ -78,6 +78,7 @@ def _verify(
             "pass the original the protected image was made from"
         )
     budget = parse_eps(eps) if eps is not None else _sidecar_eps(protected)
+    check_device(device, dtype)  # the same device/dtype rules as protect, before any work
     if report is not None:
         check_writable(report)  # before any video is generated
     model = model or default_model(target)
