@@ -131,3 +131,38 @@ class Wipe:
         return y
 
 
+
+
+def hub_snapshot(cache: Path, repo_id: str, files: Path | dict[str, bytes]) -> Path:
+    """A model in a Hugging Face hub cache laid out as the hub client writes it (no network).
+
+    ``files`` is a folder to copy (e.g. a ``save_pretrained`` folder) or ``{relative path: bytes}``
+    (a partial download). Returns the snapshot folder.
+    """
+    import shutil
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    if isinstance(files, Path):
+        shutil.copytree(files, snap, dirs_exist_ok=True)
+    else:
+        for name, data in files.items():
+            (snap / name).parent.mkdir(parents=True, exist_ok=True)
+            (snap / name).write_bytes(data)
+    return snap
+
+
+def fake_model_folder(folder: Path, settings: dict | None = None) -> Path:
+    """A folder that looks like a pipeline (model_index.json, a safetensors file) but loads nothing."""
+    import json
+
+    (folder / "transformer").mkdir(parents=True)
+    (folder / "model_index.json").write_text('{"_class_name": "CogVideoXImageToVideoPipeline"}')
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").write_bytes(b"\x00" * 16)
+    if settings is not None:
+        (folder / "stillguard.json").write_text(json.dumps(settings))
+    return folder

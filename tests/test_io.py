@@ -83,8 +83,9 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(sfiles.os, "replace", boom)
-    with pytest.raises(OSError):
-        sfiles.atomic_write_bytes(target, b"new")
+    with pytest.raises(sfiles.WriteError, match=r"t\.bin: cannot write it \(No space") as e:
+        sfiles.atomic_write_bytes(target, b"new")  # one error naming the file, not a bare OSError
+    assert e.value.errno == 28 and e.value.stops_batch
     assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["t.bin"]
 
 

@@ -8,24 +8,70 @@ Used by every layer that writes (the app's outputs and batches, measurement repo
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io as _io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, StillguardError
 from .images import LoadedImage
 from .tensors import to_uint8
 
 
+class WriteError(StillguardError):
+    """An output could not be written (disk full, quota, read-only disk, ...).
+
+    Attributes:
+        path: the file that could not be written.
+        errno: the OS error number (``errno.ENOSPC`` for a full disk).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], err: OSError) -> None:
+        self.path, self.errno = Path(path), err.errno
+        hint = {
+            errno.ENOSPC: "free some space or choose another output folder, then rerun",
+            errno.EDQUOT: "your disk quota is used up; free some space, then rerun",
+            errno.EROFS: "the disk is read-only; choose another output folder",
+        }.get(err.errno or 0, "check the disk and the folder's permissions")
+        super().__init__(f"{path}: cannot write it ({err.strerror or err}); {hint}")
+
+    @property
+    def stops_batch(self) -> bool:
+        """True when the next outputs would fail the same way (full disk or quota, read-only)."""
+        return self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _lock(fd: int, wait: bool = True) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` (released when the process ends, even on SIGKILL)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, every temporary counts as stale
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
+    r"""Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
+
+    The temporary ``.NAME.XXXXXXXX.tmp`` is ``flock``\ ed while it is written, so
+    :func:`remove_stale_temporaries` can tell one left by a killed run from one being written.
+
+    Raises:
+        InputError: ``path`` is a folder, or its folder cannot be created.
+        WriteError: the write itself failed (disk full, ...); no temporary is left behind.
+    """
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a file name for the output")
@@ -38,14 +84,17 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         ) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            _lock(f.fileno())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)  # still locked: a cleaner never removes it under our feet
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise WriteError(path, e) from None
         raise
     with contextlib.suppress(OSError):
         dfd = os.open(path.parent, os.O_RDONLY)
@@ -54,6 +103,43 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         finally:
             os.close(dfd)
     return path
+
+
+def is_temporary_of(name: str, output: str) -> bool:
+    """Is ``name`` a temporary :func:`atomic_write_bytes` makes for the file ``output``?"""
+    prefix = f".{output}."
+    return name.startswith(prefix) and name.endswith(".tmp") and len(name) == len(prefix) + 12
+
+
+def remove_stale_temporaries(folder: Path, match: Callable[[str], bool]) -> list[Path]:
+    """Delete the temporaries (``.*.tmp`` whose name passes ``match``) left by killed runs.
+
+    One still locked by a live writer is kept. Returns the removed paths.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        n = entry.name
+        if not (n.startswith(".") and n.endswith(".tmp")):
+            continue
+        if not match(n):
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock(fd, wait=False):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -1,31 +1,29 @@
-"""Image input and output: load and validate user photos, save protected PNGs atomically.
+r"""Read and validate user photos: one check of the path, one read, one decode (``LoadedImage``).
 
 Choices (documented here once, relied on by the CLI and the batch runner):
 
-* **Orientation**: the EXIF orientation is applied to the pixels (``ImageOps.exif_transpose``); the
-  tensor and the output have the *displayed* size, and the orientation tag is not written back.
-* **Colour**: an embedded ICC profile is converted to sRGB (``ImageCms``); a broken profile is
-  ignored with a logged warning. CMYK without a profile uses Pillow's plain conversion.
-* **Modes**: 16-bit grayscale (``I;16*``, ``I``) is scaled by 1/65535; 16-bit RGB(A) files are
-  decoded by Pillow at 8 bits per channel. Palette images become RGB (RGBA when transparent);
-  grayscale (``L``, ``1``) is protected and saved as **RGB**, because the perturbation has colour and
-  folding it back to gray would remove most of it. 32-bit float images are refused.
-* **Alpha**: the RGB channels are protected as they are (what diffusers' ``load_image`` feeds the
-  model: it drops alpha); the alpha channel is kept unchanged and re-attached to the output PNG.
-  A fully opaque alpha channel is dropped.
-* **Size**: images whose shorter side is below ``MIN_SIDE`` pixels are refused (the model would see a
-  stretched stripe; nothing meaningful can be protected); thin images at or above it are accepted.
-  More than ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``) is refused before decoding.
-* **Animation**: animated or multi-page files (GIF, APNG, WebP, TIFF) are refused; protecting one
-  frame would silently turn an animation into a still. MPO (camera JPEG with a preview) uses its
-  primary image.
-* **Output**: always an 8-bit PNG, written atomically (temporary file in the same folder, fsync,
-  ``os.replace``), never over the input, with no metadata unless ``keep_metadata=True`` (EXIF only,
-  orientation reset).
+* **Which files**: :func:`check_input` is the one place that decides "a regular, readable file of a
+  sane size"; it only ``stat``\ s, so FIFOs and devices are refused unopened. Folder mode takes the
+  files whose extension Pillow registers for a supported format (:func:`image_extensions`: AVIF
+  with Pillow 11.2+, HEIC with ``pillow-heif``); single files are judged by their content.
+* **Orientation**: the EXIF orientation is applied (``ImageOps.exif_transpose``); the tensor has the
+  *displayed* size; the tag is not written back. A non-integer tag (e.g. typed ASCII) is ignored.
+* **Colour**: an ICC profile is converted to sRGB (``ImageCms``); a broken one is ignored with a
+  warning; a PNG profile over Pillow's 1 MB text-chunk guard is read with a 64 MB guard.
+  CMYK without a profile uses Pillow's plain conversion.
+* **Modes**: 16-bit gray is scaled by 1/65535, 16-bit RGB(A) decoded at 8 bits; palette becomes
+  RGB(A); gray is protected as **RGB** (the perturbation has colour); 32-bit float is refused.
+* **Alpha**: RGB is protected (diffusers' ``load_image`` drops alpha); alpha is re-attached
+  unchanged to the output PNG; a fully opaque one is dropped.
+* **Size**: a shorter side under ``MIN_SIDE`` is refused (the model would see a stretched stripe);
+  more than ``max_pixels`` pixels (default ``DEFAULT_MAX_PIXELS``) is refused before decoding.
+* **Animation**: animated or multi-page files are refused (one frame would silently turn an
+  animation into a still); MPO (camera JPEG with a preview) uses its primary image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io as _io
@@ -47,12 +45,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
 MAX_FILE_BYTES = 1 << 30
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".tga"}
-)
-SUPPORTED_FORMATS = frozenset(
-    {"PNG", "JPEG", "MPO", "WEBP", "TIFF", "BMP", "GIF", "PPM", "TGA", "AVIF"}
-)
+IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .gif .ppm .tga".split())
+SUPPORTED_FORMATS = frozenset("PNG JPEG MPO WEBP TIFF BMP GIF PPM TGA AVIF HEIF".split())
+#: the PNG text-chunk guard used for ICC profiles over Pillow's default (1 MB)
+ICC_CHUNK_LIMIT = 64 << 20
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError)
 
 
@@ -72,17 +68,39 @@ class LoadedImage:
     alpha: np.ndarray | None = None
     exif: bytes | None = field(default=None, repr=False)
 
-    @property
-    def path(self) -> Path:
-        return Path(self.info["path"])
-
-    @property
-    def sha256(self) -> str:
-        return self.info["sha256"]
+    path = property(lambda self: Path(self.info["path"]), doc="The input file.")
+    sha256 = property(lambda self: self.info["sha256"], doc="SHA-256 (hex) of the file's bytes.")
 
 
-def _stat_input(path: Path) -> os.stat_result:
-    """Stat ``path`` following links; refuse anything that is not a readable regular file."""
+def image_extensions() -> frozenset[str]:
+    """File name endings folder mode picks up: every extension Pillow registers for a supported format.
+
+    With Pillow 11.2+ this includes ``.avif``; with ``pillow-heif`` installed, ``.heic``/``.heif``.
+    """
+    with contextlib.suppress(ImportError):  # HEIC/HEIF (iPhone) with the optional pillow-heif
+        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
+
+        register_heif_opener()
+    Image.init()
+    found = {e for e, f in Image.registered_extensions().items() if f in SUPPORTED_FORMATS}
+    return frozenset(found | IMAGE_EXTENSIONS)
+
+
+def is_image_name(path: str | os.PathLike[str]) -> bool:
+    """Does folder mode take this file (by its name ending; the content is checked on load)?"""
+    return Path(path).suffix.lower() in image_extensions()
+
+
+def check_input(path: str | os.PathLike[str]) -> os.stat_result:
+    """Refuse anything that is not a readable regular file of a sane size, before any read.
+
+    The one place that decides it (single files, folders and batches all come here): it only calls
+    ``stat``, so a FIFO, a socket or ``/dev/zero`` is refused without being opened.
+
+    Raises:
+        InputError: missing, broken/looping link, directory, special file, empty or over 1 GiB.
+    """
+    path = Path(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -98,42 +116,37 @@ def _stat_input(path: Path) -> os.stat_result:
             ) from None
         raise InputError(f"{path}: cannot access the file ({e.strerror}); check the path") from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(
-            f"{path}: is a directory, not an image; pass image files or a folder to batch"
-        )
+        raise InputError(f"{path}: is a directory, not an image; pass image files or a folder")
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: not a regular file (device, pipe or socket); pass an image file")
     if st.st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); re-export or re-download the image")
     if st.st_size > MAX_FILE_BYTES:
-        raise InputError(
-            f"{path}: the file is {st.st_size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB "
-            "limit; downscale or re-encode the image"
-        )
+        mib = f"{st.st_size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit"
+        raise InputError(f"{path}: the file is {mib}; downscale or re-encode the image")
     return st
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, checked: os.stat_result) -> bytes:
+    """Read the file :func:`check_input` passed (opened non-blocking; refused if swapped since)."""
+    extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        with open(path, "rb", opener=lambda p, flags: os.open(p, flags | extra)) as f:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
+                raise InputError(f"{path}: the file was replaced while being read; pass it again")
+            return f.read(MAX_FILE_BYTES + 1)
     except PermissionError:
-        raise InputError(
-            f"{path}: permission denied while reading; fix the file's permissions (chmod u+r)"
-        ) from None
+        raise InputError(f"{path}: permission denied while reading; fix it (chmod u+r)") from None
     except OSError as e:
-        raise InputError(
-            f"{path}: cannot read the file ({e.strerror or e}); check the disk"
-        ) from None
+        raise InputError(f"{path}: cannot read it ({e.strerror or e}); check the disk") from None
 
 
 def _describe_bytes(data: bytes) -> str:
-    head = data[:64]
-    if head.lstrip().startswith((b"<?xml", b"<svg")):
+    if data[:64].lstrip().startswith((b"<?xml", b"<svg")):
         return "it looks like SVG/XML"
     try:
-        head.decode("utf-8")
-        return "it looks like text"
+        return data[:64].decode("utf-8") and "it looks like text"
     except UnicodeDecodeError:
         return f"it starts with {data[:8]!r}"
 
@@ -143,7 +156,7 @@ def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) ->
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # corrupt-EXIF notes: errors surface on load
         try:
-            img = Image.open(_io.BytesIO(data))
+            img = _pil_open(data)
         except UnidentifiedImageError:
             raise InputError(
                 f"{path}: not an image Pillow can read ({_describe_bytes(data)}); supported: "
@@ -156,9 +169,7 @@ def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) ->
         except _DECODE_ERRORS as e:
             raise InputError(f"{path}: broken image header ({e}); re-export the image") from None
     if img.format not in SUPPORTED_FORMATS:
-        raise InputError(
-            f"{path}: {img.format} images are not supported; convert to PNG or JPEG first"
-        )
+        raise InputError(f"{path}: {img.format} images are not supported; convert to PNG or JPEG")
     w, h = img.size
     if w * h > max_pixels:
         raise InputError(
@@ -176,6 +187,28 @@ def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) ->
             "export the frame you want as a still PNG or JPEG"
         )
     return img
+
+
+def _pil_open(data: bytes) -> Image.Image:
+    """``Image.open``; a PNG whose ICC profile is over the 1 MB text guard is reopened with 64 MB."""
+    from PIL import PngImagePlugin
+
+    try:
+        return Image.open(_io.BytesIO(data))
+    except ValueError as e:
+        if "MAX_TEXT_CHUNK" not in str(e) or PngImagePlugin.MAX_TEXT_CHUNK >= ICC_CHUNK_LIMIT:
+            raise
+    old = PngImagePlugin.MAX_TEXT_CHUNK
+    PngImagePlugin.MAX_TEXT_CHUNK = ICC_CHUNK_LIMIT
+    try:
+        return Image.open(_io.BytesIO(data))  # iCCP comes before the pixel data
+    finally:
+        PngImagePlugin.MAX_TEXT_CHUNK = old
+
+
+def _orientation(img: Image.Image) -> int:
+    value = img.getexif().get(0x0112, 1)  # the tag may be typed ASCII: ignored
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _to_srgb(img: Image.Image, icc: bytes | None, path: Path) -> tuple[Image.Image, bool]:
@@ -199,16 +232,10 @@ def load_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_side: int = MIN_SIDE,
 ) -> LoadedImage:
-    """Load and validate a photo for protection.
+    """Load and validate a photo for protection: check the path, read it once, hash and decode.
 
-    Args:
-        path: an image file (PNG, JPEG, WebP, TIFF, BMP, GIF, ...).
-        max_pixels: refuse images with more pixels than this (checked before decoding).
-        min_side: refuse images whose shorter side is under this (photos to protect; a target
-            image of a method may be smaller).
-
-    Returns:
-        A :class:`LoadedImage`; see the module docstring for how modes, alpha and colour are handled.
+    ``max_pixels`` is checked before decoding; ``min_side`` refuses photos with a shorter side under
+    it (a method's target image may be smaller). See the module docstring for modes, alpha, colour.
 
     Raises:
         InputError: one line saying what is wrong with the file and how to fix it.
@@ -219,8 +246,7 @@ def load_image(
     import torch
 
     path = Path(path)
-    _stat_input(path)
-    data = _read(path)
+    data = _read(path, check_input(path))
     img = _open(path, data, max_pixels, min_side)
     info: dict[str, Any] = {
         "path": str(path),
@@ -235,17 +261,16 @@ def load_image(
         warnings.simplefilter("ignore", UserWarning)
         try:
             img.load()
-            info["exif_orientation"] = int(img.getexif().get(0x0112, 1) or 1)
-            img = ImageOps.exif_transpose(img)
-            exif = img.getexif()
-            exif.pop(0x0112, None)
+            info["exif_orientation"] = _orientation(img)
+            if info["exif_orientation"] != 1:
+                img = ImageOps.exif_transpose(img)
+            (exif := img.getexif()).pop(0x0112, None)
             exif_bytes = exif.tobytes() if len(exif) else None
         except _DECODE_ERRORS as e:
             raise InputError(
                 f"{path}: the image data is broken or truncated ({e}); re-export or re-download it"
             ) from None
-    alpha = None
-    mode = img.mode
+    alpha, mode = None, img.mode
     if mode == "F":
         raise InputError(f"{path}: 32-bit float images are not supported; save as 8/16-bit PNG")
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
@@ -266,9 +291,7 @@ def load_image(
         icc = img.info.get("icc_profile")
         if img.mode == "RGBA":
             a = np.asarray(img.getchannel("A"))
-            if a.min() < 255:
-                alpha = a.copy()
-            img = img.convert("RGB")
+            alpha, img = (a.copy() if a.min() < 255 else None), img.convert("RGB")
         img, info["icc_converted"] = _to_srgb(img, icc, path)
         rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     info["had_alpha"] = alpha is not None

@@ -13,7 +13,8 @@ Choices:
       is resumed never loads it);
     * order of writes per input: PNG (atomic), sidecar (atomic), then the manifest line (appended,
       fsync'd); the config hash also covers ``keep_metadata`` (it changes the output bytes);
-    * inputs and outputs are named by :mod:`.inputs`; one bad input does not stop a batch.
+    * inputs and outputs are named by :mod:`.inputs`; one bad input does not stop a batch, a full
+      (or read-only) disk does: it stops at the first failed write, naming the file.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StillguardError
-from ..files import sha256_file
+from ..files import WriteError, sha256_file
 from ..images import DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from .inputs import BatchItem, check_writable, collect
+from .inputs import BatchItem, check_writable, collect, tagged
 from .manifest import MANIFEST, Manifest, relative
 from .outputs import save_protected
 
@@ -77,6 +78,8 @@ class BatchResult:
     items: list[ItemResult] = field(default_factory=list)
     manifest: Path | None = None
     config_hash: str = ""
+    #: files inside the input folders that are not image names (listed, not protected)
+    ignored: list[str] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
@@ -98,6 +101,7 @@ class BatchResult:
             "skipped": self.count("skipped"),
             "manifest": str(self.manifest) if self.manifest else None,
             "config_hash": self.config_hash,
+            "ignored": list(self.ignored),
             "items": [r.to_dict() for r in self.items],
         }
 
@@ -116,6 +120,7 @@ def protect_file(
     *,
     keep_metadata: bool = False,
     callback: Callable[[Any], None] | None = None,
+    clean_stale: bool = True,
 ) -> ItemResult:
     """Protect one loaded input and write its PNG and sidecar atomically (no manifest).
 
@@ -126,6 +131,7 @@ def protect_file(
         loaded: the input, read and decoded once (:func:`stillguard.images.load_image`).
         keep_metadata: copy the input's EXIF into the PNG.
         callback: forwarded to :func:`stillguard.protect`.
+        clean_stale: forwarded to :func:`~stillguard.app.outputs.save_protected`.
     """
     from ..loop import protect
 
@@ -137,12 +143,13 @@ def protect_file(
         item.output,
         source=loaded,
         keep_metadata=keep_metadata,
+        clean_stale=clean_stale,
         extra={
             "input": dict(loaded.info),
             "alpha_reattached": loaded.alpha is not None,
             "metadata_kept": bool(keep_metadata),
             "config_hash": chash,
-            "run_config": cfg.to_dict(),
+            "run_config": {**cfg.to_dict(), "description": cfg.summary(getattr(adapter, "is_real", None))},
         },
     )
     return ItemResult(
@@ -162,6 +169,10 @@ def _attempt(res: ItemResult, fn: Callable[[], Any]) -> Any:
     """``fn()``, or ``None`` with the error recorded in ``res`` (one bad input must not stop a batch)."""
     try:
         return fn()
+    except WriteError as e:
+        if e.stops_batch:
+            raise  # a full disk fails every next input too: stop at the first, with the path
+        res.error = str(e)
     except StillguardError as e:
         res.error = str(e)
     except Exception as e:  # noqa: BLE001
@@ -214,10 +225,11 @@ def run_batch(
             model that cannot be loaded raises its own error and stops the batch.
     """
     out = Path(out_dir)
-    items = collect(inputs, out)
+    ignored: list[Path] = []
+    items = collect(inputs, out, ignored)
     check_writable(out)
     chash = run_hash(cfg, keep_metadata)
-    result = BatchResult(manifest=out / MANIFEST, config_hash=chash)
+    result = BatchResult(manifest=out / MANIFEST, config_hash=chash, ignored=list(map(str, ignored)))
     emit = callback or (lambda event: None)
     model: list[Any] = [] if callable(adapter) and not hasattr(adapter, "describe") else [adapter]
     run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
@@ -231,6 +243,9 @@ def run_batch(
             if loaded is not None:
                 manifest.open()  # lock, cut a partial line, remove stale temporaries
                 res.input_sha256 = loaded.sha256
+                if manifest.taken(rel_out, os.path.abspath(item.input), loaded.sha256):
+                    item = tagged(item)  # an earlier run gave this name to another input
+                    rel_out = relative(item.output, out)
                 rec = manifest.done(loaded.sha256, chash, rel_out)
                 if rec is not None:
                     res = _skipped(rec, item, chash)
@@ -249,13 +264,9 @@ def run_batch(
                         _attempt(
                             res,
                             lambda item=item, loaded=loaded, step=step: protect_file(
-                                item,
-                                cfg,
-                                model[0],
-                                loaded,
-                                keep_metadata=keep_metadata,
-                                callback=step,
-                            ),
+                                item, cfg, model[0], loaded, keep_metadata=keep_metadata,
+                                callback=step, clean_stale=False,  # done when the manifest opened
+                            ),  # fmt: skip
                         )
                         or res
                     )

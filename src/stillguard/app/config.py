@@ -10,7 +10,10 @@ Choices:
     * precedence: preset < explicit CLI flags < ``--set section.key=value`` (the most specific wins);
       choosing another method (or target) than the preset's drops the preset's options for it;
     * a missing ``target.model`` means the real hub checkpoint of the target (honest default);
-    * the config hash covers every field except ``description`` and ``source``.
+    * the config hash covers every field except ``description`` and ``source``;
+    * ``description`` is the preset's prose (shown by ``stillguard list``); what a sidecar records
+      is :meth:`RunConfig.summary`, generated from the resolved values, so it describes the run
+      that happened (``--method noise --eps 4/255`` says so, whatever the preset's text).
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..registry import close_matches
 from ..settings import LoopConfig
+from .models import check_device, check_settings, default_model, target_options
 from .presets import apply_overrides, read_preset
 from .schema import check_keys as _check_keys
 from .schema import check_type as _check_type
 from .schema import plugin_options as _plugin_options
+from .schema import type_ok as _type_ok
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +100,26 @@ class RunConfig:
             **self.target_options,
         }
 
+    def summary(self, real_model: bool | None = None) -> str:
+        """What this run does, generated from the resolved values (never the preset's prose).
+
+        ``real_model``: what the loaded adapter says (default: any model but tiny/toy).
+        """
+        eps = self.loop.eps
+        budget = f"{eps * 255:g}/255" if eps is not None else "the space's default"
+        space = f" in {self.space_name}" if self.space_name else ""
+        real = self.model not in ("tiny", "toy") if real_model is None else real_model
+        caveat = "" if real else " (a demo model: this does NOT protect against real I2V models)"
+        return (
+            f"{self.method_name}, {budget} budget{space}, {self.loop.steps} PGD steps, seed "
+            f"{self.loop.seed}, against {self.target_name} {self.model}{caveat}"
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """The config as preset sections (TOML-shaped, JSON-able)."""
+        """The config as preset sections (TOML-shaped, JSON-able); ``description`` is :meth:`summary`."""
         space = {"name": self.space_name, **self.space_options} if self.space_name else {}
         return {
-            "description": self.description,
+            "description": self.summary(),
             "protect": self.loop.to_dict(),
             "method": {"name": self.method_name, **self.method_options},
             "space": space,
@@ -195,41 +216,27 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
     cfg.offload = bool(target.get("offload", False))
     cfg.device = target.get("device", cfg.device)
     cfg.dtype = target.get("dtype", cfg.dtype)
-    _check_device(cfg.device, cfg.dtype)
-    cfg.target_options = dict(target.get("options", {}))
+    check_device(cfg.device, cfg.dtype)
+    opts = dict(target.get("options", {}))
+    for name in names:  # an ensemble's options go to every member's loader
+        _target_options(name, opts)
+    cfg.target_options = opts
     return cfg
 
 
-def _check_device(device: str, dtype: str) -> None:
-    import torch
-
-    from ..adapters._common import resolve_dtype
-
-    resolve_dtype(dtype)  # raises with the valid names
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(
-            f"target.device {device!r} is not a torch device: use cpu, cuda, cuda:1 or mps"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            f"device {device!r} asked for, but CUDA is not available here; use --device cpu"
-        )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(
-            f"device {device!r} asked for, but MPS is not available here; use --device cpu"
-        )
-
-
-def default_model(target: str) -> str:
-    """The real checkpoint a target uses by default (a hub id)."""
-    from ..registry import ADAPTERS
-
-    found = getattr(ADAPTERS.get(target), "default_model", None)
-    if not found:
-        raise InputError(f"target {target!r} has no default model; pass --model ID_OR_FOLDER")
-    return str(found)
+def _target_options(target: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """Names against the target loader's keywords, types against their annotations, then bounds."""
+    named, any_name = target_options(target)
+    for key, value in opts.items():
+        if key not in named and not any_name:
+            raise InputError(
+                f"unknown option target.options.{key} for target {target!r}: "
+                f"{close_matches(key, list(named))}"
+            )
+        if key in named and not _type_ok(value, named[key]):
+            raise InputError(f"target.options.{key} must be {named[key]}, got {value!r}")
+    check_settings(opts, "target.options")
+    return opts
 
 
 def build_config(
@@ -273,7 +280,8 @@ def build_config(
         if value is not None:
             data[sec][key] = value
     data = apply_overrides(data, sets)
-    return validate(data, source=source)
+    given = sets or any(v is not None for v in flags.values())
+    return validate(data, source=f"{source} with the command line's values" if given else source)
 
 
 __all__ = [

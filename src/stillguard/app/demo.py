@@ -1,7 +1,8 @@
 """The README's main job: protect the bundled sample photo against the shipped toy I2V model and
 show, with measurements, that the protected photo's video stays still.
 
-Steps: load the toy CogVideoX-family model (``model="toy"``, shipped weights, offline) -> protect
+Steps: check everything first (:func:`check_demo`: settings, a writable output folder, the model
+on this machine; nothing is written before) -> load the toy CogVideoX-family model (``model="toy"``, shipped weights, offline) -> protect
 ``assets/sample.png`` with the demo preset -> save the 8-bit PNG + sidecar -> generate clean and
 protected videos with the same seeds, also after JPEG/resize/blur -> metrics, verdict and an HTML
 report. The toy is a demonstration target: protection computed on it does not protect a photo
@@ -41,6 +42,27 @@ class DemoResult:
     report: Any
 
 
+def check_demo(
+    out_dir: str | Path, *, model: str = "toy", preset: str = "demo", **flags: Any
+) -> Any:
+    """Everything the demo checks before any work: settings, output folder, model on this machine.
+
+    ``flags`` are :func:`~stillguard.app.config.build_config` keywords (``steps``, ``seed``, ...).
+
+    Returns:
+        The validated :class:`~stillguard.app.config.RunConfig`.
+    """
+    from .config import build_config
+    from .inputs import check_writable
+    from .models import check_model_available
+
+    cfg = build_config(preset, model=model, **{k: v for k, v in flags.items() if v is not None})
+    check_writable(out_dir)
+    check_writable(Path(out_dir) / "report")
+    check_model_available(cfg.model)
+    return cfg
+
+
 def run_demo(
     out_dir: str | Path = "stillguard-demo",
     *,
@@ -70,23 +92,22 @@ def run_demo(
         callback: progress events of the protection loop.
         stage: called with a short description before each stage (for the CLI).
     """
-    from ..adapters import load_adapter
     from ..images import load_image
     from ..loop import protect
     from ..measure.evaluate import evaluate
     from ..measure.report import write_report
-    from .config import build_config
+    from .models import load_target
     from .outputs import save_protected
 
     say = stage or (lambda msg: logger.info(msg))
-    cfg = build_config(preset, method=method, steps=steps, seed=seed, model=model)
+    cfg = check_demo(out_dir, model=model, preset=preset, method=method, steps=steps, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = Path(image) if image is not None else sample_image_path()
     x = load_image(src).tensor
 
     say(f"loading the {model} model")
-    adapter = load_adapter(cfg.target_name, model=model)
+    adapter = load_target(cfg.target_name, cfg.model, cfg.device, cfg.dtype, cfg.target_options)
     say(f"protecting {src.name} with {cfg.method_name} ({cfg.loop.steps} steps)")
     result = protect(x, adapter, callback=callback, **cfg.protect_kwargs())
     protected_path = save_protected(result, out / f"{src.stem}.protected.png")

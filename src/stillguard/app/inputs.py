@@ -4,8 +4,14 @@ Choices:
     * directories are walked recursively in sorted order (hidden entries, ``*.protected.png`` files
       and the output folder itself are skipped; a directory reached twice, e.g. through a symlink
       loop, is walked once); files found inside a directory keep their sub-folder under ``OUT``;
+    * inside folders, a file is taken when its name ends in an image extension Pillow can open
+      (:func:`stillguard.images.is_image_name`: AVIF, HEIC with pillow-heif, ...); the others are
+      returned as ``ignored`` so the user sees them; files named explicitly are always taken (the
+      content decides, on load, as in single-file mode);
     * when two inputs would get the same output name (case-insensitively), each of them gets the
-      first 8 hex digits of the SHA-1 of its absolute path appended to the stem;
+      first 8 hex digits of the SHA-1 of its absolute path appended to the stem (:func:`tagged`);
+      the batch runner does the same when the manifest says an earlier run gave that name to
+      another input (another path with other content), so outputs never overwrite each other;
     * nothing here reads an input file: planning is names and folders only.
 """
 
@@ -19,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..images import IMAGE_EXTENSIONS
+from ..images import is_image_name
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,7 @@ class BatchItem:
     sidecar: Path
 
 
-def _walk(root: Path, skip: Path | None) -> Iterator[Path]:
+def _walk(root: Path, skip: Path | None, ignored: list[Path]) -> Iterator[Path]:
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:
@@ -61,8 +67,12 @@ def _walk(root: Path, skip: Path | None) -> Iterator[Path]:
             if is_dir:
                 if skip is None or not _same(p, skip):
                     subdirs.append(p)
-            elif p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.endswith(SUFFIX):
+            elif p.name.endswith(SUFFIX):
+                continue
+            elif is_image_name(p):
                 yield p
+            else:
+                ignored.append(p)
         stack.extend(reversed(subdirs))
 
 
@@ -73,10 +83,21 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+def tagged(item: BatchItem) -> BatchItem:
+    """The same input with its output stem tagged by its absolute path (a collision-free name)."""
+    tag = hashlib.sha1(os.path.abspath(item.input).encode()).hexdigest()[:8]
+    output = item.output.with_name(f"{item.input.stem}-{tag}{SUFFIX}")
+    return BatchItem(item.input, output, output.with_suffix(".json"))
+
+
 def collect(
-    inputs: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str]
+    inputs: Iterable[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    ignored: list[Path] | None = None,
 ) -> list[BatchItem]:
     """Expand folders and assign output paths (see the module docstring for naming).
+
+    Files inside folders that are not image names are appended to ``ignored`` (when given).
 
     Raises:
         InputError: no inputs, ``out_dir`` is a file, or an output would replace an input.
@@ -85,11 +106,14 @@ def collect(
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; give a folder for the outputs")
     found: list[tuple[Path, Path]] = []  # (input, output relative to out)
+    skipped = ignored if ignored is not None else []
     seen: set[str] = set()
     for raw in inputs:
         p = Path(raw)
         pairs = (
-            [(f, f.relative_to(p).parent) for f in _walk(p, out)] if p.is_dir() else [(p, Path())]
+            [(f, f.relative_to(p).parent) for f in _walk(p, out, skipped)]
+            if p.is_dir()
+            else [(p, Path())]
         )
         for f, rel in pairs:
             key = os.path.realpath(f)
@@ -97,17 +121,19 @@ def collect(
                 seen.add(key)
                 found.append((f, rel / (f.stem + SUFFIX)))
     if not found:
-        raise InputError("no input images found; pass image files or folders that hold some")
+        why = (
+            f" ({len(skipped)} other files, e.g. {skipped[0].name}: not image names)"
+            if skipped
+            else ""
+        )
+        raise InputError(f"no input images found{why}; pass image files or folders that hold some")
     names: dict[str, int] = {}
     for _, rel in found:
         names[str(rel).lower()] = names.get(str(rel).lower(), 0) + 1
     items = []
     for f, rel in found:
-        if names[str(rel).lower()] > 1:
-            tag = hashlib.sha1(os.path.abspath(f).encode()).hexdigest()[:8]
-            rel = rel.with_name(f"{f.stem}-{tag}{SUFFIX}")
-        output = out / rel
-        items.append(BatchItem(f, output, output.with_suffix(".json")))
+        item = BatchItem(f, out / rel, (out / rel).with_suffix(".json"))
+        items.append(tagged(item) if names[str(rel).lower()] > 1 else item)
     inputs_real = {os.path.realpath(f) for f, _ in found}
     for it in items:
         for o in (it.output, it.sidecar):

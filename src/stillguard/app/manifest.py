@@ -9,6 +9,8 @@ Choices:
       inputs are all unreadable writes nothing at all;
     * opening takes an exclusive lock (two runs never share one output folder), cuts off a partial
       last line left by a kill, and removes stale temporary files of outputs;
+    * an output name belongs to the input of its last ``ok`` line: another input (another path with
+      other content) gets a tagged name instead (:func:`stillguard.app.inputs.tagged`);
     * an input is done when an ``ok`` line has the same input SHA-256, config hash and output path,
       and that output still exists with the recorded SHA-256 (and its sidecar exists);
     * a resumed run appends nothing for the inputs it skips, so the manifest does not grow with
@@ -24,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files import sha256_file
+from ..files import WriteError, sha256_file
+from ..files import remove_stale_temporaries as remove_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +58,10 @@ def relative(path: str | os.PathLike[str] | None, out: Path) -> str | None:
 
 
 def remove_stale_temporaries(folder: Path) -> None:
-    """Delete temporary files of outputs left by a killed run (``.NAME.protected.png.XXXX.tmp``)."""
-    for tmp in folder.rglob(".*.tmp"):
-        if any(m in tmp.name for m in TEMP_MARKERS):
-            tmp.unlink(missing_ok=True)
+    """Delete temporaries of outputs left by a killed run (``.NAME.protected.png.XXXX.tmp``)."""
+    folders = {tmp.parent for tmp in folder.rglob(".*.tmp")}
+    for sub in sorted(folders):
+        remove_temporaries(sub, lambda name: any(m in name for m in TEMP_MARKERS))
 
 
 class Manifest:
@@ -76,11 +79,20 @@ class Manifest:
         self._done = self._index()
 
     def _index(self) -> dict[tuple[Any, Any, Any], dict[str, Any]]:
-        return {
-            (r.get("input_sha256"), r.get("config_hash"), r.get("output")): r
-            for r in read_manifest(self.path)
-            if r.get("status") == "ok"
-        }
+        ok = [r for r in read_manifest(self.path) if r.get("status") == "ok"]
+        self._owners = {str(r.get("output")).lower(): r for r in ok}
+        return {(r.get("input_sha256"), r.get("config_hash"), r.get("output")): r for r in ok}
+
+    def taken(self, output: str | None, input_path: str, input_sha256: str) -> bool:
+        """Does an ``ok`` line give ``output`` to another input (another path, other content)?
+
+        Then writing it would overwrite another input's protected image (two memory cards that both
+        hold ``IMG_0001.jpg``, protected into one folder by two runs).
+        """
+        rec = self._owners.get(str(output).lower())
+        return (
+            bool(rec) and rec.get("input") != input_path and rec.get("input_sha256") != input_sha256
+        )
 
     def __enter__(self) -> Manifest:
         return self
@@ -154,8 +166,12 @@ class Manifest:
 
     def _write(self, record: dict[str, Any]) -> None:
         assert self.fd is not None
-        os.write(self.fd, (json.dumps(record, sort_keys=True, default=str) + "\n").encode())
-        os.fsync(self.fd)
+        try:
+            os.write(self.fd, (json.dumps(record, sort_keys=True, default=str) + "\n").encode())
+            os.fsync(self.fd)
+        except OSError as e:  # a full disk: stop here, with the path (the next run cuts the line)
+            raise WriteError(self.path, e) from None
         if record.get("status") == "ok":
             key = (record.get("input_sha256"), record.get("config_hash"), record.get("output"))
             self._done[key] = record
+            self._owners[str(record.get("output")).lower()] = record

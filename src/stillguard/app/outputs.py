@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files import atomic_write_bytes, encode_png, sha256_bytes, write_json
+from ..files import (
+    atomic_write_bytes,
+    encode_png,
+    is_temporary_of,
+    remove_stale_temporaries,
+    sha256_bytes,
+    write_json,
+)
 from ..images import LoadedImage
 from ..loop import TOY_WARNING, Protected
 from ..tensors import to_uint8
@@ -91,6 +98,7 @@ def save_protected(
     source: LoadedImage | None = None,
     keep_metadata: bool = False,
     extra: dict[str, Any] | None = None,
+    clean_stale: bool = True,
 ) -> Path:
     """Write the 8-bit PNG and its JSON sidecar (``path.with_suffix('.json')``), each atomically.
 
@@ -102,9 +110,18 @@ def save_protected(
             refused if it would replace that file, and its alpha channel is re-attached unchanged.
         keep_metadata: copy the source's EXIF (default: strip all metadata, for privacy).
         extra: more sidecar entries.
+        clean_stale: remove this PNG's and sidecar's temporaries left by a killed run (a batch
+            does it once for the whole folder when it opens its manifest, and passes False).
+
+    Order: stale temporaries of these two files left by a killed run are removed (ones a live
+    writer holds are kept), the PNG is written, then the sidecar; if the sidecar cannot be written
+    (a full disk) the PNG is removed again, so a PNG never lies there without its sidecar.
 
     Returns:
         The PNG path.
+
+    Raises:
+        WriteError: the disk is full (or read-only, ...), naming the file.
     """
     path = Path(path)
     if path.suffix.lower() != ".png":
@@ -113,8 +130,15 @@ def save_protected(
             "(JPEG, WebP) would change the perturbation and break the budget guarantee"
         )
     data = encode_png(result.image, path, source=source, keep_metadata=keep_metadata)
-    atomic_write_bytes(path, data)
     side = sidecar_path(path)
-    write_json(side, sidecar(result, path.name, sha256_bytes(data), **(extra or {})))
+    names = (path.name, side.name)
+    if clean_stale:
+        remove_stale_temporaries(path.parent, lambda n: any(is_temporary_of(n, o) for o in names))
+    atomic_write_bytes(path, data)
+    try:
+        write_json(side, sidecar(result, path.name, sha256_bytes(data), **(extra or {})))
+    except BaseException:
+        path.unlink(missing_ok=True)  # never a PNG without its sidecar (e.g. the disk got full)
+        raise
     log.info("saved %s and %s", path, side.name)
     return path

@@ -67,7 +67,8 @@ def read_preset(name_or_path: str | Path) -> tuple[dict[str, Any], str]:
     except UnicodeDecodeError:
         raise InputError(f"preset {path} is not UTF-8 text; save it as UTF-8 TOML") from None
     try:
-        return toml.loads(text), str(path)
+        shipped = path.parent == _preset_dir()  # named, not by its install path (no machine paths)
+        return toml.loads(text), f"preset {path.stem!r}" if shipped else str(path)
     except toml.TOMLDecodeError as e:
         raise InputError(f"preset {path} is not valid TOML: {e}") from None
 

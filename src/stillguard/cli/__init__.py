@@ -28,6 +28,7 @@ tiny/toy models are accepted with a warning: protection computed on them does no
 
 from __future__ import annotations
 
+from ..app.models import check_model_available
 from . import (  # noqa: F401  (registers the commands)
     convert_cmd,
     info_cmd,
@@ -36,7 +37,7 @@ from . import (  # noqa: F401  (registers the commands)
     verify_cmd,
     web_cmd,
 )
-from ._common import app, check_model_available
+from ._common import app
 from .info_cmd import environment, list_plugins
 
 __all__ = ["app", "check_model_available", "environment", "list_plugins", "main"]

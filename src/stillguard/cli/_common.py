@@ -8,15 +8,31 @@ import logging
 import sys
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import ModelError, StillguardError
+from ..app.models import DEMO_MODELS, check_model_available  # noqa: F401  (re-exported)
+from ..errors import StillguardError
+
+
+class _JsonErrors(typer.core.TyperGroup):
+    """Usage errors (a bad option value, an unknown option) as one JSON object too, with --json."""
+
+    def invoke(self, ctx: Any) -> Any:
+        raw = [*getattr(ctx, "_protected_args", []), *ctx.args]  # before click consumes them
+        try:
+            return super().invoke(ctx)
+        except Exception as e:  # click's usage errors (typer vendors its own click: duck-typed)
+            usage = callable(getattr(e, "format_message", None))
+            if usage and "--json" in raw and isinstance(getattr(e, "exit_code", None), int):
+                _emit_json({"error": _one_line(e.format_message()), "exit_code": e.exit_code})
+            raise
+
 
 app = typer.Typer(
     name="stillguard",
+    cls=_JsonErrors,
     help="Protect photos against image-to-video diffusion models, and measure the protection.",
     add_completion=False,
     no_args_is_help=True,
@@ -25,7 +41,6 @@ app = typer.Typer(
 )
 DEBUG = Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")]
 JSON = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON only (stdout).")]
-DEMO_MODELS = ("tiny", "toy", "toy-wan")
 DEMO_WARNING = (
     "warning: model {model!r} is a {kind} model: this output does NOT protect against real "
     "image-to-video models (use a real checkpoint: --model FOLDER_OR_HUB_ID)"
@@ -65,8 +80,12 @@ def _setup_logging(debug: bool) -> None:
 
 
 @contextlib.contextmanager
-def _errors(debug: bool) -> Iterator[None]:
-    """Turn exceptions into one ``error:`` line and an exit code (2 usage/input, 1 runtime)."""
+def _errors(debug: bool, json_out: bool = False) -> Iterator[None]:
+    """Turn exceptions into one ``error:`` line and an exit code (2 usage/input, 1 runtime).
+
+    With ``json_out`` the same message also goes to stdout as one JSON object
+    ``{"error": ..., "exit_code": ...}``, so a script always gets JSON.
+    """
     _setup_logging(debug)
     try:
         yield
@@ -74,11 +93,16 @@ def _errors(debug: bool) -> Iterator[None]:
         raise
     except KeyboardInterrupt:
         typer.echo("error: interrupted", err=True)
+        if json_out:
+            _emit_json({"error": "interrupted", "exit_code": 130})
         raise typer.Exit(130) from None
     except Exception as e:  # noqa: BLE001 - the boundary: never a traceback unless --debug
         if debug:
             traceback.print_exc()
-        if isinstance(e, StillguardError):
+        files = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.files")  # loaded if it raised
+        if files is not None and isinstance(e, files.WriteError):  # a full disk: runtime, not input
+            msg, code = _one_line(e), 1
+        elif isinstance(e, StillguardError):
             msg, code = _one_line(e), 2
         elif isinstance(e, (OSError, MemoryError)):
             msg, code = f"{type(e).__name__}: {_one_line(e)}", 1
@@ -86,6 +110,8 @@ def _errors(debug: bool) -> Iterator[None]:
             msg = f"internal error: {type(e).__name__}: {_one_line(e)} (rerun with --debug and report it)"
             code = 1
         typer.echo(f"error: {msg}", err=True)
+        if json_out:
+            _emit_json({"error": msg, "exit_code": code})
         raise typer.Exit(code) from None
 
 
@@ -93,61 +119,10 @@ def _emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
-def check_model_available(model: str) -> None:
-    """Fail early (``ModelError``) when ``model`` is a hub id whose weights are not on this machine.
-
-    stillguard never downloads checkpoints on its own. Local folders, ``tiny`` and ``toy`` pass
-    (their own loader checks them).
-    """
-    if model in DEMO_MODELS:
-        return
-    if Path(model).expanduser().exists():
-        from ..adapters._common import check_local_folder
-
-        check_local_folder(Path(model).expanduser())  # no weights, or pickles only: say so now
-        return
-    if model.count("/") != 1 or model.startswith((".", "/", "~")):
-        return  # not a hub id: the adapter's loader explains what is wrong with the path
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(model, "model_index.json")
-    except Exception:  # noqa: BLE001 - no hub client or a bad cache: treat as not cached
-        cached = None
-    if isinstance(cached, str):
-        return
-    how = _weights_hint(model) or (
-        f"download them (e.g. `huggingface-cli download {model} --local-dir DIR`) and pass "
-        "--model DIR"
-    )
-    raise ModelError(
-        f"the weights of {model} are not on this machine and stillguard does not download them: "
-        f"{how}, or pass --model toy (or tiny) for a demo that does NOT protect against real models"
-    )
-
-
-def _weights_hint(model: str) -> str | None:
-    """How to get ``model``'s weights, from the adapter whose real checkpoints include it.
-
-    An adapter may set a class attribute ``weights_hint`` (e.g. DynamiCrafter: its official weights
-    are a pickle to convert with ``stillguard convert``), where ``{model}`` stands for the hub id;
-    ``None`` keeps the generic advice.
-    """
-    from ..adapters import ADAPTERS  # importing the package registers every adapter
-
-    for name in ADAPTERS.names():
-        cls = ADAPTERS.get(name)
-        if model == cls.default_model or model in cls.real_models:
-            hint = getattr(cls, "weights_hint", None)
-            if hint:
-                return str(hint).replace("{model}", model)
-    return None
-
-
 def _load_target(name: str, model: str, device: str, dtype: str, options: dict[str, Any]) -> Any:
-    from ..adapters import load_adapter
+    from ..app.models import load_target
 
-    return load_adapter(name, model=model, device=device, dtype=dtype, **options)
+    return load_target(name, model, device, dtype, options)
 
 
 def _warn_demo_model(model: str) -> None:

@@ -88,7 +88,7 @@ def list_(
     debug: DEBUG = False,
 ) -> None:
     """List plug-ins and presets with their options and defaults."""
-    with _errors(debug):
+    with _errors(debug, json_out):
         data = list_plugins(kind)
         if json_out:
             _emit_json(data)
@@ -120,8 +120,10 @@ def environment() -> dict[str, Any]:
             "huggingface_hub", "kornia", "numpy", "pillow", "opencv-python-headless", "opencv-python",
             "scikit-image", "imageio", "typer", "rich", "gradio")  # fmt: skip
     versions = package_versions(pkgs, skip_missing=True)
+    from ..adapters._common import toy_folder
+
     cuda = torch.cuda.is_available()
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the stillguard package
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -137,14 +139,14 @@ def environment() -> dict[str, Any]:
             getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
         ),
         "package_dir": str(here),
-        "toy_model_installed": (here / "toy" / "weights" / "model_index.json").is_file(),
+        "toy_model_installed": (toy_folder() / "model_index.json").is_file(),
     }
 
 
 @app.command()
 def env(json_out: JSON = False, debug: DEBUG = False) -> None:
     """Print versions, torch threads, CUDA availability and the package folder (for bug reports)."""
-    with _errors(debug):
+    with _errors(debug, json_out):
         data = environment()
         if json_out:
             _emit_json(data)

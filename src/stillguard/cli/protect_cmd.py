@@ -81,7 +81,7 @@ def protect(
     debug: DEBUG = False,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
-    with _errors(debug):
+    with _errors(debug, json_out):
         code = _protect(
             inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
                               seed=seed, device=device, dtype=dtype),
@@ -104,9 +104,14 @@ def _protect(
     from ..app.config import build_config
     from ..app.inputs import BatchItem, check_writable
     from ..errors import InputError
-    from ..images import load_image
+    from ..images import image_extensions, load_image
 
     cfg = build_config(preset, sets=sets, **flags)
+    if out.suffix.lower() in image_extensions() - {".png"}:
+        raise InputError(
+            f"-o {out}: the output is a PNG (a lossy {out.suffix} would change the perturbation and "
+            "break the budget guarantee); give a .png file name or a folder"
+        )
     single = len(inputs) == 1 and not inputs[0].is_dir() and out.suffix.lower() == ".png"
     if out.suffix.lower() == ".png" and not single:
         raise InputError(
@@ -156,6 +161,8 @@ def _protect(
                 keep_metadata=keep_metadata,
                 max_pixels=max_pixels,
             )
+    for path in result.ignored if not json_out else []:
+        err.print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
     summary = result.to_dict()
     summary["real_model"] = all(model not in DEMO_MODELS for _, model in pairs)
     if len(result.items) == 1 and result.items[0].status == "failed":

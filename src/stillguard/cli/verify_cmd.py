@@ -49,7 +49,7 @@ def verify(
     debug: DEBUG = False,
 ) -> None:
     """Generate clean vs protected videos with the same seeds (also after purifications) and compare."""
-    with _errors(debug):
+    with _errors(debug, json_out):
         _verify(**locals())  # the parameters above, by name
 
 
@@ -58,7 +58,8 @@ def _verify(
     transforms: str | None, eps: str | None, report: Path | None, device: str, dtype: str,
     json_out: bool, debug: bool,
 ) -> None:  # fmt: skip
-    from ..app.config import default_model
+    from ..app.inputs import check_writable
+    from ..app.models import check_device, default_model
     from ..errors import InputError
     from ..images import load_image
     from ..measure.evaluate import evaluate
@@ -77,6 +78,9 @@ def _verify(
             "pass the original the protected image was made from"
         )
     budget = parse_eps(eps) if eps is not None else _sidecar_eps(protected)
+    check_device(device, dtype)  # the same device/dtype rules as protect, before any work
+    if report is not None:
+        check_writable(report)  # before any video is generated
     model = model or default_model(target)
     check_model_available(model)
     _warn_demo_model(model)
@@ -131,9 +135,10 @@ def demo(
     debug: DEBUG = False,
 ) -> None:
     """Protect the bundled sample photo against the shipped toy model and measure the result."""
-    with _errors(debug):
-        from ..app.demo import run_demo
+    with _errors(debug, json_out):
+        from ..app.demo import check_demo, run_demo
 
+        check_demo(out, steps=steps, seed=seed, model=model)  # before the warning and any work
         err = _stderr()
         _warn_demo_model(model)
         with _progress(err, steps or 0, disable=json_out) as on_event:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..app.config import RunConfig, build_config
+from ..app.models import DEMO_MODELS
 from ..errors import InputError
 from .choices import (
     BUDGET_MAX,
@@ -38,7 +39,6 @@ from .choices import (
 )
 
 log = logging.getLogger(__name__)
-DEMO_MODELS = ("tiny", "toy")
 KEEP_SECONDS = 24 * 3600  # a run's files stay downloadable for a day
 
 
