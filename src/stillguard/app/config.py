@@ -48,6 +48,7 @@ _TARGET_TYPES: dict[str, tuple[type, ...]] = {
     "options": (dict,),
     "weights": (list,),
     "offload": (bool,),
+    "rungs": (list,),
 }
 _SECTIONS = ("protect", "method", "space", "target")
 
@@ -68,6 +69,8 @@ class RunConfig:
     target_options: dict[str, Any] = field(default_factory=dict)
     target_weights: list[float] = field(default_factory=list)
     offload: bool = False
+    #: memory-ladder rungs chosen for a GPU (``--gpu-memory``, :mod:`stillguard.app.fit`)
+    rungs: list[str] = field(default_factory=list)
     description: str = ""
     source: str = ""
 
@@ -131,6 +134,7 @@ class RunConfig:
                 "options": dict(self.target_options),
                 "weights": list(self.target_weights),
                 "offload": self.offload,
+                "rungs": list(self.rungs),
             },
         }
 
@@ -214,6 +218,7 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
             f"{cfg.target_weights}"
         )
     cfg.offload = bool(target.get("offload", False))
+    cfg.rungs = [str(r) for r in target.get("rungs", [])]
     cfg.device = target.get("device", cfg.device)
     cfg.dtype = target.get("dtype", cfg.dtype)
     check_device(cfg.device, cfg.dtype)

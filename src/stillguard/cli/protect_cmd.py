@@ -78,6 +78,13 @@ def protect(
     max_pixels: Annotated[
         int, typer.Option(help="Refuse larger images (decompression-bomb guard).")
     ] = DEFAULT_MAX_PIXELS,
+    gpu_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Fit the run to a GPU of this size (24GiB, 80GB, or auto: the free CUDA memory): "
+            "the planner picks memory-saving settings, recorded in the sidecar."
+        ),
+    ] = None,
     debug: DEBUG = False,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
@@ -85,7 +92,7 @@ def protect(
         code = _protect(
             inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
                               seed=seed, device=device, dtype=dtype),
-            preset, set_ or [], json_out, keep_metadata, max_pixels,
+            preset, set_ or [], json_out, keep_metadata, max_pixels, gpu_memory=gpu_memory,
         )  # fmt: skip
     raise typer.Exit(code)
 
@@ -99,6 +106,8 @@ def _protect(
     json_out: bool,
     keep_metadata: bool,
     max_pixels: int,
+    *,
+    gpu_memory: str | None = None,
 ) -> int:
     from ..app import batch
     from ..app.config import build_config
@@ -107,6 +116,17 @@ def _protect(
     from ..images import image_extensions, load_image
 
     cfg = build_config(preset, sets=sets, **flags)
+    if gpu_memory is not None:
+        from ..app.fit import fit_config
+
+        with _stderr().status(f"planning {cfg.target_name} for {gpu_memory} ..."):
+            cfg, fitted = fit_config(cfg, gpu_memory)
+        if not json_out:
+            typer.echo(
+                f"planned for {gpu_memory}: rungs {', '.join(cfg.rungs) or 'none'} "
+                f"(planned need {fitted.to_dict().get('need_bytes', 0) / 2**30:.1f} GiB)",
+                err=True,
+            )
     if out.suffix.lower() in image_extensions() - {".png"}:
         raise InputError(
             f"-o {out}: the output is a PNG (a lossy {out.suffix} would change the perturbation and "

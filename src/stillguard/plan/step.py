@@ -2,7 +2,7 @@
 
 The step is the one ``protect()`` runs (``stillguard/protect.py``): the method's no-grad setup on
 the clean image once per image, then per PGD step ``x_i = space.to_image(x, param)``, ``loss =
-method.loss(adapter, x_i, gen)`` and the gradient of ``loss`` with respect to ``param``. The two
+method.loss(adapter, x_i, gen, state)`` and the gradient of ``loss`` with respect to ``param``. The two
 calls into the method API are isolated in :func:`setup_method` and :func:`step_gradient`, so a
 change of that API (e.g. ``setup`` returning a state) is one edit here.
 
@@ -24,8 +24,7 @@ from .memory import MemoryTracker
 
 
 def setup_method(method: Any, adapter: Any, x: Tensor, gen: torch.Generator) -> Any:
-    """The method's once-per-image precompute; returns its state (today ``None``: kept on the
-    method object)."""
+    """The method's once-per-image precompute; returns its :class:`~stillguard.methods.base.State`."""
     return method.setup(adapter, x, gen)
 
 
@@ -45,7 +44,7 @@ def step_gradient(
     """
     param = param.detach().requires_grad_(True)
     xi = space.to_image(x, param)
-    loss, _terms = method.loss(adapter, xi, gen)
+    loss, _terms = method.loss(adapter, xi, gen, state)
     (grad,) = torch.autograd.grad(loss, param)
     return grad
 
