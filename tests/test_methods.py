@@ -300,3 +300,23 @@ def test_target_images(tmp_path, image) -> None:
     assert red.shape == image.shape and torch.allclose(red[0, 0], torch.ones(80, 72))
     with pytest.raises(InputError):
         target_image("nope.png", image)
+
+
+def test_truncated_forward_gives_the_same_loss_and_skips_later_blocks(tiny_cog, image) -> None:
+    """vid-freeze on the first layer only: the denoiser stops after it (no later block runs),
+    and the loss, gradient and result are those of the full forward."""
+    blocks = tiny_cog.pipe.transformer.transformer_blocks
+    calls: list[int] = []
+    hook = blocks[-1].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        runs = {}
+        for truncate in (True, False):
+            calls.clear()
+            opts = {"layers": "first:1", "truncate": truncate}
+            runs[truncate] = protect(image, tiny_cog, "vid-freeze", steps=2, method_options=opts)
+            runs[truncate].calls = len(calls)
+    finally:
+        hook.remove()
+    assert runs[True].calls == 0 and runs[False].calls == 2  # the last block: never vs each step
+    assert runs[True].losses == runs[False].losses
+    assert torch.equal(runs[True].image, runs[False].image)

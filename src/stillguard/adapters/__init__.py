@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (registers the adapters)
     svd,
     wan_i2v,
 )
+from ._capture_recorder import StopForward, truncated_after
 from ._common import resolve_dtype
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config
@@ -34,6 +35,8 @@ __all__ = [
     "load_adapter",
     "official_model",
     "real_config",
+    "StopForward",
+    "truncated_after",
 ]
 
 

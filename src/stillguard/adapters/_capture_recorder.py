@@ -8,6 +8,9 @@ keep the recording out of a surrounding gradient checkpoint.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -17,6 +20,30 @@ from ..errors import InputError
 from .base import Captured
 
 MODES = ("exact", "sampled", "pooled")
+_STOP_AFTER: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
+    "stillguard_stop_after", default=None
+)
+
+
+class StopForward(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by the recorder inside :func:`truncated_after` once every named layer is recorded."""
+
+
+@contextlib.contextmanager
+def truncated_after(names: Iterable[str] | None) -> Iterator[None]:
+    """A truncated forward: inside this block, a denoiser call stops (:class:`StopForward`) as
+    soon as the attention of every layer in ``names`` has been recorded, so no later block is
+    computed, and the backward pass never goes through them. ``None`` or empty: no truncation.
+
+    The caller catches :class:`StopForward` around the denoiser call and uses what was captured;
+    only the capture's records may be used (the denoiser's output does not exist). Adapters whose
+    processors do not record through :class:`Recorder` simply run the whole forward.
+    """
+    token = _STOP_AFTER.set(frozenset(names) if names else None)
+    try:
+        yield
+    finally:
+        _STOP_AFTER.reset(token)
 
 
 def in_backward() -> bool:
@@ -68,6 +95,9 @@ class Recorder:
         self.captured.attention.setdefault(name, []).append(probs)
         self.captured.queries.setdefault(name, []).append(rows)
         self.captured.layout[name] = layout
+        stop = _STOP_AFTER.get()
+        if stop is not None and stop <= self.captured.attention.keys():
+            raise StopForward(name)
 
     def add_hidden(self, name: str, value: Tensor) -> None:
         if not self.active:

@@ -21,7 +21,10 @@ Choices where the paper is silent (no public code):
     * one timestep and noise per step from :meth:`Adapter.sample_timesteps` (the model's training
       distribution); ``unroll=K`` instead runs ``K`` differentiable sampler steps from pure noise
       and averages over every denoiser call, our reading of the paper's "sampling steps" ablation;
-    * the ``excess`` term (loss minus its uniform floor) is logged: 0 means perfectly uniform.
+    * the ``excess`` term (loss minus its uniform floor) is logged: 0 means perfectly uniform;
+    * ``truncate=True`` (default; the loss is unchanged): with ``unroll=0`` the denoiser stops
+      right after the last attacked layer is recorded (:func:`stillguard.adapters.truncated_after`),
+      so with ``layers="first:N"`` the blocks after N are neither computed nor back-propagated.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..adapters import StopForward, truncated_after
 from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
 from ..losses import attention_frobenius, uniform_attention_floor
@@ -50,6 +54,7 @@ class VidFreeze(Method):
     attention_mode: str = "exact"
     max_queries: int = 256
     unroll: int = 0
+    truncate: bool = True
 
     def __post_init__(self) -> None:
         if self.attention_mode not in ATTENTION_MODES:
@@ -87,7 +92,11 @@ class VidFreeze(Method):
             if self.unroll:
                 adapter.rollout(x, noise, self.unroll)
             else:
-                adapter.denoise(x, t, noise)
+                with truncated_after(state.layers if self.truncate else None):
+                    try:
+                        adapter.denoise(x, t, noise)
+                    except StopForward:
+                        pass  # every attacked layer is recorded: the later blocks are not needed
             maps = flat(cap.attention, state.layers)
             loss = attention_frobenius(maps)
             floor = uniform_attention_floor(maps)
