@@ -13,8 +13,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError
-from ._capture_recorder import Recorder, attention_probs, own_saved_tensors
+from ._capture_recorder import Recorder, record_factorised, record_joint
+
+
+def split_heads(attn: Any, states: Tensor, context: Tensor, batch: int) -> tuple[Tensor, ...]:
+    """q (from ``states``), k and v (from ``context``) of a legacy ``Attention``, split into heads
+    ``(B, heads, N, d)`` and QK-normed, as the stock ``*AttnProcessor2_0`` computes them."""
+    query, key, value = attn.to_q(states), attn.to_k(context), attn.to_v(context)
+    head_dim = key.shape[-1] // attn.heads
+    query, key, value = (
+        t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value)
+    )
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    return query, key, value
+
+
+def attend(attn: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+    """SDPA on the heads and the output projection (``to_out``), as the stock processors do."""
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False
+    )
+    out = out.transpose(1, 2).flatten(2).to(query.dtype)
+    return attn.to_out[1](attn.to_out[0](out))
 
 
 class RecordingCogVideoXAttnProcessor:
@@ -40,57 +63,15 @@ class RecordingCogVideoXAttnProcessor:
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch)
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        query, key, value = split_heads(attn, hidden_states, hidden_states, batch)
         if image_rotary_emb is not None:
             query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
             if not attn.is_cross_attention:
                 key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
-        self._record(query, key, attention_mask, text_len)
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
-        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
+        record_joint(self.recorder, self.name, query, key, attention_mask, text_len)
+        out = attend(attn, query, key, value, attention_mask)
         encoder_hidden_states, out = out.split([text_len, out.size(1) - text_len], dim=1)
         return out, encoder_hidden_states
-
-    def _record(self, query: Tensor, key: Tensor, mask: Tensor | None, text_len: int) -> None:
-        if self.recorder.active:
-            with own_saved_tensors():
-                self._record_probs(query, key, mask, text_len)
-
-    def _record_probs(self, query: Tensor, key: Tensor, mask: Tensor | None, text_len: int) -> None:
-        rec = self.recorder
-        n_video = query.shape[2] - text_len
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": text_len, "frames": frames, "per_frame": n_video // frames}
-        if rec.mode == "exact":
-            rows = torch.arange(query.shape[2], device=query.device)
-            probs = attention_probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = text_len + rec.rows(n_video, query.device)
-            probs = attention_probs(
-                query[:, :, rows], key, None if mask is None else mask[:, :, rows]
-            )
-        else:
-            b, h, _, d = query.shape
-            qp = query[:, :, text_len:].reshape(b, h, frames, -1, d).mean(3)
-            kp = key[:, :, text_len:].reshape(b, h, frames, -1, d).mean(3)
-            rows = torch.arange(frames, device=query.device)
-            probs = attention_probs(qp, kp, None)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-        rec.add_attention(self.name, probs, rows, layout)
 
 
 class RecordingAttnProcessor:
@@ -130,66 +111,18 @@ class RecordingAttnProcessor:
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
         if encoder_hidden_states is None:
             encoder_hidden_states = hidden_states
         elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        self._record(query, key, attention_mask)
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
-        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-        out = out.to(query.dtype)
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
+        query, key, value = split_heads(attn, hidden_states, encoder_hidden_states, batch)
+        record_factorised(
+            self.recorder, self.name, query, key, attention_mask,
+            temporal=self.temporal, tokens="pixels of one frame",
+        )  # fmt: skip
+        out = attend(attn, query, key, value, attention_mask)
         if input_ndim == 4:
             out = out.transpose(-1, -2).reshape(b4, channel, height, width)
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
-
-    def _record(self, query: Tensor, key: Tensor, mask: Tensor | None) -> None:
-        if self.recorder.active:
-            with own_saved_tensors():
-                self._record_probs(query, key, mask)
-
-    def _record_probs(self, query: Tensor, key: Tensor, mask: Tensor | None) -> None:
-        rec = self.recorder
-        n = query.shape[2]
-        layout = {
-            "text": 0,
-            "frames": n if self.temporal else 1,
-            "per_frame": 1 if self.temporal else n,
-        }
-        if rec.mode == "exact":
-            rows = torch.arange(n, device=query.device)
-            probs = attention_probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = rec.rows(n, query.device)
-            probs = attention_probs(
-                query[:, :, rows], key, None if mask is None else mask[:, :, rows]
-            )
-        else:
-            if not self.temporal:
-                raise InputError(
-                    f"capture(mode='pooled') needs frame tokens; {self.name} is spatial attention "
-                    "(its tokens are pixels of one frame): use mode='exact' or 'sampled' there"
-                )
-            videos = rec.context.get("batch", 1)
-            bhw, h, f, d = query.shape
-            qp = query.reshape(videos, bhw // videos, h, f, d).mean(1)
-            kp = key.reshape(videos, bhw // videos, h, f, d).mean(1)
-            rows = torch.arange(f, device=query.device)
-            probs = attention_probs(qp, kp, None)
-        rec.add_attention(self.name, probs, rows, layout)

@@ -20,7 +20,8 @@ from torch import Tensor
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
 from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
-from ._ltx_attention import additive_mask, record_video_attention
+from ._capture_recorder import record_joint
+from ._ltx_attention import additive_mask
 from .base import Captured
 
 
@@ -85,7 +86,7 @@ class RecordingHunyuanAttnProcessor:
         key = torch.cat([kt, kv], 1).transpose(1, 2)
         if mask is not None:  # (B, 1, 1, N + T), video first -> text first
             mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
-        record_video_attention(
+        record_joint(
             self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text
         )
 

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
+from ._generate import VideoGeneration, run_pipeline, working_image
 from ._ltx_parts import build_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
@@ -58,7 +59,7 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     return {k: defaults[k] if p.get(k) is None else p[k] for k in PROMPT_KEYS}
 
 
-class HunyuanLoading:
+class HunyuanLoading(VideoGeneration):
     """``from_pretrained``, ``tiny``, ``from_config``, ``generate``, ``save_pretrained`` and
     ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
 
@@ -227,19 +228,10 @@ class HunyuanLoading:
         )
 
     # ------------------------------------------------------------------ generation, saving
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling with the precomputed prompt. ``(B,3,H,W)`` -> ``(B,F,3,H,W)``
         with ``F = num_frames`` (the pipeline is asked for ``F + 4`` under latent concat)."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        img = working_image(self, x)
         b = img.shape[0]
         pe, pm, pp = self._text(b)
         negative: dict[str, Tensor] = {}
@@ -250,7 +242,9 @@ class HunyuanLoading:
                 negative_prompt_attention_mask=nm,
                 negative_pooled_prompt_embeds=npool,
             )
-        video = self.pipe(
+        return run_pipeline(
+            self,
+            seed,
             image=img,
             prompt_embeds=pe,
             prompt_attention_mask=pm,
@@ -258,14 +252,11 @@ class HunyuanLoading:
             **negative,
             height=self.height,
             width=self.width,
-            num_frames=(num_frames or self.num_frames) + self.drop,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_frames=frames + self.drop,
+            num_inference_steps=steps,
             guidance_scale=self.guidance_scale,
             true_cfg_scale=self.true_cfg_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks + pooled, and ``stillguard.json``."""

@@ -7,7 +7,7 @@ exactly as the stock processor does (projections, QK-norm, RoPE), record
 ``softmax(q kᵀ / sqrt(d))`` for the rows the mode asks for, then call the *stock processor* for the
 output. The price is a second q/k projection per recorded layer (small next to attention itself).
 
-:func:`record_video_attention` holds the mode logic shared by both models, on maps whose key axis is
+:func:`~._capture_recorder.record_joint` holds the mode logic shared by both models, on maps whose key axis is
 laid out text first (``T`` text tokens, then ``F`` frames of ``n`` tokens; LTX's video
 self-attention has ``T = 0``). Modes (see :mod:`._attention`): ``exact`` (all rows, text rows
 included), ``sampled`` (``max_queries`` random *video* rows against all keys), ``pooled`` (video q
@@ -24,7 +24,8 @@ from torch import Tensor
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors, _probs, capture_context, find_layer
+from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
+from ._capture_recorder import record_joint
 from .base import Captured
 
 
@@ -37,35 +38,8 @@ def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     )
 
 
-def record_video_attention(
-    rec: Recorder, name: str, query: Tensor, key: Tensor, mask: Tensor | None, text: int
-) -> None:
-    """Record one map of ``name``. ``query``/``key``: ``(B, heads, T + F·n, d)``, text first.
-
-    ``mask``: additive, broadcastable to ``(B, heads, Q, K)``, or ``None``. The frame count comes
-    from ``rec.context["token_frames"]`` (set by the adapter's pre-hook).
-    """
-    if not rec.active:
-        return
-    with _own_saved_tensors():
-        n_video = query.shape[2] - text
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": text, "frames": frames, "per_frame": n_video // frames}
-        if rec.mode == "exact":
-            rows = torch.arange(query.shape[2], device=query.device)
-            probs = _probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = text + rec.rows(n_video, query.device)
-            row_mask = mask if mask is None or mask.shape[-2] == 1 else mask[..., rows, :]
-            probs = _probs(query[:, :, rows], key, row_mask)
-        else:
-            b, h, _, d = query.shape
-            qp = query[:, :, text:].reshape(b, h, frames, -1, d).mean(3)
-            kp = key[:, :, text:].reshape(b, h, frames, -1, d).mean(3)
-            rows = torch.arange(frames, device=query.device)
-            probs = _probs(qp, kp, None)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-        rec.add_attention(name, probs, rows, layout)
+#: the shared mode logic, under the name it had here
+record_video_attention = record_joint
 
 
 class RecordingLTXAttnProcessor:
@@ -102,7 +76,7 @@ class RecordingLTXAttnProcessor:
                     key = apply_rotary_emb(key, image_rotary_emb)
                 query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
                 key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-                record_video_attention(self.recorder, self.name, query, key, None, 0)
+                record_joint(self.recorder, self.name, query, key, None, 0)
         return self.stock(
             attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
         )

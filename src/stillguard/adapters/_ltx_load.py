@@ -18,6 +18,7 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
+from ._generate import VideoGeneration, run_pipeline, working_image
 from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
     }
 
 
-class LTXLoading:
+class LTXLoading(VideoGeneration):
     """``from_pretrained``, ``tiny``, ``from_config``, ``generate`` and ``save_pretrained`` of
     :class:`~.ltx_i2v.LTXI2V`."""
 
@@ -197,21 +198,14 @@ class LTXLoading:
         )
 
     # ------------------------------------------------------------------ generation, saving
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling (posterior sample, CFG, Euler). ``(B,3,H,W)`` -> ``(B,F,3,H,W)``."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        img = working_image(self, x)
         b = img.shape[0]
         (ne, pe), (nm, pm) = (t.chunk(2) for t in self._text(b, True))
-        video = self.pipe(
+        return run_pipeline(
+            self,
+            seed,
             image=img,
             prompt_embeds=pe,
             prompt_attention_mask=pm,
@@ -219,16 +213,13 @@ class LTXLoading:
             negative_prompt_attention_mask=nm,
             height=self.height,
             width=self.width,
-            num_frames=num_frames or self.num_frames,
+            num_frames=frames,
             frame_rate=self.frame_rate,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_inference_steps=steps,
             guidance_scale=self.guidance_scale,
             decode_timestep=self.decode_timestep,
             decode_noise_scale=self.decode_noise_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ._attention import Recorder, _own_saved_tensors, _probs
+from ._capture_recorder import pool_per_frame
 
 
 def public(name: str) -> str:
@@ -98,9 +99,7 @@ class RecordingWanAttnProcessor:
             q, k = _rope(q, qc, qs), _rope(k, cos, sin)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, S, d)
         if rec.mode == "pooled":
-            b, h, _, d = q.shape
-            q = q.reshape(b, h, frames, -1, d).mean(3)
-            k = k.reshape(b, h, frames, -1, d).mean(3)
+            q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
             layout = {"text": 0, "frames": frames, "per_frame": 1}
             rows = torch.arange(frames, device=hs.device)
         elif rows is None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._attention import Recorder, _own_saved_tensors, _probs, capture_context
+from .._attention import Recorder, capture_context
+from .._capture_recorder import record_factorised
 from ..base import Captured
 from .opensora_layers import Attention, AttnProcessor
 
@@ -89,34 +89,7 @@ class RecordingProcessor(AttnProcessor):
         self.recorder, self.name, self.temporal = recorder, name, temporal
 
     def inspect(self, attn: Attention, q: Tensor, k: Tensor) -> None:
-        if self.recorder.active:
-            with _own_saved_tensors():
-                self._record(q, k)
-
-    def _record(self, q: Tensor, k: Tensor) -> None:
-        rec = self.recorder
-        n = q.shape[2]
-        layout = {
-            "text": 0,
-            "frames": n if self.temporal else 1,
-            "per_frame": 1 if self.temporal else n,
-        }
-        if rec.mode == "exact":
-            rows = torch.arange(n, device=q.device)
-            probs = _probs(q, k, None)
-        elif rec.mode == "sampled":
-            rows = rec.rows(n, q.device)
-            probs = _probs(q[:, :, rows], k, None)
-        else:
-            if not self.temporal:
-                raise InputError(
-                    f"capture(mode='pooled') needs frame tokens; {self.name} is spatial attention "
-                    "(its tokens are positions within one frame): use mode='exact' or 'sampled'"
-                )
-            videos = rec.context.get("batch", 1)
-            bs, h, f, d = q.shape
-            qp = q.reshape(videos, bs // videos, h, f, d).mean(1)
-            kp = k.reshape(videos, bs // videos, h, f, d).mean(1)
-            rows = torch.arange(f, device=q.device)
-            probs = _probs(qp, kp, None)
-        rec.add_attention(self.name, probs, rows, layout)
+        record_factorised(
+            self.recorder, self.name, q, k, None,
+            temporal=self.temporal, tokens="positions within one frame",
+        )  # fmt: skip
