@@ -16,8 +16,8 @@ import torch
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, RecordingCogVideoXAttnProcessor, capture_context, find_layer
-from .base import Captured
+from ._capture_processors import RecordingCogVideoXAttnProcessor
+from ._capture_setup import capture_stock, frames_hook
 
 
 class CogVideoXCapture:
@@ -60,25 +60,16 @@ class CogVideoXCapture:
         """
         from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not CogVideoXAttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the stock "
-                    "CogVideoXAttnProcessor2_0 (unfuse QKV projections first)"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t or 1
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[1] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, _m: RecordingCogVideoXAttnProcessor(recorder, n),
-            hid,
-            [(self.pipe.transformer, layout)],
+        tr = self.pipe.transformer
+        p_t = tr.config.patch_size_t or 1
+        return capture_stock(
+            self,
+            tr,
+            hidden,
+            attention,
+            (mode, max_queries, generator),
+            stock=CogVideoXAttnProcessor2_0,
+            hint=" (unfuse QKV projections first)",
+            make=lambda rec, n, _m: RecordingCogVideoXAttnProcessor(rec, n),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=1, patch=p_t))],
         )

@@ -19,10 +19,10 @@ from torch import Tensor
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
+from ._attention import Recorder, _own_saved_tensors
 from ._capture_recorder import record_joint
+from ._capture_setup import capture_stock, frames_hook
 from ._ltx_attention import additive_mask
-from .base import Captured
 
 
 class RecordingHunyuanAttnProcessor:
@@ -86,9 +86,7 @@ class RecordingHunyuanAttnProcessor:
         key = torch.cat([kt, kv], 1).transpose(1, 2)
         if mask is not None:  # (B, 1, 1, N + T), video first -> text first
             mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
-        record_joint(
-            self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text
-        )
+        record_joint(self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text)
 
 
 class HunyuanCapture:
@@ -135,25 +133,15 @@ class HunyuanCapture:
             HunyuanVideoAttnProcessor2_0,
         )
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not HunyuanVideoAttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock HunyuanVideoAttnProcessor2_0"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingHunyuanAttnProcessor(recorder, n, m.processor),
-            hid,
-            [(self.pipe.transformer, layout)],
+        tr = self.pipe.transformer
+        p_t = tr.config.patch_size_t
+        return capture_stock(
+            self,
+            tr,
+            hidden,
+            attention,
+            (mode, max_queries, generator),
+            stock=HunyuanVideoAttnProcessor2_0,
+            make=lambda rec, n, m: RecordingHunyuanAttnProcessor(rec, n, m.processor),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t))],
         )

@@ -24,9 +24,9 @@ from torch import Tensor
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
+from ._attention import Recorder, _own_saved_tensors
 from ._capture_recorder import record_joint
-from .base import Captured
+from ._capture_setup import capture_stock
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -117,26 +117,23 @@ class LTXCapture:
         """Record block outputs and ``attn1`` maps ``(B, heads, Q, F_lat·h·w)`` (layout text=0)."""
         from diffusers.models.transformers.transformer_ltx import LTXVideoAttnProcessor
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not LTXVideoAttnProcessor:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock LTXVideoAttnProcessor"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
         p_t = self.pipe.transformer_temporal_patch_size
 
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            tokens = kwargs.get("hidden_states", args[0] if args else None)
-            frames = kwargs.get("num_frames") or 1
-            recorder.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
+        def layout(rec: Recorder) -> Any:
+            def hook(_m: Any, args: tuple, kwargs: dict) -> None:
+                tokens = kwargs.get("hidden_states", args[0] if args else None)
+                frames = kwargs.get("num_frames") or 1  # LTX's tokens are flat: frames come apart
+                rec.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
 
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingLTXAttnProcessor(recorder, n, m.processor),
-            hid,
-            [(self.pipe.transformer, layout)],
+            return [(self.pipe.transformer, hook)]
+
+        return capture_stock(
+            self,
+            self.pipe.transformer,
+            hidden,
+            attention,
+            (mode, max_queries, generator),
+            stock=LTXVideoAttnProcessor,
+            make=lambda rec, n, m: RecordingLTXAttnProcessor(rec, n, m.processor),
+            hooks=layout,
         )

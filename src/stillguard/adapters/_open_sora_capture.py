@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 import torch
 
-from ._attention import Recorder, find_layer
 from .base import Captured
 from .nets.opensora_capture import capture_stdit3, layer_names
 
@@ -37,7 +36,4 @@ class OpenSoraCapture:
     ) -> contextlib.AbstractContextManager[Captured]:
         """Record pair outputs ``(B, T·S, D)``, VAE layer outputs and self-attention maps
         (shapes and layouts: :mod:`.nets.opensora_capture`)."""
-        model = self.pipe.transformer
-        attn = {n: find_layer(self, n, ["attention"], model) for n in attention}
-        hid = {n: find_layer(self, n, ["hidden", "vae"], model) for n in hidden}
-        return capture_stdit3(model, attn, hid, Recorder(Captured(), mode, max_queries, generator))
+        return capture_stdit3(self, hidden, attention, (mode, max_queries, generator))

@@ -16,8 +16,8 @@ import torch
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
-from .base import Captured
+from ._capture_processors import RecordingAttnProcessor
+from ._capture_setup import capture_stock, frames_hook
 
 
 class SVDCapture:
@@ -69,22 +69,16 @@ class SVDCapture:
         ``(B·F, heads, Q, h·w)``; ``pooled`` temporal maps ``(B, heads, F, F)``."""
         from diffusers.models.attention_processor import AttnProcessor2_0
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.unet) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not AttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock AttnProcessor2_0 (call unet.set_default_attn_processor())"
-                )
         temporal = set(self.layer_names("attention-temporal"))
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.unet) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-
-        def context(_m: Any, args: tuple, kwargs: dict) -> None:
-            sample = kwargs.get("sample", args[0] if args else None)
-            recorder.context.update(batch=sample.shape[0], token_frames=sample.shape[1])
-
-        def make(n: str, _m: Any) -> RecordingAttnProcessor:
-            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
-
-        return capture_context(recorder, attn, make, hid, [(self.pipe.unet, context)])
+        unet = self.pipe.unet
+        return capture_stock(
+            self,
+            unet,
+            hidden,
+            attention,
+            (mode, max_queries, generator),
+            stock=AttnProcessor2_0,
+            hint=" (call unet.set_default_attn_processor())",
+            make=lambda rec, n, _m: RecordingAttnProcessor(rec, n, temporal=n in temporal),
+            hooks=lambda rec: [(unet, frames_hook(rec, axis=1, arg="sample"))],
+        )

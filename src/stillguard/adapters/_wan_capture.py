@@ -14,10 +14,9 @@ import torch
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import capture_context
+from ._capture_setup import capture_stock, frames_hook
 from ._wan_attention import ExpertRecorder, RecordingWanAttnProcessor, public
 from ._wan_sampling import WanSampling
-from .base import Captured
 
 
 class WanCapture(WanSampling):
@@ -73,25 +72,17 @@ class WanCapture(WanSampling):
         """
         from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 
-        attn = self._modules(attention, ["attention"])
-        for n, m in attn.items():
-            if type(m.processor) is not WanAttnProcessor:
-                raise CapabilityError(
-                    f"{public(n)} uses {type(m.processor).__name__}; capture needs the stock "
-                    "WanAttnProcessor"
-                )
-        hid = self._modules(hidden, ["hidden", "vae"])
-        recorder = ExpertRecorder(Captured(), mode, max_queries, generator)
         p_t = self.experts[0].config.patch_size[0]
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingWanAttnProcessor(recorder, public(n), m.processor),
-            hid,
-            [(tr, layout) for tr in self.experts],
+        return capture_stock(
+            self,
+            self.experts[0],
+            hidden,
+            attention,
+            (mode, max_queries, generator),
+            stock=WanAttnProcessor,
+            make=lambda rec, n, m: RecordingWanAttnProcessor(rec, public(n), m.processor),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t)) for tr in self.experts],
+            find=self._modules,
+            show=public,
+            recorder_class=ExpertRecorder,
         )

@@ -16,14 +16,17 @@ Shapes (B videos, T latent frames, S = h·w/4 tokens per frame):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor, nn
+import torch
+from torch import Tensor
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._attention import Recorder, capture_context
+from .._attention import Recorder
 from .._capture_recorder import record_factorised
+from .._capture_setup import capture_stock, frames_hook
 from ..base import Captured
 from .opensora_layers import Attention, AttnProcessor
 
@@ -64,22 +67,25 @@ def layer_names(transformer: Any, vae: Any, kind: str) -> list[str]:
 
 
 def capture_stdit3(
-    model: nn.Module,
-    attention: dict[str, nn.Module],
-    hidden: dict[str, nn.Module],
-    recorder: Recorder,
+    adapter: Any,
+    hidden: Sequence[str],
+    attention: Sequence[str],
+    options: tuple[str, int, torch.Generator | None],
 ) -> contextlib.AbstractContextManager[Captured]:
-    """Swap in :class:`RecordingProcessor` s and hooks (restored on exit); a pre-hook on the
-    STDiT3 call notes the batch size and latent frame count for ``pooled`` maps."""
-
-    def context(_m: Any, args: tuple, kwargs: dict) -> None:
-        z = kwargs.get("x", args[0] if args else None)
-        recorder.context.update(batch=z.shape[0], token_frames=z.shape[2])
-
-    def make(n: str, _m: Any) -> RecordingProcessor:
-        return RecordingProcessor(recorder, n, temporal=n.startswith("temporal_"))
-
-    return capture_context(recorder, attention, make, hidden, [(model, context)])
+    """Swap in :class:`RecordingProcessor` s and hooks on ``adapter.pipe.transformer`` (an STDiT3;
+    restored on exit); a pre-hook on its call notes the batch size and latent frame count for
+    ``pooled`` maps. ``options``: ``(mode, max_queries, generator)``."""
+    model = adapter.pipe.transformer
+    return capture_stock(
+        adapter,
+        model,
+        hidden,
+        attention,
+        options,
+        stock=None,
+        make=lambda rec, n, _m: RecordingProcessor(rec, n, temporal=n.startswith("temporal_")),
+        hooks=lambda rec: [(model, frames_hook(rec, axis=2, arg="x"))],
+    )
 
 
 class RecordingProcessor(AttnProcessor):
