@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._capture_recorder import Recorder, record_factorised, record_joint
+from ._capture_recorder import Recorder, own_saved_tensors, record_factorised, record_joint
 
 
 def split_heads(attn: Any, states: Tensor, context: Tensor, batch: int) -> tuple[Tensor, ...]:
@@ -126,3 +126,42 @@ class RecordingAttnProcessor:
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
+
+
+class StockOutputProcessor:
+    """Base of the recording processors that leave the output to the stock processor they replace
+    (the newer ``AttentionModuleMixin`` processors of LTX-Video, HunyuanVideo and Wan, which may
+    dispatch to any attention backend): the output stays bit-identical whatever the backend, and
+    :meth:`_record` recomputes q and k only for what the mode records, under its own saved-tensor
+    hooks (outside a surrounding checkpoint's bookkeeping; see :mod:`._attention`).
+
+    The signature is the stock one: the modules pass these arguments positionally, and
+    ``Attention.forward`` drops keyword arguments a processor does not declare.
+    """
+
+    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.stock = stock
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: Any = None,
+    ) -> Any:
+        if self.recorder.active:
+            with own_saved_tensors():
+                self._record(
+                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+                )
+        return self.stock(
+            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+        )
+
+    def _record(
+        self, attn: Any, hidden: Tensor, context: Tensor | None, mask: Tensor | None, rope: Any
+    ) -> None:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it

@@ -16,10 +16,66 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import CapabilityError
+from ..errors import CapabilityError, InputError
+from ..registry import close_matches
 from ._attention import capture_context, find_layer
 from ._capture_recorder import Recorder
 from .captured import Captured
+
+
+class Capturing:
+    """``capture`` of the adapters (a mixin): the public signature, then ``_capture``."""
+
+    def capture(
+        self,
+        hidden: Sequence[str] = (),
+        attention: Sequence[str] = (),
+        *,
+        mode: str = "exact",
+        max_queries: int = 256,
+        generator: torch.Generator | None = None,
+    ) -> Any:
+        """Record block outputs and attention maps of the named layers (see
+        :meth:`.base.Adapter.capture` for the modes); what is recorded, in which shapes and
+        layouts: the adapter's ``_capture``."""
+        return self._capture(hidden, attention, (mode, max_queries, generator))
+
+    def _capture(
+        self,
+        hidden: Sequence[str],
+        attention: Sequence[str],
+        options: CaptureOptions,
+    ) -> Any:
+        raise NotImplementedError  # pragma: no cover - every adapter defines it
+
+
+def joint_layer_names(
+    adapter: Any, kind: str, blocks: list[str], attn: str, what: str
+) -> list[str]:
+    """Layer names of a video transformer with one kind of attention (joint or full video).
+
+    ``blocks``: the block names (``hidden``); ``attn``: the attention module's name inside a
+    block; ``vae``: the encoder's down blocks; ``what`` says which attention the model has, for
+    the refusal of ``attention-temporal``/``attention-spatial``.
+    """
+    if kind == "hidden":
+        return blocks
+    if kind in ("attention", "attention-joint"):
+        return [f"{b}.{attn}" for b in blocks]
+    if kind == "vae":
+        n = len(adapter.pipe.vae.encoder.down_blocks)
+        return [f"vae.encoder.down_blocks.{i}" for i in range(n)]
+    if kind in ("attention-temporal", "attention-spatial"):
+        raise CapabilityError(
+            f"{adapter.registry_name} has {what} only (no {kind}): use kind='attention'"
+        )
+    raise InputError(
+        f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
+    )
+
+
+#: ``(mode, max_queries, generator)`` of a capture
+CaptureOptions = tuple[str, int, "torch.Generator | None"]
 
 #: ``(names, kinds) -> {internal key: module}``
 Finder = Callable[[Sequence[str], Sequence[str]], dict[str, nn.Module]]
@@ -44,7 +100,7 @@ def capture_stock(
     denoiser: nn.Module,
     hidden: Sequence[str],
     attention: Sequence[str],
-    options: tuple[str, int, torch.Generator | None],
+    options: CaptureOptions,
     *,
     stock: type | None,
     make: Callable[[Recorder, str, nn.Module], Any],

@@ -17,49 +17,27 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors
+from ._capture_processors import StockOutputProcessor
 from ._capture_recorder import record_joint
-from ._capture_setup import capture_stock, frames_hook
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
 from ._ltx_attention import additive_mask
 
 
-class RecordingHunyuanAttnProcessor:
+class RecordingHunyuanAttnProcessor(StockOutputProcessor):
     """``HunyuanVideoAttnProcessor2_0`` plus recording (stock signature, stock output)."""
-
-    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.stock = stock
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        if self.recorder.active and encoder_hidden_states is not None:
-            with _own_saved_tensors():  # outside a surrounding checkpoint's bookkeeping
-                self._record(
-                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-                )
-        return self.stock(
-            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-        )
 
     def _record(
         self,
         attn: Any,
         hidden: Tensor,
-        text: Tensor,
+        text: Tensor | None,
         mask: Tensor | None,
         rope: tuple[Tensor, Tensor] | None,
     ) -> None:
         from diffusers.models.embeddings import apply_rotary_emb
 
+        if text is None:  # every Hunyuan attention layer is joint; nothing to record without text
+            return
         n_text, n_video = text.shape[1], hidden.shape[1]
         dual = attn.add_q_proj is not None
         states = hidden if dual else torch.cat([hidden, text], 1)
@@ -89,7 +67,7 @@ class RecordingHunyuanAttnProcessor:
         record_joint(self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text)
 
 
-class HunyuanCapture:
+class HunyuanCapture(Capturing):
     """``layer_names`` and ``capture`` of :class:`~.hunyuan_i2v.HunyuanI2V` (needs ``self.pipe``)."""
 
     pipe: Any
@@ -101,32 +79,10 @@ class HunyuanCapture:
         blocks += [
             f"single_transformer_blocks.{i}" for i in range(len(tr.single_transformer_blocks))
         ]
-        if kind == "hidden":
-            return blocks
-        if kind in ("attention", "attention-joint"):
-            return [f"{b}.attn" for b in blocks]
-        if kind == "vae":
-            return [
-                f"vae.encoder.down_blocks.{i}"
-                for i in range(len(self.pipe.vae.encoder.down_blocks))
-            ]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint text+video attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
+        return joint_layer_names(self, kind, blocks, "attn", "joint text+video attention")
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs (video stream) and joint maps ``(B, heads, Q, T + F_lat·n)``."""
         from diffusers.models.transformers.transformer_hunyuan_video import (
@@ -140,7 +96,7 @@ class HunyuanCapture:
             tr,
             hidden,
             attention,
-            (mode, max_queries, generator),
+            options,
             stock=HunyuanVideoAttnProcessor2_0,
             make=lambda rec, n, m: RecordingHunyuanAttnProcessor(rec, n, m.processor),
             hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t))],

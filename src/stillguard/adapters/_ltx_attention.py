@@ -22,11 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors
+from ._attention import Recorder
+from ._capture_processors import StockOutputProcessor
 from ._capture_recorder import record_joint
-from ._capture_setup import capture_stock
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, joint_layer_names
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -42,47 +41,30 @@ def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
 record_video_attention = record_joint
 
 
-class RecordingLTXAttnProcessor:
+class RecordingLTXAttnProcessor(StockOutputProcessor):
     """LTX-Video ``attn1`` (video self-attention, RoPE, QK-norm across heads) plus recording.
 
     The stock ``LTXVideoAttnProcessor`` computes the output; the signature is the stock one because
     ``LTXAttention.forward`` drops keyword arguments a processor does not declare.
     """
 
-    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.stock = stock
+    def _record(
+        self, attn: Any, hidden: Tensor, context: Tensor | None, mask: Tensor | None, rope: Any
+    ) -> None:
+        from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
 
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        if self.recorder.active:
-            # q/k are recomputed outside any surrounding checkpoint's bookkeeping (see
-            # ._attention): a checkpoint re-run with the stock processor saves the same tensors
-            with _own_saved_tensors():
-                from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
-
-                context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-                query = attn.norm_q(attn.to_q(hidden_states))
-                key = attn.norm_k(attn.to_k(context))
-                if image_rotary_emb is not None:
-                    query = apply_rotary_emb(query, image_rotary_emb)
-                    key = apply_rotary_emb(key, image_rotary_emb)
-                query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-                key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-                record_joint(self.recorder, self.name, query, key, None, 0)
-        return self.stock(
-            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-        )
+        context = hidden if context is None else context
+        query = attn.norm_q(attn.to_q(hidden))
+        key = attn.norm_k(attn.to_k(context))
+        if rope is not None:
+            query = apply_rotary_emb(query, rope)
+            key = apply_rotary_emb(key, rope)
+        query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        record_joint(self.recorder, self.name, query, key, None, 0)
 
 
-class LTXCapture:
+class LTXCapture(Capturing):
     """``layer_names`` and ``capture`` of :class:`~.ltx_i2v.LTXI2V` (needs ``self.pipe``)."""
 
     pipe: Any
@@ -90,29 +72,12 @@ class LTXCapture:
 
     def layer_names(self, kind: str) -> list[str]:
         n = len(self.pipe.transformer.transformer_blocks)
-        if kind == "hidden":
-            return [f"transformer_blocks.{i}" for i in range(n)]
-        if kind in ("attention", "attention-joint"):
-            return [f"transformer_blocks.{i}.attn1" for i in range(n)]
-        if kind == "vae":
-            blocks = self.pipe.vae.encoder.down_blocks
-            return [f"vae.encoder.down_blocks.{i}" for i in range(len(blocks))]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint spatio-temporal video attention "
-                f"only (no {kind}): use kind='attention'"
-            )
-        kinds = ["hidden", "attention", "vae"]
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+        blocks = [f"transformer_blocks.{i}" for i in range(n)]
+        what = "joint spatio-temporal video attention"
+        return joint_layer_names(self, kind, blocks, "attn1", what)
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and ``attn1`` maps ``(B, heads, Q, F_lat·h·w)`` (layout text=0)."""
         from diffusers.models.transformers.transformer_ltx import LTXVideoAttnProcessor
@@ -132,7 +97,7 @@ class LTXCapture:
             self.pipe.transformer,
             hidden,
             attention,
-            (mode, max_queries, generator),
+            options,
             stock=LTXVideoAttnProcessor,
             make=lambda rec, n, m: RecordingLTXAttnProcessor(rec, n, m.processor),
             hooks=layout,

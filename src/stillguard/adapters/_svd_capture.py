@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
 from ._capture_processors import RecordingAttnProcessor
-from ._capture_setup import capture_stock, frames_hook
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook
 
 
-class SVDCapture:
+class SVDCapture(Capturing):
     """``layer_names`` and ``capture`` of the SVD adapter."""
 
     def layer_names(self, kind: str) -> list[str]:
@@ -55,14 +53,8 @@ class SVDCapture:
         kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
         raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and self-attention maps (``exact``/``sampled``; ``pooled`` on
         temporal layers only). Temporal maps are ``(B·h·w, heads, F, F)``; spatial maps
@@ -76,7 +68,7 @@ class SVDCapture:
             unet,
             hidden,
             attention,
-            (mode, max_queries, generator),
+            options,
             stock=AttnProcessor2_0,
             hint=" (call unet.set_default_attn_processor())",
             make=lambda rec, n, _m: RecordingAttnProcessor(rec, n, temporal=n in temporal),

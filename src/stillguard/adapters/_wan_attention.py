@@ -27,7 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._attention import Recorder, _own_saved_tensors, _probs
+from ._attention import Recorder, _probs
+from ._capture_processors import StockOutputProcessor
 from ._capture_recorder import pool_per_frame
 
 
@@ -54,26 +55,8 @@ def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
 
 
-class RecordingWanAttnProcessor:
+class RecordingWanAttnProcessor(StockOutputProcessor):
     """Stock ``WanAttnProcessor`` output plus probability recording (see the module docstring)."""
-
-    def __init__(self, recorder: Recorder, name: str, inner: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.inner = inner
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        if self.recorder.active:
-            with _own_saved_tensors():
-                self._record(attn, hidden_states, rotary_emb)
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
 
     def _qk(self, attn: Any, hs: Tensor, rows: Tensor | None) -> tuple[Tensor, Tensor]:
         if getattr(attn, "fused_projections", False):
@@ -86,7 +69,14 @@ class RecordingWanAttnProcessor:
         k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
         return q, k
 
-    def _record(self, attn: Any, hs: Tensor, rotary_emb: tuple[Tensor, Tensor] | None) -> None:
+    def _record(
+        self,
+        attn: Any,
+        hs: Tensor,
+        _context: Tensor | None,
+        _mask: Tensor | None,
+        rotary_emb: tuple[Tensor, Tensor] | None,
+    ) -> None:
         rec = self.recorder
         n_tok = hs.shape[1]
         frames = rec.context.get("token_frames", 1)

@@ -10,36 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from ..errors import CapabilityError, InputError
+from ..errors import InputError
 from ..registry import close_matches
-from ._capture_setup import capture_stock, frames_hook
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
 from ._wan_attention import ExpertRecorder, RecordingWanAttnProcessor, public
 from ._wan_sampling import WanSampling
 
 
-class WanCapture(WanSampling):
+class WanCapture(Capturing, WanSampling):
     """:meth:`layer_names` and :meth:`capture` of :class:`~.wan_i2v.WanI2V`."""
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:
-        n_blocks = len(self.experts[0].blocks)
-        if kind == "hidden":
-            return [f"blocks.{i}" for i in range(n_blocks)]
-        if kind in ("attention", "attention-joint"):
-            return [f"blocks.{i}.attn1" for i in range(n_blocks)]
-        if kind == "vae":
-            n = len(self.pipe.vae.encoder.down_blocks)
-            return [f"vae.encoder.down_blocks.{i}" for i in range(n)]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has full spatio-temporal video self-attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
+        blocks = [f"blocks.{i}" for i in range(len(self.experts[0].blocks))]
+        what = "full spatio-temporal video self-attention"
+        return joint_layer_names(self, kind, blocks, "attn1", what)
 
     def _modules(self, names: Sequence[str], kinds: Sequence[str]) -> dict[str, Any]:
         """Internal key -> module; the second expert's modules get an ``@2`` suffix."""
@@ -55,14 +40,8 @@ class WanCapture(WanSampling):
                 out[name if i == 0 else f"{name}@{i + 1}"] = tr.get_submodule(name)
         return out
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and video self-attention maps of whichever expert runs.
 
@@ -78,7 +57,7 @@ class WanCapture(WanSampling):
             self.experts[0],
             hidden,
             attention,
-            (mode, max_queries, generator),
+            options,
             stock=WanAttnProcessor,
             make=lambda rec, n, m: RecordingWanAttnProcessor(rec, public(n), m.processor),
             hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t)) for tr in self.experts],
