@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters import _common as common
@@ -185,16 +186,5 @@ def test_capture_under_gradient_checkpointing(image):
     a = ADAPTERS.get(NAME).tiny()
     t, noise = _draw(a)
     layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
-
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=[block], attention=[layer]) as cap:
-            a.denoise(x, t, noise)
-        cap.attention[layer][0][..., 0].mean().backward()
-        return x.grad, cap
-
-    plain, _ = run()
-    a.pipe.transformer.enable_gradient_checkpointing()
-    ckpt, cap = run()
-    assert len(cap.attention[layer]) == 1 and len(cap.hidden[block]) == 1
-    torch.testing.assert_close(ckpt, plain)
+    enable = a.pipe.transformer.enable_gradient_checkpointing
+    check_capture_under_checkpointing(a, image, t, noise, layer, block, enable)

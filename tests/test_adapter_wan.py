@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing, save_tiny_text_encoder
 
 from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
@@ -325,30 +326,13 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
 def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
     """A folder with a tiny offline UMT5: embeddings as the pipeline builds them (zeros past the
     prompt's tokens, 512 in all); the text encoder is dropped afterwards."""
-    import json
-
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+    from transformers import UMT5Config, UMT5EncoderModel
 
     folder = tmp_path / "with-umt5"
     tiny("wan2.1").save_pretrained(str(folder))
     (folder / "prompt_embeds.safetensors").unlink()
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "runs": 5}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    tok.save_pretrained(str(folder / "tokenizer"))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        cfg = UMT5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-        umt5 = UMT5EncoderModel(cfg).eval()
-    umt5.save_pretrained(str(folder / "text_encoder"))
-    index = json.loads((folder / "model_index.json").read_text())
-    index["text_encoder"] = ["transformers", "UMT5EncoderModel"]
-    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
-    (folder / "model_index.json").write_text(json.dumps(index))
+    words = ["a", "cat", "runs"]
+    _, umt5 = save_tiny_text_encoder(folder, words, UMT5EncoderModel, UMT5Config, register=True)
 
     a = WAN.from_pretrained(str(folder), prompt="  a   cat runs ")
     assert a.pipe.text_encoder is None and a.pipe.tokenizer is None
@@ -364,21 +348,10 @@ def test_capture_under_gradient_checkpointing(image):
     a = WAN.tiny(seed=0)
     t, noise = _draw(a)
     layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
-
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=[block], attention=[layer], mode="sampled", max_queries=5,
-                       generator=torch.Generator().manual_seed(2)) as cap:  # fmt: skip
-            out = a.denoise(x, t, noise)
-        (cap.attention[layer][0][..., 0].mean() + cap.hidden[block][0].mean()).backward()
-        assert out.pred.shape == a.latent_shape(1)
-        return x.grad, cap
-
-    g_plain, _ = run()
-    a.pipe.transformer.enable_gradient_checkpointing()
-    g_ckpt, cap = run()
-    assert len(cap.attention[layer]) == len(cap.hidden[block]) == 1
-    torch.testing.assert_close(g_ckpt, g_plain)
+    check_capture_under_checkpointing(
+        a, image, t, noise, layer, block, a.pipe.transformer.enable_gradient_checkpointing,
+        lambda: dict(mode="sampled", max_queries=5, generator=torch.Generator().manual_seed(2)),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("flavour", ["wan2.2-a14b", "wan2.2-ti2v"])

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing, save_tiny_text_encoder
 
 from stillguard.adapters import ADAPTERS, Conditioning, load_adapter
 from stillguard.adapters import _common as common
@@ -261,20 +262,9 @@ def test_cog_rollout_and_video_latents(tiny_cog, image):
 def test_cog_capture_under_gradient_checkpointing(image):
     a = ADAPTERS.get("cogvideox-i2v").tiny()
     t, noise = _inputs(a)
-    layer = _attention_layer(a)
-
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=a.layer_names("hidden")[-1:], attention=[layer]) as cap:
-            a.denoise(x, t, noise)
-        cap.attention[layer][0][..., 0].mean().backward()
-        return x.grad, cap
-
-    g_plain, _ = run()
-    a.pipe.transformer.enable_gradient_checkpointing()
-    g_ckpt, cap = run()
-    assert len(cap.attention[layer]) == 1 and len(cap.hidden[a.layer_names("hidden")[-1]]) == 1
-    torch.testing.assert_close(g_ckpt, g_plain)
+    layer, block = _attention_layer(a), a.layer_names("hidden")[-1]
+    enable = a.pipe.transformer.enable_gradient_checkpointing
+    check_capture_under_checkpointing(a, image, t, noise, layer, block, enable)
 
 
 def test_svd_encode_matches_pipeline(tiny_svd, image):
@@ -343,32 +333,13 @@ def test_svd_temporal_and_spatial_maps(tiny_svd, image):
 
 def test_cog_embeds_the_prompt_once_with_t5(tiny_cog, tmp_path):
     """A folder with a (tiny, offline) T5: the prompt is embedded at load time, then T5 dropped."""
-    import json
-
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+    from transformers import T5Config, T5EncoderModel
 
     folder = tmp_path / "with-t5"
     tiny_cog.save_pretrained(str(folder))
     (folder / common.PROMPT_FILE).unlink()
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "runs": 5}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    tok.save_pretrained(str(folder / "tokenizer"))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        t5 = T5EncoderModel(
-            T5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-        ).eval()
-    t5.save_pretrained(str(folder / "text_encoder"))
-    index = json.loads((folder / "model_index.json").read_text())
-    index["text_encoder"] = ["transformers", "T5EncoderModel"]
-    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
-    (folder / "model_index.json").write_text(json.dumps(index))
-
+    words = ["a", "cat", "runs"]
+    tok, t5 = save_tiny_text_encoder(folder, words, T5EncoderModel, T5Config, register=True)
     a = ADAPTERS.get("cogvideox-i2v").from_pretrained(str(folder), prompt="a cat runs")
     assert a.pipe.text_encoder is None and a.pipe.tokenizer is None
     ids = tok(["a cat runs", ""], padding="max_length", max_length=4, truncation=True)

@@ -10,7 +10,6 @@ folder's ``prompt_embeds.safetensors``; see :mod:`.hunyuan_i2v` for what that me
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +18,14 @@ from torch import Tensor
 from ..errors import InputError, ModelError
 from . import _common as C
 from ._generate import VideoGeneration, run_pipeline, working_image
+from ._load import (
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    save_pipeline,
+    saved_prompt,
+)
 from ._ltx_parts import build_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
@@ -89,23 +96,13 @@ class HunyuanLoading(VideoGeneration):
         unknown = sorted(set(options) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown hunyuan-i2v options {unknown}: choose from {SETTINGS}")
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
-                src,
-                **dict.fromkeys(ABSENT),
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load HunyuanVideo-I2V from {model!r}: {err}") from err
-        pipe.to(device)
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt["prompt_embeds"] is None and file is not None and file.is_file():
-            prompt.update(C.load_tensors(file))
+        pipe, model_id, folder, _, device, dtype = open_pipeline(
+            HunyuanVideoImageToVideoPipeline, model, device, dtype, "HunyuanVideo-I2V",
+            **dict.fromkeys(ABSENT),
+        )  # fmt: skip
+        saved = saved_prompt(folder) if prompt["prompt_embeds"] is None else None
+        if saved is not None:
+            prompt.update(saved)
         if prompt["prompt_embeds"] is None or prompt["pooled_prompt_embeds"] is None:
             raise ModelError(
                 f"{model!r}: HunyuanVideo-I2V embeds the prompt together with the photo in "
@@ -113,17 +110,17 @@ class HunyuanLoading(VideoGeneration):
                 "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
                 f"encode_prompt(image=photo, prompt=...), or a folder whose {C.PROMPT_FILE} has them"
             )
-        settings = C.read_settings(folder)
-        settings.update({k: v for k, v in options.items() if v is not None})
-        if gradient_checkpointing:
-            pipe.transformer.enable_gradient_checkpointing()
-        if vae_tiling:
-            pipe.vae.enable_tiling()
+        memory_switches(
+            pipe,
+            pipe.transformer,
+            gradient_checkpointing=gradient_checkpointing,
+            vae_tiling=vae_tiling,
+        )
         return cls(
             pipe,
             model_id=model_id,
             prompt=complete_prompt(prompt),
-            settings=settings,
+            settings=merged_settings(folder, options),
             device=device,
             dtype=dtype,
         )
@@ -220,7 +217,7 @@ class HunyuanLoading(VideoGeneration):
             }
         return cls(
             pipe,
-            model_id=str(settings.get("model", Path(str(folder)).name)),
+            model_id=config_model_id(settings, folder),
             prompt=complete_prompt(prompt),
             settings=settings,
             device=torch.device(device),
@@ -260,9 +257,6 @@ class HunyuanLoading(VideoGeneration):
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks + pooled, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
         keys = (
             "height",
             "width",
@@ -273,9 +267,7 @@ class HunyuanLoading(VideoGeneration):
             "text_image_path",
         )
         settings = {k: getattr(self, k) for k in keys}
-        C.write_settings(
-            folder, {"adapter": self.registry_name, "num_frames": self.pipe_frames, **settings}
-        )
+        save_pipeline(self, path, self.prompt, {"num_frames": self.pipe_frames, **settings})
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -10,7 +10,6 @@ embeddings default to zeros with an all-ones mask when none are known.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +18,14 @@ from torch import Tensor
 from ..errors import InputError, ModelError
 from . import _common as C
 from ._generate import VideoGeneration, run_pipeline, working_image
+from ._load import (
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    save_pipeline,
+    saved_prompt,
+)
 from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
 
 logger = logging.getLogger(__name__)
@@ -92,43 +99,32 @@ class LTXLoading(VideoGeneration):
             raise InputError(
                 f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
             )
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = LTXImageToVideoPipeline.from_pretrained(
-                src,
-                text_encoder=None,
-                tokenizer=None,
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load LTX-Video from {model!r}: {err}") from err
-        pipe.to(device)
+        pipe, model_id, folder, src, device, dtype = open_pipeline(
+            LTXImageToVideoPipeline, model, device, dtype, "LTX-Video", text_encoder=None,
+            tokenizer=None,
+        )  # fmt: skip
         given = dict(
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_attention_mask,
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt_embeds is None and not prompt and file is not None and file.is_file():
-            given.update(C.load_tensors(file))
+        saved = saved_prompt(folder) if prompt_embeds is None and not prompt else None
+        if saved is not None:
+            given.update(saved)
         elif prompt_embeds is None:
             given.update(_embed_prompt(pipe, src, prompt, device, dtype))
-        merged = C.read_settings(folder)
-        merged.update({k: v for k, v in settings.items() if v is not None})
-        if gradient_checkpointing:
-            pipe.transformer.enable_gradient_checkpointing()
-        if vae_tiling:
-            pipe.vae.enable_tiling()
+        memory_switches(
+            pipe,
+            pipe.transformer,
+            gradient_checkpointing=gradient_checkpointing,
+            vae_tiling=vae_tiling,
+        )
         return cls(
             pipe,
             model_id=model_id,
             prompt=complete_prompt(given),
-            settings=merged,
+            settings=merged_settings(folder, settings),
             device=device,
             dtype=dtype,
         )
@@ -190,7 +186,7 @@ class LTXLoading(VideoGeneration):
             embeds = torch.zeros(1, tokens, dim, dtype=dtype)
         return cls(
             pipe,
-            model_id=str(settings.get("model", Path(str(folder)).name)),
+            model_id=config_model_id(settings, folder),
             prompt=complete_prompt({"prompt_embeds": embeds}),
             settings=settings,
             device=torch.device(device),
@@ -223,10 +219,7 @@ class LTXLoading(VideoGeneration):
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        C.write_settings(folder, self.settings())
+        save_pipeline(self, path, self.prompt, self.settings())
 
     def settings(self) -> dict[str, Any]:
         keys = (
