@@ -26,7 +26,7 @@ from ._load import (
     save_pipeline,
     saved_prompt,
 )
-from ._ltx_parts import build_from_config
+from ._ltx_parts import flow_pipeline_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
                "negative_prompt_embeds", "negative_prompt_attention_mask",
@@ -194,20 +194,14 @@ class HunyuanLoading(VideoGeneration):
         CLIP-L 768)."""
         from diffusers import (
             AutoencoderKLHunyuanVideo,
-            FlowMatchEulerDiscreteScheduler,
             HunyuanVideoImageToVideoPipeline,
             HunyuanVideoTransformer3DModel,
         )
 
-        parts = {
-            "transformer": HunyuanVideoTransformer3DModel,
-            "vae": AutoencoderKLHunyuanVideo,
-            "scheduler": FlowMatchEulerDiscreteScheduler,
-        }
-        pipe, settings = build_from_config(
-            folder, HunyuanVideoImageToVideoPipeline, parts, ABSENT, device, dtype
-        )
-        settings.update(options)
+        pipe, settings = flow_pipeline_from_config(
+            folder, HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel,
+            AutoencoderKLHunyuanVideo, ABSENT, device, dtype, options,
+        )  # fmt: skip
         tr = pipe.transformer.config
         tokens = int(settings.get("text_tokens", TEXT_TOKENS[tr.image_condition_type]))
         with torch.device(device):

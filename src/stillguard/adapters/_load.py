@@ -151,3 +151,13 @@ def prompt_pair(
     else:
         prompt_embeds, negative = embed()
     return prompt_embeds, negative if negative_prompt_embeds is None else negative_prompt_embeds
+
+
+def adopt_pipeline(
+    adapter: Any, pipe: Any, model_id: str, device: torch.device, dtype: torch.dtype, *frozen: Any
+) -> None:
+    """The constructor's first step: hold ``pipe`` (progress bar off), the model id, device and
+    dtype; freeze the weights of the ``frozen`` modules (attacks differentiate the input only)."""
+    adapter.pipe, adapter.model_id, adapter.device, adapter.dtype = pipe, model_id, device, dtype
+    pipe.set_progress_bar_config(disable=True)
+    C.freeze(*frozen)

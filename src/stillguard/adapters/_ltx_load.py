@@ -26,7 +26,13 @@ from ._load import (
     save_pipeline,
     saved_prompt,
 )
-from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
+from ._ltx_parts import (
+    TINY_FRAMES,
+    TINY_HEIGHT,
+    TINY_WIDTH,
+    flow_pipeline_from_config,
+    tiny_ltx_pipe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -166,20 +172,14 @@ class LTXLoading(VideoGeneration):
         embeddings of the published shape ``(1, 128, 4096)`` (T5-XXL, 128 tokens)."""
         from diffusers import (
             AutoencoderKLLTXVideo,
-            FlowMatchEulerDiscreteScheduler,
             LTXImageToVideoPipeline,
             LTXVideoTransformer3DModel,
         )
 
-        parts = {
-            "transformer": LTXVideoTransformer3DModel,
-            "vae": AutoencoderKLLTXVideo,
-            "scheduler": FlowMatchEulerDiscreteScheduler,
-        }
-        pipe, settings = build_from_config(
-            folder, LTXImageToVideoPipeline, parts, ("text_encoder", "tokenizer"), device, dtype
-        )
-        settings.update(options)
+        pipe, settings = flow_pipeline_from_config(
+            folder, LTXImageToVideoPipeline, LTXVideoTransformer3DModel, AutoencoderKLLTXVideo,
+            ("text_encoder", "tokenizer"), device, dtype, options,
+        )  # fmt: skip
         tokens = int(settings.get("text_tokens", TEXT_TOKENS))
         dim = pipe.transformer.config.caption_channels
         with torch.device(device):

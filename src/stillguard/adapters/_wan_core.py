@@ -15,6 +15,7 @@ from torch import Tensor
 from ..errors import InputError
 from . import _common as C
 from . import _wan_build as B
+from ._load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 _DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's __call__ defaults
@@ -41,10 +42,10 @@ class WanCore(Adapter):
     ) -> None:
         from diffusers import UniPCMultistepScheduler
 
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
         self.experts = self._experts_of(pipe)
-        C.freeze(pipe.vae, pipe.image_encoder, *self.experts)
+        adopt_pipeline(
+            self, pipe, model_id, device, dtype, pipe.vae, pipe.image_encoder, *self.experts
+        )
         s = {**_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
         self.height, self.width = int(s.get("height", 480)), int(s.get("width", 832))
         self.num_frames = int(s.get("num_frames", 81))

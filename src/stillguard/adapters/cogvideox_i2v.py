@@ -44,6 +44,7 @@ from . import _common as C
 from ._cogvideox_capture import CogVideoXCapture
 from ._cogvideox_generate import CogVideoXVideo
 from ._cogvideox_load import CogVideoXLoading
+from ._load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,7 @@ class CogVideoXI2V(CogVideoXLoading, CogVideoXCapture, CogVideoXVideo, Adapter):
     ) -> None:
         from diffusers import CogVideoXDDIMScheduler
 
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         tr, vae = pipe.transformer.config, pipe.vae.config
         sf = pipe.vae_scale_factor_spatial
         self.height = int(settings.get("height") or tr.sample_height * sf)

@@ -50,6 +50,7 @@ from ..registry import ADAPTERS
 from . import _common as C
 from ._hunyuan_attention import HunyuanCapture
 from ._hunyuan_load import HunyuanLoading
+from ._load import adopt_pipeline
 from ._ltx_parts import training_sigmas
 from .base import Adapter, Conditioning, Denoised
 
@@ -78,9 +79,7 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         self.kind = pipe.transformer.config.image_condition_type
         if self.kind not in ("latent_concat", "token_replace"):
             raise InputError(

@@ -52,6 +52,7 @@ from torch import Tensor
 from ..errors import InputError
 from ..registry import ADAPTERS
 from . import _common as C
+from ._load import adopt_pipeline
 from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
 from ._ltx_parts import keyed_generator, shift_mu, training_sigmas
@@ -82,9 +83,7 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         self.height = int(settings.get("height", 512))
         self.width = int(settings.get("width", 704))
         self.num_frames = int(settings.get("num_frames", 161))

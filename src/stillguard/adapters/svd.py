@@ -33,6 +33,7 @@ from ..errors import InputError
 from ..registry import ADAPTERS
 from . import _common as C
 from ._generate import VideoGeneration, run_pipeline, working_photos
+from ._load import adopt_pipeline
 from ._svd_capture import SVDCapture
 from ._svd_load import DEFAULTS, SVDLoading
 from .base import Adapter, Conditioning, Denoised
@@ -65,9 +66,7 @@ class SVD(SVDLoading, SVDCapture, VideoGeneration, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.unet, pipe.image_encoder)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.unet, pipe.image_encoder)
         s = {**DEFAULTS, **settings}
         self.height, self.width = int(s["height"]), int(s["width"])
         self.num_frames = int(s.get("num_frames") or pipe.unet.config.num_frames)
