@@ -24,11 +24,16 @@ def split_heads(attn: Any, states: Tensor, context: Tensor, batch: int) -> tuple
     query, key, value = (
         t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value)
     )
-    if attn.norm_q is not None:
-        query = attn.norm_q(query)
-    if attn.norm_k is not None:
-        key = attn.norm_k(key)
+    query, key = qk_norm(attn.norm_q, attn.norm_k, query, key)
     return query, key, value
+
+
+def qk_norm(norm_q: Any, norm_k: Any, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor]:
+    """``query`` and ``key`` through their QK-norms where the module has them (else unchanged)."""
+    return (
+        query if norm_q is None else norm_q(query),
+        key if norm_k is None else norm_k(key),
+    )
 
 
 def attend(attn: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:

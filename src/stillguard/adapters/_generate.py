@@ -2,9 +2,10 @@
 
 :class:`VideoGeneration` holds the public ``generate`` (no grad, the photo checked, frame and step
 counts defaulting to the adapter's settings) and hands the rest to the adapter's
-``_generate_video``. The helpers give the photo at the working size as the pipelines take it:
+``_generate_video``. The helpers give the inputs at the working size as the models take them:
 :func:`working_image` (a tensor in [0, 1] on the adapter's device and dtype) or
-:func:`working_photos` (8-bit PIL images, as a user would pass them); :func:`run_pipeline` calls a
+:func:`working_photos` (8-bit PIL images, as a user would pass them), :func:`video_pixels` (a video for a causal video
+VAE); :func:`run_pipeline` calls a
 diffusers pipeline's own ``__call__`` with a generator seeded from ``seed`` and returns
 ``(B, F, 3, H, W)`` in [0, 1].
 """
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from . import _common as C
 
 
@@ -55,6 +57,24 @@ def working_photos(adapter: Any, x: Tensor) -> list[Any]:
     img = adapter.prepare(x.detach().float().cpu()).clamp(0, 1)
     arr = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return [Image.fromarray(a) for a in arr]
+
+
+def video_pixels(adapter: Any, video: Tensor, temporal: int) -> Tensor:
+    """A video for a causal video VAE: ``(B,F,3,H,W)`` in [0,1] with ``F = 1 + k·temporal`` ->
+    ``(B,3,F,height,width)`` in [-1,1] at the working size, differentiably.
+
+    Raises:
+        InputError: not a 5-D video, or a frame count the VAE cannot take.
+    """
+    if video.ndim != 5 or (video.shape[1] - 1) % temporal:
+        raise InputError(
+            f"expected a video (B, F, 3, H, W) with F = 1 + k*{temporal}, got {tuple(video.shape)}"
+        )
+    b, f = video.shape[:2]
+    frames = adapter.prepare(video.to(adapter.device, adapter.dtype).flatten(0, 1)).unflatten(
+        0, (b, f)
+    )
+    return (frames * 2 - 1).transpose(1, 2)
 
 
 def run_pipeline(adapter: Any, seed: int, **inputs: Any) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._capture_processors import StockOutputProcessor
+from ._capture_processors import StockOutputProcessor, qk_norm
 from ._capture_recorder import record_joint
 from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
 from ._ltx_attention import additive_mask
@@ -43,10 +43,7 @@ class RecordingHunyuanAttnProcessor(StockOutputProcessor):
         states = hidden if dual else torch.cat([hidden, text], 1)
         q = attn.to_q(states).unflatten(2, (attn.heads, -1))
         k = attn.to_k(states).unflatten(2, (attn.heads, -1))
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
+        q, k = qk_norm(attn.norm_q, attn.norm_k, q, k)
         qv, kv = q[:, :n_video], k[:, :n_video]
         if rope is not None:
             qv = apply_rotary_emb(qv, rope, sequence_dim=1)
@@ -54,10 +51,7 @@ class RecordingHunyuanAttnProcessor(StockOutputProcessor):
         if dual:
             qt = attn.add_q_proj(text).unflatten(2, (attn.heads, -1))
             kt = attn.add_k_proj(text).unflatten(2, (attn.heads, -1))
-            if attn.norm_added_q is not None:
-                qt = attn.norm_added_q(qt)
-            if attn.norm_added_k is not None:
-                kt = attn.norm_added_k(kt)
+            qt, kt = qk_norm(attn.norm_added_q, attn.norm_added_k, qt, kt)
         else:
             qt, kt = q[:, n_video:], k[:, n_video:]
         query = torch.cat([qt, qv], 1).transpose(1, 2)  # text first: (B, heads, T + N, d)

@@ -25,6 +25,7 @@ from ._load import (
     open_pipeline,
     save_pipeline,
     saved_prompt,
+    tiny_adapter,
 )
 from ._ltx_parts import flow_pipeline_from_config
 
@@ -168,17 +169,8 @@ class HunyuanLoading(VideoGeneration):
                 "pooled_prompt_embeds": torch.randn(1, 8, generator=g),
             }
         )
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(TINY_SETTINGS, guidance_scale=6.0 if config["guidance_embeds"] else 1.0)
-        return cls(
-            pipe,
-            model_id="tiny",
-            prompt=prompt,
-            settings=settings,
-            device=device,
-            dtype=torch.float32,
-        )
+        return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
     def from_config(

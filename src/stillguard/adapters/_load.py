@@ -161,3 +161,11 @@ def adopt_pipeline(
     adapter.pipe, adapter.model_id, adapter.device, adapter.dtype = pipe, model_id, device, dtype
     pipe.set_progress_bar_config(disable=True)
     C.freeze(*frozen)
+
+
+def tiny_adapter(cls: Any, pipe: Any, device: str | torch.device, **state: Any) -> Any:
+    """``cls`` on a tiny random model: ``pipe`` moved to ``device``, float32, model id ``"tiny"``;
+    ``state``: the rest of the constructor's arguments (prompt, settings)."""
+    device = torch.device(device)
+    pipe.to(device)
+    return cls(pipe, model_id="tiny", device=device, dtype=torch.float32, **state)

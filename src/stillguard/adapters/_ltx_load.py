@@ -25,6 +25,7 @@ from ._load import (
     open_pipeline,
     save_pipeline,
     saved_prompt,
+    tiny_adapter,
 )
 from ._ltx_parts import (
     TINY_FRAMES,
@@ -140,8 +141,6 @@ class LTXLoading(VideoGeneration):
         """32×64, 9 frames (3 latent frames of 8×16 tokens), 2 blocks of 4×8 heads, 6 text tokens
         (2 of them padding); random weights. CFG on (``guidance_scale=3``, the real default)."""
         pipe, embeds, mask = tiny_ltx_pipe(seed)
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(
             height=TINY_HEIGHT,
             width=TINY_WIDTH,
@@ -150,14 +149,7 @@ class LTXLoading(VideoGeneration):
             num_inference_steps=4,
         )
         prompt = complete_prompt({"prompt_embeds": embeds, "prompt_attention_mask": mask})
-        return cls(
-            pipe,
-            model_id="tiny",
-            prompt=prompt,
-            settings=settings,
-            device=device,
-            dtype=torch.float32,
-        )
+        return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
     def from_config(

@@ -25,7 +25,7 @@ from torch import Tensor
 from ..errors import InputError, ModelError
 from ..registry import close_matches
 from . import _common as C
-from ._load import merged_settings, saved_prompt
+from ._load import merged_settings, saved_prompt, tiny_adapter
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
 
@@ -151,10 +151,9 @@ class OpenSoraLoading:
             pipe = P.build(P.TINY_STDIT3, P.TINY_VAE, RF.RFlowConfig(num_sampling_steps=3))
             embeds = torch.randn(1, P.TINY_STDIT3.model_max_length, P.TINY_STDIT3.caption_channels)
         settings = dict(height=64, width=64, num_frames=17, num_inference_steps=3)
-        device = torch.device(device)
-        pipe.to(device)
-        return cls(pipe, model_id="tiny", prompt_embeds=embeds, prompt_mask=None,
-                   settings=settings, device=device, dtype=torch.float32)  # fmt: skip
+        return tiny_adapter(
+            cls, pipe, device, prompt_embeds=embeds, prompt_mask=None, settings=settings
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Folder layout of :mod:`.nets.opensora_pipeline`, prompt embeds, ``stillguard.json``."""

@@ -15,6 +15,7 @@ from torch import Tensor
 from ..errors import InputError
 from . import _common as C
 from . import _wan_build as B
+from ._generate import video_pixels
 from ._load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
@@ -173,14 +174,8 @@ class WanCore(Adapter):
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        tf = self.pipe.vae_scale_factor_temporal
-        if video.ndim != 5 or (video.shape[1] - 1) % tf:
-            raise InputError(
-                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tf}, got {tuple(video.shape)}"
-            )
-        b, f = video.shape[:2]
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
-        return _p(self._norm(self._vae_mode(_p(frames * 2 - 1))))
+        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
+        return _p(self._norm(self._vae_mode(pixels)))
 
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
         sf = self.pipe.vae_scale_factor_spatial

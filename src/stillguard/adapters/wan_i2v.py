@@ -71,7 +71,7 @@ from ..registry import ADAPTERS, close_matches
 from . import _common as C
 from . import _wan_build as B
 from . import _wan_tiny
-from ._load import merged_settings, prompt_pair, resolve_source, save_pipeline
+from ._load import merged_settings, prompt_pair, resolve_source, save_pipeline, tiny_adapter
 from ._wan_capture import WanCapture
 
 logger = logging.getLogger(__name__)
@@ -202,16 +202,13 @@ class WanI2V(WanCapture):
         (``guidance_scale=2``) so its code runs; 2 sampler steps.
         """
         pipe, embeds = _wan_tiny.wan_pipe(seed, flavour)
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(
             height=_wan_tiny.SIZE, width=_wan_tiny.SIZE, num_frames=_wan_tiny.FRAMES,
             num_inference_steps=2, guidance_scale=2.0,
         )  # fmt: skip
-        return cls(
-            pipe, model_id="tiny", prompt_embeds=embeds,
-            negative_prompt_embeds=torch.zeros_like(embeds), settings=settings, device=device,
-            dtype=torch.float32,
+        return tiny_adapter(
+            cls, pipe, device, prompt_embeds=embeds,
+            negative_prompt_embeds=torch.zeros_like(embeds), settings=settings,
         )  # fmt: skip
 
     @classmethod
