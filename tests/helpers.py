@@ -134,6 +134,12 @@ class Wipe:
         return y
 
 
+def draw_inputs(adapter, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training timestep ``(1,)`` and noise of the adapter's latent shape, drawn from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return adapter.sample_timesteps(1, g), torch.randn(adapter.latent_shape(1), generator=g)
+
+
 def check_capture_under_checkpointing(
     adapter, image, t, noise, layer: str, block: str, enable, options=dict
 ) -> None:

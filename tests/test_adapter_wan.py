@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, save_tiny_text_encoder
+from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
 
 from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
@@ -22,11 +22,6 @@ def tiny(flavour: str):
     if flavour not in _CACHE:
         _CACHE[flavour] = WAN.tiny(seed=0, flavour=flavour)
     return _CACHE[flavour]
-
-
-def _draw(a, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return a.sample_timesteps(1, g), torch.randn(a.latent_shape(1), generator=g)
 
 
 def _x8(a, image):
@@ -89,7 +84,7 @@ def test_exact_maps_reproduce_the_attention_output(image):
     seen: dict[str, torch.Tensor] = {}
     h1 = mod.register_forward_pre_hook(lambda m, args: seen.setdefault("in", args[0]))
     h2 = mod.register_forward_hook(lambda m, args, out: seen.setdefault("out", out))
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     try:
         with torch.no_grad(), a.capture(attention=[layer]) as cap:
             a.denoise(image, t, noise)
@@ -109,7 +104,7 @@ def test_exact_maps_reproduce_the_attention_output(image):
 def test_cheap_attention_modes(mode, image):
     a = tiny("wan2.1")
     layers = a.layer_names("attention")
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     gen = torch.Generator().manual_seed(1)
     x = image.clone().requires_grad_(True)
     with a.capture(attention=layers, mode=mode, max_queries=7, generator=gen) as cap:
@@ -133,7 +128,7 @@ def test_a14b_routes_each_timestep_to_its_expert(image):
         high.register_forward_hook(lambda *_: calls.__setitem__("high", calls["high"] + 1)),
         low.register_forward_hook(lambda *_: calls.__setitem__("low", calls["low"] + 1)),
     ]
-    _, noise = _draw(a)
+    _, noise = draw_inputs(a)
     try:
         with torch.no_grad():
             cond = a.encode(image)
@@ -171,7 +166,7 @@ def test_ti2v_first_frame_mode(image):
     hook = a.pipe.transformer.register_forward_pre_hook(
         lambda m, args, kw: seen.update(t=kw["timestep"], h=kw["hidden_states"]), with_kwargs=True
     )
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     try:
         with torch.no_grad():
             cond = a.encode(image)
@@ -241,7 +236,7 @@ def test_from_config_builds_a_config_only_folder(tmp_path, image):
     a = WAN.from_config(tmp_path / "m", seed=3)
     assert a.flavour == "wan2.2-a14b" and len(a.experts) == 2 and a.boundary == 0.9
     assert a.prompt_embeds.shape == (1, 512, 16) and not a.prompt_embeds.any()
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     assert a.denoise(image, t, noise).pred.shape == a.latent_shape(1)
     # the planner's way: nothing allocated, shapes still flow (here through both experts)
     from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
@@ -301,7 +296,7 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
     a = tiny(flavour)
     x8 = _x8(a, image)
     pil = Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
-    _, noise = _draw(a, seed=5)
+    _, noise = draw_inputs(a, seed=5)
     with torch.no_grad():
         cond = a.encode(x8)
         if cond.image_embeds is not None:  # same CLIP tokens on both sides (PIL resize differs)
@@ -346,7 +341,7 @@ def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
 
 def test_capture_under_gradient_checkpointing(image):
     a = WAN.tiny(seed=0)
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
     check_capture_under_checkpointing(
         a, image, t, noise, layer, block, a.pipe.transformer.enable_gradient_checkpointing,
@@ -369,6 +364,6 @@ def test_opt_num_frames_shortens_optimisation_only(image, tmp_path):
     assert a.latent_shape(1)[1] == 2 and a.num_frames == 9
     cond = a.encode(image)
     assert cond.image_latents.shape[1] == cond.extra["mask"].shape[1] == 2
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     assert a.denoise(cond, t, noise).pred.shape == a.latent_shape(1)
     assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9
