@@ -66,7 +66,10 @@ HOSTILE = {
     "truncated-jpeg": (lambda t: truncated(t, "JPEG"), "truncated|broken"),
     "truncated-tiff": (lambda t: truncated(t, "TIFF"), "truncated|broken"),
     "text-as-jpg": (lambda t: write_bytes(t / "x.jpg", b"hello, I am text\n"), "looks like text"),
-    "svg": (lambda t: write_bytes(t / "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'), "SVG"),
+    "svg": (
+        lambda t: write_bytes(t / "x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"/>'),
+        "SVG",
+    ),
     "broken-tiff": (
         lambda t: write_bytes(t / "x.tiff", b"II*\x00\xff\xff\xff\x7f" + b"\x00" * 8),
         "broken|TIFF|not an image",
@@ -131,8 +134,6 @@ class Wipe:
         return y
 
 
-
-
 def hub_snapshot(cache: Path, repo_id: str, files: Path | dict[str, bytes]) -> Path:
     """A model in a Hugging Face hub cache laid out as the hub client writes it (no network).
 
@@ -166,3 +167,65 @@ def fake_model_folder(folder: Path, settings: dict | None = None) -> Path:
     if settings is not None:
         (folder / "stillguard.json").write_text(json.dumps(settings))
     return folder
+
+
+def draw_inputs(adapter, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training timestep ``(1,)`` and noise of the adapter's latent shape, drawn from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    return adapter.sample_timesteps(1, g), torch.randn(adapter.latent_shape(1), generator=g)
+
+
+def check_capture_under_checkpointing(
+    adapter, image, t, noise, layer: str, block: str, enable, options=dict
+) -> None:
+    """Recording recomputes q/k outside the checkpoint's bookkeeping: with gradient checkpointing
+    switched on by ``enable()``, the image's gradient through a captured attention map and block
+    output is the same as without, and each layer is recorded once per denoiser call.
+    ``options()``: the capture's options, built afresh for each run (a ``mode="sampled"``
+    generator starts from its seed each time)."""
+
+    def run():
+        x = image.clone().requires_grad_(True)
+        with adapter.capture(hidden=[block], attention=[layer], **options()) as cap:
+            out = adapter.denoise(x, t, noise)
+        (cap.attention[layer][0][..., 0].mean() + cap.hidden[block][0].mean()).backward()
+        assert out.pred.shape == adapter.latent_shape(1)
+        return x.grad, cap
+
+    plain, _ = run()
+    enable()
+    ckpt, cap = run()
+    assert len(cap.attention[layer]) == 1 and len(cap.hidden[block]) == 1
+    torch.testing.assert_close(ckpt, plain)
+
+
+def save_tiny_text_encoder(folder: Path, words: list[str], model_class, config_class, *,
+                           register: bool = False):  # fmt: skip
+    """A word-level tokenizer of ``words`` and a random 1-layer T5-family encoder (width 16),
+    saved offline into ``folder/tokenizer`` and ``folder/text_encoder``; ``register`` names them
+    in ``model_index.json``. Returns ``(tokenizer, encoder)``."""
+    import json
+
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    tok.save_pretrained(str(folder / "tokenizer"))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        cfg = config_class(
+            vocab_size=len(vocab), d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2
+        )
+        encoder = model_class(cfg).eval()
+    encoder.save_pretrained(str(folder / "text_encoder"))
+    if register:
+        index = json.loads((folder / "model_index.json").read_text())
+        index["text_encoder"] = ["transformers", model_class.__name__]
+        index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
+        (folder / "model_index.json").write_text(json.dumps(index))
+    return tok, encoder

@@ -15,6 +15,7 @@ import json
 
 import pytest
 import torch
+from helpers import draw_inputs
 
 from stillguard.adapters import ADAPTERS, config_folder, real_config
 from stillguard.errors import StillguardError
@@ -29,11 +30,6 @@ REAL = {
 
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def _inputs(adapter, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return adapter.sample_timesteps(1, g), torch.randn(adapter.latent_shape(1), generator=g)
 
 
 def _grad_ok(x: torch.Tensor) -> None:
@@ -142,7 +138,7 @@ def test_from_config_random_weights_are_seeded(cog15, tmp_path, image):
     c = COG.from_config(tmp_path / "m", seed=4)
     assert not a.is_real and a.pipe.transformer.config.patch_size_t == 2
     assert tuple(a.prompt_embeds.shape) == (1, 4, 16) and not a.prompt_embeds.any()
-    t, noise = _inputs(a)
+    t, noise = draw_inputs(a)
     with torch.no_grad():
         pa, pb, pc = (m.denoise(image, t, noise).pred for m in (a, b, c))
     assert torch.equal(pa, pb) and not torch.equal(pa, pc)
@@ -158,7 +154,7 @@ def test_15_latents_are_padded_as_the_pipeline_pads(cog15, image):
     sf = a.pipe.vae.config.scaling_factor
     torch.testing.assert_close(cond.image_latents[:, 0], cond.first_latent / sf)  # inverted
     assert not cond.image_latents[:, 1:].any()
-    t, noise = _inputs(a)
+    t, noise = draw_inputs(a)
     with torch.no_grad():
         out = a.denoise(cond, t, noise)
     # the static video lives in the video latent space (decode divides by the factor)
@@ -186,7 +182,7 @@ def test_15_encode_matches_pipeline(cog15, image, monkeypatch):
 
 def test_15_gradients_reach_the_image(cog15, image):
     a = cog15
-    t, noise = _inputs(a)
+    t, noise = draw_inputs(a)
     x = image.clone().requires_grad_(True)
     a.encode(x).image_latents.pow(2).mean().backward()
     _grad_ok(x)
@@ -211,7 +207,7 @@ def test_15_gradients_reach_the_image(cog15, image):
 
 def test_15_rollout_decode_and_video_latents(cog15, image):
     a = cog15
-    _, noise = _inputs(a)
+    _, noise = draw_inputs(a)
     x = image.clone().requires_grad_(True)
     lat = a.rollout(x, noise, steps=2)
     assert tuple(lat.shape) == a.latent_shape(1)
@@ -223,7 +219,7 @@ def test_15_rollout_decode_and_video_latents(cog15, image):
     z0 = a.encode_video(video)
     assert tuple(z0.shape) == a.latent_shape(1)
     assert torch.equal(z0[:, 0], z0[:, 1])  # the extra front frame repeats the first
-    t, noise = _inputs(a, 1)
+    t, noise = draw_inputs(a, 1)
     with torch.no_grad():
         assert a.denoise(image, t, noise, z0=z0).pred.shape == z0.shape
     with pytest.raises(StillguardError, match="encode_video"):
@@ -239,7 +235,7 @@ def test_rollout_matches_the_pipeline(variant, cog15, tiny_cog, image, monkeypat
     a = cog15 if variant == "1.5" else tiny_cog
     orig = mod.retrieve_latents
     monkeypatch.setattr(mod, "retrieve_latents", lambda out, gen=None: orig(out, gen, "argmax"))
-    _, noise = _inputs(a, 2)
+    _, noise = draw_inputs(a, 2)
     x = a.prepare(image)
     with torch.no_grad():
         ours = a.rollout(x, noise, steps=3)
@@ -268,7 +264,7 @@ def test_15_generate_is_deterministic_and_round_trips(cog15, image, tmp_path):
     a.save_pretrained(str(tmp_path / "m"))
     b = COG.from_pretrained(str(tmp_path / "m"))
     assert b.pipe.transformer.config.patch_size_t == 2 and b.is_real
-    t, noise = _inputs(a)
+    t, noise = draw_inputs(a)
     with torch.no_grad():
         assert torch.equal(a.denoise(image, t, noise).pred, b.denoise(image, t, noise).pred)
     assert torch.equal(v0, b.generate(image, seed=0, num_inference_steps=2))

@@ -6,17 +6,13 @@ import logging
 
 import pytest
 import torch
+from helpers import draw_inputs
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters import _common as common
 from stillguard.errors import CapabilityError, InputError, ModelError
 
 NAME = "hunyuan-i2v"
-
-
-def _draw(a, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return a.sample_timesteps(1, g), torch.randn(a.latent_shape(1), generator=g)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +35,7 @@ def test_encode_matches_the_pipeline(tiny_adapter, image):
 
 def test_joint_maps_are_text_first_and_mask_padding(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     layers = a.layer_names("attention")
     assert layers[0].startswith("transformer_blocks") and layers[-1].startswith("single_")
     with torch.no_grad(), a.capture(attention=layers) as cap:
@@ -55,7 +51,7 @@ def test_joint_maps_are_text_first_and_mask_padding(tiny_adapter, image):
 
 def test_rollout_equals_the_pipelines_sampler(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    _, noise = _draw(a, 4)
+    _, noise = draw_inputs(a, 4)
     x = image.clone().requires_grad_(True)
     cond = a.encode(x)
     p = a.prompt
@@ -77,7 +73,7 @@ def test_token_replace_variant(token_replace, image):
     assert a.kind == "token_replace" and a.num_frames == a.pipe_frames
     assert a.pipe.transformer.config.guidance_embeds and a.guidance_scale == 6.0
     x = image.clone().requires_grad_(True)
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     out = a.denoise(x, t, noise)
     cond = a.encode(image)
     torch.testing.assert_close(out.noisy[:, 0], cond.image_latents[:, 0])  # frame 0 = the photo
@@ -130,23 +126,3 @@ def test_real_configs_on_meta_match_published_figures(model, kind, in_channels, 
     assert a.num_frames == frames and a.prompt["prompt_embeds"].shape == (1, text, 4096)
     assert a.prompt["pooled_prompt_embeds"].shape == (1, 768)
     assert len(a.layer_names("attention")) == 60
-
-
-def test_capture_under_gradient_checkpointing(image):
-    """Recording recomputes q/k outside the checkpoint's bookkeeping: same gradient, one record."""
-    a = ADAPTERS.get(NAME).tiny()
-    t, noise = _draw(a)
-    layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
-
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=[block], attention=[layer]) as cap:
-            a.denoise(x, t, noise)
-        cap.attention[layer][0][..., 0].mean().backward()
-        return x.grad, cap
-
-    plain, _ = run()
-    a.pipe.transformer.enable_gradient_checkpointing()
-    ckpt, cap = run()
-    assert len(cap.attention[layer]) == 1 and len(cap.hidden[block]) == 1
-    torch.testing.assert_close(ckpt, plain)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing, save_tiny_text_encoder
 
 from stillguard.adapters import ADAPTERS, official_model, real_config
 from stillguard.errors import CapabilityError, InputError, ModelError
@@ -205,27 +206,14 @@ def test_loading_refuses_hub_ids_and_foreign_weights(tiny_adapter, tmp_path):
 def test_prompt_is_embedded_once_with_a_local_t5(tiny_adapter, tmp_path):
     """A folder with a (tiny, offline) T5: the prompt + v1.2's aesthetic suffix is embedded at
     load time with the 300-token (here: 4) padding and mask; without T5 a prompt is refused."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+    from transformers import T5Config, T5EncoderModel
 
     folder = tmp_path / "with-t5"
     tiny_adapter(NAME).save_pretrained(str(folder))
     cls = ADAPTERS.get(NAME)
     with pytest.raises(ModelError, match="text_encoder"):
         cls.from_pretrained(str(folder), prompt="a cat")
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "aesthetic": 5}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    tok.save_pretrained(str(folder / "tokenizer"))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        t5 = T5EncoderModel(
-            T5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-        ).eval()
-    t5.save_pretrained(str(folder / "text_encoder"))
+    tok, t5 = save_tiny_text_encoder(folder, ["a", "cat", "aesthetic"], T5EncoderModel, T5Config)
     a = cls.from_pretrained(str(folder), prompt="A cat ")
     ids = tok(["a cat aesthetic score: 6.5."], padding="max_length", max_length=4, truncation=True)
     with torch.no_grad():
@@ -284,18 +272,10 @@ def test_capture_under_gradient_checkpointing(image):
     t, noise = a.sample_timesteps(1, g), torch.randn(a.latent_shape(1), generator=g)
     layer, hidden = a.layer_names("attention-temporal")[-1], a.layer_names("hidden")[-1]
 
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=[hidden], attention=[layer]) as cap:
-            a.denoise(x, t, noise)
-        (cap.attention[layer][0][..., 0].mean() + cap.hidden[hidden][0].mean()).backward()
-        return x.grad, cap
+    def enable():
+        a.pipe.transformer.gradient_checkpointing = True
 
-    g_plain, _ = run()
-    a.pipe.transformer.gradient_checkpointing = True
-    g_ckpt, cap = run()
-    assert len(cap.attention[layer]) == 1 and len(cap.hidden[hidden]) == 1
-    torch.testing.assert_close(g_ckpt, g_plain)
+    check_capture_under_checkpointing(a, image, t, noise, layer, hidden, enable)
 
 
 def test_official_config_files_parse_to_the_shipped_configuration():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
 
 from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
@@ -21,11 +22,6 @@ def tiny(flavour: str):
     if flavour not in _CACHE:
         _CACHE[flavour] = WAN.tiny(seed=0, flavour=flavour)
     return _CACHE[flavour]
-
-
-def _draw(a, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    return a.sample_timesteps(1, g), torch.randn(a.latent_shape(1), generator=g)
 
 
 def _x8(a, image):
@@ -88,7 +84,7 @@ def test_exact_maps_reproduce_the_attention_output(image):
     seen: dict[str, torch.Tensor] = {}
     h1 = mod.register_forward_pre_hook(lambda m, args: seen.setdefault("in", args[0]))
     h2 = mod.register_forward_hook(lambda m, args, out: seen.setdefault("out", out))
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     try:
         with torch.no_grad(), a.capture(attention=[layer]) as cap:
             a.denoise(image, t, noise)
@@ -108,7 +104,7 @@ def test_exact_maps_reproduce_the_attention_output(image):
 def test_cheap_attention_modes(mode, image):
     a = tiny("wan2.1")
     layers = a.layer_names("attention")
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     gen = torch.Generator().manual_seed(1)
     x = image.clone().requires_grad_(True)
     with a.capture(attention=layers, mode=mode, max_queries=7, generator=gen) as cap:
@@ -132,7 +128,7 @@ def test_a14b_routes_each_timestep_to_its_expert(image):
         high.register_forward_hook(lambda *_: calls.__setitem__("high", calls["high"] + 1)),
         low.register_forward_hook(lambda *_: calls.__setitem__("low", calls["low"] + 1)),
     ]
-    _, noise = _draw(a)
+    _, noise = draw_inputs(a)
     try:
         with torch.no_grad():
             cond = a.encode(image)
@@ -170,7 +166,7 @@ def test_ti2v_first_frame_mode(image):
     hook = a.pipe.transformer.register_forward_pre_hook(
         lambda m, args, kw: seen.update(t=kw["timestep"], h=kw["hidden_states"]), with_kwargs=True
     )
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     try:
         with torch.no_grad():
             cond = a.encode(image)
@@ -240,7 +236,7 @@ def test_from_config_builds_a_config_only_folder(tmp_path, image):
     a = WAN.from_config(tmp_path / "m", seed=3)
     assert a.flavour == "wan2.2-a14b" and len(a.experts) == 2 and a.boundary == 0.9
     assert a.prompt_embeds.shape == (1, 512, 16) and not a.prompt_embeds.any()
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     assert a.denoise(image, t, noise).pred.shape == a.latent_shape(1)
     # the planner's way: nothing allocated, shapes still flow (here through both experts)
     from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
@@ -300,7 +296,7 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
     a = tiny(flavour)
     x8 = _x8(a, image)
     pil = Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
-    _, noise = _draw(a, seed=5)
+    _, noise = draw_inputs(a, seed=5)
     with torch.no_grad():
         cond = a.encode(x8)
         if cond.image_embeds is not None:  # same CLIP tokens on both sides (PIL resize differs)
@@ -325,30 +321,13 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
 def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
     """A folder with a tiny offline UMT5: embeddings as the pipeline builds them (zeros past the
     prompt's tokens, 512 in all); the text encoder is dropped afterwards."""
-    import json
-
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+    from transformers import UMT5Config, UMT5EncoderModel
 
     folder = tmp_path / "with-umt5"
     tiny("wan2.1").save_pretrained(str(folder))
     (folder / "prompt_embeds.safetensors").unlink()
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, "a": 3, "cat": 4, "runs": 5}
-    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    raw.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=raw, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
-    )
-    tok.save_pretrained(str(folder / "tokenizer"))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        cfg = UMT5Config(vocab_size=6, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2)
-        umt5 = UMT5EncoderModel(cfg).eval()
-    umt5.save_pretrained(str(folder / "text_encoder"))
-    index = json.loads((folder / "model_index.json").read_text())
-    index["text_encoder"] = ["transformers", "UMT5EncoderModel"]
-    index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
-    (folder / "model_index.json").write_text(json.dumps(index))
+    words = ["a", "cat", "runs"]
+    _, umt5 = save_tiny_text_encoder(folder, words, UMT5EncoderModel, UMT5Config, register=True)
 
     a = WAN.from_pretrained(str(folder), prompt="  a   cat runs ")
     assert a.pipe.text_encoder is None and a.pipe.tokenizer is None
@@ -362,23 +341,12 @@ def test_prompt_is_embedded_once_with_umt5_without_ftfy(tmp_path):
 
 def test_capture_under_gradient_checkpointing(image):
     a = WAN.tiny(seed=0)
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     layer, block = a.layer_names("attention")[-1], a.layer_names("hidden")[-1]
-
-    def run():
-        x = image.clone().requires_grad_(True)
-        with a.capture(hidden=[block], attention=[layer], mode="sampled", max_queries=5,
-                       generator=torch.Generator().manual_seed(2)) as cap:  # fmt: skip
-            out = a.denoise(x, t, noise)
-        (cap.attention[layer][0][..., 0].mean() + cap.hidden[block][0].mean()).backward()
-        assert out.pred.shape == a.latent_shape(1)
-        return x.grad, cap
-
-    g_plain, _ = run()
-    a.pipe.transformer.enable_gradient_checkpointing()
-    g_ckpt, cap = run()
-    assert len(cap.attention[layer]) == len(cap.hidden[block]) == 1
-    torch.testing.assert_close(g_ckpt, g_plain)
+    check_capture_under_checkpointing(
+        a, image, t, noise, layer, block, a.pipe.transformer.enable_gradient_checkpointing,
+        lambda: dict(mode="sampled", max_queries=5, generator=torch.Generator().manual_seed(2)),
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("flavour", ["wan2.2-a14b", "wan2.2-ti2v"])
@@ -396,6 +364,6 @@ def test_opt_num_frames_shortens_optimisation_only(image, tmp_path):
     assert a.latent_shape(1)[1] == 2 and a.num_frames == 9
     cond = a.encode(image)
     assert cond.image_latents.shape[1] == cond.extra["mask"].shape[1] == 2
-    t, noise = _draw(a)
+    t, noise = draw_inputs(a)
     assert a.denoise(cond, t, noise).pred.shape == a.latent_shape(1)
     assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9

@@ -13,8 +13,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError
-from ._capture_recorder import Recorder, attention_probs, own_saved_tensors
+from ._capture_recorder import Recorder, own_saved_tensors, record_factorised, record_joint
+
+
+def split_heads(attn: Any, states: Tensor, context: Tensor, batch: int) -> tuple[Tensor, ...]:
+    """q (from ``states``), k and v (from ``context``) of a legacy ``Attention``, split into heads
+    ``(B, heads, N, d)`` and QK-normed, as the stock ``*AttnProcessor2_0`` computes them."""
+    query, key, value = attn.to_q(states), attn.to_k(context), attn.to_v(context)
+    head_dim = key.shape[-1] // attn.heads
+    query, key, value = (
+        t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value)
+    )
+    query, key = qk_norm(attn.norm_q, attn.norm_k, query, key)
+    return query, key, value
+
+
+def qk_norm(norm_q: Any, norm_k: Any, query: Tensor, key: Tensor) -> tuple[Tensor, Tensor]:
+    """``query`` and ``key`` through their QK-norms where the module has them (else unchanged)."""
+    return (
+        query if norm_q is None else norm_q(query),
+        key if norm_k is None else norm_k(key),
+    )
+
+
+def attend(attn: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:
+    """SDPA on the heads and the output projection (``to_out``), as the stock processors do."""
+    out = F.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False
+    )
+    out = out.transpose(1, 2).flatten(2).to(query.dtype)
+    return attn.to_out[1](attn.to_out[0](out))
 
 
 class RecordingCogVideoXAttnProcessor:
@@ -40,57 +68,15 @@ class RecordingCogVideoXAttnProcessor:
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch)
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
-        query = attn.to_q(hidden_states)
-        key = attn.to_k(hidden_states)
-        value = attn.to_v(hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
+        query, key, value = split_heads(attn, hidden_states, hidden_states, batch)
         if image_rotary_emb is not None:
             query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
             if not attn.is_cross_attention:
                 key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
-        self._record(query, key, attention_mask, text_len)
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
-        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
+        record_joint(self.recorder, self.name, query, key, attention_mask, text_len)
+        out = attend(attn, query, key, value, attention_mask)
         encoder_hidden_states, out = out.split([text_len, out.size(1) - text_len], dim=1)
         return out, encoder_hidden_states
-
-    def _record(self, query: Tensor, key: Tensor, mask: Tensor | None, text_len: int) -> None:
-        if self.recorder.active:
-            with own_saved_tensors():
-                self._record_probs(query, key, mask, text_len)
-
-    def _record_probs(self, query: Tensor, key: Tensor, mask: Tensor | None, text_len: int) -> None:
-        rec = self.recorder
-        n_video = query.shape[2] - text_len
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": text_len, "frames": frames, "per_frame": n_video // frames}
-        if rec.mode == "exact":
-            rows = torch.arange(query.shape[2], device=query.device)
-            probs = attention_probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = text_len + rec.rows(n_video, query.device)
-            probs = attention_probs(
-                query[:, :, rows], key, None if mask is None else mask[:, :, rows]
-            )
-        else:
-            b, h, _, d = query.shape
-            qp = query[:, :, text_len:].reshape(b, h, frames, -1, d).mean(3)
-            kp = key[:, :, text_len:].reshape(b, h, frames, -1, d).mean(3)
-            rows = torch.arange(frames, device=query.device)
-            probs = attention_probs(qp, kp, None)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-        rec.add_attention(self.name, probs, rows, layout)
 
 
 class RecordingAttnProcessor:
@@ -130,66 +116,57 @@ class RecordingAttnProcessor:
             attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-        query = attn.to_q(hidden_states)
         if encoder_hidden_states is None:
             encoder_hidden_states = hidden_states
         elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        key = attn.to_k(encoder_hidden_states)
-        value = attn.to_v(encoder_hidden_states)
-        head_dim = key.shape[-1] // attn.heads
-        query = query.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        key = key.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        value = value.view(batch, -1, attn.heads, head_dim).transpose(1, 2)
-        if attn.norm_q is not None:
-            query = attn.norm_q(query)
-        if attn.norm_k is not None:
-            key = attn.norm_k(key)
-        self._record(query, key, attention_mask)
-        out = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False
-        )
-        out = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
-        out = out.to(query.dtype)
-        out = attn.to_out[0](out)
-        out = attn.to_out[1](out)
+        query, key, value = split_heads(attn, hidden_states, encoder_hidden_states, batch)
+        record_factorised(
+            self.recorder, self.name, query, key, attention_mask,
+            temporal=self.temporal, tokens="pixels of one frame",
+        )  # fmt: skip
+        out = attend(attn, query, key, value, attention_mask)
         if input_ndim == 4:
             out = out.transpose(-1, -2).reshape(b4, channel, height, width)
         if attn.residual_connection:
             out = out + residual
         return out / attn.rescale_output_factor
 
-    def _record(self, query: Tensor, key: Tensor, mask: Tensor | None) -> None:
+
+class StockOutputProcessor:
+    """Base of the recording processors that leave the output to the stock processor they replace
+    (the newer ``AttentionModuleMixin`` processors of LTX-Video, HunyuanVideo and Wan, which may
+    dispatch to any attention backend): the output stays bit-identical whatever the backend, and
+    :meth:`_record` recomputes q and k only for what the mode records, under its own saved-tensor
+    hooks (outside a surrounding checkpoint's bookkeeping; see :mod:`._attention`).
+
+    The signature is the stock one: the modules pass these arguments positionally, and
+    ``Attention.forward`` drops keyword arguments a processor does not declare.
+    """
+
+    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
+        self.recorder = recorder
+        self.name = name
+        self.stock = stock
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Tensor,
+        encoder_hidden_states: Tensor | None = None,
+        attention_mask: Tensor | None = None,
+        image_rotary_emb: Any = None,
+    ) -> Any:
         if self.recorder.active:
             with own_saved_tensors():
-                self._record_probs(query, key, mask)
-
-    def _record_probs(self, query: Tensor, key: Tensor, mask: Tensor | None) -> None:
-        rec = self.recorder
-        n = query.shape[2]
-        layout = {
-            "text": 0,
-            "frames": n if self.temporal else 1,
-            "per_frame": 1 if self.temporal else n,
-        }
-        if rec.mode == "exact":
-            rows = torch.arange(n, device=query.device)
-            probs = attention_probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = rec.rows(n, query.device)
-            probs = attention_probs(
-                query[:, :, rows], key, None if mask is None else mask[:, :, rows]
-            )
-        else:
-            if not self.temporal:
-                raise InputError(
-                    f"capture(mode='pooled') needs frame tokens; {self.name} is spatial attention "
-                    "(its tokens are pixels of one frame): use mode='exact' or 'sampled' there"
+                self._record(
+                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
                 )
-            videos = rec.context.get("batch", 1)
-            bhw, h, f, d = query.shape
-            qp = query.reshape(videos, bhw // videos, h, f, d).mean(1)
-            kp = key.reshape(videos, bhw // videos, h, f, d).mean(1)
-            rows = torch.arange(f, device=query.device)
-            probs = attention_probs(qp, kp, None)
-        rec.add_attention(self.name, probs, rows, layout)
+        return self.stock(
+            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
+        )
+
+    def _record(
+        self, attn: Any, hidden: Tensor, context: Tensor | None, mask: Tensor | None, rope: Any
+    ) -> None:
+        raise NotImplementedError  # pragma: no cover - every subclass defines it

@@ -118,5 +118,87 @@ def attention_probs(q: Tensor, k: Tensor, mask: Tensor | None) -> Tensor:
     return logits.float().softmax(-1).to(q.dtype)
 
 
+def pool_per_frame(x: Tensor, frames: int, text: int = 0) -> Tensor:
+    """The video tokens of ``x`` ``(B, heads, T + F·n, d)`` mean-pooled per frame: ``(B, heads, F, d)``."""
+    b, h, _, d = x.shape
+    return x[:, :, text:].reshape(b, h, frames, -1, d).mean(3)
+
+
+def record_joint(
+    rec: Recorder, name: str, query: Tensor, key: Tensor, mask: Tensor | None, text: int
+) -> None:
+    """Record one map of joint (text + video) attention, text first on both axes.
+
+    ``query``/``key``: ``(B, heads, T + F·n, d)``; ``mask``: additive, broadcastable to
+    ``(B, heads, Q, K)``, or ``None``. The frame count ``F`` comes from
+    ``rec.context["token_frames"]`` (set by the adapter's pre-hook). ``exact``: every row;
+    ``sampled``: random *video* rows against all keys; ``pooled``: video q and k mean-pooled per
+    frame (text left out).
+    """
+    if not rec.active:
+        return
+    with own_saved_tensors():
+        n_video = query.shape[2] - text
+        frames = rec.context.get("token_frames", 1)
+        layout = {"text": text, "frames": frames, "per_frame": n_video // frames}
+        if rec.mode == "exact":
+            rows = torch.arange(query.shape[2], device=query.device)
+            probs = attention_probs(query, key, mask)
+        elif rec.mode == "sampled":
+            rows = text + rec.rows(n_video, query.device)
+            row_mask = mask if mask is None or mask.shape[-2] == 1 else mask[..., rows, :]
+            probs = attention_probs(query[:, :, rows], key, row_mask)
+        else:
+            qp, kp = pool_per_frame(query, frames, text), pool_per_frame(key, frames, text)
+            rows = torch.arange(frames, device=query.device)
+            probs = attention_probs(qp, kp, None)
+            layout = {"text": 0, "frames": frames, "per_frame": 1}
+        rec.add_attention(name, probs, rows, layout)
+
+
+def record_factorised(
+    rec: Recorder,
+    name: str,
+    query: Tensor,
+    key: Tensor,
+    mask: Tensor | None,
+    *,
+    temporal: bool,
+    tokens: str,
+) -> None:
+    """Record one map of factorised attention (SVD's UNet, STDiT3): spatial or temporal.
+
+    ``query``/``key``: ``(B', heads, N, d)`` with ``B' = B·F`` (spatial: the tokens are the
+    ``tokens`` of one frame) or ``B' = B·h·w`` (temporal: the tokens are frames). ``pooled``
+    averages temporal q and k over the positions of each video (``rec.context["batch"]`` videos)
+    and is refused on spatial attention.
+    """
+    if not rec.active:
+        return
+    with own_saved_tensors():
+        n = query.shape[2]
+        layout = {"text": 0, "frames": n if temporal else 1, "per_frame": 1 if temporal else n}
+        if rec.mode == "exact":
+            rows = torch.arange(n, device=query.device)
+            probs = attention_probs(query, key, mask)
+        elif rec.mode == "sampled":
+            rows = rec.rows(n, query.device)
+            row_mask = None if mask is None else mask[:, :, rows]
+            probs = attention_probs(query[:, :, rows], key, row_mask)
+        else:
+            if not temporal:
+                raise InputError(
+                    f"capture(mode='pooled') needs frame tokens; {name} is spatial attention "
+                    f"(its tokens are {tokens}): use mode='exact' or 'sampled' there"
+                )
+            videos = rec.context.get("batch", 1)
+            bhw, h, f, d = query.shape
+            qp = query.reshape(videos, bhw // videos, h, f, d).mean(1)
+            kp = key.reshape(videos, bhw // videos, h, f, d).mean(1)
+            rows = torch.arange(f, device=query.device)
+            probs = attention_probs(qp, kp, None)
+        rec.add_attention(name, probs, rows, layout)
+
+
 # the names these helpers had in ._attention
 _own_saved_tensors, _probs = own_saved_tensors, attention_probs

@@ -12,45 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._attention import Recorder, RecordingCogVideoXAttnProcessor, capture_context, find_layer
-from .base import Captured
+from ._capture_processors import RecordingCogVideoXAttnProcessor
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
 
 
-class CogVideoXCapture:
+class CogVideoXCapture(Capturing):
     """``layer_names`` and ``capture`` of the CogVideoX-I2V adapter."""
 
     def layer_names(self, kind: str) -> list[str]:
         n_blocks = len(self.pipe.transformer.transformer_blocks)
-        if kind == "hidden":
-            return [f"transformer_blocks.{i}" for i in range(n_blocks)]
-        if kind in ("attention", "attention-joint"):
-            return [f"transformer_blocks.{i}.attn1" for i in range(n_blocks)]
-        if kind == "vae":
-            return [
-                f"vae.encoder.down_blocks.{i}"
-                for i in range(len(self.pipe.vae.encoder.down_blocks))
-            ]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint spatio-temporal attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
+        blocks = [f"transformer_blocks.{i}" for i in range(n_blocks)]
+        return joint_layer_names(self, kind, blocks, "attn1", "joint spatio-temporal attention")
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and joint attention maps; see :mod:`._attention` for the modes.
 
@@ -60,25 +35,16 @@ class CogVideoXCapture:
         """
         from diffusers.models.attention_processor import CogVideoXAttnProcessor2_0
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not CogVideoXAttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the stock "
-                    "CogVideoXAttnProcessor2_0 (unfuse QKV projections first)"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t or 1
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[1] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, _m: RecordingCogVideoXAttnProcessor(recorder, n),
-            hid,
-            [(self.pipe.transformer, layout)],
+        tr = self.pipe.transformer
+        p_t = tr.config.patch_size_t or 1
+        return capture_stock(
+            self,
+            tr,
+            hidden,
+            attention,
+            options,
+            stock=CogVideoXAttnProcessor2_0,
+            hint=" (unfuse QKV projections first)",
+            make=lambda rec, n, _m: RecordingCogVideoXAttnProcessor(rec, n),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=1, patch=p_t))],
         )

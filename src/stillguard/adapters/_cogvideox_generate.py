@@ -8,13 +8,12 @@ latent frame itself). :meth:`CogVideoXVideo.decode` decodes as the pipeline does
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from . import _common as C
+from ._generate import VideoGeneration, run_pipeline, working_image
 
 
-class CogVideoXVideo:
+class CogVideoXVideo(VideoGeneration):
     """``decode`` and ``generate`` of the CogVideoX-I2V adapter."""
 
     def decode(self, latents: Tensor) -> Tensor:
@@ -31,33 +30,23 @@ class CogVideoXVideo:
         frames = self.pipe.decode_latents(latents.to(self.device, self.dtype))
         return ((frames.permute(0, 2, 1, 3, 4).float() + 1) / 2).clamp(0, 1)
 
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling (CFG, DDIM, VAE sampling with a seeded generator).
 
         Shape:
             x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
         """
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        img = working_image(self, x)
         b = img.shape[0]
-        video = self.pipe(
+        return run_pipeline(
+            self,
+            seed,
             image=img,
             prompt_embeds=self._embeds(b),
             negative_prompt_embeds=self._embeds(b, True),
             height=self.height,
             width=self.width,
-            num_frames=num_frames or self.num_frames,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_frames=frames,
+            num_inference_steps=steps,
             guidance_scale=self.guidance_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)
+        )

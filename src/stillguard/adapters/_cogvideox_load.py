@@ -26,6 +26,7 @@ from ..errors import InputError, ModelError
 from ..registry import close_matches
 from . import _common as C
 from . import _tiny
+from ._load import memory_switches, merged_settings, open_pipeline, prompt_pair, save_pipeline
 
 T = TypeVar("T", bound="CogVideoXLoading")
 
@@ -43,19 +44,12 @@ SWITCHES = ("gradient_checkpointing", "vae_slicing", "vae_tiling")
 
 
 def _switch(pipe: Any, options: dict[str, Any]) -> None:
-    if options.get("gradient_checkpointing"):
-        pipe.transformer.enable_gradient_checkpointing()
-    if options.get("vae_slicing"):
-        pipe.vae.enable_slicing()
-    if options.get("vae_tiling"):
-        pipe.vae.enable_tiling()
+    memory_switches(pipe, pipe.transformer, **{k: bool(options.get(k)) for k in SWITCHES})
 
 
 def _settings(folder: Path | None, options: dict[str, Any]) -> dict[str, Any]:
     """``stillguard.json`` beside the pipeline, overridden by the options that are not ``None``."""
-    settings = C.read_settings(folder)
-    settings.update({k: options[k] for k in SETTINGS if options.get(k) is not None})
-    return settings
+    return merged_settings(folder, {k: options.get(k) for k in SETTINGS})
 
 
 class CogVideoXLoading:
@@ -92,32 +86,14 @@ class CogVideoXLoading:
         from diffusers import CogVideoXImageToVideoPipeline
 
         options = dict(locals())
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = CogVideoXImageToVideoPipeline.from_pretrained(
-                src,
-                text_encoder=None,
-                tokenizer=None,
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-            )
-        except (OSError, ValueError) as err:
-            raise C.load_error(model, folder, err, "CogVideoX-I2V") from err
-        pipe.to(device)
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt_embeds is None and file is not None and file.is_file() and not prompt:
-            saved = C.load_tensors(file)
-            prompt_embeds = saved["prompt_embeds"]
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = saved.get("negative_prompt_embeds")
-        elif prompt_embeds is None:
-            prompt_embeds, neg = C.embed_prompt(pipe, src, prompt, device, dtype)
-            negative_prompt_embeds = (
-                negative_prompt_embeds if negative_prompt_embeds is not None else neg
-            )
+        pipe, model_id, folder, src, device, dtype = open_pipeline(
+            CogVideoXImageToVideoPipeline, model, device, dtype, "CogVideoX-I2V", text_encoder=None,
+            tokenizer=None,
+        )  # fmt: skip
+        prompt_embeds, negative_prompt_embeds = prompt_pair(
+            folder, prompt, prompt_embeds, negative_prompt_embeds,
+            lambda: C.embed_prompt(pipe, src, prompt, device, dtype),
+        )  # fmt: skip
         _switch(pipe, options)
         return cls(
             pipe,
@@ -217,19 +193,8 @@ class CogVideoXLoading:
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds and ``stillguard.json`` generation defaults."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(
-            folder / C.PROMPT_FILE,
-            {
-                "prompt_embeds": self.prompt_embeds,
-                "negative_prompt_embeds": self.negative_prompt_embeds,
-            },
-        )
-        C.write_settings(
-            folder,
-            dict(
-                adapter=self.registry_name,
-                **{k: getattr(self, k) for k in SETTINGS},
-            ),
-        )
+        prompt = {
+            "prompt_embeds": self.prompt_embeds,
+            "negative_prompt_embeds": self.negative_prompt_embeds,
+        }
+        save_pipeline(self, path, prompt, {k: getattr(self, k) for k in SETTINGS})

@@ -14,12 +14,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _common as C
+from ._generate import VideoGeneration
 from .base import Conditioning
 from .nets import dc_ddim
 
 
-class DynamiCrafterVideo:
+class DynamiCrafterVideo(VideoGeneration):
     """DDIM sampling, ``decode`` and ``generate`` of the DynamiCrafter adapter."""
 
     def _uncond_image_tokens(self, batch: int) -> Tensor:
@@ -66,19 +66,15 @@ class DynamiCrafterVideo:
         return ((frames.float().unflatten(0, latents.shape[:2]) + 1) / 2).clamp(0, 1)
 
     # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(self, x: Tensor, *, seed: int = 0, num_frames: int | None = None, num_inference_steps: int | None = None) -> Tensor:  # fmt: skip
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The official sampling (DDIM, eta, CFG, rescale) on the 8-bit working-size image.
 
         Shape: ``x (B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
         """
-        C.check_image(x)
         img = (self.prepare(x.detach().to(self.device, self.dtype)) * 255).round() / 255
-        frames = num_frames or self.num_frames
         cond = self._condition(img, frames)
         gen = torch.Generator(self.device).manual_seed(seed)
         f = self.pipe.vae.scale_factor_spatial
         shape = (img.shape[0], frames, 4, self.height // f, self.width // f)
         noise = torch.randn(shape, generator=gen, device=self.device, dtype=self.dtype)
-        steps = num_inference_steps or self.num_inference_steps
         return self.decode(self._sample(cond, noise, steps, float(self.eta), gen))

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from . import _common as C
+from ._load import tiny_adapter
 from .nets import dc_config, dc_load
 
 T = TypeVar("T", bound="DynamiCrafterLoading")
@@ -64,9 +65,7 @@ class DynamiCrafterLoading:
         settings = dict(
             height=64, width=64, num_frames=dc_config.TINY_FRAMES, num_inference_steps=3
         )
-        device = torch.device(device)
-        net.to(device)
-        return cls(net, model_id="tiny", settings=settings, prompt=prompt, device=device, dtype=torch.float32)  # fmt: skip
+        return tiny_adapter(cls, net, device, settings=settings, prompt=prompt)
 
     @classmethod
     def from_config(cls: type[T], folder: str | Any, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options: Any) -> T:  # fmt: skip

@@ -17,57 +17,33 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors, capture_context, find_layer
-from ._ltx_attention import additive_mask, record_video_attention
-from .base import Captured
+from ._capture_processors import StockOutputProcessor, qk_norm
+from ._capture_recorder import record_joint
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
+from ._ltx_attention import additive_mask
 
 
-class RecordingHunyuanAttnProcessor:
+class RecordingHunyuanAttnProcessor(StockOutputProcessor):
     """``HunyuanVideoAttnProcessor2_0`` plus recording (stock signature, stock output)."""
-
-    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.stock = stock
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        if self.recorder.active and encoder_hidden_states is not None:
-            with _own_saved_tensors():  # outside a surrounding checkpoint's bookkeeping
-                self._record(
-                    attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-                )
-        return self.stock(
-            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-        )
 
     def _record(
         self,
         attn: Any,
         hidden: Tensor,
-        text: Tensor,
+        text: Tensor | None,
         mask: Tensor | None,
         rope: tuple[Tensor, Tensor] | None,
     ) -> None:
         from diffusers.models.embeddings import apply_rotary_emb
 
+        if text is None:  # every Hunyuan attention layer is joint; nothing to record without text
+            return
         n_text, n_video = text.shape[1], hidden.shape[1]
         dual = attn.add_q_proj is not None
         states = hidden if dual else torch.cat([hidden, text], 1)
         q = attn.to_q(states).unflatten(2, (attn.heads, -1))
         k = attn.to_k(states).unflatten(2, (attn.heads, -1))
-        if attn.norm_q is not None:
-            q = attn.norm_q(q)
-        if attn.norm_k is not None:
-            k = attn.norm_k(k)
+        q, k = qk_norm(attn.norm_q, attn.norm_k, q, k)
         qv, kv = q[:, :n_video], k[:, :n_video]
         if rope is not None:
             qv = apply_rotary_emb(qv, rope, sequence_dim=1)
@@ -75,22 +51,17 @@ class RecordingHunyuanAttnProcessor:
         if dual:
             qt = attn.add_q_proj(text).unflatten(2, (attn.heads, -1))
             kt = attn.add_k_proj(text).unflatten(2, (attn.heads, -1))
-            if attn.norm_added_q is not None:
-                qt = attn.norm_added_q(qt)
-            if attn.norm_added_k is not None:
-                kt = attn.norm_added_k(kt)
+            qt, kt = qk_norm(attn.norm_added_q, attn.norm_added_k, qt, kt)
         else:
             qt, kt = q[:, n_video:], k[:, n_video:]
         query = torch.cat([qt, qv], 1).transpose(1, 2)  # text first: (B, heads, T + N, d)
         key = torch.cat([kt, kv], 1).transpose(1, 2)
         if mask is not None:  # (B, 1, 1, N + T), video first -> text first
             mask = torch.cat([mask[..., n_video:], mask[..., :n_video]], -1)
-        record_video_attention(
-            self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text
-        )
+        record_joint(self.recorder, self.name, query, key, additive_mask(mask, query.dtype), n_text)
 
 
-class HunyuanCapture:
+class HunyuanCapture(Capturing):
     """``layer_names`` and ``capture`` of :class:`~.hunyuan_i2v.HunyuanI2V` (needs ``self.pipe``)."""
 
     pipe: Any
@@ -102,57 +73,25 @@ class HunyuanCapture:
         blocks += [
             f"single_transformer_blocks.{i}" for i in range(len(tr.single_transformer_blocks))
         ]
-        if kind == "hidden":
-            return blocks
-        if kind in ("attention", "attention-joint"):
-            return [f"{b}.attn" for b in blocks]
-        if kind == "vae":
-            return [
-                f"vae.encoder.down_blocks.{i}"
-                for i in range(len(self.pipe.vae.encoder.down_blocks))
-            ]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint text+video attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
+        return joint_layer_names(self, kind, blocks, "attn", "joint text+video attention")
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs (video stream) and joint maps ``(B, heads, Q, T + F_lat·n)``."""
         from diffusers.models.transformers.transformer_hunyuan_video import (
             HunyuanVideoAttnProcessor2_0,
         )
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not HunyuanVideoAttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock HunyuanVideoAttnProcessor2_0"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-        p_t = self.pipe.transformer.config.patch_size_t
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingHunyuanAttnProcessor(recorder, n, m.processor),
-            hid,
-            [(self.pipe.transformer, layout)],
+        tr = self.pipe.transformer
+        p_t = tr.config.patch_size_t
+        return capture_stock(
+            self,
+            tr,
+            hidden,
+            attention,
+            options,
+            stock=HunyuanVideoAttnProcessor2_0,
+            make=lambda rec, n, m: RecordingHunyuanAttnProcessor(rec, n, m.processor),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t))],
         )

@@ -10,7 +10,6 @@ folder's ``prompt_embeds.safetensors``; see :mod:`.hunyuan_i2v` for what that me
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +17,17 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
-from ._ltx_parts import build_from_config
+from ._generate import VideoGeneration, run_pipeline, working_image
+from ._load import (
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    save_pipeline,
+    saved_prompt,
+    tiny_adapter,
+)
+from ._ltx_parts import flow_pipeline_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
                "negative_prompt_embeds", "negative_prompt_attention_mask",
@@ -58,7 +67,7 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     return {k: defaults[k] if p.get(k) is None else p[k] for k in PROMPT_KEYS}
 
 
-class HunyuanLoading:
+class HunyuanLoading(VideoGeneration):
     """``from_pretrained``, ``tiny``, ``from_config``, ``generate``, ``save_pretrained`` and
     ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
 
@@ -88,23 +97,13 @@ class HunyuanLoading:
         unknown = sorted(set(options) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown hunyuan-i2v options {unknown}: choose from {SETTINGS}")
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(
-                src,
-                **dict.fromkeys(ABSENT),
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load HunyuanVideo-I2V from {model!r}: {err}") from err
-        pipe.to(device)
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt["prompt_embeds"] is None and file is not None and file.is_file():
-            prompt.update(C.load_tensors(file))
+        pipe, model_id, folder, _, device, dtype = open_pipeline(
+            HunyuanVideoImageToVideoPipeline, model, device, dtype, "HunyuanVideo-I2V",
+            **dict.fromkeys(ABSENT),
+        )  # fmt: skip
+        saved = saved_prompt(folder) if prompt["prompt_embeds"] is None else None
+        if saved is not None:
+            prompt.update(saved)
         if prompt["prompt_embeds"] is None or prompt["pooled_prompt_embeds"] is None:
             raise ModelError(
                 f"{model!r}: HunyuanVideo-I2V embeds the prompt together with the photo in "
@@ -112,17 +111,17 @@ class HunyuanLoading:
                 "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
                 f"encode_prompt(image=photo, prompt=...), or a folder whose {C.PROMPT_FILE} has them"
             )
-        settings = C.read_settings(folder)
-        settings.update({k: v for k, v in options.items() if v is not None})
-        if gradient_checkpointing:
-            pipe.transformer.enable_gradient_checkpointing()
-        if vae_tiling:
-            pipe.vae.enable_tiling()
+        memory_switches(
+            pipe,
+            pipe.transformer,
+            gradient_checkpointing=gradient_checkpointing,
+            vae_tiling=vae_tiling,
+        )
         return cls(
             pipe,
             model_id=model_id,
             prompt=complete_prompt(prompt),
-            settings=settings,
+            settings=merged_settings(folder, options),
             device=device,
             dtype=dtype,
         )
@@ -170,17 +169,8 @@ class HunyuanLoading:
                 "pooled_prompt_embeds": torch.randn(1, 8, generator=g),
             }
         )
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(TINY_SETTINGS, guidance_scale=6.0 if config["guidance_embeds"] else 1.0)
-        return cls(
-            pipe,
-            model_id="tiny",
-            prompt=prompt,
-            settings=settings,
-            device=device,
-            dtype=torch.float32,
-        )
+        return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
     def from_config(
@@ -196,20 +186,14 @@ class HunyuanLoading:
         CLIP-L 768)."""
         from diffusers import (
             AutoencoderKLHunyuanVideo,
-            FlowMatchEulerDiscreteScheduler,
             HunyuanVideoImageToVideoPipeline,
             HunyuanVideoTransformer3DModel,
         )
 
-        parts = {
-            "transformer": HunyuanVideoTransformer3DModel,
-            "vae": AutoencoderKLHunyuanVideo,
-            "scheduler": FlowMatchEulerDiscreteScheduler,
-        }
-        pipe, settings = build_from_config(
-            folder, HunyuanVideoImageToVideoPipeline, parts, ABSENT, device, dtype
-        )
-        settings.update(options)
+        pipe, settings = flow_pipeline_from_config(
+            folder, HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel,
+            AutoencoderKLHunyuanVideo, ABSENT, device, dtype, options,
+        )  # fmt: skip
         tr = pipe.transformer.config
         tokens = int(settings.get("text_tokens", TEXT_TOKENS[tr.image_condition_type]))
         with torch.device(device):
@@ -219,7 +203,7 @@ class HunyuanLoading:
             }
         return cls(
             pipe,
-            model_id=str(settings.get("model", Path(str(folder)).name)),
+            model_id=config_model_id(settings, folder),
             prompt=complete_prompt(prompt),
             settings=settings,
             device=torch.device(device),
@@ -227,19 +211,10 @@ class HunyuanLoading:
         )
 
     # ------------------------------------------------------------------ generation, saving
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling with the precomputed prompt. ``(B,3,H,W)`` -> ``(B,F,3,H,W)``
         with ``F = num_frames`` (the pipeline is asked for ``F + 4`` under latent concat)."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        img = working_image(self, x)
         b = img.shape[0]
         pe, pm, pp = self._text(b)
         negative: dict[str, Tensor] = {}
@@ -250,7 +225,9 @@ class HunyuanLoading:
                 negative_prompt_attention_mask=nm,
                 negative_pooled_prompt_embeds=npool,
             )
-        video = self.pipe(
+        return run_pipeline(
+            self,
+            seed,
             image=img,
             prompt_embeds=pe,
             prompt_attention_mask=pm,
@@ -258,20 +235,14 @@ class HunyuanLoading:
             **negative,
             height=self.height,
             width=self.width,
-            num_frames=(num_frames or self.num_frames) + self.drop,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_frames=frames + self.drop,
+            num_inference_steps=steps,
             guidance_scale=self.guidance_scale,
             true_cfg_scale=self.true_cfg_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks + pooled, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
         keys = (
             "height",
             "width",
@@ -282,9 +253,7 @@ class HunyuanLoading:
             "text_image_path",
         )
         settings = {k: getattr(self, k) for k in keys}
-        C.write_settings(
-            folder, {"adapter": self.registry_name, "num_frames": self.pipe_frames, **settings}
-        )
+        save_pipeline(self, path, self.prompt, {"num_frames": self.pipe_frames, **settings})
 
     def describe(self) -> dict[str, Any]:
         return {

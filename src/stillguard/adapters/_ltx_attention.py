@@ -7,7 +7,7 @@ exactly as the stock processor does (projections, QK-norm, RoPE), record
 ``softmax(q kᵀ / sqrt(d))`` for the rows the mode asks for, then call the *stock processor* for the
 output. The price is a second q/k projection per recorded layer (small next to attention itself).
 
-:func:`record_video_attention` holds the mode logic shared by both models, on maps whose key axis is
+:func:`~._capture_recorder.record_joint` holds the mode logic shared by both models, on maps whose key axis is
 laid out text first (``T`` text tokens, then ``F`` frames of ``n`` tokens; LTX's video
 self-attention has ``T = 0``). Modes (see :mod:`._attention`): ``exact`` (all rows, text rows
 included), ``sampled`` (``max_queries`` random *video* rows against all keys), ``pooled`` (video q
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._attention import Recorder, _own_saved_tensors, _probs, capture_context, find_layer
-from .base import Captured
+from ._attention import Recorder
+from ._capture_processors import StockOutputProcessor
+from ._capture_recorder import record_joint
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, joint_layer_names
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -37,78 +37,34 @@ def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
     )
 
 
-def record_video_attention(
-    rec: Recorder, name: str, query: Tensor, key: Tensor, mask: Tensor | None, text: int
-) -> None:
-    """Record one map of ``name``. ``query``/``key``: ``(B, heads, T + F·n, d)``, text first.
-
-    ``mask``: additive, broadcastable to ``(B, heads, Q, K)``, or ``None``. The frame count comes
-    from ``rec.context["token_frames"]`` (set by the adapter's pre-hook).
-    """
-    if not rec.active:
-        return
-    with _own_saved_tensors():
-        n_video = query.shape[2] - text
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": text, "frames": frames, "per_frame": n_video // frames}
-        if rec.mode == "exact":
-            rows = torch.arange(query.shape[2], device=query.device)
-            probs = _probs(query, key, mask)
-        elif rec.mode == "sampled":
-            rows = text + rec.rows(n_video, query.device)
-            row_mask = mask if mask is None or mask.shape[-2] == 1 else mask[..., rows, :]
-            probs = _probs(query[:, :, rows], key, row_mask)
-        else:
-            b, h, _, d = query.shape
-            qp = query[:, :, text:].reshape(b, h, frames, -1, d).mean(3)
-            kp = key[:, :, text:].reshape(b, h, frames, -1, d).mean(3)
-            rows = torch.arange(frames, device=query.device)
-            probs = _probs(qp, kp, None)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-        rec.add_attention(name, probs, rows, layout)
+#: the shared mode logic, under the name it had here
+record_video_attention = record_joint
 
 
-class RecordingLTXAttnProcessor:
+class RecordingLTXAttnProcessor(StockOutputProcessor):
     """LTX-Video ``attn1`` (video self-attention, RoPE, QK-norm across heads) plus recording.
 
     The stock ``LTXVideoAttnProcessor`` computes the output; the signature is the stock one because
     ``LTXAttention.forward`` drops keyword arguments a processor does not declare.
     """
 
-    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.stock = stock
+    def _record(
+        self, attn: Any, hidden: Tensor, context: Tensor | None, mask: Tensor | None, rope: Any
+    ) -> None:
+        from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
 
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        if self.recorder.active:
-            # q/k are recomputed outside any surrounding checkpoint's bookkeeping (see
-            # ._attention): a checkpoint re-run with the stock processor saves the same tensors
-            with _own_saved_tensors():
-                from diffusers.models.transformers.transformer_ltx import apply_rotary_emb
-
-                context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-                query = attn.norm_q(attn.to_q(hidden_states))
-                key = attn.norm_k(attn.to_k(context))
-                if image_rotary_emb is not None:
-                    query = apply_rotary_emb(query, image_rotary_emb)
-                    key = apply_rotary_emb(key, image_rotary_emb)
-                query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-                key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
-                record_video_attention(self.recorder, self.name, query, key, None, 0)
-        return self.stock(
-            attn, hidden_states, encoder_hidden_states, attention_mask, image_rotary_emb
-        )
+        context = hidden if context is None else context
+        query = attn.norm_q(attn.to_q(hidden))
+        key = attn.norm_k(attn.to_k(context))
+        if rope is not None:
+            query = apply_rotary_emb(query, rope)
+            key = apply_rotary_emb(key, rope)
+        query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
+        record_joint(self.recorder, self.name, query, key, None, 0)
 
 
-class LTXCapture:
+class LTXCapture(Capturing):
     """``layer_names`` and ``capture`` of :class:`~.ltx_i2v.LTXI2V` (needs ``self.pipe``)."""
 
     pipe: Any
@@ -116,53 +72,33 @@ class LTXCapture:
 
     def layer_names(self, kind: str) -> list[str]:
         n = len(self.pipe.transformer.transformer_blocks)
-        if kind == "hidden":
-            return [f"transformer_blocks.{i}" for i in range(n)]
-        if kind in ("attention", "attention-joint"):
-            return [f"transformer_blocks.{i}.attn1" for i in range(n)]
-        if kind == "vae":
-            blocks = self.pipe.vae.encoder.down_blocks
-            return [f"vae.encoder.down_blocks.{i}" for i in range(len(blocks))]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has joint spatio-temporal video attention "
-                f"only (no {kind}): use kind='attention'"
-            )
-        kinds = ["hidden", "attention", "vae"]
-        raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
+        blocks = [f"transformer_blocks.{i}" for i in range(n)]
+        what = "joint spatio-temporal video attention"
+        return joint_layer_names(self, kind, blocks, "attn1", what)
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and ``attn1`` maps ``(B, heads, Q, F_lat·h·w)`` (layout text=0)."""
         from diffusers.models.transformers.transformer_ltx import LTXVideoAttnProcessor
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.transformer) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not LTXVideoAttnProcessor:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock LTXVideoAttnProcessor"
-                )
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.transformer) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
         p_t = self.pipe.transformer_temporal_patch_size
 
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            tokens = kwargs.get("hidden_states", args[0] if args else None)
-            frames = kwargs.get("num_frames") or 1
-            recorder.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
+        def layout(rec: Recorder) -> Any:
+            def hook(_m: Any, args: tuple, kwargs: dict) -> None:
+                tokens = kwargs.get("hidden_states", args[0] if args else None)
+                frames = kwargs.get("num_frames") or 1  # LTX's tokens are flat: frames come apart
+                rec.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
 
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingLTXAttnProcessor(recorder, n, m.processor),
-            hid,
-            [(self.pipe.transformer, layout)],
+            return [(self.pipe.transformer, hook)]
+
+        return capture_stock(
+            self,
+            self.pipe.transformer,
+            hidden,
+            attention,
+            options,
+            stock=LTXVideoAttnProcessor,
+            make=lambda rec, n, m: RecordingLTXAttnProcessor(rec, n, m.processor),
+            hooks=layout,
         )

@@ -10,7 +10,6 @@ embeddings default to zeros with an all-ones mask when none are known.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,7 +17,23 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
-from ._ltx_parts import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, build_from_config, tiny_ltx_pipe
+from ._generate import VideoGeneration, run_pipeline, working_image
+from ._load import (
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    save_pipeline,
+    saved_prompt,
+    tiny_adapter,
+)
+from ._ltx_parts import (
+    TINY_FRAMES,
+    TINY_HEIGHT,
+    TINY_WIDTH,
+    flow_pipeline_from_config,
+    tiny_ltx_pipe,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +69,7 @@ def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
     }
 
 
-class LTXLoading:
+class LTXLoading(VideoGeneration):
     """``from_pretrained``, ``tiny``, ``from_config``, ``generate`` and ``save_pretrained`` of
     :class:`~.ltx_i2v.LTXI2V`."""
 
@@ -91,43 +106,32 @@ class LTXLoading:
             raise InputError(
                 f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
             )
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = LTXImageToVideoPipeline.from_pretrained(
-                src,
-                text_encoder=None,
-                tokenizer=None,
-                dtype=dtype,
-                use_safetensors=True,
-                local_files_only=True,
-            )
-        except (OSError, ValueError) as err:
-            raise ModelError(f"cannot load LTX-Video from {model!r}: {err}") from err
-        pipe.to(device)
+        pipe, model_id, folder, src, device, dtype = open_pipeline(
+            LTXImageToVideoPipeline, model, device, dtype, "LTX-Video", text_encoder=None,
+            tokenizer=None,
+        )  # fmt: skip
         given = dict(
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_attention_mask,
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt_embeds is None and not prompt and file is not None and file.is_file():
-            given.update(C.load_tensors(file))
+        saved = saved_prompt(folder) if prompt_embeds is None and not prompt else None
+        if saved is not None:
+            given.update(saved)
         elif prompt_embeds is None:
             given.update(_embed_prompt(pipe, src, prompt, device, dtype))
-        merged = C.read_settings(folder)
-        merged.update({k: v for k, v in settings.items() if v is not None})
-        if gradient_checkpointing:
-            pipe.transformer.enable_gradient_checkpointing()
-        if vae_tiling:
-            pipe.vae.enable_tiling()
+        memory_switches(
+            pipe,
+            pipe.transformer,
+            gradient_checkpointing=gradient_checkpointing,
+            vae_tiling=vae_tiling,
+        )
         return cls(
             pipe,
             model_id=model_id,
             prompt=complete_prompt(given),
-            settings=merged,
+            settings=merged_settings(folder, settings),
             device=device,
             dtype=dtype,
         )
@@ -137,8 +141,6 @@ class LTXLoading:
         """32×64, 9 frames (3 latent frames of 8×16 tokens), 2 blocks of 4×8 heads, 6 text tokens
         (2 of them padding); random weights. CFG on (``guidance_scale=3``, the real default)."""
         pipe, embeds, mask = tiny_ltx_pipe(seed)
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(
             height=TINY_HEIGHT,
             width=TINY_WIDTH,
@@ -147,14 +149,7 @@ class LTXLoading:
             num_inference_steps=4,
         )
         prompt = complete_prompt({"prompt_embeds": embeds, "prompt_attention_mask": mask})
-        return cls(
-            pipe,
-            model_id="tiny",
-            prompt=prompt,
-            settings=settings,
-            device=device,
-            dtype=torch.float32,
-        )
+        return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
     def from_config(
@@ -169,27 +164,21 @@ class LTXLoading:
         embeddings of the published shape ``(1, 128, 4096)`` (T5-XXL, 128 tokens)."""
         from diffusers import (
             AutoencoderKLLTXVideo,
-            FlowMatchEulerDiscreteScheduler,
             LTXImageToVideoPipeline,
             LTXVideoTransformer3DModel,
         )
 
-        parts = {
-            "transformer": LTXVideoTransformer3DModel,
-            "vae": AutoencoderKLLTXVideo,
-            "scheduler": FlowMatchEulerDiscreteScheduler,
-        }
-        pipe, settings = build_from_config(
-            folder, LTXImageToVideoPipeline, parts, ("text_encoder", "tokenizer"), device, dtype
-        )
-        settings.update(options)
+        pipe, settings = flow_pipeline_from_config(
+            folder, LTXImageToVideoPipeline, LTXVideoTransformer3DModel, AutoencoderKLLTXVideo,
+            ("text_encoder", "tokenizer"), device, dtype, options,
+        )  # fmt: skip
         tokens = int(settings.get("text_tokens", TEXT_TOKENS))
         dim = pipe.transformer.config.caption_channels
         with torch.device(device):
             embeds = torch.zeros(1, tokens, dim, dtype=dtype)
         return cls(
             pipe,
-            model_id=str(settings.get("model", Path(str(folder)).name)),
+            model_id=config_model_id(settings, folder),
             prompt=complete_prompt({"prompt_embeds": embeds}),
             settings=settings,
             device=torch.device(device),
@@ -197,21 +186,14 @@ class LTXLoading:
         )
 
     # ------------------------------------------------------------------ generation, saving
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling (posterior sample, CFG, Euler). ``(B,3,H,W)`` -> ``(B,F,3,H,W)``."""
-        C.check_image(x)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1).to(self.dtype)
+        img = working_image(self, x)
         b = img.shape[0]
         (ne, pe), (nm, pm) = (t.chunk(2) for t in self._text(b, True))
-        video = self.pipe(
+        return run_pipeline(
+            self,
+            seed,
             image=img,
             prompt_embeds=pe,
             prompt_attention_mask=pm,
@@ -219,23 +201,17 @@ class LTXLoading:
             negative_prompt_attention_mask=nm,
             height=self.height,
             width=self.width,
-            num_frames=num_frames or self.num_frames,
+            num_frames=frames,
             frame_rate=self.frame_rate,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_inference_steps=steps,
             guidance_scale=self.guidance_scale,
             decode_timestep=self.decode_timestep,
             decode_noise_scale=self.decode_noise_scale,
-            output_type="pt",
-            generator=torch.Generator(self.device).manual_seed(seed),
-        ).frames
-        return video.float().clamp(0, 1)
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        C.write_settings(folder, self.settings())
+        save_pipeline(self, path, self.prompt, self.settings())
 
     def settings(self) -> dict[str, Any]:
         keys = (

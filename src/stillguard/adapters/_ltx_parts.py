@@ -157,3 +157,28 @@ def shift_mu(scheduler: Any, seq_len: int) -> float:
     base, top = cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15)
     m = (top - base) / (max_len - base_len)
     return seq_len * m + base - m * base_len
+
+
+def flow_pipeline_from_config(
+    folder: str | Path,
+    pipeline_cls: Any,
+    transformer_cls: Any,
+    vae_cls: Any,
+    absent: tuple[str, ...],
+    device: str | torch.device,
+    dtype: torch.dtype,
+    options: dict[str, Any],
+) -> tuple[Any, dict[str, Any]]:
+    """:func:`build_from_config` for the flow-matching video pipelines (LTX-Video, HunyuanVideo):
+    transformer, VAE and ``FlowMatchEulerDiscreteScheduler``; ``options`` override the folder's
+    ``stillguard.json`` in the returned settings."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    parts = {
+        "transformer": transformer_cls,
+        "vae": vae_cls,
+        "scheduler": FlowMatchEulerDiscreteScheduler,
+    }
+    pipe, settings = build_from_config(folder, pipeline_cls, parts, absent, device, dtype)
+    settings.update(options)
+    return pipe, settings

@@ -12,32 +12,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-import torch
-
-from ._attention import Recorder, find_layer
+from ._capture_setup import CaptureOptions, Capturing
 from .base import Captured
 from .nets.opensora_capture import capture_stdit3, layer_names
 
 
-class OpenSoraCapture:
+class OpenSoraCapture(Capturing):
     """``layer_names`` and ``capture`` of the Open-Sora 1.2 adapter."""
 
     def layer_names(self, kind: str) -> list[str]:
         """Names per kind (see the module docstring); VAE names start with ``vae.``."""
         return layer_names(self.pipe.transformer, self.pipe.vae, kind)
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> contextlib.AbstractContextManager[Captured]:
         """Record pair outputs ``(B, T·S, D)``, VAE layer outputs and self-attention maps
         (shapes and layouts: :mod:`.nets.opensora_capture`)."""
-        model = self.pipe.transformer
-        attn = {n: find_layer(self, n, ["attention"], model) for n in attention}
-        hid = {n: find_layer(self, n, ["hidden", "vae"], model) for n in hidden}
-        return capture_stdit3(model, attn, hid, Recorder(Captured(), mode, max_queries, generator))
+        return capture_stdit3(self, hidden, attention, options)

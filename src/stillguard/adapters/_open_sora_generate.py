@@ -12,38 +12,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _common as C
+from ._generate import VideoGeneration, working_image
 from .nets import opensora_rflow as RF
 
 
-class OpenSoraVideo:
+class OpenSoraVideo(VideoGeneration):
     """``generate`` of the Open-Sora 1.2 adapter."""
 
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """v1.2's I2V sampling (``RFLOW.sample`` with mask strategy "0"), seeded: the photo is
         encoded with sampled posteriors, noise drawn, 30 (configured) CFG Euler steps, decoded.
 
         Shape:
             x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
         """
-        C.check_image(x)
-        frames = num_frames or self.num_frames
         gen = torch.Generator(self.device).manual_seed(seed)
-        img = self.prepare(x.detach().to(self.device, torch.float32)).clamp(0, 1)
-        img = img.to(self.dtype) * 2 - 1
+        img = working_image(self, x) * 2 - 1
         ref = self.pipe.vae.encode(img.unsqueeze(2), generator=gen)
         b, c, _, h, w = ref.shape
         z = torch.randn(b, c, self._latent_frames(frames), h, w, generator=gen, device=self.device)
         z = torch.cat([ref, z.to(self.dtype)[:, :, 1:]], 2)
-        steps = num_inference_steps or self.num_inference_steps
         ts = RF.sampling_timesteps(
             steps, self.height, self.width, frames, self.pipe.scheduler, self.device, self.dtype
         )

@@ -25,6 +25,7 @@ from torch import Tensor
 from ..errors import InputError, ModelError
 from ..registry import close_matches
 from . import _common as C
+from ._load import merged_settings, saved_prompt, tiny_adapter
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
 
@@ -92,20 +93,18 @@ class OpenSoraLoading:
             pipe = P.load_from_hub_cache(device, dtype)
         else:
             pipe = P.load(folder, device, dtype)
-        file = None if folder is None else folder / C.PROMPT_FILE
         if prompt_embeds is None and prompt is not None:
             length = pipe.transformer.config.model_max_length
             where = folder or Path(model_id)  # a hub id has no T5 here: embed_prompt says so
             prompt_embeds, prompt_mask = P.embed_prompt(where, prompt, length, device, dtype)
-        elif prompt_embeds is None and file is not None and file.is_file():
-            saved = C.load_tensors(file)
+        elif prompt_embeds is None and (saved := saved_prompt(folder)) is not None:
             prompt_embeds, prompt_mask = saved["prompt_embeds"], saved.get("prompt_mask")
         pipe.transformer.gradient_checkpointing = gradient_checkpointing
         given = dict(
             height=height, width=width, num_frames=num_frames, opt_num_frames=opt_num_frames,
             fps=fps, guidance_scale=guidance_scale, num_inference_steps=num_inference_steps,
         )  # fmt: skip
-        stored = {**C.read_settings(folder), **{k: v for k, v in given.items() if v is not None}}
+        stored = merged_settings(folder, given)
         return cls(pipe, model_id=model_id, prompt_embeds=prompt_embeds, prompt_mask=prompt_mask,
                    settings=stored, device=device, dtype=dtype)  # fmt: skip
 
@@ -152,10 +151,9 @@ class OpenSoraLoading:
             pipe = P.build(P.TINY_STDIT3, P.TINY_VAE, RF.RFlowConfig(num_sampling_steps=3))
             embeds = torch.randn(1, P.TINY_STDIT3.model_max_length, P.TINY_STDIT3.caption_channels)
         settings = dict(height=64, width=64, num_frames=17, num_inference_steps=3)
-        device = torch.device(device)
-        pipe.to(device)
-        return cls(pipe, model_id="tiny", prompt_embeds=embeds, prompt_mask=None,
-                   settings=settings, device=device, dtype=torch.float32)  # fmt: skip
+        return tiny_adapter(
+            cls, pipe, device, prompt_embeds=embeds, prompt_mask=None, settings=settings
+        )
 
     def save_pretrained(self, path: str) -> None:
         """Folder layout of :mod:`.nets.opensora_pipeline`, prompt embeds, ``stillguard.json``."""

@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
-from .base import Captured
+from ._capture_processors import RecordingAttnProcessor
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook
 
 
-class SVDCapture:
+class SVDCapture(Capturing):
     """``layer_names`` and ``capture`` of the SVD adapter."""
 
     def layer_names(self, kind: str) -> list[str]:
@@ -55,36 +53,24 @@ class SVDCapture:
         kinds = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
         raise InputError(f"unknown layer kind {kind!r}: {close_matches(kind, kinds)}")
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and self-attention maps (``exact``/``sampled``; ``pooled`` on
         temporal layers only). Temporal maps are ``(B·h·w, heads, F, F)``; spatial maps
         ``(B·F, heads, Q, h·w)``; ``pooled`` temporal maps ``(B, heads, F, F)``."""
         from diffusers.models.attention_processor import AttnProcessor2_0
 
-        attn = {n: find_layer(self, n, ["attention"], self.pipe.unet) for n in attention}
-        for n, m in attn.items():
-            if type(m.processor) is not AttnProcessor2_0:
-                raise CapabilityError(
-                    f"{n} uses {type(m.processor).__name__}; capture needs the "
-                    "stock AttnProcessor2_0 (call unet.set_default_attn_processor())"
-                )
         temporal = set(self.layer_names("attention-temporal"))
-        hid = {n: find_layer(self, n, ["hidden", "vae"], self.pipe.unet) for n in hidden}
-        recorder = Recorder(Captured(), mode, max_queries, generator)
-
-        def context(_m: Any, args: tuple, kwargs: dict) -> None:
-            sample = kwargs.get("sample", args[0] if args else None)
-            recorder.context.update(batch=sample.shape[0], token_frames=sample.shape[1])
-
-        def make(n: str, _m: Any) -> RecordingAttnProcessor:
-            return RecordingAttnProcessor(recorder, n, temporal=n in temporal)
-
-        return capture_context(recorder, attn, make, hid, [(self.pipe.unet, context)])
+        unet = self.pipe.unet
+        return capture_stock(
+            self,
+            unet,
+            hidden,
+            attention,
+            options,
+            stock=AttnProcessor2_0,
+            hint=" (call unet.set_default_attn_processor())",
+            make=lambda rec, n, _m: RecordingAttnProcessor(rec, n, temporal=n in temporal),
+            hooks=lambda rec: [(unet, frames_hook(rec, axis=1, arg="sample"))],
+        )

@@ -22,6 +22,7 @@ from ..errors import InputError, ModelError
 from ..registry import close_matches
 from . import _common as C
 from . import _tiny
+from ._load import memory_switches, merged_settings, open_pipeline, save_pipeline
 
 T = TypeVar("T", bound="SVDLoading")
 
@@ -47,12 +48,6 @@ def _check(settings: dict[str, Any]) -> None:
             f"unknown svd option(s) {unknown}: "
             f"{close_matches(unknown[0], [*DEFAULTS, *FRAME_SETTINGS])}"
         )
-
-
-def _merged(folder: Path | None, settings: dict[str, Any]) -> dict[str, Any]:
-    stored = C.read_settings(folder)
-    stored.update({k: v for k, v in settings.items() if v is not None})
-    return stored
 
 
 class SVDLoading:
@@ -81,25 +76,13 @@ class SVDLoading:
         from diffusers import StableVideoDiffusionPipeline
 
         _check(settings)
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        if model_id == "toy":
-            raise ModelError(
-                "the shipped toy model is a CogVideoX model: use target 'cogvideox-i2v'"
-            )
-        src = str(folder) if folder is not None else model
-        try:
-            pipe = StableVideoDiffusionPipeline.from_pretrained(
-                src, dtype=dtype, use_safetensors=True, variant=variant, local_files_only=True
-            )
-        except (OSError, ValueError) as err:
-            raise C.load_error(model, folder, err, "Stable Video Diffusion") from err
-        pipe.to(device)
-        if gradient_checkpointing:
-            pipe.unet.enable_gradient_checkpointing()
-        return cls(
-            pipe, model_id=model_id, settings=_merged(folder, settings), device=device, dtype=dtype
-        )
+        pipe, model_id, folder, _, device, dtype = open_pipeline(
+            StableVideoDiffusionPipeline, model, device, dtype, "Stable Video Diffusion",
+            refuse_toy=True, variant=variant,
+        )  # fmt: skip
+        memory_switches(pipe, pipe.unet, gradient_checkpointing=gradient_checkpointing)
+        settings = merged_settings(folder, settings)
+        return cls(pipe, model_id=model_id, settings=settings, device=device, dtype=dtype)
 
     @classmethod
     def from_config(
@@ -130,9 +113,8 @@ class SVDLoading:
         if missing:
             raise ModelError(f"{folder} lacks {', '.join(missing)}: not an SVD pipeline folder")
         pipe = StableVideoDiffusionPipeline(**{k: parts[k] for k in needed})
-        if gradient_checkpointing:
-            pipe.unet.enable_gradient_checkpointing()
-        stored = _merged(folder, settings)
+        memory_switches(pipe, pipe.unet, gradient_checkpointing=gradient_checkpointing)
+        stored = merged_settings(folder, settings)
         adapter = cls(
             pipe,
             model_id=str(stored.get("model") or folder),
@@ -157,5 +139,4 @@ class SVDLoading:
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors, CLIP and feature extractor included) + ``stillguard.json``."""
-        self.pipe.save_pretrained(path, safe_serialization=True)
-        C.write_settings(Path(path), {"adapter": self.registry_name, **self._settings()})
+        save_pipeline(self, path, None, self._settings())

@@ -27,7 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._attention import Recorder, _own_saved_tensors, _probs
+from ._attention import Recorder, _probs
+from ._capture_processors import StockOutputProcessor
+from ._capture_recorder import pool_per_frame
 
 
 def public(name: str) -> str:
@@ -53,26 +55,8 @@ def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
 
 
-class RecordingWanAttnProcessor:
+class RecordingWanAttnProcessor(StockOutputProcessor):
     """Stock ``WanAttnProcessor`` output plus probability recording (see the module docstring)."""
-
-    def __init__(self, recorder: Recorder, name: str, inner: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.inner = inner
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        rotary_emb: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        if self.recorder.active:
-            with _own_saved_tensors():
-                self._record(attn, hidden_states, rotary_emb)
-        return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
 
     def _qk(self, attn: Any, hs: Tensor, rows: Tensor | None) -> tuple[Tensor, Tensor]:
         if getattr(attn, "fused_projections", False):
@@ -85,7 +69,14 @@ class RecordingWanAttnProcessor:
         k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
         return q, k
 
-    def _record(self, attn: Any, hs: Tensor, rotary_emb: tuple[Tensor, Tensor] | None) -> None:
+    def _record(
+        self,
+        attn: Any,
+        hs: Tensor,
+        _context: Tensor | None,
+        _mask: Tensor | None,
+        rotary_emb: tuple[Tensor, Tensor] | None,
+    ) -> None:
         rec = self.recorder
         n_tok = hs.shape[1]
         frames = rec.context.get("token_frames", 1)
@@ -98,9 +89,7 @@ class RecordingWanAttnProcessor:
             q, k = _rope(q, qc, qs), _rope(k, cos, sin)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, S, d)
         if rec.mode == "pooled":
-            b, h, _, d = q.shape
-            q = q.reshape(b, h, frames, -1, d).mean(3)
-            k = k.reshape(b, h, frames, -1, d).mean(3)
+            q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
             layout = {"text": 0, "frames": frames, "per_frame": 1}
             rows = torch.arange(frames, device=hs.device)
         elif rows is None:

@@ -10,37 +10,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from ..errors import CapabilityError, InputError
+from ..errors import InputError
 from ..registry import close_matches
-from ._attention import capture_context
+from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
 from ._wan_attention import ExpertRecorder, RecordingWanAttnProcessor, public
 from ._wan_sampling import WanSampling
-from .base import Captured
 
 
-class WanCapture(WanSampling):
+class WanCapture(Capturing, WanSampling):
     """:meth:`layer_names` and :meth:`capture` of :class:`~.wan_i2v.WanI2V`."""
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:
-        n_blocks = len(self.experts[0].blocks)
-        if kind == "hidden":
-            return [f"blocks.{i}" for i in range(n_blocks)]
-        if kind in ("attention", "attention-joint"):
-            return [f"blocks.{i}.attn1" for i in range(n_blocks)]
-        if kind == "vae":
-            n = len(self.pipe.vae.encoder.down_blocks)
-            return [f"vae.encoder.down_blocks.{i}" for i in range(n)]
-        if kind in ("attention-temporal", "attention-spatial"):
-            raise CapabilityError(
-                f"{self.registry_name} has full spatio-temporal video self-attention only "
-                f"(no {kind}): use kind='attention'"
-            )
-        raise InputError(
-            f"unknown layer kind {kind!r}: {close_matches(kind, ['hidden', 'attention', 'vae'])}"
-        )
+        blocks = [f"blocks.{i}" for i in range(len(self.experts[0].blocks))]
+        what = "full spatio-temporal video self-attention"
+        return joint_layer_names(self, kind, blocks, "attn1", what)
 
     def _modules(self, names: Sequence[str], kinds: Sequence[str]) -> dict[str, Any]:
         """Internal key -> module; the second expert's modules get an ``@2`` suffix."""
@@ -56,14 +40,8 @@ class WanCapture(WanSampling):
                 out[name if i == 0 else f"{name}@{i + 1}"] = tr.get_submodule(name)
         return out
 
-    def capture(
-        self,
-        hidden: Sequence[str] = (),
-        attention: Sequence[str] = (),
-        *,
-        mode: str = "exact",
-        max_queries: int = 256,
-        generator: torch.Generator | None = None,
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
         """Record block outputs and video self-attention maps of whichever expert runs.
 
@@ -73,25 +51,17 @@ class WanCapture(WanSampling):
         """
         from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 
-        attn = self._modules(attention, ["attention"])
-        for n, m in attn.items():
-            if type(m.processor) is not WanAttnProcessor:
-                raise CapabilityError(
-                    f"{public(n)} uses {type(m.processor).__name__}; capture needs the stock "
-                    "WanAttnProcessor"
-                )
-        hid = self._modules(hidden, ["hidden", "vae"])
-        recorder = ExpertRecorder(Captured(), mode, max_queries, generator)
         p_t = self.experts[0].config.patch_size[0]
-
-        def layout(_m: Any, args: tuple, kwargs: dict) -> None:
-            lat = kwargs.get("hidden_states", args[0] if args else None)
-            recorder.context.update(token_frames=lat.shape[2] // p_t, batch=lat.shape[0])
-
-        return capture_context(
-            recorder,
-            attn,
-            lambda n, m: RecordingWanAttnProcessor(recorder, public(n), m.processor),
-            hid,
-            [(tr, layout) for tr in self.experts],
+        return capture_stock(
+            self,
+            self.experts[0],
+            hidden,
+            attention,
+            options,
+            stock=WanAttnProcessor,
+            make=lambda rec, n, m: RecordingWanAttnProcessor(rec, public(n), m.processor),
+            hooks=lambda rec: [(tr, frames_hook(rec, axis=2, patch=p_t)) for tr in self.experts],
+            find=self._modules,
+            show=public,
+            recorder_class=ExpertRecorder,
         )

@@ -15,6 +15,8 @@ from torch import Tensor
 from ..errors import InputError
 from . import _common as C
 from . import _wan_build as B
+from ._generate import video_pixels
+from ._load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 _DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's __call__ defaults
@@ -41,10 +43,10 @@ class WanCore(Adapter):
     ) -> None:
         from diffusers import UniPCMultistepScheduler
 
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
         self.experts = self._experts_of(pipe)
-        C.freeze(pipe.vae, pipe.image_encoder, *self.experts)
+        adopt_pipeline(
+            self, pipe, model_id, device, dtype, pipe.vae, pipe.image_encoder, *self.experts
+        )
         s = {**_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
         self.height, self.width = int(s.get("height", 480)), int(s.get("width", 832))
         self.num_frames = int(s.get("num_frames", 81))
@@ -172,14 +174,8 @@ class WanCore(Adapter):
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        tf = self.pipe.vae_scale_factor_temporal
-        if video.ndim != 5 or (video.shape[1] - 1) % tf:
-            raise InputError(
-                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tf}, got {tuple(video.shape)}"
-            )
-        b, f = video.shape[:2]
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
-        return _p(self._norm(self._vae_mode(_p(frames * 2 - 1))))
+        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
+        return _p(self._norm(self._vae_mode(pixels)))
 
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
         sf = self.pipe.vae_scale_factor_spatial

@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import _common as C
+from ._generate import VideoGeneration, run_pipeline, working_photos
 from ._wan_core import WanCore, _p
 from .base import Conditioning
 
 
-class WanSampling(WanCore):
+class WanSampling(VideoGeneration, WanCore):
     """:meth:`rollout` and :meth:`generate` of :class:`~.wan_i2v.WanI2V`."""
 
     def rollout(self, x: Tensor | Conditioning, noise: Tensor, steps: int) -> Tensor:
@@ -49,34 +49,19 @@ class WanSampling(WanCore):
         return lat
 
     # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own ``__call__`` on the 8-bit working-size photo (PIL, as a user would).
 
         Shape:
             x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
         """
-        from PIL import Image
-
-        C.check_image(x)
-        img = self.prepare(x.detach().float().cpu()).clamp(0, 1)
-        arr = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
         extra = {} if self.boundary is None else {"guidance_scale_2": self.guidance_scale_2}
         videos = []
-        for i, a in enumerate(arr):  # the pipeline takes one photo per call
-            videos.append(self.pipe(
-                image=Image.fromarray(a), prompt_embeds=self._embeds(x.shape[0])[i : i + 1],
+        for i, photo in enumerate(working_photos(self, x)):  # one photo per pipeline call
+            videos.append(run_pipeline(
+                self, seed + i, image=photo, prompt_embeds=self._embeds(x.shape[0])[i : i + 1],
                 negative_prompt_embeds=self._embeds(x.shape[0], True)[i : i + 1],
-                height=self.height, width=self.width, num_frames=num_frames or self.num_frames,
-                num_inference_steps=num_inference_steps or self.num_inference_steps,
-                guidance_scale=self.guidance_scale, output_type="pt",
-                generator=torch.Generator(self.device).manual_seed(seed + i), **extra,
-            ).frames)  # fmt: skip
-        return torch.cat(videos).float().clamp(0, 1)
+                height=self.height, width=self.width, num_frames=frames,
+                num_inference_steps=steps, guidance_scale=self.guidance_scale, **extra,
+            ))  # fmt: skip
+        return torch.cat(videos)

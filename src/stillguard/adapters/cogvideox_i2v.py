@@ -44,6 +44,8 @@ from . import _common as C
 from ._cogvideox_capture import CogVideoXCapture
 from ._cogvideox_generate import CogVideoXVideo
 from ._cogvideox_load import CogVideoXLoading
+from ._generate import video_pixels
+from ._load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
@@ -73,9 +75,7 @@ class CogVideoXI2V(CogVideoXLoading, CogVideoXCapture, CogVideoXVideo, Adapter):
     ) -> None:
         from diffusers import CogVideoXDDIMScheduler
 
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         tr, vae = pipe.transformer.config, pipe.vae.config
         sf = pipe.vae_scale_factor_spatial
         self.height = int(settings.get("height") or tr.sample_height * sf)
@@ -187,14 +187,8 @@ class CogVideoXI2V(CogVideoXLoading, CogVideoXCapture, CogVideoXVideo, Adapter):
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> scaled posterior-mode latent, padded as the pipeline pads (1.5: a copy of the
         first latent frame in front). Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        b, f = video.shape[:2] if video.ndim == 5 else (0, 0)
-        if video.ndim != 5 or (f - 1) % self.pipe.vae_scale_factor_temporal:
-            raise InputError(
-                f"expected a video (B, F, 3, H, W) with F = 1 + k*"
-                f"{self.pipe.vae_scale_factor_temporal}, got {tuple(video.shape)}"
-            )
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
-        lat = self.pipe.vae.encode((frames * 2 - 1).permute(0, 2, 1, 3, 4)).latent_dist.mode()
+        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
+        lat = self.pipe.vae.encode(pixels).latent_dist.mode()
         lat = self._scale_video(lat.permute(0, 2, 1, 3, 4))
         extra = self._extra_frames(lat.shape[1])
         return torch.cat([lat[:, :1].expand(-1, extra, -1, -1, -1), lat], 1) if extra else lat

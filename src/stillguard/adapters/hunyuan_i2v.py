@@ -48,8 +48,10 @@ from torch import Tensor
 from ..errors import CapabilityError, InputError
 from ..registry import ADAPTERS
 from . import _common as C
+from ._generate import video_pixels
 from ._hunyuan_attention import HunyuanCapture
 from ._hunyuan_load import HunyuanLoading
+from ._load import adopt_pipeline
 from ._ltx_parts import training_sigmas
 from .base import Adapter, Conditioning, Denoised
 
@@ -78,9 +80,7 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         self.kind = pipe.transformer.config.image_condition_type
         if self.kind not in ("latent_concat", "token_replace"):
             raise InputError(
@@ -204,14 +204,8 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> scaled posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        tr = self.pipe.vae_scale_factor_temporal
-        if video.ndim != 5 or (video.shape[1] - 1) % tr:
-            raise InputError(
-                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, got {tuple(video.shape)}"
-            )
-        b, f = video.shape[:2]
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
-        lat = self.pipe.vae.encode((frames * 2 - 1).transpose(1, 2)).latent_dist.mode()
+        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
+        lat = self.pipe.vae.encode(pixels).latent_dist.mode()
         return (lat * self.pipe.vae_scaling_factor).transpose(1, 2)
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:

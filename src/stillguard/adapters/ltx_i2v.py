@@ -52,6 +52,8 @@ from torch import Tensor
 from ..errors import InputError
 from ..registry import ADAPTERS
 from . import _common as C
+from ._generate import video_pixels
+from ._load import adopt_pipeline
 from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
 from ._ltx_parts import keyed_generator, shift_mu, training_sigmas
@@ -82,9 +84,7 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.transformer)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.transformer)
         self.height = int(settings.get("height", 512))
         self.width = int(settings.get("width", 704))
         self.num_frames = int(settings.get("num_frames", 161))
@@ -206,14 +206,8 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> normalised posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        tr = self.pipe.vae_temporal_compression_ratio
-        if video.ndim != 5 or (video.shape[1] - 1) % tr:
-            raise InputError(
-                f"expected a video (B, F, 3, H, W) with F = 1 + k*{tr}, got {tuple(video.shape)}"
-            )
-        b, f = video.shape[:2]
-        frames = self.prepare(video.to(self.device, self.dtype).flatten(0, 1)).unflatten(0, (b, f))
-        lat = self.pipe.vae.encode((frames * 2 - 1).transpose(1, 2)).latent_dist.mode()
+        pixels = video_pixels(self, video, self.pipe.vae_temporal_compression_ratio)
+        lat = self.pipe.vae.encode(pixels).latent_dist.mode()
         return self._normalize(lat).transpose(1, 2)
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:

@@ -32,6 +32,8 @@ from torch import Tensor
 from ..errors import InputError
 from ..registry import ADAPTERS
 from . import _common as C
+from ._generate import VideoGeneration, run_pipeline, working_photos
+from ._load import adopt_pipeline
 from ._svd_capture import SVDCapture
 from ._svd_load import DEFAULTS, SVDLoading
 from .base import Adapter, Conditioning, Denoised
@@ -43,7 +45,7 @@ P_MEAN, P_STD = 0.7, 1.6
 
 
 @ADAPTERS.register("svd")
-class SVD(SVDLoading, SVDCapture, Adapter):
+class SVD(SVDLoading, SVDCapture, VideoGeneration, Adapter):
     """Stable Video Diffusion image-to-video: spatio-temporal UNet, EDM v-prediction, Euler."""
 
     capabilities = frozenset(
@@ -64,9 +66,7 @@ class SVD(SVDLoading, SVDCapture, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        pipe.set_progress_bar_config(disable=True)
-        C.freeze(pipe.vae, pipe.unet, pipe.image_encoder)
+        adopt_pipeline(self, pipe, model_id, device, dtype, pipe.vae, pipe.unet, pipe.image_encoder)
         s = {**DEFAULTS, **settings}
         self.height, self.width = int(s["height"]), int(s["width"])
         self.num_frames = int(s.get("num_frames") or pipe.unet.config.num_frames)
@@ -191,40 +191,24 @@ class SVD(SVDLoading, SVDCapture, Adapter):
         return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
 
     # ------------------------------------------------------------------ generation
-    @torch.no_grad()
-    def generate(
-        self,
-        x: Tensor,
-        *,
-        seed: int = 0,
-        num_frames: int | None = None,
-        num_inference_steps: int | None = None,
-    ) -> Tensor:
+    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
         """The pipeline's own sampling on the 8-bit working-size image (PIL, as a user would).
 
         Shape:
             x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
         """
-        from PIL import Image
-
-        C.check_image(x)
-        img = self.prepare(x.detach().float().cpu()).clamp(0, 1)
-        arr = (img * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        pils = [Image.fromarray(a) for a in arr]
-        frames = num_frames or self.num_frames
-        video = self.pipe(
-            pils,
+        return run_pipeline(
+            self,
+            seed,
+            image=working_photos(self, x),
             height=self.height,
             width=self.width,
             num_frames=frames,
-            num_inference_steps=num_inference_steps or self.num_inference_steps,
+            num_inference_steps=steps,
             min_guidance_scale=self.min_guidance_scale,
             max_guidance_scale=self.max_guidance_scale,
             fps=self.fps,
             motion_bucket_id=self.motion_bucket_id,
             noise_aug_strength=self.noise_aug_strength,
             decode_chunk_size=frames,
-            generator=torch.Generator(self.device).manual_seed(seed),
-            output_type="pt",
-        ).frames
-        return video.float().clamp(0, 1)
+        )

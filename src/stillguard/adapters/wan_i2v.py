@@ -66,11 +66,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
 from . import _common as C
 from . import _wan_build as B
 from . import _wan_tiny
+from ._load import merged_settings, prompt_pair, resolve_source, save_pipeline, tiny_adapter
 from ._wan_capture import WanCapture
 
 logger = logging.getLogger(__name__)
@@ -139,28 +140,20 @@ class WanI2V(WanCapture):
             guidance_scale_2=guidance_scale_2, flow_shift=flow_shift,
             condition_grad=condition_grad,
         )  # fmt: skip
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
-        if model_id == "toy":
-            raise ModelError(
-                "the shipped toy model is a CogVideoX model: use target 'cogvideox-i2v'"
-            )
-        src = str(folder) if folder is not None else model
+        model_id, folder, src, device, dtype = resolve_source(
+            model, device, dtype, cogvideox_only=True
+        )
         pipe = B.load_pipeline(src, dtype, local_only=True)
         pipe.to(device)
-        stored = C.read_settings(folder)
-        stored.update({k: v for k, v in settings.items() if v is not None})
-        file = folder / C.PROMPT_FILE if folder is not None else None
-        if prompt_embeds is None and file is not None and file.is_file() and not prompt:
-            saved = C.load_tensors(file)
-            prompt_embeds = saved["prompt_embeds"]
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = saved.get("negative_prompt_embeds")
-        elif prompt_embeds is None:
+        stored = merged_settings(folder, settings)
+
+        def embed() -> tuple[Tensor, Tensor]:
             both = B.embed_prompts(src, [prompt, negative_prompt], device, dtype, local_only=True)
-            prompt_embeds = both[:1]
-            if negative_prompt_embeds is None:
-                negative_prompt_embeds = both[1:]
+            return both[:1], both[1:]
+
+        prompt_embeds, negative_prompt_embeds = prompt_pair(
+            folder, prompt, prompt_embeds, negative_prompt_embeds, embed
+        )
         if gradient_checkpointing:
             for tr in cls._experts_of(pipe):
                 tr.enable_gradient_checkpointing()
@@ -209,16 +202,13 @@ class WanI2V(WanCapture):
         (``guidance_scale=2``) so its code runs; 2 sampler steps.
         """
         pipe, embeds = _wan_tiny.wan_pipe(seed, flavour)
-        device = torch.device(device)
-        pipe.to(device)
         settings = dict(
             height=_wan_tiny.SIZE, width=_wan_tiny.SIZE, num_frames=_wan_tiny.FRAMES,
             num_inference_steps=2, guidance_scale=2.0,
         )  # fmt: skip
-        return cls(
-            pipe, model_id="tiny", prompt_embeds=embeds,
-            negative_prompt_embeds=torch.zeros_like(embeds), settings=settings, device=device,
-            dtype=torch.float32,
+        return tiny_adapter(
+            cls, pipe, device, prompt_embeds=embeds,
+            negative_prompt_embeds=torch.zeros_like(embeds), settings=settings,
         )  # fmt: skip
 
     @classmethod
@@ -232,14 +222,8 @@ class WanI2V(WanCapture):
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds and ``stillguard.json`` generation defaults."""
-        folder = Path(path)
-        self.pipe.save_pretrained(str(folder), safe_serialization=True)
-        C.save_tensors(
-            folder / C.PROMPT_FILE,
-            {
-                "prompt_embeds": self.prompt_embeds,
-                "negative_prompt_embeds": self.negative_prompt_embeds,
-            },
-        )
-        settings = {k: getattr(self, k) for k in _SETTINGS}
-        C.write_settings(folder, {"adapter": self.registry_name, **settings})
+        prompt = {
+            "prompt_embeds": self.prompt_embeds,
+            "negative_prompt_embeds": self.negative_prompt_embeds,
+        }
+        save_pipeline(self, path, prompt, {k: getattr(self, k) for k in _SETTINGS})

@@ -16,14 +16,17 @@ Shapes (B videos, T latent frames, S = h·w/4 tokens per frame):
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._attention import Recorder, _own_saved_tensors, _probs, capture_context
+from .._attention import Recorder
+from .._capture_recorder import record_factorised
+from .._capture_setup import capture_stock, frames_hook
 from ..base import Captured
 from .opensora_layers import Attention, AttnProcessor
 
@@ -64,22 +67,25 @@ def layer_names(transformer: Any, vae: Any, kind: str) -> list[str]:
 
 
 def capture_stdit3(
-    model: nn.Module,
-    attention: dict[str, nn.Module],
-    hidden: dict[str, nn.Module],
-    recorder: Recorder,
+    adapter: Any,
+    hidden: Sequence[str],
+    attention: Sequence[str],
+    options: tuple[str, int, torch.Generator | None],
 ) -> contextlib.AbstractContextManager[Captured]:
-    """Swap in :class:`RecordingProcessor` s and hooks (restored on exit); a pre-hook on the
-    STDiT3 call notes the batch size and latent frame count for ``pooled`` maps."""
-
-    def context(_m: Any, args: tuple, kwargs: dict) -> None:
-        z = kwargs.get("x", args[0] if args else None)
-        recorder.context.update(batch=z.shape[0], token_frames=z.shape[2])
-
-    def make(n: str, _m: Any) -> RecordingProcessor:
-        return RecordingProcessor(recorder, n, temporal=n.startswith("temporal_"))
-
-    return capture_context(recorder, attention, make, hidden, [(model, context)])
+    """Swap in :class:`RecordingProcessor` s and hooks on ``adapter.pipe.transformer`` (an STDiT3;
+    restored on exit); a pre-hook on its call notes the batch size and latent frame count for
+    ``pooled`` maps. ``options``: ``(mode, max_queries, generator)``."""
+    model = adapter.pipe.transformer
+    return capture_stock(
+        adapter,
+        model,
+        hidden,
+        attention,
+        options,
+        stock=None,
+        make=lambda rec, n, _m: RecordingProcessor(rec, n, temporal=n.startswith("temporal_")),
+        hooks=lambda rec: [(model, frames_hook(rec, axis=2, arg="x"))],
+    )
 
 
 class RecordingProcessor(AttnProcessor):
@@ -89,34 +95,7 @@ class RecordingProcessor(AttnProcessor):
         self.recorder, self.name, self.temporal = recorder, name, temporal
 
     def inspect(self, attn: Attention, q: Tensor, k: Tensor) -> None:
-        if self.recorder.active:
-            with _own_saved_tensors():
-                self._record(q, k)
-
-    def _record(self, q: Tensor, k: Tensor) -> None:
-        rec = self.recorder
-        n = q.shape[2]
-        layout = {
-            "text": 0,
-            "frames": n if self.temporal else 1,
-            "per_frame": 1 if self.temporal else n,
-        }
-        if rec.mode == "exact":
-            rows = torch.arange(n, device=q.device)
-            probs = _probs(q, k, None)
-        elif rec.mode == "sampled":
-            rows = rec.rows(n, q.device)
-            probs = _probs(q[:, :, rows], k, None)
-        else:
-            if not self.temporal:
-                raise InputError(
-                    f"capture(mode='pooled') needs frame tokens; {self.name} is spatial attention "
-                    "(its tokens are positions within one frame): use mode='exact' or 'sampled'"
-                )
-            videos = rec.context.get("batch", 1)
-            bs, h, f, d = q.shape
-            qp = q.reshape(videos, bs // videos, h, f, d).mean(1)
-            kp = k.reshape(videos, bs // videos, h, f, d).mean(1)
-            rows = torch.arange(f, device=q.device)
-            probs = _probs(qp, kp, None)
-        rec.add_attention(self.name, probs, rows, layout)
+        record_factorised(
+            self.recorder, self.name, q, k, None,
+            temporal=self.temporal, tokens="positions within one frame",
+        )  # fmt: skip
