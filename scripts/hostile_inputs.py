@@ -233,7 +233,9 @@ def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
     if name.startswith("10 "):
         return "sidecar: " + json.loads((t / "p.json").read_text())["run_config"]["description"]
     if name.startswith("20 "):
-        return f"{len((t / 'out/manifest.jsonl').read_text().splitlines())} line; last run: {out[-1]}"
+        return (
+            f"{len((t / 'out/manifest.jsonl').read_text().splitlines())} line; last run: {out[-1]}"
+        )
     if name.startswith("6 "):
         err = [ln for ln in r.stderr.splitlines() if ln.startswith("ok")]
     if name.startswith("11 "):

@@ -23,7 +23,10 @@ def test_shipped_presets_load_and_say_what_they_are():
         assert 0 < cfg.loop.eps <= 32 / 255
     default = C.load_preset("default")
     assert default.method_name == "vid-freeze" and math.isclose(default.loop.eps, 8 / 255)
-    assert default.loop.steps == 100 and default.model == C.default_model("cogvideox-i2v") == "THUDM/CogVideoX-5b-I2V"
+    assert (
+        default.loop.steps == 100
+        and default.model == C.default_model("cogvideox-i2v") == "THUDM/CogVideoX-5b-I2V"
+    )
     assert C.load_preset("debug").loop.steps <= 5 and C.load_preset("debug").model == "tiny"
     assert math.isclose(C.load_preset("strong").loop.eps, 16 / 255)
     assert C.load_preset("anti-i2v").method_name == "anti-i2v"
@@ -125,7 +128,9 @@ def test_user_preset_file_and_method_switch_drops_its_options(tmp_path):
     )
     cfg = C.load_preset(p)
     assert (
-        cfg.loop.steps == 4 and cfg.method_options == {"max_queries": 32} and cfg.description == "mine"
+        cfg.loop.steps == 4
+        and cfg.method_options == {"max_queries": 32}
+        and cfg.description == "mine"
     )
     switched = C.build_config(p, method="noise")
     assert switched.method_name == "noise" and switched.method_options == {}

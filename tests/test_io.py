@@ -139,7 +139,9 @@ def test_opaque_alpha_dropped(tmp_path):
 
 
 def test_palette_with_and_without_transparency(tmp_path):
-    base = Image.fromarray(rand_image(20, 20)).convert("P", palette=Image.Palette.ADAPTIVE, colors=8)
+    base = Image.fromarray(rand_image(20, 20)).convert(
+        "P", palette=Image.Palette.ADAPTIVE, colors=8
+    )
     base.save(tmp_path / "p.png")
     loaded = sio.load_image(tmp_path / "p.png")
     ref = np.asarray(base.convert("RGB"), dtype=np.float32) / 255

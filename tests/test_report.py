@@ -30,9 +30,7 @@ class FakeProtected:
 @pytest.fixture(scope="module")
 def report() -> Report:
     img = photo()
-    return ev.evaluate(
-        img, mark(img), FakeAdapter(), seeds=(0, 1), transforms=("identity", Wipe())
-    )
+    return ev.evaluate(img, mark(img), FakeAdapter(), seeds=(0, 1), transforms=("identity", Wipe()))
 
 
 def _refs(page: str) -> list[str]:

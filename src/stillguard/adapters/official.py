@@ -36,7 +36,9 @@ def config_folder(name: str) -> Path:
     """
     path = configs_root() / name
     if not (path / "model_index.json").is_file():
-        raise InputError(f"no shipped configuration {name!r}: {close_matches(name, config_names())}")
+        raise InputError(
+            f"no shipped configuration {name!r}: {close_matches(name, config_names())}"
+        )
     return path
 
 

@@ -149,7 +149,10 @@ def protect_file(
             "alpha_reattached": loaded.alpha is not None,
             "metadata_kept": bool(keep_metadata),
             "config_hash": chash,
-            "run_config": {**cfg.to_dict(), "description": cfg.summary(getattr(adapter, "is_real", None))},
+            "run_config": {
+                **cfg.to_dict(),
+                "description": cfg.summary(getattr(adapter, "is_real", None)),
+            },
         },
     )
     return ItemResult(
@@ -229,7 +232,9 @@ def run_batch(
     items = collect(inputs, out, ignored)
     check_writable(out)
     chash = run_hash(cfg, keep_metadata)
-    result = BatchResult(manifest=out / MANIFEST, config_hash=chash, ignored=list(map(str, ignored)))
+    result = BatchResult(
+        manifest=out / MANIFEST, config_hash=chash, ignored=list(map(str, ignored))
+    )
     emit = callback or (lambda event: None)
     model: list[Any] = [] if callable(adapter) and not hasattr(adapter, "describe") else [adapter]
     run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
@@ -264,8 +269,13 @@ def run_batch(
                         _attempt(
                             res,
                             lambda item=item, loaded=loaded, step=step: protect_file(
-                                item, cfg, model[0], loaded, keep_metadata=keep_metadata,
-                                callback=step, clean_stale=False,  # done when the manifest opened
+                                item,
+                                cfg,
+                                model[0],
+                                loaded,
+                                keep_metadata=keep_metadata,
+                                callback=step,
+                                clean_stale=False,  # done when the manifest opened
                             ),  # fmt: skip
                         )
                         or res

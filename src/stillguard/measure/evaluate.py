@@ -245,5 +245,3 @@ def evaluate(
     for label, v in verdicts.items():
         logger.info("%s: %s", label, v)
     return Report(rows, summary, verdicts, videos, {"original": orig, **subjects}, imp, config)
-
-

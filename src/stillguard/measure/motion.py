@@ -40,9 +40,7 @@ def _cv2():
     try:
         import cv2
     except ImportError:  # pragma: no cover - the [eval] extra is missing
-        raise InputError(
-            "measuring motion needs OpenCV: pip install 'stillguard[eval]'"
-        ) from None
+        raise InputError("measuring motion needs OpenCV: pip install 'stillguard[eval]'") from None
     return cv2
 
 
@@ -122,5 +120,3 @@ def drift(video: Tensor) -> float:
     """
     v = as_videos(video)
     return float((v[:, -1] - v[:, 0]).abs().mean() * 255)
-
-

@@ -27,6 +27,8 @@ from stillguard.measure.table import COLUMNS, caveats, cell, imp_rows, missing_n
 SUBJECT_ORDER = ("clean", "protected", "noise")
 _COLORS = {"clean": "#1f77b4", "protected": "#d62728", "noise": "#7f7f7f"}
 _VERDICT_COLORS = {"frozen": "#1a7f37", "degraded": "#9a6700", "not protected": "#cf222e"}
+
+
 def _figure(width: float = 6.0, height: float = 3.2) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
