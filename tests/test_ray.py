@@ -123,6 +123,33 @@ def _tiny():
     return load_adapter("cogvideox-i2v", model="tiny")
 
 
+def test_without_ray_installed_import_works_and_ray_run_says_what_to_install(tmp_path):
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import stillguard, stillguard.cli, stillguard.app.ray_runner, stillguard.cli._ray\n"
+        "from stillguard.app.ray_runner import run_ray_batch\n"
+        "from stillguard.app.config import build_config\n"
+        "try:\n"
+        f"    run_ray_batch([{str(tmp_path / 'in')!r}], {str(tmp_path / 'out')!r}, build_config('debug'))\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    _folder(tmp_path / "in", n=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("InputError") and "stillguard[dist]" in res.stdout
+
+
+def test_object_store_urls_are_refused_with_a_reason(tmp_path):
+    from stillguard.errors import InputError
+
+    with pytest.raises(InputError, match="object stores are not supported"):
+        run_ray_batch(["s3://bucket/photos"], tmp_path / "out", build_config("debug"))
+    with pytest.raises(InputError, match="object stores are not supported"):
+        run_ray_batch([tmp_path], "gs://bucket/out", build_config("debug"))
+
+
 # ----------------------------------------------------------------------------- a killed actor
 def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
     """Run 10 images on 2 actors; SIGKILL one actor's process when ``kill_after`` are done."""
@@ -134,7 +161,9 @@ def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
     def on_event(ev) -> None:
         if ev.kind == "done":
             seen.append(ev.index)
-        moment = ev.kind == "start" if kill_after == 0 else ev.kind == "done" and len(seen) == kill_after
+        moment = (
+            ev.kind == "start" if kill_after == 0 else ev.kind == "done" and len(seen) == kill_after
+        )
         if moment and not killed:
             pid = sorted(_worker_pids())[0]
             os.kill(pid, signal.SIGKILL)

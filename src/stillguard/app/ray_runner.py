@@ -35,12 +35,11 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..files import sha256_file
 from ..images import DEFAULT_MAX_PIXELS
 from .batch import (
@@ -54,55 +53,9 @@ from .batch import (
 from .inputs import BatchItem, check_writable, collect
 from .manifest import MANIFEST, Manifest, read_manifest, relative, remove_stale_temporaries
 from .ray_actor import ProtectWorker
+from .ray_cluster import check_ready, dispatch, import_ray, runtime, worker_count
 
 log = logging.getLogger(__name__)
-
-#: jobs queued per actor beyond the running one, so an actor never waits for the driver
-IN_FLIGHT_PER_WORKER = 2
-
-
-def _import_ray() -> Any:
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage statistics leave the machine
-    try:
-        import ray
-    except ImportError:
-        raise InputError(
-            "--ray needs Ray, which is not installed: pip install 'stillguard[dist]'"
-        ) from None
-    return ray
-
-
-@contextlib.contextmanager
-def _runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
-    """Ray, connected: the running one, an existing cluster (``address``) or a new local runtime.
-
-    A local runtime listens on 127.0.0.1 only, without the dashboard, and is shut down at the end;
-    a runtime that was already running (e.g. started by the caller) is left running.
-    """
-    local = address in (None, "", "local")
-    if local:
-        # Ray's documented switch for single-machine runtimes: node address 127.0.0.1 (read when
-        # ray is first imported, so it applies to a runtime started by this process only)
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray = _import_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    kwargs: dict[str, Any] = dict(
-        include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
-    )
-    if local:
-        kwargs.update(address="local", object_store_memory=200 * 2**20)
-        if num_cpus:
-            kwargs["num_cpus"] = num_cpus
-    else:
-        kwargs["address"] = address
-        kwargs.pop("include_dashboard")  # a setting of the cluster's head, not of a driver
-    ray.init(**kwargs)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 def _pending(
@@ -144,23 +97,6 @@ def _groups(items: list[BatchItem], todo: list[int], batch_size: int) -> list[li
             key = None
         by_size.setdefault(key, []).append(i)
     return [g[k : k + batch_size] for g in by_size.values() for k in range(0, len(g), batch_size)]
-
-
-def _workers(ray: Any, n: int | None, cpus: int, gpus: int, jobs: int) -> int:
-    """How many actors: ``n``, or as many as the cluster's GPUs (CPUs) allow; checked to fit."""
-    total = ray.cluster_resources()
-    have = total.get("GPU", 0) if gpus else total.get("CPU", 0)
-    per = gpus or cpus
-    fit = int(have // per)
-    if n is None:
-        n = min(fit, jobs)
-    if n < 1 or n > fit:
-        kind = "GPU" if gpus else "CPU"
-        raise InputError(
-            f"the Ray cluster has {have:g} {kind}s: {n or 1} worker(s) x {per} {kind} do not fit; "
-            "lower --workers or --cpus-per-worker, or add nodes"
-        )
-    return n
 
 
 def run_ray_batch(
@@ -205,6 +141,14 @@ def run_ray_batch(
         InputError: bad inputs or output folder, Ray missing, workers that do not fit the cluster.
         ModelError: the workers cannot load the model (the run stops; nothing is lost).
     """
+    inputs = [os.fspath(p) for p in inputs]
+    for p in (*inputs, os.fspath(out_dir)):
+        if "://" in p:
+            raise InputError(
+                f"{p}: object stores are not supported (no atomic rename, no lock); mount a shared "
+                "POSIX filesystem (NFS) at the same path on every node, or copy the files to one"
+            )
+    import_ray()  # before anything is written: say at once that Ray is missing
     out = Path(out_dir)
     items = collect(inputs, out)
     check_writable(out)
@@ -225,21 +169,23 @@ def run_ray_batch(
         if todo:
             want = num_workers * cpus_per_worker if num_workers else None
             local_cpus = max(os.cpu_count() or 1, want or 0)
-            with _runtime(address, local_cpus) as ray:
-                n = _workers(ray, num_workers, cpus_per_worker, gpus, len(todo))
+            with runtime(address, local_cpus) as ray:
+                n = worker_count(ray, num_workers, cpus_per_worker, gpus, len(todo))
                 groups = _groups(items, todo, batch_size)
                 opts = dict(num_cpus=cpus_per_worker, num_gpus=gpus, max_restarts=max_restarts,
                             max_task_retries=max_task_retries)  # fmt: skip
                 actor_cls = ray.remote(ProtectWorker)
                 actors = [
                     actor_cls.options(**opts).remote(
-                        cfg, keep_metadata=keep_metadata, max_pixels=max_pixels,
+                        cfg,
+                        keep_metadata=keep_metadata,
+                        max_pixels=max_pixels,
                         cpus=cpus_per_worker,
                     )  # fmt: skip
                     for _ in range(n)
                 ]
-                _check_ready(ray, actors)
-                for i, res in _dispatch(ray, actors, groups, items, emit):
+                check_ready(ray, actors)
+                for i, res in dispatch(ray, actors, groups, items, emit):
                     manifest.append(manifest_record(res, items[i], out, run_id))
                     results[i] = res
                     emit(BatchEvent("done", i, len(items), items[i].input, result=res))
@@ -250,67 +196,3 @@ def run_ray_batch(
     result.items = [results[i] for i in range(len(items))]
     result.nothing_read = not any(r.input_sha256 for r in result.items)
     return result
-
-
-def _check_ready(ray: Any, actors: list[Any]) -> None:
-    """Wait for every actor's model; a model that cannot load stops the run with its reason."""
-    from ..versions import package_versions
-
-    try:
-        facts = ray.get([a.ready.remote() for a in actors])
-    except ray.exceptions.RayError as e:
-        cause = getattr(e, "cause", None) or e
-        raise ModelError(f"the Ray workers could not load the model: {cause}") from None
-    mine = package_versions()["stillguard"]
-    for f in facts:
-        if f["versions"].get("stillguard") != mine:
-            raise InputError(
-                f"worker on {f['host']} runs stillguard {f['versions'].get('stillguard')}, the "
-                f"driver {mine}: install the same version on every node"
-            )
-
-
-def _dispatch(
-    ray: Any,
-    actors: list[Any],
-    groups: list[list[int]],
-    items: list[BatchItem],
-    emit: Callable[[BatchEvent], None],
-) -> Iterator[tuple[int, ItemResult]]:
-    """Keep every live actor busy; yield ``(index, result)`` as jobs finish."""
-    queue = deque(groups)
-    load = [0] * len(actors)
-    alive = [True] * len(actors)
-    flying: dict[Any, tuple[int, list[int]]] = {}
-    total = len(items)
-    while queue or flying:
-        for k in sorted(range(len(actors)), key=lambda k: load[k]):
-            while queue and alive[k] and load[k] < IN_FLIGHT_PER_WORKER:
-                group = queue.popleft()
-                jobs = [(i, str(items[i].input), str(items[i].output), str(items[i].sidecar))
-                        for i in group]  # fmt: skip
-                flying[actors[k].protect.remote(jobs)] = (k, group)
-                load[k] += 1
-                for i in group:
-                    emit(BatchEvent("start", i, total, items[i].input))
-        if not flying:  # every actor is dead: fail what is left
-            for group in queue:
-                yield from _failed(group, items, "every Ray worker died; run the command again")
-            return
-        ready, _ = ray.wait(list(flying), num_returns=1)
-        for ref in ready:
-            k, group = flying.pop(ref)
-            load[k] -= 1
-            try:
-                for i, rec in ray.get(ref):
-                    yield i, ItemResult(**rec)
-            except ray.exceptions.RayError as e:
-                if isinstance(e, ray.exceptions.ActorDiedError):
-                    alive[k] = False  # out of restarts: no more jobs for it
-                msg = f"the Ray worker died while protecting this input ({type(e).__name__})"
-                yield from _failed(group, items, msg)
-
-
-def _failed(group: list[int], items: list[BatchItem], why: str) -> Iterator[tuple[int, ItemResult]]:
-    for i in group:
-        yield i, ItemResult(input=str(items[i].input), status="failed", error=f"{items[i].input}: {why}")
