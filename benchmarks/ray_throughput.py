@@ -1,7 +1,7 @@
 """Images per minute on Ray with 1 and 2 CPU actors (tiny and toy models), and the overhead of the
 Ray path against the plain batch runner with one worker.
 
-    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ray_throughput.py [--images 8] [--steps 4]
+    PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ray_throughput.py [--images 24] [--steps 4]
 
 One local Ray runtime (127.0.0.1, no dashboard, ``num_cpus=2``) for the whole run. For each model
 and number of actors, one ``run_ray_batch`` on a fresh output folder of ``--images`` random
@@ -64,13 +64,34 @@ class Clock:
         return self.last - (self.first or self.last)
 
 
+class Echo:
+    def echo(self, jobs: list) -> list:
+        return jobs
+
+
+def job_round_trip_ms(ray, calls: int = 50) -> float:
+    """Median milliseconds of one actor call carrying one job and returning it (Ray's own cost)."""
+    actor = ray.remote(Echo).options(num_cpus=1).remote()
+    job = [(0, "/in/p00.png", "/out/p00.protected.png", "/out/p00.protected.json")]
+    ray.get(actor.echo.remote(job))
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        ray.get(actor.echo.remote(job))
+        times.append(time.perf_counter() - t0)
+    ray.kill(actor)
+    return 1000 * sorted(times)[calls // 2]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=8)
+    ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--models", default="tiny,toy")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    logging.getLogger("stillguard").setLevel(logging.ERROR)  # the per-image toy-model warning
+    load_before = os.getloadavg()[0]
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.WARNING, object_store_memory=100 * 2**20)  # fmt: skip
     rows = []
@@ -96,10 +117,13 @@ def main() -> None:
             plain = clock.seconds / args.images
             rows.append((model, "plain x1", 60 / plain, float("nan"),
                          f"ray x1 / plain = {per_image[1] / plain:.2f}"))  # fmt: skip
+    round_trip = job_round_trip_ms(ray)
     ray.shutdown()
     print(
-        f"{args.images} images 96x64, {args.steps} steps, 2 CPU cores, torch threads 1 per worker"
+        f"{args.images} images 96x64, {args.steps} steps, Ray num_cpus=2, 1 torch thread per "
+        f"worker; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     )
+    print(f"Ray's own cost per job (an empty actor call, median of 50): {round_trip:.1f} ms")
     print(f"{'model':6} {'runner':9} {'img/min steady':>15} {'img/min wall':>13}  overhead")
     for model, runner, steady, wall, note in rows:
         wall_s = "-" if wall != wall else f"{wall:.1f}"

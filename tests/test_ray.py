@@ -77,12 +77,12 @@ def _exactly_once(src: Path, out: Path, names: list[str], budget_255: int = 8) -
     return ok
 
 
-def _worker_pids() -> dict[int, dict]:
-    """Live ProtectWorker actors of the runtime: pid -> GCS actor record."""
+def _worker_pids() -> dict[int, str]:
+    """Live ProtectWorker actors of the runtime: pid -> actor id."""
     table = ray._private.state.actors()
     return {
-        a["Pid"]: a
-        for a in table.values()
+        a["Pid"]: actor_id
+        for actor_id, a in table.items()
         if a["ActorClassName"] == "ProtectWorker" and a["State"] == "ALIVE" and a["Pid"]
     }
 
@@ -150,32 +150,55 @@ def test_object_store_urls_are_refused_with_a_reason(tmp_path):
         run_ray_batch([tmp_path], "gs://bucket/out", build_config("debug"))
 
 
+def test_cli_ray_needs_an_output_folder_and_a_reachable_cluster(tmp_path):
+    src = tmp_path / "in"
+    _folder(src, n=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, "-m", "stillguard.cli", "protect", str(src), "--model", "tiny"]
+    png = subprocess.run([*base, "-o", str(tmp_path / "x.png"), "--ray", "local"], env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert png.returncode == 2 and "give one" in png.stderr and "Traceback" not in png.stderr
+    far = subprocess.run([*base, "-o", str(tmp_path / "out"), "--ray", "127.0.0.1:9"], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert far.returncode == 2 and "cannot connect to the Ray cluster at 127.0.0.1:9" in far.stderr
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
 # ----------------------------------------------------------------------------- a killed actor
 def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
-    """Run 10 images on 2 actors; SIGKILL one actor's process when ``kill_after`` are done."""
+    """Run 10 images on 2 actors; SIGKILL one actor's process when ``kill_after`` are done
+    (0: when the first job is sent)."""
     src, out = tmp_path / "in", tmp_path / "out"
     names = _folder(src, size=(64, 48))
-    killed: list[int] = []
+    killed: list[str] = []  # actor id
     seen: list[int] = []
+    started: list[int] = []
+    in_flight: list[int] = []
 
     def on_event(ev) -> None:
         if ev.kind == "done":
             seen.append(ev.index)
-        moment = (
-            ev.kind == "start" if kill_after == 0 else ev.kind == "done" and len(seen) == kill_after
-        )
-        if moment and not killed:
-            pid = sorted(_worker_pids())[0]
+        if ev.kind == "start":
+            started.append(ev.index)
+        moment = ev.kind == "start" if kill_after == 0 else ev.kind == "done"
+        if moment and not killed and len(seen) == kill_after:
+            pid, actor_id = sorted(_worker_pids().items())[0]
+            in_flight.append(len(started) - len(seen))
             os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+            killed.append(actor_id)
 
     res = run_ray_batch([src], out, build_config("debug", steps=STEPS), num_workers=2,
                         callback=on_event, max_restarts=3, max_task_retries=3)  # fmt: skip
     assert killed, "the kill did not happen"
     assert len(seen) == N and res.exit_code == 0 and res.count("ok") == N
     _exactly_once(src, out, names)
-    restarted = [a for a in ray._private.state.actors().values() if a["NumRestarts"] >= 1]
-    assert restarted, "Ray did not restart the killed actor"
+    # the driver sent every input once, so the jobs the killed actor held were re-sent by Ray:
+    # with 3 or more jobs out (2 at most per actor), each of the 2 actors held one; killed at the
+    # first job sent, the actor receives its jobs while Ray restarts it
+    assert sorted(started) == list(range(N))
+    if 0 < kill_after <= N - 4:
+        assert in_flight[0] >= 3, in_flight
+    assert ray._private.state.actors()[killed[0]]["NumRestarts"] >= 1, "Ray did not restart it"
 
 
 def test_actor_sigkill_mid_run_still_every_image_once(runtime, tmp_path):

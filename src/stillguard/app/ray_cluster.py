@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -68,11 +69,36 @@ def runtime(address: str | None, num_cpus: int | None) -> Iterator[Any]:
     else:
         kwargs["address"] = address
         kwargs.pop("include_dashboard")  # a setting of the cluster's head, not of a driver
-    ray.init(**kwargs)
+    if not local:
+        _probe(address)
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        where = "start a local Ray runtime" if local else f"connect to the Ray cluster at {address}"
+        raise InputError(
+            f"cannot {where} ({' '.join(str(e).split())[:300]}); check the address "
+            "(auto, HOST:PORT, ray://HOST:10001) and that the cluster is up (ray status)"
+        ) from None
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def _probe(address: str, timeout: float = 10.0) -> None:
+    """Refuse a ``HOST:PORT`` / ``ray://HOST:PORT`` address where nothing listens (``ray.init``
+    would retry for minutes); ``auto`` is left to Ray, which fails fast when it finds no cluster."""
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise InputError(
+            f"cannot connect to the Ray cluster at {address} ({e.strerror or e}); check the "
+            "address (auto, HOST:PORT, ray://HOST:10001) and that the cluster is up (ray status)"
+        ) from None
 
 
 def worker_count(ray: Any, n: int | None, cpus: int, gpus: int, jobs: int) -> int:
@@ -124,15 +150,18 @@ def dispatch(
     flying: dict[Any, tuple[int, list[int]]] = {}
     total = len(items)
     while queue or flying:
-        for k in sorted(range(len(actors)), key=lambda k: load[k]):
-            while queue and alive[k] and load[k] < IN_FLIGHT_PER_WORKER:
-                group = queue.popleft()
-                jobs = [(i, str(items[i].input), str(items[i].output), str(items[i].sidecar))
-                        for i in group]  # fmt: skip
-                flying[actors[k].protect.remote(jobs)] = (k, group)
-                load[k] += 1
-                for i in group:
-                    emit(BatchEvent("start", i, total, items[i].input))
+        while queue:  # one job at a time to the least loaded live actor
+            free = [k for k in range(len(actors)) if alive[k] and load[k] < IN_FLIGHT_PER_WORKER]
+            if not free:
+                break
+            k = min(free, key=lambda k: load[k])
+            group = queue.popleft()
+            jobs = [(i, str(items[i].input), str(items[i].output), str(items[i].sidecar))
+                    for i in group]  # fmt: skip
+            flying[actors[k].protect.remote(jobs)] = (k, group)
+            load[k] += 1
+            for i in group:
+                emit(BatchEvent("start", i, total, items[i].input))
         if not flying:  # every actor is dead: fail what is left
             for group in queue:
                 yield from _failed(group, items, "every Ray worker died; run the command again")
@@ -142,13 +171,18 @@ def dispatch(
             k, group = flying.pop(ref)
             load[k] -= 1
             try:
-                for i, rec in ray.get(ref):
-                    yield i, ItemResult(**rec)
-            except ray.exceptions.RayError as e:
-                if isinstance(e, ray.exceptions.ActorDiedError):
-                    alive[k] = False  # out of restarts: no more jobs for it
+                results = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                alive[k] = alive[k] and not isinstance(e, ray.exceptions.ActorDiedError)
                 msg = f"the Ray worker died while protecting this input ({type(e).__name__})"
                 yield from _failed(group, items, msg)
+                continue
+            except ray.exceptions.RayError as e:  # a bug, not a bad input (those are results)
+                cause = getattr(e, "cause", None) or e
+                yield from _failed(group, items, f"{type(cause).__name__}: {cause}")
+                continue
+            for i, rec in results:
+                yield i, ItemResult(**rec)
 
 
 def _failed(group: list[int], items: list[BatchItem], why: str) -> Iterator[tuple[int, ItemResult]]:

@@ -186,6 +186,7 @@ def run_ray_batch(
                 ]
                 check_ready(ray, actors)
                 for i, res in dispatch(ray, actors, groups, items, emit):
+                    res.config_hash = res.config_hash or chash
                     manifest.append(manifest_record(res, items[i], out, run_id))
                     results[i] = res
                     emit(BatchEvent("done", i, len(items), items[i].input, result=res))
