@@ -164,6 +164,21 @@ def test_cli_ray_needs_an_output_folder_and_a_reachable_cluster(tmp_path):
     assert not list((tmp_path / "out").glob("*.png"))
 
 
+def test_groups_hold_inputs_of_one_size_batch_size_at_most(tmp_path):
+    from stillguard.app.inputs import collect
+    from stillguard.app.ray_runner import _groups
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, size in enumerate([(40, 32), (64, 48), (40, 32), (40, 32), (64, 48)]):
+        Image.fromarray(rand_image(size[1], size[0], seed=i)).save(src / f"p{i}.png")
+    (src / "p5.png").write_text("broken")
+    items = collect([src], tmp_path / "out")
+    assert _groups(items, list(range(6)), 1) == [[0], [1], [2], [3], [4], [5]]
+    assert _groups(items, list(range(6)), 2) == [[0, 2], [3], [1, 4], [5]]
+    assert _groups(items, [1, 2, 3], 8) == [[1], [2, 3]]
+
+
 # ----------------------------------------------------------------------------- a killed actor
 def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
     """Run 10 images on 2 actors; SIGKILL one actor's process when ``kill_after`` are done
