@@ -184,7 +184,44 @@ def _attempt(res: ItemResult, fn: Callable[[], Any]) -> Any:
     return None
 
 
-def _skipped(rec: dict[str, Any], item: BatchItem, chash: str) -> ItemResult:
+def protect_path(
+    item: BatchItem,
+    cfg: Any,
+    adapter: Any,
+    *,
+    keep_metadata: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    callback: Callable[[Any], None] | None = None,
+) -> ItemResult:
+    """Read ``item.input`` once, protect it, write its outputs (no manifest); errors -> ``failed``."""
+    t0 = time.perf_counter()
+    chash = run_hash(cfg, keep_metadata)
+    res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
+    loaded = _attempt(res, lambda: load_image(item.input, max_pixels=max_pixels))
+    if loaded is not None:
+        res.input_sha256 = loaded.sha256
+        job = lambda: protect_file(  # noqa: E731
+            item, cfg, adapter, loaded, keep_metadata=keep_metadata, callback=callback
+        )
+        res = _attempt(res, job) or res
+    res.seconds = res.seconds or round(time.perf_counter() - t0, 3)
+    return res
+
+
+def manifest_record(res: ItemResult, item: BatchItem, out: Path, run_id: str) -> dict[str, Any]:
+    """The manifest line of a result: paths relative to ``out``, the input absolute, run and time."""
+    record = {
+        **res.to_dict(),
+        "input": os.path.abspath(item.input),
+        "output": relative(res.output, out),
+        "sidecar": relative(res.sidecar, out),
+    }
+    record.update(run=run_id, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    return record
+
+
+def skipped_result(rec: dict[str, Any], item: BatchItem, chash: str) -> ItemResult:
+    """The result of an input found done in the manifest (``rec`` is its ``ok`` line)."""
     return ItemResult(
         input=str(item.input),
         status="skipped",
@@ -253,7 +290,7 @@ def run_batch(
                     rel_out = relative(item.output, out)
                 rec = manifest.done(loaded.sha256, chash, rel_out)
                 if rec is not None:
-                    res = _skipped(rec, item, chash)
+                    res = skipped_result(rec, item, chash)
                 else:
                     if not model:
                         model.append(adapter())  # a model that cannot load stops the batch
@@ -282,14 +319,7 @@ def run_batch(
                     )
             res.seconds = res.seconds or round(time.perf_counter() - t0, 3)
             if res.status != "skipped":
-                record = {
-                    **res.to_dict(),
-                    "input": os.path.abspath(item.input),
-                    "output": relative(res.output, out),
-                    "sidecar": relative(res.sidecar, out),
-                }
-                record.update(run=run_id, time=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-                manifest.append(record)
+                manifest.append(manifest_record(res, item, out, run_id))
             result.items.append(res)
             emit(BatchEvent("done", i, len(items), item.input, result=res))
         result.nothing_read = not any(r.input_sha256 for r in result.items)

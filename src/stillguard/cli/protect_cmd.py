@@ -86,8 +86,30 @@ def protect(
         ),
     ] = None,
     debug: DEBUG = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run on Ray workers: local (a new local runtime), auto, HOST:PORT, ray://HOST:10001.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Ray workers [default: one per GPU or per CPU(s)].")
+    ] = None,
+    cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per Ray worker.")] = 1,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
+    if ray is not None:
+        from ._ray import protect_on_ray
+
+        with _errors(debug, json_out):
+            code = protect_on_ray(
+                inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
+                                  seed=seed, device=device, dtype=dtype),
+                preset, set_ or [], json_out, keep_metadata, max_pixels, ray, workers, cpus_per_worker,
+            )  # fmt: skip
+        raise typer.Exit(code)
     with _errors(debug, json_out):
         code = _protect(
             inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,

@@ -1,0 +1,104 @@
+"""`stillguard protect ... --ray [ADDRESS]`: the batch on Ray workers, with a driver progress bar."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available
+
+
+@contextlib.contextmanager
+def _ray_progress(console: Any, disable: bool) -> Iterator[Any]:
+    """One bar for the whole run: images done / to do, images per second, time left.
+
+    Inputs found done in the manifest are taken off the total (they cost nothing); failures are
+    printed as they come, successes only counted.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("protecting"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]} img/s  ETA {task.fields[eta]}"), TimeElapsedColumn())  # fmt: skip
+    live = not disable and console.is_terminal
+    with Progress(*columns, console=console, disable=not live, transient=True) as prog:
+        state: dict[str, Any] = {"task": None, "t0": None, "done": 0}
+
+        def on_event(ev: Any) -> None:
+            if state["task"] is None:
+                state["task"] = prog.add_task("", total=ev.total, rate="-", eta="-")
+            task = state["task"]
+            if ev.kind == "start" and state["t0"] is None:
+                state["t0"] = time.monotonic()
+            if ev.kind != "done":
+                return
+            r = ev.result
+            if r.status == "skipped":
+                prog.update(task, total=prog.tasks[0].total - 1)
+                return
+            state["done"] += 1
+            total = prog.tasks[0].total
+            rate = state["done"] / max(time.monotonic() - (state["t0"] or time.monotonic()), 1e-9)
+            eta = (total - state["done"]) / rate if rate > 0 else 0.0
+            prog.update(task, completed=state["done"], rate=f"{rate:.2f}",
+                        eta=time.strftime("%H:%M:%S", time.gmtime(eta)))  # fmt: skip
+            if r.status == "failed" and not disable:
+                msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
+                console.print(f"failed  {msg}", markup=False, style="red")
+
+        yield on_event
+
+
+def protect_on_ray(
+    inputs: list[Path],
+    out: Path,
+    flags: dict[str, Any],
+    preset: str,
+    sets: list[str],
+    json_out: bool,
+    keep_metadata: bool,
+    max_pixels: int,
+    address: str,
+    workers: int | None,
+    cpus_per_worker: int,
+) -> int:
+    """Run the batch on Ray (a local runtime for ``address == "local"``); returns the exit code."""
+    from ..app.config import build_config
+    from ..app.inputs import check_writable
+    from ..app.ray_runner import run_ray_batch
+    from ..errors import InputError
+
+    cfg = build_config(preset, sets=sets, **flags)
+    if out.suffix.lower() == ".png":
+        raise InputError(f"-o {out} is a .png file; --ray writes to an output folder: give one")
+    check_writable(out)
+    for _, model in cfg.targets():
+        check_model_available(model)
+        _warn_demo_model(model)
+    err = _stderr()
+    with _ray_progress(err, disable=json_out) as on_event:
+        result = run_ray_batch(
+            inputs,
+            out,
+            cfg,
+            address=None if address == "local" else address,
+            num_workers=workers,
+            cpus_per_worker=cpus_per_worker,
+            callback=on_event,
+            keep_metadata=keep_metadata,
+            max_pixels=max_pixels,
+        )
+    summary = result.to_dict()
+    summary["real_model"] = all(model not in DEMO_MODELS for _, model in cfg.targets())
+    if json_out:
+        _emit_json(summary)
+    else:
+        typer.echo(
+            f"{summary['ok']} protected, {summary['skipped']} already done, "
+            f"{summary['failed']} failed, manifest {result.manifest}"
+        )
+    return result.exit_code
