@@ -45,8 +45,13 @@ def test_cli_records_the_plan_in_the_sidecar(tmp_path) -> None:
 @pytest.mark.slow
 def test_real_cogvideox_on_24gib_gets_rungs_the_planner_says_fit() -> None:
     """The published CogVideoX-5b-I2V configuration, planned on fake tensors (no weights)."""
+    from stillguard.plan import LADDER
+    from stillguard.plan import rungs as R
+
     cfg = build_config("default", model="THUDM/CogVideoX-5b-I2V", steps=1)
     fitted, plan = fit_config(cfg, "24GiB")
-    assert plan.fits and plan.need_bytes <= 24 * 2**30
-    assert fitted.rungs and fitted.rungs[0] == "bf16" and fitted.dtype == "bf16"
+    assert plan.fits and plan.need_bytes <= 24 * 2**30 and fitted.rungs == plan.rungs
+    order = [R.parse(r)[0] for r in fitted.rungs]
+    assert order == sorted(order, key=LADDER.index)  # climbed in the documented order
+    assert fitted.rungs[0] == "bf16" and fitted.dtype == "bf16"
     assert fitted.target_options.get("gradient_checkpointing") is True
