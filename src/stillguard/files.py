@@ -155,25 +155,13 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def save_png(
-    image: Any,
-    path: str | os.PathLike[str],
-    *,
-    metadata: dict[str, Any] | None = None,
-    keep_metadata: bool = False,
-    alpha: np.ndarray | None = None,
-    source: LoadedImage | None = None,
-) -> Path:
-    """Save an image as an 8-bit PNG, atomically, never over the input (see :func:`encode_png`).
+def save_png(image: Any, path: str | os.PathLike[str], **options: Any) -> Path:
+    """Save an image as an 8-bit PNG, atomically, never over the input.
 
-    Returns:
-        The written path.
+    ``options`` are those of :func:`encode_png` (``metadata``, ``keep_metadata``, ``alpha``,
+    ``source``). Returns the written path.
     """
-    path = Path(path)
-    data = encode_png(
-        image, path, metadata=metadata, keep_metadata=keep_metadata, alpha=alpha, source=source
-    )
-    return atomic_write_bytes(path, data)
+    return atomic_write_bytes(path, encode_png(image, path, **options))
 
 
 def encode_png(
