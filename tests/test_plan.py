@@ -245,6 +245,78 @@ def test_plan_agreement_table() -> None:
     assert row["rss_rise"] >= 0 and len(bench.table(rows)) == 3
 
 
+# ----------------------------------------------------------------------------- more targets
+NON_DIFFUSERS = ["dynamicrafter", "open-sora-1.2", "wan-i2v"]
+
+
+@pytest.mark.parametrize("target", NON_DIFFUSERS)
+def test_tiny_plans_of_more_targets_agree_with_measured(target) -> None:
+    """DynamiCrafter (kornia resize in CLIP preprocessing), Open-Sora (a plain pipeline object)
+    and Wan (a ``[t, h, w]`` patch size) plan under fake tensors and agree with a real step."""
+    p = plan(target, model="tiny", dtype="float32")
+    m = measured(target, "tiny")
+    assert m.peak_bytes > m.resident_bytes > 0 and m.step_flops > 0
+    assert abs(p.peak_bytes / m.peak_bytes - 1) < 0.10, (p.peak_breakdown, m.breakdown)
+    assert abs(p.flops_per_step / m.step_flops - 1) < 0.10
+    # every weight is resident and counted (Open-Sora's modules live on a dataclass pipeline)
+    tiny = ADAPTERS.get(target).tiny()
+    from stillguard.plan.fake import modules
+
+    mods = modules(tiny)
+    n = sum(q.numel() for q in {id(q): q for m_ in mods.values() for q in m_.parameters()}.values())
+    assert p.params == n > 0 and p.peak_breakdown["weights"] >= p.weight_bytes // 2
+    assert p.facts["res_step"] >= 8 and p.facts["res_step"] % 8 == 0
+
+
+def test_open_sora_modules_are_found_on_its_pipeline_object() -> None:
+    from stillguard.plan.fake import modules
+
+    ad = ADAPTERS.get("open-sora-1.2").tiny()
+    mods = modules(ad)
+    assert mods["transformer"] is ad.pipe.transformer and mods["vae"] is ad.pipe.vae
+
+
+def test_spatial_patch_and_unet_levels() -> None:
+    from stillguard.plan.planner import _spatial_patch, _unet_levels
+
+    assert _spatial_patch(2) == 2 and _spatial_patch([1, 2, 2]) == 2 and _spatial_patch(None) == 1
+    assert _unet_levels(ADAPTERS.get("dynamicrafter").tiny().pipe.unet) == len(
+        ADAPTERS.get("dynamicrafter").tiny().pipe.unet.config["channel_mult"]
+    )
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 320, 512), (2, 3, 100, 60), (1, 3, 224, 300)])
+def test_torch_antialiased_resize_matches_kornia(shape) -> None:
+    """The planner's kornia-free resize (fake tensors) is kornia's on real tensors; the real
+    path still calls kornia, so DynamiCrafter's real outputs are unchanged."""
+    from kornia.geometry.transform import resize
+
+    from stillguard.adapters.nets.dc_clip import antialiased_resize
+
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    ref = resize(x, (224, 224), interpolation="bicubic", align_corners=True, antialias=True)
+    ours = antialiased_resize(x, (224, 224))
+    assert torch.equal(ours, ref)  # bit-identical at these sizes (320x512 is DynamiCrafter's)
+    big = torch.rand(1, 3, 576, 1024) * 2 - 1  # 1024-px: equal up to float32 rounding
+    ref = resize(big, (224, 224), interpolation="bicubic", align_corners=True, antialias=True)
+    torch.testing.assert_close(antialiased_resize(big, (224, 224)), ref, rtol=0, atol=1e-6)
+    emb = ADAPTERS.get("dynamicrafter").tiny().pipe.embedder
+    s = emb.model.visual.image_size
+    ref = resize(x, (s, s), interpolation="bicubic", align_corners=True, antialias=True)
+    mean, std = emb.mean.view(1, 3, 1, 1), emb.std.view(1, 3, 1, 1)
+    assert torch.equal(emb.preprocess(x), ((ref + 1.0) / 2.0 - mean) / std)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", NON_DIFFUSERS)
+def test_real_plans_of_more_targets(target) -> None:
+    p = plan(target, gpu_memory="80GB")
+    assert p.params > 1e9 and p.weight_bytes >= 2 * p.params * 0.99  # bf16, plus buffers
+    assert p.peak_bytes > p.weight_bytes and p.flops_per_step > 1e13
+    assert p.peak_breakdown["weights"] >= p.weight_bytes * 0.99 and p.fits is not None
+    assert p.facts["res_step"] == {"dynamicrafter": 64, "open-sora-1.2": 16, "wan-i2v": 16}[target]
+
+
 # ----------------------------------------------------------------------------- real size
 @pytest.mark.slow
 def test_real_cogvideox_plan_without_weights() -> None:

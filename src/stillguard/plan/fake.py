@@ -43,16 +43,21 @@ def plan_device(device: str | torch.device) -> torch.device:
 
 
 def modules(adapter: Any) -> dict[str, nn.Module]:
-    """The resident ``nn.Module`` components of an adapter: its pipeline's components and any
-    module held directly as an attribute, by name (each module once)."""
+    """The resident ``nn.Module`` components of an adapter: its pipeline's components (a diffusers
+    pipeline's ``components``, or the module attributes of a plain pipeline object such as
+    Open-Sora's dataclass) and any module held directly as an attribute, by name (each once)."""
     found: dict[str, nn.Module] = {}
+
+    def take(items: Any) -> None:
+        for name, value in items:
+            if isinstance(value, nn.Module) and all(value is not m for m in found.values()):
+                found[name.lstrip("_")] = value
+
     pipe = getattr(adapter, "pipe", None)
-    for name, comp in (getattr(pipe, "components", None) or {}).items():
-        if isinstance(comp, nn.Module):
-            found[name] = comp
-    for name, value in vars(adapter).items():
-        if isinstance(value, nn.Module) and all(value is not m for m in found.values()):
-            found[name.lstrip("_")] = value
+    take((getattr(pipe, "components", None) or {}).items())
+    if pipe is not None and not isinstance(pipe, nn.Module) and hasattr(pipe, "__dict__"):
+        take(vars(pipe).items())
+    take(vars(adapter).items())
     return found
 
 

@@ -14,7 +14,12 @@ Sources:
 
 Image preprocessing (``FrozenOpenCLIPImageEmbedderV2.preprocess``): the ``[-1, 1]`` image is resized
 to 224×224 with kornia's antialiased bicubic (``align_corners=True``; aspect not kept), mapped to
-``[0, 1]`` and normalised with the CLIP mean/std, all in torch (differentiable).
+``[0, 1]`` and normalised with the CLIP mean/std, all in torch (differentiable). Under
+``FakeTensorMode`` (the planner) kornia cannot run: it checks its sigma tensor's values. There
+:func:`antialiased_resize` redoes the same Gaussian blur + resize with torch ops whose sigma and
+kernel size are Python floats from the static shapes (the path kornia takes for a tensor that
+requires grad: reflect padding, two separable depthwise convolutions, then ``interpolate``); real
+tensors keep kornia, so their numerics are unchanged.
 """
 
 from __future__ import annotations
@@ -22,11 +27,51 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import FakeTensor
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SOT, EOT = 49406, 49407  # open_clip tokenizer: <start_of_text>, <end_of_text>; padding is 0
+
+
+def _gauss_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """kornia's ``get_gaussian_kernel1d``: ``exp(-n^2 / 2 sigma^2)`` at integer offsets, sum 1."""
+    n = torch.arange(size, dtype=dtype, device=device) - (size // 2)
+    k = torch.exp(-(n**2) / (2.0 * sigma**2))
+    return k / k.sum()
+
+
+def antialiased_resize(x: Tensor, size: tuple[int, int], *, align_corners: bool = True) -> Tensor:
+    """kornia ``resize(x, size, "bicubic", align_corners, antialias=True)`` in torch ops.
+
+    Same rule as kornia 0.9 (``geometry/transform/affwarp.py``): when shrinking, a Gaussian blur
+    with ``sigma = max((in/out - 1) / 2, 0.001)`` per axis and odd kernel size ``max(4 sigma, 3)``
+    (1 on a singleton axis), reflect-padded, separable (W then H), computed in float32 for
+    half-precision inputs; then bicubic ``interpolate``. Sigma is a Python float here, so this
+    runs under ``FakeTensorMode``. Shape: ``(B,C,H,W)`` -> ``(B,C,*size)``.
+    """
+    b, c, h, w = x.shape
+    fy, fx = h / size[0], w / size[1]
+    if max(fy, fx) > 1:
+        dtype = x.dtype
+        y = x.float() if dtype in (torch.float16, torch.bfloat16) else x
+        for axis, (f, n) in ((3, (fx, w)), (2, (fy, h))):
+            sigma = max((f - 1.0) / 2.0, 0.001)
+            ks = int(max(4.0 * sigma, 3))
+            ks = 1 if n == 1 else (ks if ks % 2 else ks + 1)
+            k = _gauss_kernel(ks, sigma, y.dtype, y.device)
+            r = ks // 2
+            if axis == 3:
+                y = F.pad(y, (r, r, 0, 0), mode="reflect")
+                weight = k.view(1, 1, 1, ks).expand(c, 1, 1, ks)
+            else:
+                y = F.pad(y, (0, 0, r, r), mode="reflect")
+                weight = k.view(1, 1, ks, 1).expand(c, 1, ks, 1)
+            y = F.conv2d(y, weight, groups=c)
+        x = y.to(dtype)
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=align_corners)
 
 
 class Mlp(nn.Module):
@@ -153,10 +198,13 @@ class ImageEmbedder(nn.Module):
         self.register_buffer("std", torch.tensor(CLIP_STD), persistent=False)
 
     def preprocess(self, x: Tensor) -> Tensor:
-        from kornia.geometry.transform import resize
-
         s = self.model.visual.image_size
-        x = resize(x, (s, s), interpolation="bicubic", align_corners=True, antialias=True)
+        if isinstance(x, FakeTensor):  # the planner: kornia reads sigma's values (see module doc)
+            x = antialiased_resize(x, (s, s), align_corners=True)
+        else:
+            from kornia.geometry.transform import resize
+
+            x = resize(x, (s, s), interpolation="bicubic", align_corners=True, antialias=True)
         x = (x + 1.0) / 2.0
         return (x - self.mean.view(1, 3, 1, 1).to(x)) / self.std.view(1, 3, 1, 1).to(x)
 
