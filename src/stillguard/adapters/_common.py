@@ -66,7 +66,7 @@ def resolve_model(model: str) -> tuple[str, Path | None]:
         ModelError: a toy asked for but not installed, or a local folder without usable weights.
     """
     if model in TOY_MODELS:
-        folder = toy_folder(model)
+        folder = toy_folder() if model == "toy" else toy_folder(model)
         if not (folder / "model_index.json").is_file():
             raise ModelError(
                 f"the shipped toy model {model!r} is not installed (no model_index.json in "
