@@ -204,6 +204,29 @@ def goals(matrix: dict, members: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def notes(matrix: dict, args: argparse.Namespace, evals: dict) -> list[str]:
+    """What the tables leave unsaid: methods a model could not run, the budget, missing columns."""
+    refused = [f"{m} on {src}: {c['error']}" for m, rows in matrix.items()
+               for src, row in rows.items() for c in row.values() if "error" in c]  # fmt: skip
+    out = ["Notes:", ""]
+    out.append("* " + ("Not run: " + "; ".join(refused) if refused else
+                       "Every method ran on every model and on the ensemble."))  # fmt: skip
+    out.append(
+        f"* {args.steps} PGD steps per protection (the efficacy study used 100): chosen so that "
+        "the whole matrix finishes on two shared CPU cores in about an hour; the ensemble gets "
+        "the same steps and budget as each single model (the issue's 'same budget')."
+    )
+    out.append("* The `noise` row needs no model: one same-budget uniform-noise image per input "
+               "(seed 0), shared by every method's table.")  # fmt: skip
+    if not evals:
+        out.append(
+            "* The second-seed CogVideoX toy of the efficacy study is not shipped and was not on "
+            "this machine, so it has no column; add one with "
+            "`--extra-eval cogvideox-seed1=cogvideox-i2v:PATH`."
+        )
+    return out
+
+
 def _fmt(s: dict) -> str:
     if not s or s.get("n", 0) == 0:
         return "—"
@@ -330,6 +353,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         },
         "matrix": matrix,
         "goals": goals(matrix, list(models)),
+        "notes": notes(matrix, args, evals),
     }  # fmt: skip
     if not args.no_render:
         args.out.mkdir(parents=True, exist_ok=True)
