@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stillguard.measure import metrics
+from stillguard.measure import motion
 from stillguard.toy import build, wan_build
 from stillguard.toy.training import quality
 
@@ -88,7 +88,7 @@ def main() -> None:
             st = quality.video_stats(video, image, ref)
             st["psnr_vae_ceiling"] = quality.vae_ceiling(pipe, image)
             if kind == "synthetic":
-                st["flow_vae_only"] = metrics.flow_magnitude(_vae_roundtrip(pipe, ref))
+                st["flow_vae_only"] = motion.flow_magnitude(_vae_roundtrip(pipe, ref))
             st["fails"] = len(quality.animation_failures(st, train))
             rows[kind].append(st | {"name": name, "seed": seed})
             if seed == 0 and len(strips[kind]) < 6:
