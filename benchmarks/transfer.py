@@ -25,7 +25,8 @@ Choices made here:
       share the work; the last call renders every cached cell;
     * "effect" in the goals is the motion-ratio reduction ``1 - mean motion ratio``; the ensemble
       meets the issue's goal on a member when its effect there is >= 80 % of the member's own
-      white-box effect at the same budget and steps.
+      white-box effect at the same budget and steps; a white-box effect under ``MIN_EFFECT``
+      (0.05) is within the cells' spread, so no share is computed (reported as n/a, not met).
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ METHODS = ("rollout-freeze", "vid-freeze", "anti-i2v")
 MODELS = "cogvideox-toy=cogvideox-i2v:toy,wan-toy=wan-i2v:toy-wan"
 TINY_MODELS = "cogvideox-tiny=cogvideox-i2v:tiny,wan-tiny=wan-i2v:tiny"
 GOAL = 0.8
+SPECIAL = ("ensemble", "noise")
+#: a white-box motion-ratio reduction below this is within the spread of the cells (their std is
+#: 0.03-0.2 over image x seed) and the share of it an ensemble keeps is not defined
+MIN_EFFECT = 0.05
 
 
 def _efficacy():
@@ -155,12 +160,16 @@ class Study:
         """All (image, seed) ratios of one matrix cell."""
         from stillguard.images import load_image
 
-        rows, seconds = [], []
+        rows, seconds, start, end = [], [], [], []
         for name, _, img in self.images:
             prot = self.protection(source, method, name, img)
             if "error" in prot:
                 return {"error": prot["error"]}
             seconds.append(prot["seconds"])
+            losses = json.loads(Path(prot["png"]).with_suffix(".json").read_text())["losses"]
+            if losses:  # mean of the first and of the last 5 steps (one-sample estimates)
+                start.append(float(np.mean(losses[:5])))
+                end.append(float(np.mean(losses[-5:])))
             x = load_image(prot["png"]).tensor
             orig = torch.round(img * 255) / 255
             for seed in self.args.seeds:
@@ -176,6 +185,8 @@ class Study:
             "motion_ratio": _stat([r["motion_ratio"] for r in rows]),
             "dissim_ratio": _stat([r["dissim_ratio"] for r in rows]),
             "protect_seconds": _stat(seconds),
+            "loss_start": _stat(start),
+            "loss_end": _stat(end),
             "rows": rows,
         }
 
@@ -192,16 +203,30 @@ def goals(matrix: dict, members: list[str]) -> list[dict[str, Any]]:
                 continue
             e_own = 1 - own["motion_ratio"]["mean"]
             e_ens = 1 - ens["motion_ratio"]["mean"]
-            share = e_ens / e_own if e_own > 0 else math.nan
+            share = e_ens / e_own if e_own >= MIN_EFFECT else math.nan
             noise = rows.get("noise", {}).get(m, {}).get("motion_ratio", {}).get("mean", math.nan)
             cross = {s: rows[s][m]["motion_ratio"]["mean"] for s in members
                      if s != m and "motion_ratio" in rows.get(s, {}).get(m, {})}  # fmt: skip
             out.append({
                 "method": method, "member": m, "white_box_effect": e_own, "ensemble_effect": e_ens,
-                "share": share, "met": bool(e_own > 0 and share >= GOAL),
+                "share": share, "met": bool(e_own >= MIN_EFFECT and share >= GOAL),
                 "cross_motion_ratio": cross, "noise_motion_ratio": noise,
             })  # fmt: skip
     return out
+
+
+def _protect_minutes(matrix: dict, n_images: int) -> float:
+    """Wall time of every distinct protection in the matrix (the noise row counted once)."""
+    rows = {(m, src): row for m, rs in matrix.items() for src, row in rs.items()}
+    seen, total = set(), 0.0
+    for (m, src), row in rows.items():
+        key = "noise" if src == "noise" else (m, src)
+        cell = next(iter(row.values()), {})
+        if key in seen or "protect_seconds" not in cell:
+            continue
+        seen.add(key)
+        total += cell["protect_seconds"]["mean"] * n_images
+    return total / 60
 
 
 def notes(matrix: dict, args: argparse.Namespace, evals: dict) -> list[str]:
@@ -209,6 +234,28 @@ def notes(matrix: dict, args: argparse.Namespace, evals: dict) -> list[str]:
     refused = [f"{m} on {src}: {c['error']}" for m, rows in matrix.items()
                for src, row in rows.items() for c in row.values() if "error" in c]  # fmt: skip
     out = ["Notes:", ""]
+    gs = goals(matrix, [m for m in next(iter(matrix.values()), {}) if m not in SPECIAL])
+    defined = [g for g in gs if g["white_box_effect"] >= MIN_EFFECT]
+    out.append(
+        f"* Goal 1 (the ensemble keeps >= {GOAL:.0%} of each member's white-box effect): met in "
+        f"{sum(g['met'] for g in defined)} of {len(defined)} (method, member) pairs with a "
+        f"white-box effect >= {MIN_EFFECT}; {len(gs) - len(defined)} pairs have none to keep."
+    )
+    beat = [f"{g['method']} from {src} on {g['member']} ({mr:.3f} vs noise "
+            f"{g['noise_motion_ratio']:.3f})" for g in gs
+            for src, mr in g["cross_motion_ratio"].items()
+            if mr <= g["noise_motion_ratio"] - MIN_EFFECT]  # fmt: skip
+    out.append(
+        "* Goal 2 (cross-family transfer, with the noise baseline beside it): off-diagonal "
+        f"cells at least {MIN_EFFECT} below the noise baseline's motion ratio: "
+        + ("; ".join(beat) if beat else "none")
+        + "."
+    )
+    out.append(
+        "* Both toys are tiny and short-trained (see `src/stillguard/toy/MODEL_CARD.md` and "
+        "`MODEL_CARD_WAN.md`; the Wan toy's VAE greys and blurs frames): what transfers between "
+        "them says nothing about real models."
+    )
     out.append("* " + ("Not run: " + "; ".join(refused) if refused else
                        "Every method ran on every model and on the ensemble."))  # fmt: skip
     out.append(
@@ -234,8 +281,8 @@ def _fmt(s: dict) -> str:
 
 
 def _share(g: dict) -> str:
-    if not g["white_box_effect"] > 0:
-        return "n/a: no white-box effect"
+    if not g["white_box_effect"] >= MIN_EFFECT:
+        return f"n/a: white-box effect < {MIN_EFFECT}"
     return f"{g['share']:.0%} " + ("met" if g["met"] else "**not met**")
 
 
@@ -246,7 +293,9 @@ def render(doc: dict) -> str:
         "# Transfer matrix: protections computed on one toy, evaluated on every toy",
         "",
         f"Command: `{r['command']}`  ",
-        f"Date: {r['date']}; {r['threads']} thread(s); total {r['minutes']:.1f} min.  ",
+        f"Date: {r['date']}; {r['threads']} thread(s) per process; this call {r['minutes']:.1f} "
+        "min (cells computed by earlier calls are read back from the cache); protection "
+        f"time summed over the matrix {r['protect_minutes']:.0f} min.  ",
         f"Settings: L-inf {r['eps_255']}/255, {r['steps']} PGD steps, each method's defaults, "
         f"protect seed 0; images {', '.join(r['images'])}; generation seeds {r['seeds']}; "
         "videos with each model's shipped defaults. Models: "
@@ -257,13 +306,16 @@ def render(doc: dict) -> str:
         "",
         "Each cell: motion ratio (protected / clean flow, same seed; 1 = no effect, 0 = frozen) "
         "as mean ± std (median) over image × seed; then the dissimilarity (1 − SSIM) ratio; "
-        "then the mean protection time per image. Rows = computed on, columns = evaluated on. "
+        "then the mean protection time per image and the method's loss (the ensemble's: the "
+        "members' losses each divided by its clean value, averaged), mean of the first and of "
+        "the last five PGD steps, averaged over images. Rows = computed on, columns = evaluated on. "
         "These are toy models: the numbers say nothing about real I2V models.",
         "",
     ]
     for method, rows in doc["matrix"].items():
-        lines += [f"## {method}", "", "| computed on | " + " | ".join(cols) + " | protect s |",
-                  "|---" * (len(cols) + 2) + "|"]  # fmt: skip
+        lines += [f"## {method}", "", "| computed on | " + " | ".join(cols)
+                  + " | protect s | loss, first → last 5 steps |",
+                  "|---" * (len(cols) + 3) + "|"]  # fmt: skip
         for src, row in rows.items():
             err = next((c["error"] for c in row.values() if "error" in c), None)
             if err:
@@ -271,8 +323,11 @@ def render(doc: dict) -> str:
                 continue
             cells = [f"motion {_fmt(row[c]['motion_ratio'])}<br>dissim "
                      f"{_fmt(row[c]['dissim_ratio'])}" if c in row else "not run" for c in cols]  # fmt: skip
-            secs = next(iter(row.values()), {}).get("protect_seconds", {})
-            lines.append(f"| {src} | " + " | ".join(cells) + f" | {secs.get('mean', 0):.1f} |")
+            first = next(iter(row.values()), {})
+            secs = first.get("protect_seconds", {}).get("mean", 0)
+            a, b = first.get("loss_start", {}), first.get("loss_end", {})
+            loss = f"{a['mean']:.4g} → {b['mean']:.4g}" if a.get("n") else "—"
+            lines.append(f"| {src} | " + " | ".join(cells) + f" | {secs:.1f} | {loss} |")
         lines.append("")
     lines += ["## Goals", "", "| method | member | white-box effect | ensemble effect | share "
               "(goal ≥ 80 %) | cross-family motion ratio | noise motion ratio |", "|---" * 7 + "|"]  # fmt: skip
@@ -350,6 +405,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "eps_255": args.eps, "steps": args.steps, "seeds": args.seeds,
             "images": [i[0] for i in images], "models": {**models, **evals},
             "members": list(models), "evaluated_on": cols, "settings_key": study.key,
+            "protect_minutes": _protect_minutes(matrix, len(images)),
         },
         "matrix": matrix,
         "goals": goals(matrix, list(models)),
