@@ -84,4 +84,6 @@ def test_harness_on_tiny_models_fills_every_cell_and_caches(transfer, tmp_path):
     stamps = [p.stat().st_mtime_ns for p in pngs]
     again = transfer.main(argv)  # everything is read back from the cache
     assert [p.stat().st_mtime_ns for p in pngs] == stamps
-    assert again["matrix"] == json.loads(json.dumps(doc["matrix"]))
+    assert json.dumps(again["matrix"], default=float) == json.dumps(doc["matrix"], default=float)
+    ens = rows["ensemble"]["wan-tiny"]
+    assert ens["loss_start"]["n"] == 1 and math.isfinite(ens["loss_end"]["mean"])
