@@ -1,9 +1,13 @@
-"""Measure the shipped toy I2V model: motion and first-frame fidelity on unseen inputs.
+"""Measure a shipped toy I2V model: motion and first-frame fidelity on unseen inputs.
 
 Usage::
 
-    OMP_NUM_THREADS=1 python benchmarks/toy_quality.py [--weights DIR] [--n-synthetic 16]
-        [--steps N] [--seeds 2] [--out runs/toy/quality]
+    OMP_NUM_THREADS=1 python benchmarks/toy_quality.py [--model toy|toy-wan] [--weights DIR]
+        [--n-synthetic 16] [--steps N] [--seeds 2] [--out runs/toy/quality]
+
+``--model`` picks the toy (``toy``: the CogVideoX-family one, :mod:`stillguard.toy.build`;
+``toy-wan``: the Wan-family one, :mod:`stillguard.toy.wan_build`); both are run through their
+plain diffusers pipeline with the shipped defaults, so the numbers compare.
 
 Inputs: held-out synthetic scenes (a seed stream never used in training; reference = their true
 videos, and the same videos through the VAE only, the realistic ceiling) and scikit-image's sample
@@ -24,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stillguard.measure import metrics
-from stillguard.toy import build
+from stillguard.measure import motion
+from stillguard.toy import build, wan_build
 from stillguard.toy.training import quality
 
 logger = logging.getLogger("toy_quality")
@@ -46,20 +50,25 @@ def _vae_roundtrip(pipe, video: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", choices=("toy", "toy-wan"), default="toy")
     ap.add_argument("--weights", type=Path, default=None, help="pipeline folder (default: shipped)")
     ap.add_argument("--n-synthetic", type=int, default=16)
     ap.add_argument("--photos", nargs="*", default=list(quality.PHOTOS))
-    ap.add_argument("--steps", type=int, default=None, help="DDIM steps (default: stillguard.json)")
+    ap.add_argument(
+        "--steps", type=int, default=None, help="sampler steps (default: stillguard.json)"
+    )
     ap.add_argument("--seeds", type=int, default=2, help="sampling seeds per input")
     ap.add_argument("--data-seed", type=int, default=0, help="the training --seed")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=Path("runs/toy/quality"))
+    ap.add_argument("--out", type=Path, default=None, help="default runs/<model>/quality")
     args = ap.parse_args()
+    args.out = args.out or Path("runs") / args.model / "quality"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    pipe, embeds, defaults = build.load_pipeline(args.weights)
+    family = wan_build if args.model == "toy-wan" else build
+    pipe, embeds, defaults = family.load_pipeline(args.weights)
     if args.steps:
         defaults["num_inference_steps"] = args.steps
     train = quality.training_stats(args.data_seed, 64)
@@ -79,7 +88,7 @@ def main() -> None:
             st = quality.video_stats(video, image, ref)
             st["psnr_vae_ceiling"] = quality.vae_ceiling(pipe, image)
             if kind == "synthetic":
-                st["flow_vae_only"] = metrics.flow_magnitude(_vae_roundtrip(pipe, ref))
+                st["flow_vae_only"] = motion.flow_magnitude(_vae_roundtrip(pipe, ref))
             st["fails"] = len(quality.animation_failures(st, train))
             rows[kind].append(st | {"name": name, "seed": seed})
             if seed == 0 and len(strips[kind]) < 6:
@@ -101,7 +110,7 @@ def main() -> None:
         summary[kind] = quality.summarize(nums) | {"n_videos": len(nums)}
     (args.out / "quality.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
 
-    print(f"\nDDIM steps {defaults['num_inference_steps']}, {args.seeds} seeds per input, "
+    print(f"\n{args.model}: sampler steps {defaults['num_inference_steps']}, {args.seeds} seeds per input, "
           f"{summary['sec_per_video']:.2f} s/video")  # fmt: skip
     print("| inputs | videos | flow gen | flow ref | gen/ref (median) | 1-SSIM gen | 1-SSIM ref "
           "| drift gen | frame-0 PSNR (VAE ceiling) | direction cos |")  # fmt: skip

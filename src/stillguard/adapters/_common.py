@@ -47,26 +47,33 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     return _DTYPES[key]
 
 
-def toy_folder() -> Path:
-    """The folder of the shipped toy model inside the installed package."""
-    return Path(str(importlib.resources.files("stillguard.toy") / "weights"))
+def toy_folder(name: str = "toy") -> Path:
+    """The folder of a shipped toy model inside the installed package: ``"toy"`` (CogVideoX
+    family, ``weights/``) or ``"toy-wan"`` (Wan family, ``weights_wan/``)."""
+    sub = TOY_MODELS.get(name, "weights")
+    return Path(str(importlib.resources.files("stillguard.toy") / sub))
+
+
+#: names of the shipped toy models -> their folder inside ``stillguard.toy``
+TOY_MODELS = {"toy": "weights", "toy-wan": "weights_wan"}
 
 
 def resolve_model(model: str) -> tuple[str, Path | None]:
-    """Return ``(model_id, local_folder_or_None)``; ``"toy"`` maps to the shipped weights.
+    """Return ``(model_id, local_folder_or_None)``; ``"toy"`` and ``"toy-wan"`` map to the
+    shipped weights.
 
     Raises:
-        ModelError: ``"toy"`` asked for but not installed, or a local folder without usable weights.
+        ModelError: a toy asked for but not installed, or a local folder without usable weights.
     """
-    if model == "toy":
-        folder = toy_folder()
+    if model in TOY_MODELS:
+        folder = toy_folder() if model == "toy" else toy_folder(model)
         if not (folder / "model_index.json").is_file():
             raise ModelError(
-                f"the shipped toy model is not installed (no model_index.json in {folder}): "
-                "reinstall stillguard, or train it with the toy training script, "
+                f"the shipped toy model {model!r} is not installed (no model_index.json in "
+                f"{folder}): reinstall stillguard, or train it with the toy training script, "
                 "or use model='tiny' for a random test model"
             )
-        return "toy", folder
+        return model, folder
     path = Path(model).expanduser()
     if path.exists():
         check_local_folder(path)

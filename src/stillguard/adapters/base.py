@@ -149,10 +149,10 @@ class Adapter(ABC):
 
     @property
     def is_real(self) -> bool:
-        """False for the tiny random model and the shipped toy: protection against them does
-        not protect against real I2V models; nor does a model built from a config with random
-        weights."""
-        return self.model_id not in ("tiny", "toy") and not self.random_weights
+        """False for the tiny random model and the shipped toys ("toy", "toy-wan"): protection
+        against them does not protect against real I2V models; nor does a model built from a
+        config with random weights."""
+        return self.model_id not in ("tiny", "toy", "toy-wan") and not self.random_weights
 
     # ------------------------------------------------------------------ differentiable pieces
     @abstractmethod

@@ -4,6 +4,12 @@ Usage::
 
     python -m stillguard.toy.training.train --out runs/toy --minutes-vae 15 --minutes-transformer 45 \\
         --seed 0 [--device auto] [--threads 2] [--resume] [--export src/stillguard/toy/weights]
+    python -m stillguard.toy.training.train --family wan --out runs/toy-wan ... \\
+        [--export src/stillguard/toy/weights_wan]
+
+``--family`` picks the architecture: ``cogvideox`` (the shipped toy, :mod:`..build` and
+:mod:`.stages`) or ``wan`` (the Wan-family toy, :mod:`..wan_build` and :mod:`.wan_stages`); data,
+budgets, seeds and checkpoints are the same.
 
 Stages: VAE (fresh synthetic videos every step) -> cache latents of a fixed set of videos ->
 transformer on the cached latents. Every stage checkpoints under ``--out`` every
@@ -31,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m stillguard.toy.training.train", description=__doc__.split("\n")[0]
     )
+    p.add_argument("--family", choices=("cogvideox", "wan"), default="cogvideox")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, logs)")
     p.add_argument("--minutes-vae", type=float, default=15.0, help="VAE training budget")
     p.add_argument("--minutes-transformer", type=float, default=45.0, help="transformer budget")
@@ -55,10 +62,14 @@ def resolve_device(name: str) -> torch.device:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the full training; returns a process exit code."""
-    from stillguard.toy import build
-    from stillguard.toy.training import stages
-
     args = _parser().parse_args(argv)
+    if args.family == "wan":
+        from stillguard.toy import wan_build as build
+        from stillguard.toy.training import wan_stages as stages
+    else:
+        from stillguard.toy import build
+        from stillguard.toy.training import stages
+
     args.out.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO,
@@ -84,8 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.time()
     cache = stages.cache_latents(vae, s)
     t2 = time.time()
-    scale = float(vae.config.scaling_factor)
-    transformer, tr_log = stages.train_transformer(cache, scale, s)
+    if args.family == "wan":
+        scale = None  # per-channel latents_mean / latents_std, in the VAE config
+        transformer, tr_log = stages.train_transformer(cache, s)
+    else:
+        scale = float(vae.config.scaling_factor)
+        transformer, tr_log = stages.train_transformer(cache, scale, s)
     t3 = time.time()
     steps = args.steps or build.DEFAULT_STEPS
     for dest in [args.out / "pipeline"] + ([args.export] if args.export else []):
@@ -97,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": "python -m stillguard.toy.training.train "
         + " ".join(argv if argv is not None else sys.argv[1:]),
+        "family": args.family,
         "seed": args.seed,
         "device": str(device),
         "threads": args.threads,

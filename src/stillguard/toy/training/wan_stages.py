@@ -1,0 +1,249 @@
+"""The three training stages of the Wan-family toy: VAE, latent cache, transformer.
+
+Same data, budgets, checkpoints and schedules as the CogVideoX toy (:mod:`.stages`); what differs
+is what the Wan design asks for:
+
+* VAE (``AutoencoderKLWan``, causal, 4x in time): clips must have ``1 + 4k`` frames, so the clip
+  schedule is 1, 5, 5, 9 frames (batch 12/4/4/2); loss L1 + MSE + 1e-4 KL per latent element, on
+  the widened ``VAE_SCENES`` videos, as the CogVideoX toy;
+* latent cache: per video the 9-frame latent and the conditioning latent, both posterior *modes*
+  (the pipeline encodes with ``sample_mode="argmax"``); the conditioning is the encode of
+  ``[frame 0, grey x 8]`` (zeros in [-1, 1]), exactly the pipeline's ``video_condition``. The
+  VAE's ``latents_mean`` / ``latents_std`` are set per channel from the cached video latents and
+  both latents are stored normalised (the pipeline normalises both the same way);
+* transformer: rectified flow as Wan: ``noisy = (1 − σ)·z + σ·ε``, target velocity ``ε − z``,
+  timestep ``1000·σ``; σ is drawn uniform then shifted with the sampler's ``flow_shift`` (3.0), so
+  training visits the noise levels that sampling visits; input ``noisy | mask | condition`` (36
+  channels). AdamW lr 1e-3, wd 0.01, betas (0.9, 0.99), 100-step warm-up, cosine to 5 %,
+  grad-clip 1, EMA 0.999 (shipped). No conditioning-noise augmentation: the pipeline uses the mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from stillguard.toy import wan_build as build
+from stillguard.toy.training.checkpoints import load_checkpoint, log_progress, save_checkpoint
+from stillguard.toy.training.data import (
+    STREAM_LATENTS,
+    STREAM_VAE,
+    STREAM_VALIDATION,
+    VAE_SCENES,
+    make_videos,
+)
+from stillguard.toy.training.stages import Settings, _to_vae
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Settings", "cache_latents", "train_transformer", "train_vae"]
+
+#: (clip length, batch) cycled step by step; causal Wan VAE clips have 1 + 4k frames
+CLIP_SCHEDULE = ((1, 12), (5, 4), (5, 4), (9, 2))
+
+
+# ---------------------------------------------------------------------------------- stage 1
+@torch.no_grad()
+def _vae_psnr(vae, x: torch.Tensor) -> float:
+    rec = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    return 10 * math.log10(4 / ((rec - x).pow(2).mean().item() + 1e-12))
+
+
+def train_vae(s: Settings):
+    """Train the causal video VAE on fresh widened synthetic videos. Returns ``(vae, log)``."""
+    path = s.out / "vae_state.pt"
+    torch.manual_seed(s.seed)
+    vae = build.build_vae().to(s.device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, weight_decay=0.0)
+    gen = torch.Generator(s.device).manual_seed(s.seed)
+    step, elapsed, log = 0, 0.0, []
+    state = load_checkpoint(path, s)
+    if state is not None:
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"].to(gen.get_state().device))
+        step, elapsed, log = state["step"], state["elapsed"], state["log"]
+    val = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 0, 4)).to(s.device)
+    val_wide = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 100, 4, VAE_SCENES)).to(s.device)
+    budget = s.minutes_vae * 60
+    t0, s0, last_ck = time.time(), step, elapsed
+
+    def checkpoint(done: bool) -> None:
+        blob = {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state()}
+        save_checkpoint(blob | {"step": step, "elapsed": elapsed, "log": log, "done": done}, path)
+
+    done = state is not None and state.get("done", False)
+    vae.train()
+    while not done and elapsed < budget:
+        start = time.time()
+        for g in opt.param_groups:
+            g["lr"] = s.vae_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+        n_frames, batch = CLIP_SCHEDULE[step % len(CLIP_SCHEDULE)]
+        x = make_videos(s.seed, STREAM_VAE, step * 16, batch, VAE_SCENES)
+        first = (step * 7) % (x.shape[1] - n_frames + 1)
+        x = _to_vae(x[:, first : first + n_frames]).to(s.device)
+        post = vae.encode(x).latent_dist
+        z = post.sample(generator=gen)
+        rec = vae.decode(z).sample
+        kl = post.kl().mean() / z[0].numel()
+        loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-4 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        elapsed += time.time() - start
+        if step % 10 == 0:
+            log_progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
+        if step % 50 == 0:
+            psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
+            log.append({"step": step, "elapsed": elapsed, "loss": loss.item(), "val_psnr": psnr})
+            log[-1]["val_psnr_wide"] = wide
+            logger.info("vae step %d: validation PSNR %.2f dB, widened %.2f dB", step, psnr, wide)
+        if elapsed - last_ck > s.checkpoint_minutes * 60:
+            checkpoint(False)
+            last_ck = elapsed
+    if not done:
+        psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
+        log.append({"step": step, "elapsed": elapsed, "val_psnr": psnr, "val_psnr_wide": wide})
+        checkpoint(True)
+    logger.info("vae done: %d steps, %.1f min", step, elapsed / 60)
+    return vae.eval().requires_grad_(False), log
+
+
+# ---------------------------------------------------------------------------------- stage 2
+@torch.no_grad()
+def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
+    vid, cond = [], []
+    for i in range(0, n, 32):
+        x = _to_vae(make_videos(s.seed, stream, i, min(32, n - i))).to(s.device)
+        vid.append(vae.encode(x).latent_dist.mode().cpu())
+        grey = torch.cat([x[:, :, :1], torch.zeros_like(x[:, :, 1:])], 2)  # video_condition
+        cond.append(vae.encode(grey).latent_dist.mode().cpu())
+    return {"vid": torch.cat(vid), "cond": torch.cat(cond)}  # (B, C, F_lat, h, w), raw
+
+
+def cache_latents(vae, s: Settings) -> dict:
+    """Encode the training and validation videos once; sets ``latents_mean``/``latents_std``
+    per channel and returns the *normalised* latents (the transformer's inputs)."""
+    path = s.out / "latents.pt"
+    cache = load_checkpoint(path, s)
+    if cache is None or cache["n"] != s.n_latents:
+        t0 = time.time()
+        cache = {
+            "n": s.n_latents,
+            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
+            "val": _encode(vae, s, STREAM_VALIDATION, 64),
+        }
+        save_checkpoint(cache, path)
+        logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    raw = cache["train"]["vid"]
+    mean = raw.mean(dim=(0, 2, 3, 4))
+    std = raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
+    vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+    logger.info("latent channel std %.3f..%.3f", std.min().item(), std.max().item())
+    view = (1, -1, 1, 1, 1)
+
+    def norm(d: dict) -> dict:
+        return {k: (v - mean.view(view)) / std.view(view) for k, v in d.items()}
+
+    return {"train": norm(cache["train"]), "val": norm(cache["val"])}
+
+
+# ---------------------------------------------------------------------------------- stage 3
+def _flow_loss(model, z, cond, sigma, eps) -> torch.Tensor:
+    b, f = z.shape[0], z.shape[2]
+    s5 = sigma.view(-1, 1, 1, 1, 1)
+    noisy = (1 - s5) * z + s5 * eps
+    mask = build.frame_mask(b, f, z.device)
+    hidden = torch.cat([noisy, mask, cond], 1)
+    txt = build.null_prompt().to(z.device).expand(b, -1, -1)
+    pred = model(
+        hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=txt, return_dict=False
+    )[0]
+    return F.mse_loss(pred, eps - z)
+
+
+@torch.no_grad()
+def _validate(model, lat: dict, s: Settings) -> float:
+    gen = torch.Generator(s.device).manual_seed(1234)
+    losses, n = [], lat["vid"].shape[0]
+    for i in range(0, n, 16):
+        idx = torch.arange(i, min(i + 16, n))
+        z, cond = lat["vid"][idx].to(s.device), lat["cond"][idx].to(s.device)
+        sigma = torch.linspace(0.02, 0.98, len(idx), device=s.device)
+        eps = torch.randn(z.shape, generator=gen, device=s.device)
+        losses.append(_flow_loss(model, z, cond, sigma, eps).item())
+    return sum(losses) / len(losses)
+
+
+def train_transformer(cache: dict, s: Settings):
+    """Train the I2V transformer on cached normalised latents. Returns ``(ema, log)``."""
+    path = s.out / "transformer_state.pt"
+    torch.manual_seed(s.seed + 1)
+    model = build.build_transformer().to(s.device)
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    gen = torch.Generator(s.device).manual_seed(s.seed + 2)
+    step, elapsed, run, log = 0, 0.0, 0.0, []
+    state = load_checkpoint(path, s)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        gen.set_state(state["gen"].to(gen.get_state().device))
+        step, elapsed, run, log = state["step"], state["elapsed"], state["run"], state["log"]
+    train, val = cache["train"], cache["val"]
+    n, budget = train["vid"].shape[0], s.minutes_transformer * 60
+    t0, s0, last_ck = time.time(), step, elapsed
+
+    def checkpoint(done: bool) -> None:
+        blob = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
+        blob |= {"gen": gen.get_state(), "step": step, "elapsed": elapsed, "run": run, "log": log}
+        save_checkpoint(blob | {"done": done}, path)
+
+    def validate() -> None:
+        vl = _validate(ema, val, s)
+        log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
+        logger.info("transformer step %d: validation flow MSE (EMA) %.4f", step, vl)
+
+    done = state is not None and state.get("done", False)
+    model.train()
+    while not done and elapsed < budget:
+        start = time.time()
+        warm = min(1.0, (step + 1) / 100)
+        cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
+        for g in opt.param_groups:
+            g["lr"] = s.lr * warm * cos
+        idx = torch.randint(0, n, (s.batch,), generator=gen, device=s.device).cpu()
+        z, cond = train["vid"][idx].to(s.device), train["cond"][idx].to(s.device)
+        sigma = build.shift_sigma(torch.rand(s.batch, generator=gen, device=s.device))
+        eps = torch.randn(z.shape, generator=gen, device=s.device)
+        loss = _flow_loss(model, z, cond, sigma, eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            d = min(0.999, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                pe.mul_(d).add_(pm, alpha=1 - d)
+        step += 1
+        run = loss.item() if step == 1 else 0.98 * run + 0.02 * loss.item()
+        elapsed += time.time() - start
+        if step % 50 == 0:
+            log_progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
+        if elapsed - last_ck > s.checkpoint_minutes * 60:
+            validate()
+            checkpoint(False)
+            last_ck = elapsed
+    if not done:
+        validate()
+        logger.info("transformer done: %d steps, %.1f min", step, elapsed / 60)
+        checkpoint(True)
+    return ema, log
