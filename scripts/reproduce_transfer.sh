@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 export OMP_NUM_THREADS=1
 mkdir -p runs/transfer
-TR=(benchmarks/transfer.py --images 4 --seeds 0,1 --steps 25 --work runs/transfer --threads 1)
+TR=(benchmarks/transfer.py --images 8 --seeds 0,1 --steps 25 --work runs/transfer --threads 1)
 $PY "${TR[@]}" --sources cogvideox-toy,noise --no-render > runs/transfer/cog.log 2>&1 &
 a=$!
 $PY "${TR[@]}" --sources wan-toy --no-render > runs/transfer/wan.log 2>&1 &
