@@ -111,7 +111,7 @@ class RunConfig:
         eps = self.loop.eps
         budget = f"{eps * 255:g}/255" if eps is not None else "the space's default"
         space = f" in {self.space_name}" if self.space_name else ""
-        real = self.model not in ("tiny", "toy") if real_model is None else real_model
+        real = self.model not in ("tiny", "toy", "toy-wan") if real_model is None else real_model
         caveat = "" if real else " (a demo model: this does NOT protect against real I2V models)"
         return (
             f"{self.method_name}, {budget} budget{space}, {self.loop.steps} PGD steps, seed "
@@ -270,7 +270,7 @@ def build_config(
         data["method"] = {"name": method}
     if target is not None and target != data["target"].get("name"):
         keep = {k: v for k, v in data["target"].items() if k in ("device", "dtype")}
-        if data["target"].get("model") in ("tiny", "toy"):
+        if data["target"].get("model") in ("tiny", "toy", "toy-wan"):
             keep["model"] = data["target"]["model"]
         data["target"] = {**keep, "name": target}
     flags = {
