@@ -73,15 +73,23 @@ def _vae_psnr(vae, x: torch.Tensor) -> float:
     return 10 * math.log10(4 / ((rec - x).pow(2).mean().item() + 1e-12))
 
 
-def train_vae(s: Settings):
-    """Train the video VAE on fresh synthetic videos.
+def train_vae(
+    s: Settings,
+    *,
+    build_vae=None,
+    clip_schedule: tuple[tuple[int, int], ...] = CLIP_SCHEDULE,
+    final_validation: bool = False,
+):
+    """Train the video VAE on fresh synthetic videos (either toy family: ``build_vae`` builds it,
+    default the CogVideoX toy's; ``clip_schedule`` as :data:`CLIP_SCHEDULE`; ``final_validation``
+    logs one more validation when the budget ends).
 
     Returns:
         ``(vae, log)``: the VAE in eval mode on ``s.device`` and its progress log.
     """
     path = s.out / "vae_state.pt"
     torch.manual_seed(s.seed)
-    vae = build.build_vae().to(s.device)
+    vae = (build_vae or build.build_vae)().to(s.device)
     opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, weight_decay=0.0)
     gen = torch.Generator(s.device).manual_seed(s.seed)
     step, elapsed, log = 0, 0.0, []
@@ -106,7 +114,7 @@ def train_vae(s: Settings):
         start = time.time()
         for g in opt.param_groups:
             g["lr"] = s.vae_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        n_frames, batch = CLIP_SCHEDULE[step % len(CLIP_SCHEDULE)]
+        n_frames, batch = clip_schedule[step % len(clip_schedule)]
         x = make_videos(s.seed, STREAM_VAE, step * 16, batch, VAE_SCENES)
         first = (step * 7) % (x.shape[1] - n_frames + 1)
         x = _to_vae(x[:, first : first + n_frames]).to(s.device)
@@ -137,6 +145,9 @@ def train_vae(s: Settings):
             checkpoint(False)
             last_ck = elapsed
     if not done:
+        if final_validation:
+            psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
+            log.append({"step": step, "elapsed": elapsed, "val_psnr": psnr, "val_psnr_wide": wide})
         checkpoint(True)
     logger.info("vae done: %d steps, %.1f min", step, elapsed / 60)
     return vae.eval().requires_grad_(False), log

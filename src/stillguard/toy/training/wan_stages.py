@@ -29,12 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from stillguard.toy import wan_build as build
+from stillguard.toy.training import stages
 from stillguard.toy.training.checkpoints import load_checkpoint, log_progress, save_checkpoint
 from stillguard.toy.training.data import (
     STREAM_LATENTS,
-    STREAM_VAE,
     STREAM_VALIDATION,
-    VAE_SCENES,
     make_videos,
 )
 from stillguard.toy.training.stages import Settings, _to_vae
@@ -48,72 +47,12 @@ CLIP_SCHEDULE = ((1, 12), (5, 4), (5, 4), (9, 2))
 
 
 # ---------------------------------------------------------------------------------- stage 1
-@torch.no_grad()
-def _vae_psnr(vae, x: torch.Tensor) -> float:
-    rec = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
-    return 10 * math.log10(4 / ((rec - x).pow(2).mean().item() + 1e-12))
-
-
 def train_vae(s: Settings):
-    """Train the causal video VAE on fresh widened synthetic videos. Returns ``(vae, log)``."""
-    path = s.out / "vae_state.pt"
-    torch.manual_seed(s.seed)
-    vae = build.build_vae().to(s.device)
-    opt = torch.optim.AdamW(vae.parameters(), lr=s.vae_lr, weight_decay=0.0)
-    gen = torch.Generator(s.device).manual_seed(s.seed)
-    step, elapsed, log = 0, 0.0, []
-    state = load_checkpoint(path, s)
-    if state is not None:
-        vae.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"].to(gen.get_state().device))
-        step, elapsed, log = state["step"], state["elapsed"], state["log"]
-    val = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 0, 4)).to(s.device)
-    val_wide = _to_vae(make_videos(s.seed, STREAM_VALIDATION, 100, 4, VAE_SCENES)).to(s.device)
-    budget = s.minutes_vae * 60
-    t0, s0, last_ck = time.time(), step, elapsed
-
-    def checkpoint(done: bool) -> None:
-        blob = {"model": vae.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state()}
-        save_checkpoint(blob | {"step": step, "elapsed": elapsed, "log": log, "done": done}, path)
-
-    done = state is not None and state.get("done", False)
-    vae.train()
-    while not done and elapsed < budget:
-        start = time.time()
-        for g in opt.param_groups:
-            g["lr"] = s.vae_lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        n_frames, batch = CLIP_SCHEDULE[step % len(CLIP_SCHEDULE)]
-        x = make_videos(s.seed, STREAM_VAE, step * 16, batch, VAE_SCENES)
-        first = (step * 7) % (x.shape[1] - n_frames + 1)
-        x = _to_vae(x[:, first : first + n_frames]).to(s.device)
-        post = vae.encode(x).latent_dist
-        z = post.sample(generator=gen)
-        rec = vae.decode(z).sample
-        kl = post.kl().mean() / z[0].numel()
-        loss = (rec - x).abs().mean() + (rec - x).pow(2).mean() + 1e-4 * kl
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        step += 1
-        elapsed += time.time() - start
-        if step % 10 == 0:
-            log_progress("vae", step, elapsed, budget, t0, s0, loss=loss.item())
-        if step % 50 == 0:
-            psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
-            log.append({"step": step, "elapsed": elapsed, "loss": loss.item(), "val_psnr": psnr})
-            log[-1]["val_psnr_wide"] = wide
-            logger.info("vae step %d: validation PSNR %.2f dB, widened %.2f dB", step, psnr, wide)
-        if elapsed - last_ck > s.checkpoint_minutes * 60:
-            checkpoint(False)
-            last_ck = elapsed
-    if not done:
-        psnr, wide = _vae_psnr(vae, val), _vae_psnr(vae, val_wide)
-        log.append({"step": step, "elapsed": elapsed, "val_psnr": psnr, "val_psnr_wide": wide})
-        checkpoint(True)
-    logger.info("vae done: %d steps, %.1f min", step, elapsed / 60)
-    return vae.eval().requires_grad_(False), log
+    """Train the causal video VAE on fresh widened synthetic videos (the shared VAE stage with the
+    Wan toy's VAE and clip schedule, and a last validation). Returns ``(vae, log)``."""
+    return stages.train_vae(
+        s, build_vae=build.build_vae, clip_schedule=CLIP_SCHEDULE, final_validation=True
+    )
 
 
 # ---------------------------------------------------------------------------------- stage 2
