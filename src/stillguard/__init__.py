@@ -19,7 +19,7 @@ from .adapters import load_adapter
 from .app.outputs import save_protected
 from .errors import CapabilityError, InputError, ModelError, StillguardError
 from .images import LoadedImage, load_image
-from .loop import ProgressEvent, Protected, protect
+from .loop import ProgressEvent, Protected, protect, protect_batch
 from .measure.evaluate import evaluate
 from .measure.result import Report
 from .plugins import ADAPTERS, METHODS, SPACES, TRANSFORMS
@@ -44,5 +44,6 @@ __all__ = [
     "load_adapter",
     "load_image",
     "protect",
+    "protect_batch",
     "save_protected",
 ]

@@ -31,70 +31,22 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from .errors import InputError
+from .generators import Generators
+from .protected import TOY_WARNING, ProgressEvent, Protected, quantise
 from .settings import SCHEDULES, LoopConfig
 from .targets import Targets
-from .tensors import check_image, to_uint8
+from .tensors import check_image
 from .versions import package_versions
 
+__all__ = ["TOY_WARNING", "ProgressEvent", "Protected", "protect", "protect_batch"]
+
 log = logging.getLogger(__name__)
-
-TOY_WARNING = (
-    "protected against the tiny/toy model only: this does not protect against real image-to-video "
-    "models; run protect() with a real adapter (e.g. load_adapter('cogvideox-i2v', model=...))"
-)
-
-
-@dataclass
-class ProgressEvent:
-    """Sent to ``protect(callback=...)`` after every step; ``step`` counts from 1 to ``steps``."""
-
-    step: int
-    steps: int
-    loss: float
-    terms: dict[str, float]
-    elapsed: float
-
-
-@dataclass
-class Protected:
-    """The result of :func:`protect`: pure data (save it with :func:`stillguard.save_protected`).
-
-    Attributes:
-        original: the input rounded to 8 bits, ``(1,3,H,W)`` in [0,1].
-        image: the protected image, 8-bit valued, ``(1,3,H,W)`` in [0,1].
-        delta: ``image - original``.
-        losses: loss per step (mean over EOT draws); empty when no step was taken.
-        terms: named loss terms per step.
-        config: everything needed to reproduce the run (JSON-able).
-        seconds: wall time of :func:`protect`.
-    """
-
-    original: Tensor
-    image: Tensor
-    delta: Tensor
-    losses: list[float] = field(default_factory=list)
-    terms: list[dict[str, float]] = field(default_factory=list)
-    config: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def real_model(self) -> bool:
-        """False when computed against the tiny/toy model (it protects nothing real)."""
-        adapter = self.config.get("adapter") or {}
-        if isinstance(adapter, list):  # an ensemble: real only if every member is
-            return bool(adapter) and all(a.get("real_model", False) for a in adapter)
-        return bool(adapter.get("real_model", False))
-
-    def to_uint8(self) -> Any:
-        """The protected image as 8-bit pixels. Shape: ``(H, W, 3)`` uint8 numpy array."""
-        return to_uint8(self.image)
 
 
 def step_fraction(it: int, steps: int, start: float, end: float, schedule: str) -> float:
@@ -197,15 +149,85 @@ def protect(
     Shape:
         ``image`` ``(1,3,H,W)`` (or ``(3,H,W)``) in [0,1] -> ``Protected.image`` ``(1,3,H,W)``.
     """
-    t_start = time.perf_counter()
+    x = check_image(image)  # one image (1,3,H,W): several go through protect_batch
+    kwargs = dict(config=config, space=space, method_options=method_options)
+    kwargs.update(space_options=space_options, weights=weights, offload=offload)
+    return protect_batch(
+        [x], adapter, method, batch_size=1, callback=callback, **kwargs, **settings
+    )[0]
+
+
+def protect_batch(
+    images: Sequence[Tensor],
+    adapter: Any,
+    method: str | Any = "vid-freeze",
+    *,
+    batch_size: int = 4,
+    config: LoopConfig | None = None,
+    space: str | Any | None = None,
+    method_options: dict[str, Any] | None = None,
+    space_options: dict[str, Any] | None = None,
+    weights: Sequence[float] | None = None,
+    offload: bool | str = False,
+    callback: Callable[[ProgressEvent], None] | None = None,
+    **settings: Any,
+) -> list[Protected]:
+    """Protect several images, ``batch_size`` images of one size per forward/backward pass.
+
+    Each image gets what :func:`protect` would give it alone with the same settings and seed: its
+    own random stream (:mod:`stillguard.generators`), its own loss (a batchable method's loss is
+    one value per image) and its own sign step. Only float rounding in batched kernels differs,
+    which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds
+    one size), in input order; a method that is not batchable (sampled attention rows, rollouts,
+    Anti-I2V, I2VGuard) runs one image at a time. Arguments as :func:`protect`.
+
+    Returns:
+        one :class:`Protected` per image, in input order.
+    Raises:
+        InputError: ``batch_size`` below 1, an empty list, a bad image or setting.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    xs = [check_image(im) for im in images]
+    if not xs:
+        raise InputError("protect_batch takes a non-empty list of images (1,3,H,W)")
     cfg = (config or LoopConfig()).replace(**settings) if settings else (config or LoopConfig())
     targets = Targets(adapter, weights, offload=offload)
     m = build_method(method, method_options, targets)
     cfg = resolve_loop(m, cfg)
     sp = build_space(space, cfg.eps, space_options, m)
+    if batch_size > 1 and not m.batchable():
+        log.info("method %s runs one image at a time (not batchable)", m.registry_name)
+        batch_size = 1
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, x in enumerate(xs):
+        by_size.setdefault((int(x.shape[-2]), int(x.shape[-1])), []).append(i)
+    out: dict[int, Protected] = {}
+    for group in by_size.values():
+        for k in range(0, len(group), batch_size):
+            idx = group[k : k + batch_size]
+            batch = torch.cat([xs[i] for i in idx])
+            for i, p in zip(idx, _run(batch, targets, m, sp, cfg, idx, callback), strict=True):
+                out[i] = p
+    return [out[i] for i in range(len(xs))]
+
+
+def _run(
+    images: Tensor,
+    targets: Targets,
+    m: Any,
+    sp: Any,
+    cfg: LoopConfig,
+    idx: Sequence[int],
+    callback: Callable[[ProgressEvent], None] | None,
+) -> list[Protected]:
+    """The loop on one batch ``(B,3,H,W)`` of same-size images; one :class:`Protected` each."""
+    t_start = time.perf_counter()
+    n = images.shape[0]
     transforms = cfg.transforms()
-    x = (torch.round(check_image(image) * 255) / 255).to(targets.device)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    x = (torch.round(images * 255) / 255).to(targets.device)
+    gens = Generators.seeded(cfg.seed, n)
+    gen = gens if n > 1 else gens[0]  # a one-image run hands the methods a plain generator
     budget = round(sp.eps * 255)
     config_out: dict[str, Any] = {
         "method": m.describe(),
@@ -215,54 +237,61 @@ def protect(
         "eps": sp.eps,
         "budget_255": budget,
         "image_size": [int(x.shape[-2]), int(x.shape[-1])],
+        "batch_size": n,
         "versions": package_versions(),
     }
     if targets.many:
         config_out["targets"] = [mem.label for mem in targets.members]
         config_out["real_model"] = targets.is_real
-    losses: list[float] = []
-    terms_log: list[dict[str, float]] = []
+    losses: list[list[float]] = [[] for _ in range(n)]
+    terms_log: list[list[dict[str, float]]] = [[] for _ in range(n)]
     targets.setup(m, x, gen)
-    param = m.start(sp, x, gen, cfg.random_start)
+    param = torch.cat([m.start(sp, x[b : b + 1], gens[b], cfg.random_start) for b in range(n)])
     draws = cfg.eot_samples if transforms else 1
     for it in range(cfg.steps):
         param = param.detach().requires_grad_(True)
         grad = torch.zeros_like(param)
-        total, terms = 0.0, {}
+        total = torch.zeros(n, dtype=torch.float64)
+        terms: dict[str, Tensor] = {}
         for k in range(draws):
             xi = sp.to_image(x, param)
             if transforms:
-                xi = transforms[(it * draws + k) % len(transforms)](xi, gen)
-            g_xi, value, tm = targets.gradient(m, xi, gen, it)
+                tf = transforms[(it * draws + k) % len(transforms)]
+                xi = torch.cat([tf(xi[b : b + 1], gens[b]) for b in range(n)])
+            g_xi, values, tm = targets.gradient(m, xi, gen, it)
             (g,) = torch.autograd.grad(xi, param, grad_outputs=g_xi / draws)
             grad += g
-            total += value / draws
+            total += values / draws
             for key, val in tm.items():
                 terms[key] = terms.get(key, 0.0) + val / draws
         frac = step_fraction(it, cfg.steps, cfg.step_size, cfg.final_step_size, cfg.schedule)
         param = sp.project(x, sp.step(param.detach(), grad, frac, it))
-        losses.append(total)
-        terms_log.append(terms)
-        log.debug("step %d/%d loss %.6g %s", it + 1, cfg.steps, total, terms)
+        for b in range(n):
+            losses[b].append(float(total[b]))
+            terms_log[b].append({key: float(val[b]) for key, val in terms.items()})
+        log.debug("step %d/%d loss %s", it + 1, cfg.steps, total.tolist())
         if callback is not None:
-            callback(ProgressEvent(it + 1, cfg.steps, total, terms, time.perf_counter() - t_start))
+            mean_terms = {key: float(val.mean()) for key, val in terms.items()}
+            elapsed = time.perf_counter() - t_start
+            event = ProgressEvent(it + 1, cfg.steps, float(total.mean()), mean_terms, elapsed)
+            event.images = tuple(idx)
+            callback(event)
     with torch.no_grad():
         adv = sp.to_image(x, param.detach())
-
-    # quantise, then clip into the 8-bit box around the 8-bit original
-    x8 = torch.round(x * 255)
-    a8 = torch.round(adv.detach().clamp(0, 1) * 255)
-    a8 = torch.minimum(torch.maximum(a8, x8 - budget), x8 + budget).clamp(0, 255)
-    out = (a8 / 255).cpu()
-    orig = (x8 / 255).cpu()
-    seconds = time.perf_counter() - t_start
+    orig, out = quantise(x, adv, budget)
+    seconds = (time.perf_counter() - t_start) / n
     if targets.members[0].adapter is not None and not targets.is_real:
         log.warning(TOY_WARNING)
-    log.info(
-        "protected with %s in %.1fs (%d steps, final loss %s)",
-        m.registry_name,
-        seconds,
-        len(losses),
-        f"{losses[-1]:.6g}" if losses else "n/a",
-    )
-    return Protected(orig, out, out - orig, losses, terms_log, config_out, seconds)
+    log.info("protected %d image(s) with %s in %.1fs each", n, m.registry_name, seconds)
+    return [
+        Protected(
+            orig[b : b + 1],
+            out[b : b + 1],
+            out[b : b + 1] - orig[b : b + 1],
+            losses[b],
+            terms_log[b],
+            dict(config_out),
+            seconds,
+        )  # fmt: skip
+        for b in range(n)
+    ]

@@ -1,6 +1,11 @@
 """Loss building blocks: pure tensor functions, differentiable, no model knowledge.
 
 Methods compose these; none of them draws random numbers or touches a model.
+
+Batches: the losses a batched method uses (:func:`attention_frobenius`, :func:`mse`,
+:func:`diffusion_loss`, :func:`sds_surrogate`) return one value per image, ``(B,)``, reduced by
+:func:`per_image`; for one image that is a 0-dim tensor, as before. Each image's value is its own
+mean, so the gradient of their sum with respect to image ``b`` is that of image ``b``'s loss alone.
 """
 
 from __future__ import annotations
@@ -13,7 +18,21 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def attention_frobenius(maps: Sequence[Tensor]) -> Tensor:
+def per_image(values: Tensor, batch: int) -> Tensor:
+    """Mean of ``values`` per image: ``(B·k, ...)`` batch-major -> ``(B,)``; 0-dim when ``B == 1``.
+
+    Raises:
+        ValueError: the leading axis is not a multiple of ``batch``.
+    """
+    if values.dim() == 0 or values.shape[0] % batch:
+        raise ValueError(
+            f"cannot split a tensor of shape {tuple(values.shape)} into {batch} images"
+        )
+    out = values.float().reshape(batch, -1).mean(1)
+    return out[0] if batch == 1 else out
+
+
+def attention_frobenius(maps: Sequence[Tensor], batch: int = 1) -> Tensor:
     """Mean over maps of the squared Frobenius norm of each map, divided by its number of rows.
 
     This is Vid-Freeze's ``(1/L) sum_l ||A_l||_F^2`` (arXiv 2509.23279, Eq. 7) with every map
@@ -22,11 +41,12 @@ def attention_frobenius(maps: Sequence[Tensor]) -> Tensor:
     so a row contributes at least ``1/K`` (uniform over ``K`` keys) and at most 1 (one-hot).
 
     Shape:
-        each map ``(..., Q, K)`` with rows summing to 1 -> scalar.
+        each map ``(B', heads, Q, K)`` with rows summing to 1 and ``B'`` a batch-major multiple of
+        ``batch`` -> ``(batch,)`` per-image values (0-dim for one image).
     """
     if not maps:
         raise ValueError("attention_frobenius needs at least one attention map")
-    return torch.stack([m.float().pow(2).sum(-1).mean() for m in maps]).mean()
+    return torch.stack([per_image(m.float().pow(2).sum(-1), batch) for m in maps]).mean(0)
 
 
 def uniform_attention_floor(maps: Sequence[Tensor]) -> float:
@@ -122,13 +142,23 @@ def cosine(a: Tensor, b: Tensor) -> Tensor:
     return F.cosine_similarity(a.flatten(1).float(), b.flatten(1).float(), dim=1).mean()
 
 
-def diffusion_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """The denoising training loss ``mean((pred - target)^2)`` in the model's parameterisation.
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    """Mean squared error per image.
 
     Shape:
-        ``(B, F_lat, C_lat, h, w)`` twice -> scalar.
+        ``(B, ...)`` twice (``b`` may broadcast) -> ``(B,)`` (0-dim for one image).
     """
-    return F.mse_loss(pred.float(), target.float())
+    return per_image((a.float() - b.float()).pow(2), a.shape[0])
+
+
+def diffusion_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """The denoising training loss ``mean((pred - target)^2)`` in the model's parameterisation,
+    per image.
+
+    Shape:
+        ``(B, F_lat, C_lat, h, w)`` twice -> ``(B,)`` (0-dim for one image).
+    """
+    return mse(pred, target)
 
 
 def margin(value: Tensor, tau: float) -> Tensor:
@@ -147,6 +177,6 @@ def sds_surrogate(z: Tensor, residual: Tensor) -> Tensor:
     (DreamFusion) and the SDS protection baselines (Xue et al., arXiv 2311.12832).
 
     Shape:
-        ``z`` and ``residual`` the same shape -> scalar.
+        ``z`` and ``residual`` the same shape ``(B, ...)`` -> ``(B,)`` (0-dim for one image).
     """
-    return 0.5 * F.mse_loss(z.float(), (z - residual).detach().float())
+    return 0.5 * mse(z, (z - residual).detach())

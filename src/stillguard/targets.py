@@ -22,7 +22,8 @@ Choices:
     * a method a member does not support is refused before any work, naming the member.
 
 Shape:
-    the candidate image ``(1, 3, H, W)`` in ``[0, 1]``; its gradient the same.
+    the candidate images ``(B, 3, H, W)`` in ``[0, 1]`` (``B > 1``: a batch, see
+    :func:`stillguard.loop.protect_batch`); their gradient the same.
 """
 
 from __future__ import annotations
@@ -122,40 +123,58 @@ class Targets:
                 m.state = method.setup(m.adapter, xm, generator)
 
     def gradient(
-        self, method: Any, xi: Tensor, generator: torch.Generator, step: int
-    ) -> tuple[Tensor, float, dict[str, float]]:
-        """The joint loss's gradient with respect to the candidate image ``xi``, its value and
-        the named terms (``member/term`` for an ensemble).
+        self, method: Any, xi: Tensor, generator: Any, step: int
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The joint loss's gradient with respect to the candidate images ``xi``, each image's
+        value and the named terms per image (``member/term`` for an ensemble).
 
+        Shape:
+            ``xi`` ``(B,3,H,W)`` -> gradient ``(B,3,H,W)``, values ``(B,)`` float64, each term
+            ``(B,)`` float64.
         Raises:
             StillguardError: a member's loss is not finite.
         """
+        n = xi.shape[0]
         grad = torch.zeros_like(xi)
-        value, terms = 0.0, {}
+        value = torch.zeros(n, dtype=torch.float64)
+        terms: dict[str, Tensor] = {}
         for m in self.members:
             with self._active(m):
                 leaf = xi.detach().to(m.adapter.device).requires_grad_(True)
                 loss, tm = method.loss(m.adapter, leaf, generator, m.state)
-                if not torch.isfinite(loss):
+                if loss.numel() != n:
+                    raise StillguardError(
+                        f"method {method.registry_name!r} gave {loss.numel()} loss value(s) for "
+                        f"{n} image(s); a batched method returns one loss per image"
+                    )
+                if not torch.isfinite(loss).all():
                     who = f" on {m.label}" if self.many else ""
                     raise StillguardError(
                         f"method {method.registry_name!r} gave a non-finite loss{who} at step "
                         f"{step + 1}; try a smaller eps or float32 (dtype=torch.float32)"
                     )
-                (g,) = torch.autograd.grad(loss, leaf)
+                (g,) = torch.autograd.grad(loss.sum(), leaf)
                 g = g.to(xi.device, xi.dtype)
-                if self.many:
-                    g = g / g.abs().mean().clamp_min(1e-20)
+                if self.many:  # each image's gradient normalised by its own mean magnitude
+                    scale = g.abs().flatten(1).mean(1).clamp_min(1e-20)
+                    g = g / scale.view(-1, *([1] * (g.dim() - 1)))
                 grad += m.weight * g
-                value += m.weight * float(loss.detach())
+                values = per_image_values(loss, n)
+                value += m.weight * values
                 prefix = f"{m.label}/" if self.many else ""
                 if self.many:
-                    terms[prefix + "loss"] = float(loss.detach())
-                terms.update({prefix + k: float(v) for k, v in tm.items()})
+                    terms[prefix + "loss"] = values
+                terms.update({prefix + k: per_image_values(v, n) for k, v in tm.items()})
         return grad, value, terms
 
     def _active(self, member: Member) -> Any:
         return _OnDevice(member.adapter, self.device) if self.offload else _Nothing()
+
+
+def per_image_values(value: Any, n: int) -> Tensor:
+    """A loss or term (a float, a 0-dim or a ``(n,)`` tensor) as ``(n,)`` float64 on the CPU."""
+    t = torch.as_tensor(value.detach() if isinstance(value, Tensor) else value)
+    return t.to("cpu", torch.float64).reshape(-1).expand(n)
 
 
 class _Nothing:

@@ -26,7 +26,7 @@ from ..files import (
     write_json,
 )
 from ..images import LoadedImage
-from ..loop import TOY_WARNING, Protected
+from ..protected import TOY_WARNING, Protected
 from ..tensors import to_uint8
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..adapters.base import Adapter
 from ..losses import diffusion_loss
 from ..registry import METHODS
-from .base import Method, State, check_z0, draw, scalar, training_z0
+from .base import Method, State, check_z0, draw, logged, training_z0
 
 
 @METHODS.register("advdm")
@@ -48,6 +48,9 @@ class AdvDM(Method):
     def __post_init__(self) -> None:
         check_z0(self.z0)
 
+    def batchable(self) -> bool:
+        return True
+
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
         return State(z0=training_z0(adapter, x_clean, self.z0))
 
@@ -57,4 +60,4 @@ class AdvDM(Method):
         t, noise = draw(adapter, generator)
         d = adapter.denoise(x, t, noise, z0=state.z0)
         dm = diffusion_loss(d.pred, d.target)
-        return -dm, {"diffusion": scalar(dm)}
+        return -dm, {"diffusion": logged(dm)}

@@ -17,6 +17,13 @@ Shared choices (apply to every method unless its docstring says otherwise):
     * target images for "pull toward an unrelated/low-quality image" losses are built by
       :func:`target_image` and are independent of the run's seed (a fixed target, so that two seeds
       optimise the same objective).
+
+Batches (:func:`stillguard.loop.protect_batch`): a method whose :meth:`Method.batchable` is true
+takes ``x`` ``(B,3,H,W)`` and a :class:`~stillguard.generators.Generators` (one generator per
+image; :func:`draw` draws each image's timestep and noise from its own), and returns a loss of
+shape ``(B,)``, one value per image that depends on that image only, with its terms per image
+too (:func:`logged`). One image gives 0-dim values, as before. A method that is not batchable is
+run one image at a time by ``protect_batch``.
 """
 
 from __future__ import annotations
@@ -29,15 +36,14 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..adapters.base import Adapter, Conditioning
 from ..errors import CapabilityError, InputError
-from ..tensors import gaussian_blur
+from ..generators import per_image
+from ._target_image import TARGET_SEED as TARGET_SEED
+from ._target_image import target_image as target_image
 
-#: Seed of the private generator behind synthetic target images (see :func:`target_image`).
-TARGET_SEED = 20250923
 #: where the clean video latent ``z0`` of a diffusion training loss comes from: the candidate
 #: (perturbed) image, so the gradient flows through ``z0`` and the conditioning (the loss as its
 #: papers define it), or the clean image, fixed (the conditioning alone is attacked)
@@ -68,6 +74,11 @@ class Method:
     default_space: ClassVar[str] = "rgb"
     optimizes: ClassVar[bool] = True
     loop_overrides: ClassVar[dict[str, Any]] = {}
+
+    def batchable(self) -> bool:
+        """True when :meth:`loss` takes a batch of images and returns one loss per image (see the
+        module docstring); ``protect_batch`` runs other methods one image at a time."""
+        return False
 
     def check(self, adapter: Adapter) -> None:
         """Raise :class:`CapabilityError` if ``adapter`` lacks what this method needs."""
@@ -190,14 +201,15 @@ def attention_kind(adapter: Adapter, kind: str = "auto") -> str:
     return layer_kind
 
 
-def draw(adapter: Adapter, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-    """One training timestep and one noise video for :meth:`Adapter.denoise`.
+def draw(adapter: Adapter, generator: Any) -> tuple[Tensor, Tensor]:
+    """One training timestep and one noise video per image for :meth:`Adapter.denoise`, each image
+    drawing from its own generator (a plain generator: one image).
 
     Shape:
-        returns ``(timestep (1,), noise (1, F_lat, C_lat, h, w))``.
+        returns ``(timestep (B,), noise (B, F_lat, C_lat, h, w))``.
     """
-    t = adapter.sample_timesteps(1, generator)
-    noise = torch.randn(adapter.latent_shape(1), generator=generator)
+    t = per_image(lambda g: adapter.sample_timesteps(1, g), generator)
+    noise = per_image(lambda g: torch.randn(adapter.latent_shape(1), generator=g), generator)
     return t, noise.to(adapter.device, adapter.dtype)
 
 
@@ -241,53 +253,23 @@ def static_latent(adapter: Adapter, x: Tensor) -> Tensor:
     """The clean static-video latent of ``x``: what :meth:`Adapter.denoise` uses as ``z0`` by default.
 
     Shape:
-        ``x`` ``(1,3,H,W)`` -> ``(1, F_lat, C_lat, h, w)``.
+        ``x`` ``(B,3,H,W)`` -> ``(B, F_lat, C_lat, h, w)``.
     """
     g = torch.Generator().manual_seed(0)  # z0 does not depend on t or the noise
     t, noise = draw(adapter, g)
-    return adapter.denoise(x, t, noise).z0.detach()
-
-
-def target_image(spec: str, like: Tensor) -> Tensor:
-    """A target image with the shape, device and dtype of ``like`` ``(1,3,H,W)``.
-
-    ``spec``: ``"gray"`` (0.5 everywhere), ``"noise"`` (uniform noise from a private fixed seed),
-    ``"pattern"`` (a high-contrast diagonal stripe/checker texture, a stand-in for Mist's textured
-    target), ``"blur"`` (``like`` blurred with a wide Gaussian and 8x down/up-sampling: a
-    low-quality version of the same content), or a path to an image file (resized to fit).
-    """
-    _, _, h, w = like.shape
-    if spec == "gray":
-        return torch.full_like(like, 0.5)
-    if spec == "noise":
-        g = torch.Generator().manual_seed(TARGET_SEED)
-        return torch.rand(like.shape, generator=g).to(like)
-    if spec == "pattern":
-        yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-        period = max(4, min(h, w) // 8)
-        stripes = ((xx + yy) // max(1, period // 2)) % 2
-        checker = (xx // period + yy // period) % 2
-        img = torch.stack([stripes, checker, 1 - stripes], 0).float()[None]
-        return (0.15 + 0.7 * img).to(like)
-    if spec == "blur":
-        small = F.interpolate(like, scale_factor=1 / 8, mode="area") if min(h, w) >= 16 else like
-        up = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
-        return gaussian_blur(up, sigma=max(1.0, min(h, w) / 64)).clamp(0, 1)
-    path = Path(spec)
-    if not path.is_file():
-        raise InputError(
-            f"target {spec!r} is neither gray, noise, pattern, blur nor an existing image file"
-        )
-    from ..images import load_image
-
-    img = load_image(path, min_side=1).tensor
-    img = F.interpolate(img, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
-    return img.clamp(0, 1).to(like)
+    batch = x.shape[0]
+    return adapter.denoise(x, t.expand(batch), noise.expand(batch, *noise.shape[1:])).z0.detach()
 
 
 def scalar(t: Tensor) -> float:
     """A loss term as a plain float for the history (detached, no autograd warning)."""
     return float(t.detach())
+
+
+def logged(t: Tensor) -> float | Tensor:
+    """A loss term for the history: a float for one image (0-dim), a detached ``(B,)`` tensor with
+    one value per image for a batch."""
+    return float(t.detach()) if t.dim() == 0 else t.detach().float()
 
 
 def detach_conditioning(c: Conditioning) -> Conditioning:

@@ -24,13 +24,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..adapters.base import Adapter
-from ..losses import diffusion_loss
+from ..losses import diffusion_loss, mse
 from ..registry import METHODS
-from .base import Method, State, check_z0, draw, scalar, target_image, training_z0
+from .base import Method, State, check_z0, draw, logged, target_image, training_z0
 
 
 @METHODS.register("mist")
@@ -44,6 +43,9 @@ class Mist(Method):
 
     def __post_init__(self) -> None:
         check_z0(self.z0)
+
+    def batchable(self) -> bool:
+        return True
 
     @torch.no_grad()
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
@@ -59,5 +61,5 @@ class Mist(Method):
         cond = adapter.encode(x)
         d = adapter.denoise(cond, t, noise, z0=state.z0)
         dm = diffusion_loss(d.pred, d.target)
-        tex = F.mse_loss(cond.first_latent.float(), state.tgt.float())
-        return tex - self.dm_weight * dm, {"diffusion": scalar(dm), "textural": scalar(tex)}
+        tex = mse(cond.first_latent, state.tgt)
+        return tex - self.dm_weight * dm, {"diffusion": logged(dm), "textural": logged(tex)}

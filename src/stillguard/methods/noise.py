@@ -43,6 +43,9 @@ class Noise(Method):
                 f"noise distribution must be 'uniform' or 'sign', got {self.distribution!r}"
             )
 
+    def batchable(self) -> bool:
+        return True
+
     def start(
         self, space: Any, x: Tensor, generator: torch.Generator, random_start: bool
     ) -> Tensor:

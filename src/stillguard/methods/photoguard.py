@@ -16,12 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..adapters.base import Adapter
+from ..losses import mse
 from ..registry import METHODS
-from .base import Method, State, scalar, target_image
+from .base import Method, State, logged, target_image
 
 
 @METHODS.register("photoguard")
@@ -30,6 +30,9 @@ class PhotoGuard(Method):
     """Encoder attack toward a target latent (see the module docstring)."""
 
     target: str = "gray"
+
+    def batchable(self) -> bool:
+        return True
 
     @torch.no_grad()
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
@@ -40,5 +43,5 @@ class PhotoGuard(Method):
     def loss(
         self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
-        loss = F.mse_loss(adapter.encode(x).first_latent.float(), state.tgt.float())
-        return loss, {"latent_mse": scalar(loss)}
+        loss = mse(adapter.encode(x).first_latent, state.tgt)
+        return loss, {"latent_mse": logged(loss)}

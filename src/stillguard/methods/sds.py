@@ -26,9 +26,9 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
-from ..losses import sds_surrogate
+from ..losses import per_image, sds_surrogate
 from ..registry import METHODS
-from .base import Method, State, draw, scalar
+from .base import Method, State, draw, logged
 
 
 @METHODS.register("sds")
@@ -41,6 +41,9 @@ class SDS(Method):
     def __post_init__(self) -> None:
         if self.sign not in ("+", "-"):
             raise InputError(f"sds sign must be '+' or '-', got {self.sign!r}")
+
+    def batchable(self) -> bool:
+        return True
 
     def loss(
         self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
@@ -56,6 +59,6 @@ class SDS(Method):
         surrogate = sds_surrogate(d.z0, residual)
         loss = -surrogate if self.sign == "+" else surrogate
         return loss, {
-            "sds": scalar(surrogate),
-            "residual_rms": scalar(residual.pow(2).mean().sqrt()),
+            "sds": logged(surrogate),
+            "residual_rms": logged(per_image(residual.pow(2), residual.shape[0]).sqrt()),
         }

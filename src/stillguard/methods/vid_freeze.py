@@ -40,7 +40,7 @@ from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
 from ..losses import attention_frobenius, uniform_attention_floor
 from ..registry import METHODS
-from .base import ATTENTION_MODES, Method, State, attention_kind, draw, flat, resolve_layers, scalar
+from .base import ATTENTION_MODES, Method, State, attention_kind, draw, flat, logged, resolve_layers
 
 
 @METHODS.register("vid-freeze")
@@ -63,6 +63,10 @@ class VidFreeze(Method):
             )
         if self.unroll < 0 or self.max_queries < 1:
             raise InputError("unroll must be >= 0 and max_queries >= 1")
+
+    def batchable(self) -> bool:
+        """Batches need each image's own draws: not with sampled query rows or a rollout."""
+        return self.attention_mode != "sampled" and not self.unroll
 
     def check(self, adapter: Adapter) -> None:
         super().check(adapter)
@@ -98,7 +102,7 @@ class VidFreeze(Method):
                     except StopForward:
                         pass  # every attacked layer is recorded: the later blocks are not needed
             maps = flat(cap.attention, state.layers)
-            loss = attention_frobenius(maps)
+            loss = attention_frobenius(maps, x.shape[0])
             floor = uniform_attention_floor(maps)
-        value = scalar(loss)
+        value = logged(loss)
         return loss, {"frobenius": value, "excess": value - floor}

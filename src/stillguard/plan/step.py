@@ -45,7 +45,7 @@ def step_gradient(
     param = param.detach().requires_grad_(True)
     xi = space.to_image(x, param)
     loss, _terms = method.loss(adapter, xi, gen, state)
-    (grad,) = torch.autograd.grad(loss, param)
+    (grad,) = torch.autograd.grad(loss.sum(), param)
     return grad
 
 
