@@ -1,8 +1,9 @@
 """Building blocks of the ``ltx-i2v`` adapter: tiny and config-only pipelines, flow-matching helpers.
 
-The flow-matching helpers (:func:`keyed_generator`, :func:`training_sigmas`, :func:`build_from_config`)
-are shared with ``hunyuan-i2v``: both pipelines use diffusers' ``FlowMatchEulerDiscreteScheduler``,
-``x_σ = (1 − σ)·z0 + σ·ε`` with the velocity ``v = ε − z0`` as the model output, and ``t = 1000·σ``.
+The flow-matching helpers (:func:`keyed_generator`, :func:`keyed_randn`, :func:`training_sigmas`,
+:func:`build_from_config`) are shared with ``hunyuan-i2v``: both pipelines use diffusers'
+``FlowMatchEulerDiscreteScheduler``, ``x_σ = (1 − σ)·z0 + σ·ε`` with the velocity ``v = ε − z0``
+as the model output, and ``t = 1000·σ``.
 """
 
 from __future__ import annotations
@@ -134,6 +135,28 @@ def keyed_generator(*tensors: Tensor) -> torch.Generator:
     for t in tensors:
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return torch.Generator().manual_seed(int.from_bytes(h.digest()[:7], "little"))
+
+
+def keyed_randn(shape: tuple[int, ...] | torch.Size, *tensors: Tensor) -> Tensor:
+    """Standard normal draws of ``shape`` ``(B, ...)`` on the CPU, item ``b`` drawn from
+    :func:`keyed_generator` of the ``b``-th slices of ``tensors``.
+
+    Keyed per item, a batch of B images gets exactly the draws of B separate calls (so a loss on a
+    batch is the sum of the per-image losses); for B = 1 this is ``torch.randn(shape,
+    generator=keyed_generator(*tensors))``, byte for byte. A tensor whose leading axis is not B
+    (a scalar timestep) keys every item whole.
+    """
+    batch = int(shape[0])
+
+    def item(t: Tensor, b: int) -> Tensor:
+        return t[b : b + 1] if t.ndim and t.shape[0] == batch else t
+
+    one = (1, *shape[1:])
+    draws = [
+        torch.randn(one, generator=keyed_generator(*(item(t, b) for t in tensors)))
+        for b in range(batch)
+    ]
+    return draws[0] if batch == 1 else torch.cat(draws)
 
 
 def training_sigmas(scheduler: Any, u: Tensor, seq_len: int) -> Tensor:

@@ -15,10 +15,12 @@ Options (``from_pretrained``/``from_config`` keywords or ``stillguard.json``):
       :meth:`encode`, so ``ε`` comes from a generator keyed by the image (and, inside
       :meth:`denoise`/:meth:`rollout`, by the noise video drawn from the run's generator): every
       PGD step gets a fresh draw and the loss is averaged over the posterior across steps (EOT),
-      while a run stays reproducible. ``encode(x, generator=g)`` draws from ``g`` instead.
+      while a run stays reproducible. Each image of a batch is keyed by its own image and noise
+      only, so a batch draws what its images draw alone. ``encode(x, generator=g)`` draws from
+      ``g`` instead (one draw for the whole batch).
     * ``condition_noise`` (default 0, as ``LTXImageToVideoPipeline``): ``LTXConditionPipeline``'s
       ``image_cond_noise_scale`` (its default 0.15): frame 0 becomes ``c + s·σ²·ε`` at noise level σ;
-      ``ε`` is drawn like the posterior's, so it is averaged over the same way.
+      ``ε`` is keyed by the noise video and σ, so it is averaged over the same way.
     * ``opt_num_frames``: frames used while optimising (default ``num_frames``); ``generate`` uses
       ``num_frames``.
 
@@ -56,7 +58,7 @@ from ._generate import video_pixels
 from ._load import adopt_pipeline
 from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
-from ._ltx_parts import keyed_generator, shift_mu, training_sigmas
+from ._ltx_parts import keyed_randn, shift_mu, training_sigmas
 from .base import Adapter, Conditioning, Denoised
 
 SAMPLE_MODES = ("sample", "mode")
@@ -162,15 +164,15 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
         if isinstance(x, Conditioning):
             return x
         C.check_image(x)
-        return self.encode(x, generator=keyed_generator(x, noise))
+        return self._encode(x, None, (x, noise))
 
     def _frame0(self, cond: Conditioning, sigma: Tensor, noise: Tensor) -> Tensor:
         """The conditioning frame ``(B,C,h,w)``, with ``condition_noise·σ²`` noise if configured."""
         c0 = cond.image_latents[:, 0]
         if not self.condition_noise:
             return c0
-        g = keyed_generator(cond.first_latent, noise, sigma)
-        eps = torch.randn(c0.shape, generator=g).to(c0)
+        # keyed by the exact inputs only: the latent of a batched encode differs in float rounding
+        eps = keyed_randn(c0.shape, noise, sigma).to(c0)
         return c0 + self.condition_noise * sigma.view(-1, 1, 1, 1) ** 2 * eps
 
     # ------------------------------------------------------------------ differentiable pieces
@@ -188,13 +190,23 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
             transformer sees; the rest repeat it, as the pipeline's ``init_latents``),
             ``first_latent (B,C,h,w)`` (raw VAE latent).
         """
+        return self._encode(x, generator, (x,))
+
+    def _encode(
+        self, x: Tensor, generator: torch.Generator | None, keys: tuple[Tensor, ...]
+    ) -> Conditioning:
+        """:meth:`encode`; without ``generator`` image ``b``'s posterior draw is keyed by the
+        ``b``-th items of ``keys`` (so a batch draws what its images draw alone)."""
         C.check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         dist = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist
         lat = dist.mode()
         if self.condition_sample == "sample":
-            g = generator if generator is not None else keyed_generator(x)
-            lat = dist.mean + dist.std * torch.randn(lat.shape, generator=g).to(lat)
+            if generator is not None:
+                eps = torch.randn(lat.shape, generator=generator)
+            else:
+                eps = keyed_randn(lat.shape, *keys)
+            lat = dist.mean + dist.std * eps.to(lat)
         return self.condition_on_latent(lat[:, :, 0])
 
     def condition_on_latent(self, first_latent: Tensor) -> Conditioning:

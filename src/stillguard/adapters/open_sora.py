@@ -217,7 +217,11 @@ class OpenSora12(OpenSoraLoading, OpenSoraCapture, OpenSoraVideo, Adapter):
         ts = RF.sampling_timesteps(steps, self.height, self.width, self.opt_num_frames,
                                    self.pipe.scheduler, self.device, self.dtype)  # fmt: skip
         # re-noising noise (see nets.opensora_rflow.sample): fixed seed, so rollout is a
-        # deterministic function of ``noise``
+        # deterministic function of ``noise``; shared by the batch, so that each video gets what
+        # it gets alone
         gen = torch.Generator(self.device).manual_seed(0)
-        out = RF.sample(self._cfg_velocity, z.transpose(1, 2), ts, cond_frames=1, generator=gen)
+        z = z.transpose(1, 2)
+        out = RF.sample(
+            self._cfg_velocity, z, ts, cond_frames=1, generator=gen, shared_renoise=True
+        )
         return out.transpose(1, 2)

@@ -102,6 +102,7 @@ def sample(
     cond_frames: int = 1,
     num_timesteps: int = 1000,
     generator: torch.Generator | None = None,
+    shared_renoise: bool = False,
 ) -> Tensor:
     """Euler integration of the flow from noise, conditioning frames held fixed (differentiable).
 
@@ -119,6 +120,9 @@ def sample(
         timesteps: from :func:`sampling_timesteps`.
         cond_frames: leading latent frames that are conditioning; 0 for text-to-video.
         generator: draws the re-noising noise (only when needed).
+        shared_renoise: draw the re-noising noise for one video and use it for every batch item
+            (the official sampler draws it for the whole batch): with a generator seeded afresh
+            for each call, a batch then moves each video exactly as a call of its own would.
 
     Returns:
         the final latent, same shape as ``z``.
@@ -134,12 +138,13 @@ def sample(
         if cond_frames:
             renoise = moving & ~noised
             if bool(renoise.any()):
+                shape = (1, *z.shape[1:]) if shared_renoise else z.shape
                 eps = torch.randn(
-                    z.shape,
+                    shape,
                     generator=generator,
                     device=z.device if generator is None else generator.device,
                 )
-                fresh = add_noise(x0, eps.to(z), tb, num_timesteps)
+                fresh = add_noise(x0, eps.to(z).expand_as(z), tb, num_timesteps)
                 z = torch.where(renoise[:, None, :, None, None], fresh, x0)
             noised = moving
         v = velocity(z, tb, moving if cond_frames else None)
