@@ -12,9 +12,8 @@ Measured in one run on the same adapter and image, median over ``--repeats`` (af
   ``truncate=True`` (the denoiser stops after layer N) vs ``truncate=False`` (full depth), for N =
   1, 2 and half the layers; the losses are checked to be equal.
 
-``batch_size`` (several images per step) is not implemented yet, so images per second at batch
-sizes 1/2/4 is not measured here. Numbers are ratios from one run on this machine; they are not
-timed assertions.
+Images per second at batch sizes 1/2/4 are measured by ``benchmarks/batch_throughput.py``.
+Numbers are ratios from one run on this machine; they are not timed assertions.
 """
 
 from __future__ import annotations

@@ -124,6 +124,21 @@ def test_planned_peak_and_flops_agree_with_measured(
     assert p.peak_bytes == sum(p.peak_breakdown.values())
 
 
+def test_a_batch_plan_agrees_with_a_measured_batch_step() -> None:
+    """batch_size=2: one step's FLOPs double, activations grow, and the plan still agrees."""
+    one = plan("cogvideox-i2v", model="tiny", dtype="float32")
+    two = plan("cogvideox-i2v", model="tiny", dtype="float32", batch_size=2)
+    m = measured("cogvideox-i2v", "tiny", batch_size=2)
+    assert two.batch_size == 2 and one.batch_size == 1
+    assert abs(two.flops_per_step / (2 * one.flops_per_step) - 1) < 0.05
+    assert two.peak_breakdown["activations"] > 1.5 * one.peak_breakdown["activations"]
+    assert two.seconds_per_image == pytest.approx(one.seconds_per_image, rel=0.05)
+    assert abs(two.peak_bytes / m.peak_bytes - 1) < 0.10
+    assert abs(two.flops_per_step / m.step_flops - 1) < 0.10
+    with pytest.raises(InputError, match="not batchable"):
+        plan("cogvideox-i2v", model="tiny", method="anti-i2v", batch_size=2)
+
+
 def test_plan_reports_what_the_cli_promises() -> None:
     p = plan("cogvideox-i2v", model="tiny", dtype="float32", gpu="A100", gpu_memory="1MiB")
     d = p.to_dict()
@@ -277,7 +292,7 @@ def test_open_sora_modules_are_found_on_its_pipeline_object() -> None:
 
 
 def test_spatial_patch_and_unet_levels() -> None:
-    from stillguard.plan.planner import _spatial_patch, _unet_levels
+    from stillguard.plan.facts import _spatial_patch, _unet_levels
 
     assert _spatial_patch(2) == 2 and _spatial_patch([1, 2, 2]) == 2 and _spatial_patch(None) == 1
     assert _unet_levels(ADAPTERS.get("dynamicrafter").tiny().pipe.unet) == len(
@@ -325,3 +340,16 @@ def test_real_cogvideox_plan_without_weights() -> None:
     assert p.components["transformer"]["params"] == pytest.approx(5.57e9, rel=0.01)
     assert p.peak_bytes > p.weight_bytes > 10 * 2**30
     assert p.flops_per_step > 1e14 and p.seconds_per_step > 0
+
+
+def test_batch_throughput_benchmark_runs_and_batches_change_nothing(tmp_path) -> None:
+    out = tmp_path / "batch.md"
+    rows = _benchmark("batch_throughput").main(
+        ["--model", "tiny", "--images", "3", "--steps", "1", "--batch-sizes", "1,2",
+         "--repeats", "1", "--threads", "1", "--out", str(out)]  # fmt: skip
+    )
+    assert [r["batch_size"] for r in rows] == [1, 2]
+    assert rows[0]["speedup"] == 1.0 and all(r["images_per_second"] > 0 for r in rows)
+    assert rows[1]["peak_bytes"] > rows[0]["peak_bytes"]
+    assert all(r["max_levels"] <= 3 and r["differing"] < 1e-3 for r in rows)
+    assert out.read_text().count("\n| ") == 3  # header and one row per batch size

@@ -36,6 +36,9 @@ def plan_cmd(
     ladder: Annotated[
         bool, typer.Option("--ladder", help="Add memory rungs in order until it fits --gpu-memory.")
     ] = False,
+    batch_size: Annotated[
+        int, typer.Option(help="Images protected together (peak memory is the batch's).")
+    ] = 1,
     json_out: JSON = False,
     debug: DEBUG = False,
 ) -> None:
@@ -46,7 +49,7 @@ def plan_cmd(
 
         chosen = [r.strip() for r in (rungs or "").split(",") if r.strip()]
         args: dict[str, Any] = dict(model=model, method=method, preset=preset, steps=steps,
-                                    dtype=dtype, gpu=gpu)  # fmt: skip
+                                    dtype=dtype, gpu=gpu, batch_size=batch_size)  # fmt: skip
         if ladder:
             if gpu_memory is None:
                 raise InputError("--ladder climbs until the plan fits: give --gpu-memory too")
@@ -83,7 +86,8 @@ def table(p: Any) -> list[str]:
     lines = [
         f"plan: {p.target} ({model}), {p.method}, {p.dtype}, preset {p.preset} "
         f"({p.steps} steps x {p.eot_draws} draw)",
-        f"source: {p.source}; image {p.image_size[0]}x{p.image_size[1]}",
+        f"source: {p.source}; image {p.image_size[0]}x{p.image_size[1]}"
+        + (f", batch of {p.batch_size}" if p.batch_size > 1 else ""),
         "",
         f"{'component':<22}{'parameters':>14}{'weights':>14}",
     ]

@@ -24,7 +24,9 @@ Choices where the paper is silent (no public code):
     * the ``excess`` term (loss minus its uniform floor) is logged: 0 means perfectly uniform;
     * ``truncate=True`` (default; the loss is unchanged): with ``unroll=0`` the denoiser stops
       right after the last attacked layer is recorded (:func:`stillguard.adapters.truncated_after`),
-      so with ``layers="first:N"`` the blocks after N are neither computed nor back-propagated.
+      so with ``layers="first:N"`` the blocks after N are neither computed nor back-propagated;
+    * batches (``protect_batch``): the loss is one value per image (each map split batch-major);
+      not with ``attention_mode="sampled"`` (the query rows would be shared) or ``unroll > 0``.
 """
 
 from __future__ import annotations

@@ -27,11 +27,12 @@ def measured(
     image_size: tuple[int, int] | None = None,
     adapter_options: dict[str, Any] | None = None,
     adapter: Any = None,
+    batch_size: int = 1,
 ) -> Measurement:
     """One real protection step (float32, CPU) of ``target``/``model``, measured like a plan.
 
     ``adapter`` may be given to reuse a loaded one (it must be ``model`` of ``target`` with
-    ``adapter_options``).
+    ``adapter_options``). ``batch_size`` images go through the step together.
     """
     from .. import plugins  # noqa: F401  (fills the registries)
 
@@ -48,6 +49,6 @@ def measured(
         sp_opts["eps"] = float(run["eps"])
     space = SPACES.build(run["space"] or m.default_space, **sp_opts)
     h, w = image_size or (ad.height, ad.width)
-    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(1))
+    image = torch.rand(batch_size, 3, h, w, generator=torch.Generator().manual_seed(1))
     return measure(ad, m, space, image.to(ad.device), modules=modules(ad), seed=run["seed"],
                    random_start=run["random_start"])  # fmt: skip

@@ -29,6 +29,7 @@ from ..registry import ADAPTERS, METHODS, SPACES
 from . import gpus as G
 from . import rungs as R
 from .build import build_adapter, preset_settings, quiet
+from .facts import ladder_facts
 from .fake import fake_mode, modules, plan_device
 from .memory import tensor_bytes
 from .step import measure
@@ -42,7 +43,11 @@ class Plan:
         components: resident component -> ``{"params": n, "weight_bytes": b}``.
         peak_breakdown: live bytes per category at the step's peak.
         seconds_per_step: one step (all EOT draws) on ``gpu`` at the ASSUMED sustained rate.
-        seconds_per_image: the setup plus ``steps`` steps, same assumption.
+        seconds_per_image: the setup plus ``steps`` steps, same assumption, divided by
+            ``batch_size`` (the FLOP model gives a batch no speed-up of its own: what batching
+            gains on a GPU is utilisation, measured by ``benchmarks/batch_throughput.py``).
+        batch_size: images per forward/backward (:func:`stillguard.loop.protect_batch`); peak
+            memory and FLOPs per step are those of the whole batch.
         need_bytes: memory to ask for (peak plus the assumed margin of :mod:`.gpus`).
         fits: ``need_bytes <= gpu_memory``; ``None`` when no ``gpu_memory`` was given.
         rungs: memory-ladder rungs in effect (:mod:`.rungs`).
@@ -68,6 +73,7 @@ class Plan:
     flops_per_step: int
     flops_by_op: dict[str, int]
     steps: int
+    batch_size: int
     eot_draws: int
     preset: str
     gpu: str
@@ -100,61 +106,6 @@ NOTES = [
 ]
 
 
-def _spatial_patch(patch: Any) -> int:
-    """A denoiser config's spatial patch size: an int (CogVideoX ``2``), or the last entry of a
-    ``(t, h, w)`` sequence (Wan ``[1, 2, 2]``, STDiT3 ``(1, 2, 2)``); 1 when absent."""
-    if isinstance(patch, (list, tuple)):
-        patch = patch[-1] if patch else 1
-    return int(patch or 1)
-
-
-def _unet_levels(unet: Any) -> int:
-    """Resolution levels of a U-Net: diffusers' ``down_blocks``, or the LVDM ``channel_mult`` of
-    DynamiCrafter's ``DCUNet`` (its ``config`` is a plain dict); 1 when neither is there."""
-    if hasattr(unet, "down_blocks"):
-        return len(unet.down_blocks)
-    cfg = getattr(unet, "config", None)
-    mult = cfg.get("channel_mult") if isinstance(cfg, dict) else getattr(cfg, "channel_mult", None)
-    return len(mult) if mult else 1
-
-
-def _facts(adapter: Any, method: Any) -> dict[str, int]:
-    pipe = getattr(adapter, "pipe", None)
-    denoiser = getattr(pipe, "transformer", None) or getattr(pipe, "unet", None)
-    # diffusers names the VAE factors vae_scale_factor(_spatial/_temporal), LTX
-    # vae_(spatial/temporal)_compression_ratio; 8x spatial, no temporal when none is there
-    spatial = int(
-        getattr(pipe, "vae_scale_factor", 0)
-        or getattr(pipe, "vae_scale_factor_spatial", 0)
-        or getattr(pipe, "vae_spatial_compression_ratio", 0)
-        or 8
-    )
-    temporal = int(
-        getattr(pipe, "vae_scale_factor_temporal", 0)
-        or getattr(pipe, "vae_temporal_compression_ratio", 0)
-        or 1
-    )
-    if getattr(pipe, "unet", None) is not None:  # a U-Net halves the latent at each down block
-        res_step = spatial * 2 ** (_unet_levels(pipe.unet) - 1)
-    else:
-        patch = getattr(getattr(denoiser, "config", None), "patch_size", 1)
-        res_step = spatial * _spatial_patch(patch)
-    facts = {
-        "height": int(adapter.height),
-        "width": int(adapter.width),
-        "num_frames": int(adapter.num_frames),
-        "opt_num_frames": int(getattr(adapter, "opt_num_frames", adapter.num_frames)),
-        "frame_step": temporal,
-        "res_step": int(res_step),
-    }
-    if hasattr(method, "layers"):
-        from ..methods.base import attention_kind
-
-        kind = attention_kind(adapter, getattr(method, "attention", "auto"))
-        facts["attention_layers"] = len(adapter.layer_names(kind))
-    return facts
-
-
 def _components(mods: dict[str, torch.nn.Module], adapter: Any) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
     for name, m in mods.items():
@@ -184,6 +135,7 @@ def plan(
     rungs: list[str] | tuple[str, ...] | None = None,
     image_size: tuple[int, int] | None = None,
     device: str = "cpu",
+    batch_size: int = 1,
 ) -> Plan:
     """Plan one protection run of ``target`` without weights (see the module docstring).
 
@@ -202,6 +154,7 @@ def plan(
         rungs: memory-ladder rungs to apply (:mod:`.rungs`), e.g. ``["gradient-checkpointing"]``.
         image_size: ``(H, W)`` of the photo; default: the target's working resolution.
         device: device of the fake tensors (``"cpu"``; ``"cuda"`` needs a CUDA build of torch).
+        batch_size: images protected together (one step's memory and FLOPs are the batch's).
 
     Raises:
         InputError / CapabilityError / ModelError: unknown names, options the target or method
@@ -221,10 +174,14 @@ def plan(
     n_steps = run["steps"] if steps is None else int(steps)
     if n_steps < 0:
         raise InputError(f"steps must be >= 0, got {n_steps}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     gpu_class = G.get_gpu(gpu)
     memory = None if gpu_memory is None else G.parse_memory(gpu_memory)
 
     m = METHODS.build(method, **settings.method)
+    if batch_size > 1 and not m.batchable():
+        raise InputError(f"method {method!r} with these options is not batchable: use batch_size 1")
     dev = plan_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(
@@ -244,7 +201,7 @@ def plan(
         mods = modules(adapter)
         h, w = image_size or (adapter.height, adapter.width)
         with mode:
-            image = torch.rand(1, 3, int(h), int(w), device=dev)
+            image = torch.rand(batch_size, 3, int(h), int(w), device=dev)
         seen = measure(adapter, m, space, image, modules=mods, seed=run["seed"],
                        random_start=run["random_start"], mode=mode)  # fmt: skip
 
@@ -272,18 +229,19 @@ def plan(
         flops_per_step=step_flops,
         flops_by_op=seen.step_flops_by_op,
         steps=n_steps,
+        batch_size=batch_size,
         eot_draws=draws,
         preset=run["preset"],
         gpu=gpu_class.name,
         gpu_peak_tflops=gpu_class.peak_tflops,
         assumed_tflops=round(gpu_class.sustained_tflops, 1),
         seconds_per_step=step_flops / rate,
-        seconds_per_image=(seen.setup_flops + n_steps * step_flops) / rate,
+        seconds_per_image=(seen.setup_flops + n_steps * step_flops) / rate / batch_size,
         gpu_memory=memory,
         need_bytes=need,
         fits=None if memory is None else need <= memory,
         rungs=R.in_effect(settings),
-        facts=_facts(adapter, m),
+        facts=ladder_facts(adapter, m),
         plan_seconds=round(time.perf_counter() - t0, 2),
         notes=list(NOTES),
     )

@@ -19,11 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..generators import Generators
 from . import flops as F
 from .memory import MemoryTracker
 
 
-def setup_method(method: Any, adapter: Any, x: Tensor, gen: torch.Generator) -> Any:
+def setup_method(method: Any, adapter: Any, x: Tensor, gen: Any) -> Any:
     """The method's once-per-image precompute; returns its :class:`~stillguard.methods.base.State`."""
     return method.setup(adapter, x, gen)
 
@@ -35,12 +36,13 @@ def step_gradient(
     space: Any,
     x: Tensor,
     param: Tensor,
-    gen: torch.Generator,
+    gen: Any,
 ) -> Tensor:
     """One PGD step's loss and gradient as ``protect()`` computes them (one EOT draw).
 
     Shape:
-        ``x`` ``(1,3,H,W)``; ``param`` the space's parameter; returns ``d loss / d param``.
+        ``x`` ``(B,3,H,W)``; ``param`` the space's parameter; returns ``d loss / d param`` (of
+        the per-image losses' sum).
     """
     param = param.detach().requires_grad_(True)
     xi = space.to_image(x, param)
@@ -97,12 +99,15 @@ def measure(
 
     Args:
         adapter, method, space: built objects (the method already checked against the adapter).
-        image: the clean image ``(1,3,H,W)`` in [0,1] on the adapter's device.
+        image: the clean images ``(B,3,H,W)`` in [0,1] on the adapter's device (``B > 1``: one
+            step of ``protect_batch`` on a batch of B).
         modules: the adapter's resident modules (their weights are counted as ``weights``).
         mode: a ``FakeTensorMode`` to run under (the planner), or ``None`` for real tensors.
     """
     tracker = MemoryTracker(fake_scalars=mode is not None)
-    gen = torch.Generator().manual_seed(seed)
+    n = image.shape[0]
+    gens = Generators.seeded(seed, n)
+    gen = gens if n > 1 else gens[0]  # as protect_batch hands them to the method
     outer = mode if mode is not None else contextlib.nullcontext()
     with outer:
         tracker.add(resident_tensors(modules, adapter), "weights")
@@ -113,7 +118,9 @@ def measure(
             with tracker.phase("method_state"), setup_count:
                 state = setup_method(method, adapter, image, gen)
             with tracker.phase("inputs"):
-                param = space.init(image, gen, random_start)
+                param = torch.cat(
+                    [space.init(image[b : b + 1], gens[b], random_start) for b in range(n)]
+                )
             step_count = F.counter()
             with step_count:
                 grad = step_gradient(method, state, adapter, space, image, param, gen)
