@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             best = min(best, time.perf_counter() - t0)
         per_image = best / len(images)
         ref = ref or out
-        diff = torch.cat([((p.image - r.image).abs() * 255).round() for p, r in zip(out, ref)])
+        pairs = zip(out, ref, strict=True)
+        diff = torch.cat([((p.image - r.image).abs() * 255).round() for p, r in pairs])
         peak = plan("cogvideox-i2v", model=args.model, method=args.method, dtype="float32",
                     steps=args.steps, batch_size=b).peak_bytes  # fmt: skip
         rows.append({"batch_size": b, "seconds_per_image": per_image,

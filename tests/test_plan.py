@@ -345,8 +345,22 @@ def test_real_cogvideox_plan_without_weights() -> None:
 def test_batch_throughput_benchmark_runs_and_batches_change_nothing(tmp_path) -> None:
     out = tmp_path / "batch.md"
     rows = _benchmark("batch_throughput").main(
-        ["--model", "tiny", "--images", "3", "--steps", "1", "--batch-sizes", "1,2",
-         "--repeats", "1", "--threads", "1", "--out", str(out)]  # fmt: skip
+        [
+            "--model",
+            "tiny",
+            "--images",
+            "3",
+            "--steps",
+            "1",
+            "--batch-sizes",
+            "1,2",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--out",
+            str(out),
+        ]  # fmt: skip
     )
     assert [r["batch_size"] for r in rows] == [1, 2]
     assert rows[0]["speedup"] == 1.0 and all(r["images_per_second"] > 0 for r in rows)
