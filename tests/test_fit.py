@@ -22,6 +22,17 @@ def test_a_run_that_fits_keeps_its_settings_and_records_no_rung() -> None:
     assert fitted.to_dict()["target"]["rungs"] == []
 
 
+def test_a_batch_must_fit_as_a_whole() -> None:
+    cfg = build_config("debug", model="tiny", steps=2)
+    _, one = fit_config(cfg, "80GB")
+    _, four = fit_config(cfg, "80GB", batch_size=4)
+    assert four.batch_size == 4 and four.peak_bytes > one.peak_bytes
+    sampled = build_config("debug", model="tiny", steps=2, method="vid-freeze",
+                           sets=["method.attention_mode=sampled"])  # fmt: skip
+    _, alone = fit_config(sampled, "80GB", batch_size=4)
+    assert alone.batch_size == 1  # it will run one image at a time, so it is planned that way
+
+
 def test_an_ensemble_is_refused() -> None:
     cfg = build_config("debug", target="cogvideox-i2v,svd", model="tiny")
     with pytest.raises(InputError, match="one target"):

@@ -9,7 +9,9 @@ rungs are recorded in the run configuration (and so in every sidecar). When noth
 planner's error gives the smallest need.
 
 Choices: the plan uses the run's own method, method options, target options, steps and dtype; its
-EOT draws come from the run's preset file; an ensemble is refused (the planner sizes one target).
+EOT draws come from the run's preset file; an ensemble is refused (the planner sizes one target);
+with ``batch_size`` > 1 the whole batch must fit (a method that cannot batch is planned for one
+image, as it will run).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .config import RunConfig
 
 
 def fit_config(
-    cfg: RunConfig, gpu_memory: str | int, *, gpu: str = "H100"
+    cfg: RunConfig, gpu_memory: str | int, *, gpu: str = "H100", batch_size: int = 1
 ) -> tuple[RunConfig, Any]:
     """``cfg`` with the memory-ladder rungs that make it fit ``gpu_memory``, and the plan.
 
@@ -33,12 +35,15 @@ def fit_config(
     """
     from ..plan import choose_rungs
     from ..plan.rungs import Settings, apply_all
+    from ..registry import METHODS
 
     if len(cfg.targets()) > 1:
         raise InputError(
             "--gpu-memory plans one target at a time; plan each member with `stillguard plan` "
             "and use target.offload for an ensemble"
         )
+    if batch_size > 1 and not METHODS.build(cfg.method_name, **cfg.method_options).batchable():
+        batch_size = 1  # protect_batch runs such a method one image at a time
     preset = cfg.source if cfg.source.endswith(".toml") and Path(cfg.source).is_file() else None
     rungs, plan = choose_rungs(
         cfg.target_name,
@@ -51,6 +56,7 @@ def fit_config(
         steps=cfg.loop.steps,
         dtype=cfg.dtype,
         gpu=gpu,
+        batch_size=batch_size,
     )
     settings = apply_all(
         rungs, Settings(cfg.dtype, dict(cfg.target_options), dict(cfg.method_options))
