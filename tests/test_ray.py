@@ -179,6 +179,52 @@ def test_groups_hold_inputs_of_one_size_batch_size_at_most(tmp_path):
     assert _groups(items, [1, 2, 3], 8) == [[1], [2, 3]]
 
 
+def test_worker_protects_a_group_with_one_protect_batch_call(tmp_path, monkeypatch):
+    """The actor class in this process (no Ray): a job of 2 readable inputs is one pass."""
+    import json
+
+    import stillguard.loop
+    from stillguard.app.ray_actor import ProtectWorker
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _folder(src, n=2)
+    (src / "zz-bad.png").write_text("broken")
+    real, calls = stillguard.loop.protect_batch, []
+
+    def spy(images, *a, **k):
+        calls.append(len(images))
+        return real(images, *a, **k)
+
+    monkeypatch.setattr(stillguard.loop, "protect_batch", spy)
+    worker = ProtectWorker(build_config("debug", steps=STEPS))
+    jobs = [(i, str(src / f"{n}.png"), str(out / f"{n}.protected.png"),
+             str(out / f"{n}.protected.json")) for i, n in enumerate([*names, "zz-bad"])]  # fmt: skip
+    res = worker.protect(jobs)
+    assert [i for i, _ in res] == [0, 1, 2] and calls == [2]
+    assert [r["status"] for _, r in res] == ["ok", "ok", "failed"]
+    for n in names:
+        side = json.loads((out / f"{n}.protected.json").read_text())
+        assert side["config"]["batch_size"] == 2
+
+
+@pytest.mark.slow
+def test_batch_size_on_ray_gives_what_one_at_a_time_gives(runtime, tmp_path):
+    src = tmp_path / "in"
+    names = _folder(src, n=4)
+    cfg = build_config("debug", steps=STEPS)
+    one = run_ray_batch([src], tmp_path / "one", cfg, num_workers=2)
+    two = run_ray_batch([src], tmp_path / "two", cfg, num_workers=2, batch_size=2)
+    assert one.count("ok") == two.count("ok") == 4 and one.config_hash == two.config_hash
+    _exactly_once(src, tmp_path / "two", names)
+    for a, b in zip(one.items, two.items, strict=True):
+        x = np.asarray(Image.open(a.output), dtype=int)
+        y = np.asarray(Image.open(b.output), dtype=int)
+        d = np.abs(x - y)
+        assert d.max() <= 3 and (d > 0).mean() <= 0.01  # float rounding of batched kernels
+    resumed = run_ray_batch([src], tmp_path / "one", cfg, num_workers=2, batch_size=3)
+    assert resumed.count("skipped") == 4  # the batch size is not part of the run hash
+
+
 # ----------------------------------------------------------------------------- a killed actor
 def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
     """Run 10 images on 2 actors; SIGKILL one actor's process when ``kill_after`` are done

@@ -14,12 +14,14 @@ Choices:
     * order of writes per input: PNG (atomic), sidecar (atomic), then the manifest line (appended,
       fsync'd); the config hash also covers ``keep_metadata`` (it changes the output bytes);
     * inputs and outputs are named by :mod:`.inputs`; one bad input does not stop a batch, a full
-      (or read-only) disk does: it stops at the first failed write, naming the file.
+      (or read-only) disk does: it stops at the first failed write, naming the file;
+    * ``batch_size > 1`` protects inputs of one size together (:mod:`.batch_groups`); it is not
+      part of the run hash (each image gets what it gets alone, up to float rounding), so a run
+      resumed with another batch size skips what is done.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -27,117 +29,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ..errors import StillguardError
-from ..files import WriteError, sha256_file
-from ..images import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from ..images import DEFAULT_MAX_PIXELS, load_image
+from .batch_groups import Pending, Waiting, protect_group
 from .inputs import BatchItem, check_writable, collect, tagged
+from .jobs import attempt, protect_file, run_hash, save_result  # noqa: F401  (re-exported)
 from .manifest import MANIFEST, Manifest, relative
-from .outputs import save_protected
 from .results import BatchEvent, BatchResult, ItemResult
 
 log = logging.getLogger(__name__)
-
-
-def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
-    """Hash of everything that changes the output bytes: the run config and ``keep_metadata``."""
-    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
-
-
-# ----------------------------------------------------------------------------- one image
-def protect_file(
-    item: BatchItem,
-    cfg: Any,
-    adapter: Any,
-    loaded: LoadedImage,
-    *,
-    keep_metadata: bool = False,
-    callback: Callable[[Any], None] | None = None,
-    clean_stale: bool = True,
-) -> ItemResult:
-    """Protect one loaded input and write its PNG and sidecar atomically (no manifest).
-
-    Args:
-        item: input and output paths.
-        cfg: a :class:`stillguard.app.config.RunConfig`.
-        adapter: a loaded adapter.
-        loaded: the input, read and decoded once (:func:`stillguard.images.load_image`).
-        keep_metadata: copy the input's EXIF into the PNG.
-        callback: forwarded to :func:`stillguard.protect`.
-        clean_stale: forwarded to :func:`~stillguard.app.outputs.save_protected`.
-    """
-    from ..loop import protect
-
-    t0 = time.perf_counter()
-    chash = run_hash(cfg, keep_metadata)
-    result = protect(loaded.tensor, adapter, callback=callback, **cfg.protect_kwargs())
-    png = save_protected(
-        result,
-        item.output,
-        source=loaded,
-        keep_metadata=keep_metadata,
-        clean_stale=clean_stale,
-        extra={
-            "input": dict(loaded.info),
-            "alpha_reattached": loaded.alpha is not None,
-            "metadata_kept": bool(keep_metadata),
-            "config_hash": chash,
-            "run_config": {
-                **cfg.to_dict(),
-                "description": cfg.summary(getattr(adapter, "is_real", None)),
-            },
-        },
-    )
-    return ItemResult(
-        input=str(item.input),
-        status="ok",
-        output=str(png),
-        sidecar=str(item.sidecar),
-        input_sha256=loaded.sha256,
-        output_sha256=sha256_file(png),
-        config_hash=chash,
-        seconds=round(time.perf_counter() - t0, 3),
-        real_model=result.real_model,
-    )
-
-
-def _attempt(res: ItemResult, fn: Callable[[], Any]) -> Any:
-    """``fn()``, or ``None`` with the error recorded in ``res`` (one bad input must not stop a batch)."""
-    try:
-        return fn()
-    except WriteError as e:
-        if e.stops_batch:
-            raise  # a full disk fails every next input too: stop at the first, with the path
-        res.error = str(e)
-    except StillguardError as e:
-        res.error = str(e)
-    except Exception as e:  # noqa: BLE001
-        log.debug("failed on %s", res.input, exc_info=True)
-        res.error = f"{type(e).__name__}: {e}"
-    return None
-
-
-def protect_path(
-    item: BatchItem,
-    cfg: Any,
-    adapter: Any,
-    *,
-    keep_metadata: bool = False,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    callback: Callable[[Any], None] | None = None,
-) -> ItemResult:
-    """Read ``item.input`` once, protect it, write its outputs (no manifest); errors -> ``failed``."""
-    t0 = time.perf_counter()
-    chash = run_hash(cfg, keep_metadata)
-    res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
-    loaded = _attempt(res, lambda: load_image(item.input, max_pixels=max_pixels))
-    if loaded is not None:
-        res.input_sha256 = loaded.sha256
-        job = lambda: protect_file(  # noqa: E731
-            item, cfg, adapter, loaded, keep_metadata=keep_metadata, callback=callback
-        )
-        res = _attempt(res, job) or res
-    res.seconds = res.seconds or round(time.perf_counter() - t0, 3)
-    return res
 
 
 def manifest_record(res: ItemResult, item: BatchItem, out: Path, run_id: str) -> dict[str, Any]:
@@ -176,6 +75,7 @@ def run_batch(
     callback: Callable[[BatchEvent], None] | None = None,
     keep_metadata: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    batch_size: int = 1,
 ) -> BatchResult:
     """Protect every input image into ``out_dir``, resuming from ``out_dir/manifest.jsonl``.
 
@@ -185,17 +85,24 @@ def run_batch(
         cfg: a :class:`stillguard.app.config.RunConfig`.
         adapter: a loaded adapter, or a zero-argument callable that loads it (called at most once,
             and only if some input needs protecting).
-        callback: receives :class:`BatchEvent` progress.
+        callback: receives :class:`BatchEvent` progress: per input ``start`` (when it is read),
+            ``step`` events (in a batch: the batch's mean loss) and ``done``.
         keep_metadata: copy each input's EXIF into its PNG.
         max_pixels: input size limit.
+        batch_size: inputs of one size protected together, in one forward/backward pass each step
+            (:func:`stillguard.loop.protect_batch`, see :mod:`.batch_groups`); 1: one at a time.
+            Not part of the run hash: results equal one-at-a-time ones up to float rounding.
+            With more than 1, outputs and manifest lines are written group by group (in input
+            order within a group); :attr:`BatchResult.items` stay in input order.
 
     Returns:
         A :class:`BatchResult`; ``exit_code`` is 1 if any input failed, 2 if none could be read.
 
     Raises:
-        InputError: bad output folder or inputs (see :func:`stillguard.app.inputs.collect`); a
-            model that cannot be loaded raises its own error and stops the batch.
+        InputError: bad output folder, inputs (see :func:`stillguard.app.inputs.collect`) or
+            ``batch_size``; a model that cannot be loaded raises its own error and stops the batch.
     """
+    pending = Pending(batch_size)
     out = Path(out_dir)
     ignored: list[Path] = []
     items = collect(inputs, out, ignored)
@@ -207,53 +114,54 @@ def run_batch(
     emit = callback or (lambda event: None)
     model: list[Any] = [] if callable(adapter) and not hasattr(adapter, "describe") else [adapter]
     run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    slots: list[ItemResult | None] = [None] * len(items)
     with Manifest(out) as manifest:
-        for i, item in enumerate(items):
-            emit(BatchEvent("start", i, len(items), item.input))
-            t0 = time.perf_counter()
-            rel_out = relative(item.output, out)
-            res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
-            loaded = _attempt(res, lambda item=item: load_image(item.input, max_pixels=max_pixels))
-            if loaded is not None:
-                manifest.open()  # lock, cut a partial line, remove stale temporaries
-                res.input_sha256 = loaded.sha256
-                if manifest.taken(rel_out, os.path.abspath(item.input), loaded.sha256):
-                    item = tagged(item)  # an earlier run gave this name to another input
-                    rel_out = relative(item.output, out)
-                rec = manifest.done(loaded.sha256, chash, rel_out)
-                if rec is not None:
-                    res = skipped_result(rec, item, chash)
-                else:
-                    if not model:
-                        model.append(adapter())  # a model that cannot load stops the batch
 
-                    def step(ev: Any, i: int = i, item: BatchItem = item) -> None:
-                        emit(
-                            BatchEvent(
-                                "step", i, len(items), item.input, ev.step, ev.steps, ev.loss
-                            )
-                        )
-
-                    res = (
-                        _attempt(
-                            res,
-                            lambda item=item, loaded=loaded, step=step: protect_file(
-                                item,
-                                cfg,
-                                model[0],
-                                loaded,
-                                keep_metadata=keep_metadata,
-                                callback=step,
-                                clean_stale=False,  # done when the manifest opened
-                            ),  # fmt: skip
-                        )
-                        or res
-                    )
+        def finish(i: int, item: BatchItem, res: ItemResult, t0: float) -> None:
             res.seconds = res.seconds or round(time.perf_counter() - t0, 3)
             if res.status != "skipped":
                 manifest.append(manifest_record(res, item, out, run_id))
-            result.items.append(res)
+            slots[i] = res
             emit(BatchEvent("done", i, len(items), item.input, result=res))
+
+        def flush(group: list[Waiting]) -> None:
+            if not model:
+                model.append(adapter())  # a model that cannot load stops the batch
+
+            def step(k: int, ev: Any) -> None:
+                w = group[k]
+                emit(BatchEvent("step", w.index, len(items), w.item.input, ev.step, ev.steps,
+                                ev.loss))  # fmt: skip
+
+            done = protect_group(
+                [(w.item, w.loaded) for w in group], cfg, model[0], keep_metadata=keep_metadata,
+                callback=step, clean_stale=False,  # done when the manifest opened
+            )  # fmt: skip
+            for w, res in zip(group, done, strict=True):
+                finish(w.index, w.item, res, w.t0)
+
+        for i, item in enumerate(items):
+            emit(BatchEvent("start", i, len(items), item.input))
+            t0 = time.perf_counter()
+            res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
+            loaded = attempt(res, lambda item=item: load_image(item.input, max_pixels=max_pixels))
+            if loaded is None:
+                finish(i, item, res, t0)
+                continue
+            manifest.open()  # lock, cut a partial line, remove stale temporaries
+            rel_out = relative(item.output, out)
+            if manifest.taken(rel_out, os.path.abspath(item.input), loaded.sha256):
+                item = tagged(item)  # an earlier run gave this name to another input
+                rel_out = relative(item.output, out)
+            rec = manifest.done(loaded.sha256, chash, rel_out)
+            if rec is not None:
+                finish(i, item, skipped_result(rec, item, chash), t0)
+                continue
+            for group in pending.add(Waiting(i, item, loaded, t0)):
+                flush(group)
+        for group in pending.drain():
+            flush(group)
+        result.items = [r for r in slots if r is not None]
         result.nothing_read = not any(r.input_sha256 for r in result.items)
         if not manifest.opened:
             result.manifest = None

@@ -6,15 +6,16 @@ This module never imports Ray: :mod:`.ray_runner` wraps :class:`ProtectWorker` w
 
 Choices:
     * the worker reads each input itself, from a filesystem every node sees (one read: bytes,
-      hash, decode - :func:`stillguard.app.batch.protect_path`), and writes the PNG and sidecar
-      atomically under their final names (:func:`stillguard.app.outputs.save_protected`); it
-      never writes the manifest (the driver is its only writer);
+      hash, decode - :func:`stillguard.app.batch_groups.protect_paths`), and writes the PNG and
+      sidecar atomically under their final names (:func:`stillguard.app.outputs.save_protected`);
+      it never writes the manifest (the driver is its only writer);
     * the adapter is built once, in the constructor, from the run config; a worker that Ray
       restarts after a crash builds it again;
     * on a GPU worker Ray sets ``CUDA_VISIBLE_DEVICES`` to the one GPU it reserved, so a config
       device ``cuda:N`` becomes ``cuda`` here (that GPU); a CPU worker uses ``cpus`` torch threads;
-    * a job is a list of inputs of one size (a group); they are protected one after the other
-      today - the hook for batched protection once the loop takes several images at once.
+    * a job is a list of inputs of one size (a group, ``batch_size`` at most): the worker protects
+      the readable ones with one :func:`stillguard.loop.protect_batch` call (one forward/backward
+      per step for the whole group; one at a time for a method that is not batchable).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..images import DEFAULT_MAX_PIXELS
-from .batch import protect_path
+from .batch_groups import protect_paths
 from .inputs import BatchItem
 
 #: one job: (index in the run, input path, output PNG path, sidecar path), paths as strings
@@ -65,16 +66,14 @@ class ProtectWorker:
         return {"pid": os.getpid(), "host": socket.gethostname(), "versions": package_versions()}
 
     def protect(self, jobs: list[Job]) -> list[tuple[int, dict[str, Any]]]:
-        """Protect each job's input; returns ``(index, ItemResult.to_dict())`` per job, in order."""
-        out = []
-        for index, src, png, side in jobs:
-            item = BatchItem(Path(src), Path(png), Path(side))
-            res = protect_path(
-                item,
-                self.cfg,
-                self.adapter,
-                keep_metadata=self.keep_metadata,
-                max_pixels=self.max_pixels,
-            )
-            out.append((index, res.to_dict()))
-        return out
+        """Protect the jobs' inputs together; returns ``(index, ItemResult.to_dict())`` per job,
+        in order (an unreadable input fails alone)."""
+        items = [BatchItem(Path(src), Path(png), Path(side)) for _, src, png, side in jobs]
+        results = protect_paths(
+            items,
+            self.cfg,
+            self.adapter,
+            keep_metadata=self.keep_metadata,
+            max_pixels=self.max_pixels,
+        )
+        return [(job[0], res.to_dict()) for job, res in zip(jobs, results, strict=True)]

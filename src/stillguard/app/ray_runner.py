@@ -50,6 +50,7 @@ from .batch import (
     run_hash,
     skipped_result,
 )
+from .batch_groups import check_batch_size
 from .inputs import BatchItem, check_writable, collect
 from .manifest import MANIFEST, Manifest, read_manifest, relative, remove_stale_temporaries
 from .ray_actor import ProtectWorker
@@ -127,7 +128,9 @@ def run_ray_batch(
             ``cpus_per_worker``), at most one per input to protect.
         cpus_per_worker: CPU cores reserved per actor (its torch threads on a CPU device).
         gpus_per_worker: GPUs per actor; default 1 for a ``cuda`` device, 0 otherwise.
-        batch_size: inputs of one size sent to an actor together (1: one at a time).
+        batch_size: inputs of one size sent to an actor together and protected in one
+            forward/backward pass per step (:func:`stillguard.loop.protect_batch`); 1: one at a
+            time. Not part of the run hash (results equal one-at-a-time up to float rounding).
         callback: receives :class:`BatchEvent` ``start`` (sent to a worker) and ``done`` events.
         keep_metadata: copy each input's EXIF into its PNG.
         max_pixels: input size limit.
@@ -138,7 +141,8 @@ def run_ray_batch(
         A :class:`BatchResult` in input order; ``exit_code`` 1 if any input failed.
 
     Raises:
-        InputError: bad inputs or output folder, Ray missing, workers that do not fit the cluster.
+        InputError: bad inputs, output folder or ``batch_size``, Ray missing, workers that do not
+            fit the cluster.
         ModelError: the workers cannot load the model (the run stops; nothing is lost).
     """
     inputs = [os.fspath(p) for p in inputs]
@@ -148,6 +152,7 @@ def run_ray_batch(
                 f"{p}: object stores are not supported (no atomic rename, no lock); mount a shared "
                 "POSIX filesystem (NFS) at the same path on every node, or copy the files to one"
             )
+    check_batch_size(batch_size)
     import_ray()  # before anything is written: say at once that Ray is missing
     out = Path(out_dir)
     items = collect(inputs, out)

@@ -28,7 +28,12 @@ class ItemResult:
 
 @dataclass
 class BatchEvent:
-    """Progress of a batch: ``kind`` is ``"start"``, ``"step"`` or ``"done"`` (with ``result``)."""
+    """Progress of a batch: ``kind`` is ``"start"``, ``"step"`` or ``"done"`` (with ``result``).
+
+    Every input gets ``start`` (when it is read), its ``step`` events, then ``done``. With
+    ``batch_size > 1`` inputs of one size step together: each gets every step event of its group,
+    whose ``loss`` is the group's mean, and several inputs may be started before one is done.
+    """
 
     kind: str
     index: int

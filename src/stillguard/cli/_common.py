@@ -115,6 +115,37 @@ def _errors(debug: bool, json_out: bool = False) -> Iterator[None]:
         raise typer.Exit(code) from None
 
 
+BATCH_SIZE = Annotated[
+    str,
+    typer.Option(
+        "--batch-size",
+        metavar="N",
+        help="Protect up to N images of one size together, in one forward/backward pass of the "
+        "model per step. Each image gets what it gets alone (same seed, own loss and step; only "
+        "float rounding differs, a few pixels by one 8-bit level), so a run resumed with another "
+        "N skips finished images. Helps on GPUs; on a few CPU cores it may not. Methods that "
+        "cannot batch (sampled attention, rollouts, anti-i2v, i2vguard) run one at a time; "
+        "--gpu-memory plans for one image.",
+    ),
+]
+
+
+def _batch_size(text: str) -> int:
+    """``--batch-size`` as an int >= 1 (one ``error:`` line otherwise)."""
+    from ..errors import InputError
+
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(
+            f"--batch-size {text!r}: give a whole number >= 1 (how many images of one size to "
+            "protect per forward/backward pass; 1 = one at a time)"
+        )
+    return value
+
+
 def _emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=1, sort_keys=True, default=str))
 

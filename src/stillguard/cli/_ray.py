@@ -65,6 +65,8 @@ def protect_on_ray(
     address: str,
     workers: int | None,
     cpus_per_worker: int,
+    *,
+    batch_size: int = 1,
 ) -> int:
     """Run the batch on Ray (a local runtime for ``address == "local"``); returns the exit code."""
     from ..app.config import build_config
@@ -88,6 +90,7 @@ def protect_on_ray(
             address=None if address == "local" else address,
             num_workers=workers,
             cpus_per_worker=cpus_per_worker,
+            batch_size=batch_size,
             callback=on_event,
             keep_metadata=keep_metadata,
             max_pixels=max_pixels,

@@ -10,9 +10,11 @@ import typer
 
 from ..images import DEFAULT_MAX_PIXELS
 from ._common import (
+    BATCH_SIZE,
     DEBUG,
     DEMO_MODELS,
     JSON,
+    _batch_size,
     _emit_json,
     _errors,
     _load_target,
@@ -85,6 +87,7 @@ def protect(
             "the planner picks memory-saving settings, recorded in the sidecar."
         ),
     ] = None,
+    batch_size: BATCH_SIZE = "1",
     debug: DEBUG = False,
     ray: Annotated[
         str | None,
@@ -108,6 +111,7 @@ def protect(
                 inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
                                   seed=seed, device=device, dtype=dtype),
                 preset, set_ or [], json_out, keep_metadata, max_pixels, ray, workers, cpus_per_worker,
+                batch_size=_batch_size(batch_size),
             )  # fmt: skip
         raise typer.Exit(code)
     with _errors(debug, json_out):
@@ -115,6 +119,7 @@ def protect(
             inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
                               seed=seed, device=device, dtype=dtype),
             preset, set_ or [], json_out, keep_metadata, max_pixels, gpu_memory=gpu_memory,
+            batch_size=_batch_size(batch_size),
         )  # fmt: skip
     raise typer.Exit(code)
 
@@ -130,6 +135,7 @@ def _protect(
     max_pixels: int,
     *,
     gpu_memory: str | None = None,
+    batch_size: int = 1,
 ) -> int:
     from ..app import batch
     from ..app.config import build_config
@@ -202,6 +208,7 @@ def _protect(
                 callback=on_event,
                 keep_metadata=keep_metadata,
                 max_pixels=max_pixels,
+                batch_size=batch_size,
             )
     for path in result.ignored if not json_out else []:
         err.print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
