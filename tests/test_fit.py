@@ -53,6 +53,25 @@ def test_cli_records_the_plan_in_the_sidecar(tmp_path) -> None:
     assert bad.exit_code == 2 and "cannot read the memory size" in bad.stderr
 
 
+def test_cli_plans_the_whole_batch(tmp_path, monkeypatch) -> None:
+    import stillguard.app.fit as fit
+
+    seen = []
+    real = fit.fit_config
+
+    def spy(cfg, gpu_memory, **kw):
+        seen.append(kw.get("batch_size"))
+        return real(cfg, gpu_memory, **kw)
+
+    monkeypatch.setattr(fit, "fit_config", spy)
+    Image.fromarray(rand_image(40, 48)).save(tmp_path / "a.png")
+    args = ["protect", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "--preset", "debug"]
+    res = CliRunner().invoke(app, [*args, "--steps", "1", "--model", "tiny", "--gpu-memory",
+                                   "80GB", "--batch-size", "3"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert seen == [3]
+
+
 @pytest.mark.slow
 def test_real_cogvideox_on_24gib_gets_rungs_the_planner_says_fit() -> None:
     """The published CogVideoX-5b-I2V configuration, planned on fake tensors (no weights)."""

@@ -148,7 +148,7 @@ def _protect(
         from ..app.fit import fit_config
 
         with _stderr().status(f"planning {cfg.target_name} for {gpu_memory} ..."):
-            cfg, fitted = fit_config(cfg, gpu_memory)
+            cfg, fitted = fit_config(cfg, gpu_memory, batch_size=batch_size)
         if not json_out:
             typer.echo(
                 f"planned for {gpu_memory}: rungs {', '.join(cfg.rungs) or 'none'} "
