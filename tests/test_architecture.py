@@ -166,6 +166,28 @@ def test_public_api_is_never_shadowed_by_a_submodule() -> None:
     assert stillguard.protect is protect and stillguard.evaluate is evaluate
 
 
+def test_every_public_name_resolves_to_its_module() -> None:
+    import importlib
+
+    for name, module in stillguard._PUBLIC.items():
+        assert getattr(stillguard, name) is getattr(
+            importlib.import_module(f"stillguard.{module}"), name
+        )
+    assert set(stillguard._PUBLIC) | {"__version__"} == set(stillguard.__all__)
+    with pytest.raises(AttributeError):
+        stillguard.no_such_name  # noqa: B018
+
+
+def test_the_cli_starts_without_torch() -> None:
+    """`stillguard --help` stays fast: importing the package and the CLI loads no torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, stillguard, stillguard.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_public_functions_work_every_time_after_importing_everything(tiny_cog, image) -> None:
     from helpers import FakeAdapter
 
