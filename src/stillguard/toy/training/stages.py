@@ -171,19 +171,28 @@ def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
     }
 
 
-def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
-    """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
+def encoded_videos(vae, s: Settings, encode=None) -> dict:
+    """The training (``s.n_latents``) and validation (64) videos encoded once with
+    ``encode(vae, s, stream, n)`` (default this toy's) and saved to ``latents.pt``; a resumed run
+    with the same ``n_latents`` reads them back. Returns ``{"n", "train", "val"}``."""
+    encode = encode or _encode
     path = s.out / "latents.pt"
     cache = load_checkpoint(path, s)
     if cache is None or cache["n"] != s.n_latents:
         t0 = time.time()
         cache = {
             "n": s.n_latents,
-            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
-            "val": _encode(vae, s, STREAM_VALIDATION, 64),
+            "train": encode(vae, s, STREAM_LATENTS, s.n_latents),
+            "val": encode(vae, s, STREAM_VALIDATION, 64),
         }
         save_checkpoint(cache, path)
         logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    return cache
+
+
+def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
+    """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
+    cache = encoded_videos(vae, s)
     std = cache["train"]["vid"].std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     logger.info("latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)

@@ -21,19 +21,13 @@ is what the Wan design asks for:
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
 import torch.nn.functional as F
 
 from stillguard.toy import wan_build as build
 from stillguard.toy.training import stages
-from stillguard.toy.training.checkpoints import load_checkpoint, save_checkpoint
-from stillguard.toy.training.data import (
-    STREAM_LATENTS,
-    STREAM_VALIDATION,
-    make_videos,
-)
+from stillguard.toy.training.data import make_videos
 from stillguard.toy.training.ema_loop import train_with_ema
 from stillguard.toy.training.stages import Settings, _to_vae
 
@@ -69,17 +63,7 @@ def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
 def cache_latents(vae, s: Settings) -> dict:
     """Encode the training and validation videos once; sets ``latents_mean``/``latents_std``
     per channel and returns the *normalised* latents (the transformer's inputs)."""
-    path = s.out / "latents.pt"
-    cache = load_checkpoint(path, s)
-    if cache is None or cache["n"] != s.n_latents:
-        t0 = time.time()
-        cache = {
-            "n": s.n_latents,
-            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
-            "val": _encode(vae, s, STREAM_VALIDATION, 64),
-        }
-        save_checkpoint(cache, path)
-        logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    cache = stages.encoded_videos(vae, s, _encode)
     raw = cache["train"]["vid"]
     mean = raw.mean(dim=(0, 2, 3, 4))
     std = raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
