@@ -17,17 +17,14 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
-from ._generate import VideoGeneration, run_pipeline, working_image
+from ._flow_load import FlowLoading
+from ._generate import run_pipeline, working_image
 from ._load import (
-    config_model_id,
-    memory_switches,
-    merged_settings,
     open_pipeline,
     save_pipeline,
     saved_prompt,
     tiny_adapter,
 )
-from ._ltx_parts import flow_pipeline_from_config
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
                "negative_prompt_embeds", "negative_prompt_attention_mask",
@@ -67,9 +64,17 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     return {k: defaults[k] if p.get(k) is None else p[k] for k in PROMPT_KEYS}
 
 
-class HunyuanLoading(VideoGeneration):
-    """``from_pretrained``, ``tiny``, ``from_config``, ``generate``, ``save_pretrained`` and
-    ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
+class HunyuanLoading(FlowLoading):
+    """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~._flow_load.FlowLoading`),
+    ``generate``, ``save_pretrained`` and ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
+
+    DIFFUSERS_CLASSES = (
+        "HunyuanVideoImageToVideoPipeline",
+        "HunyuanVideoTransformer3DModel",
+        "AutoencoderKLHunyuanVideo",
+    )
+    ABSENT = ABSENT
+    complete_prompt = staticmethod(complete_prompt)
 
     @classmethod
     def from_pretrained(
@@ -97,11 +102,11 @@ class HunyuanLoading(VideoGeneration):
         unknown = sorted(set(options) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown hunyuan-i2v options {unknown}: choose from {SETTINGS}")
-        pipe, model_id, folder, _, device, dtype = open_pipeline(
+        opened = open_pipeline(
             HunyuanVideoImageToVideoPipeline, model, device, dtype, "HunyuanVideo-I2V",
             **dict.fromkeys(ABSENT),
         )  # fmt: skip
-        saved = saved_prompt(folder) if prompt["prompt_embeds"] is None else None
+        saved = saved_prompt(opened.folder) if prompt["prompt_embeds"] is None else None
         if saved is not None:
             prompt.update(saved)
         if prompt["prompt_embeds"] is None or prompt["pooled_prompt_embeds"] is None:
@@ -111,20 +116,10 @@ class HunyuanLoading(VideoGeneration):
                 "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
                 f"encode_prompt(image=photo, prompt=...), or a folder whose {C.PROMPT_FILE} has them"
             )
-        memory_switches(
-            pipe,
-            pipe.transformer,
-            gradient_checkpointing=gradient_checkpointing,
+        return cls.adapter_from_opened(
+            opened, prompt, options, gradient_checkpointing=gradient_checkpointing,
             vae_tiling=vae_tiling,
-        )
-        return cls(
-            pipe,
-            model_id=model_id,
-            prompt=complete_prompt(prompt),
-            settings=merged_settings(folder, options),
-            device=device,
-            dtype=dtype,
-        )
+        )  # fmt: skip
 
     @classmethod
     def tiny(
@@ -173,42 +168,15 @@ class HunyuanLoading(VideoGeneration):
         return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
-    def from_config(
-        cls,
-        folder: str | Any,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-        **options: Any,
-    ) -> Any:
-        """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
-        embeddings of the published shape (LLaVA tokens of the default template × 4096, pooled
-        CLIP-L 768)."""
-        from diffusers import (
-            AutoencoderKLHunyuanVideo,
-            HunyuanVideoImageToVideoPipeline,
-            HunyuanVideoTransformer3DModel,
-        )
-
-        pipe, settings = flow_pipeline_from_config(
-            folder, HunyuanVideoImageToVideoPipeline, HunyuanVideoTransformer3DModel,
-            AutoencoderKLHunyuanVideo, ABSENT, device, dtype, options,
-        )  # fmt: skip
+    def zero_prompt(cls, pipe: Any, settings: dict[str, Any], dtype: torch.dtype) -> dict:
+        """Zeros of the published shape: LLaVA tokens of the default template (or the setting
+        ``text_tokens``) × the text width (4096), and the pooled CLIP-L vector (768)."""
         tr = pipe.transformer.config
         tokens = int(settings.get("text_tokens", TEXT_TOKENS[tr.image_condition_type]))
-        with torch.device(device):
-            prompt = {
-                "prompt_embeds": torch.zeros(1, tokens, tr.text_embed_dim, dtype=dtype),
-                "pooled_prompt_embeds": torch.zeros(1, tr.pooled_projection_dim, dtype=dtype),
-            }
-        return cls(
-            pipe,
-            model_id=config_model_id(settings, folder),
-            prompt=complete_prompt(prompt),
-            settings=settings,
-            device=torch.device(device),
-            dtype=dtype,
-        )
+        return {
+            "prompt_embeds": torch.zeros(1, tokens, tr.text_embed_dim, dtype=dtype),
+            "pooled_prompt_embeds": torch.zeros(1, tr.pooled_projection_dim, dtype=dtype),
+        }
 
     # ------------------------------------------------------------------ generation, saving
     def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:

@@ -17,11 +17,10 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from . import _common as C
-from ._generate import VideoGeneration, run_pipeline, working_image
+from ._flow_load import FlowLoading
+from ._generate import run_pipeline, working_image
 from ._load import (
-    config_model_id,
-    memory_switches,
-    merged_settings,
+    Opened,
     open_pipeline,
     save_pipeline,
     saved_prompt,
@@ -31,7 +30,6 @@ from ._ltx_parts import (
     TINY_FRAMES,
     TINY_HEIGHT,
     TINY_WIDTH,
-    flow_pipeline_from_config,
     tiny_ltx_pipe,
 )
 
@@ -69,9 +67,17 @@ def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
     }
 
 
-class LTXLoading(VideoGeneration):
-    """``from_pretrained``, ``tiny``, ``from_config``, ``generate`` and ``save_pretrained`` of
-    :class:`~.ltx_i2v.LTXI2V`."""
+class LTXLoading(FlowLoading):
+    """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~._flow_load.FlowLoading`),
+    ``generate`` and ``save_pretrained`` of :class:`~.ltx_i2v.LTXI2V`."""
+
+    DIFFUSERS_CLASSES = (
+        "LTXImageToVideoPipeline",
+        "LTXVideoTransformer3DModel",
+        "AutoencoderKLLTXVideo",
+    )
+    ABSENT = ("text_encoder", "tokenizer")
+    complete_prompt = staticmethod(complete_prompt)
 
     @classmethod
     def from_pretrained(
@@ -106,7 +112,7 @@ class LTXLoading(VideoGeneration):
             raise InputError(
                 f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
             )
-        pipe, model_id, folder, src, device, dtype = open_pipeline(
+        opened = open_pipeline(
             LTXImageToVideoPipeline, model, device, dtype, "LTX-Video", text_encoder=None,
             tokenizer=None,
         )  # fmt: skip
@@ -116,25 +122,15 @@ class LTXLoading(VideoGeneration):
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        saved = saved_prompt(folder) if prompt_embeds is None and not prompt else None
+        saved = saved_prompt(opened.folder) if prompt_embeds is None and not prompt else None
         if saved is not None:
             given.update(saved)
         elif prompt_embeds is None:
-            given.update(_embed_prompt(pipe, src, prompt, device, dtype))
-        memory_switches(
-            pipe,
-            pipe.transformer,
-            gradient_checkpointing=gradient_checkpointing,
+            given.update(_embed_prompt(opened, prompt))
+        return cls.adapter_from_opened(
+            opened, given, settings, gradient_checkpointing=gradient_checkpointing,
             vae_tiling=vae_tiling,
-        )
-        return cls(
-            pipe,
-            model_id=model_id,
-            prompt=complete_prompt(given),
-            settings=merged_settings(folder, settings),
-            device=device,
-            dtype=dtype,
-        )
+        )  # fmt: skip
 
     @classmethod
     def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> Any:
@@ -152,38 +148,12 @@ class LTXLoading(VideoGeneration):
         return tiny_adapter(cls, pipe, device, prompt=prompt, settings=settings)
 
     @classmethod
-    def from_config(
-        cls,
-        folder: str | Any,
-        *,
-        device: str | torch.device = "cpu",
-        dtype: torch.dtype = torch.float32,
-        **options: Any,
-    ) -> Any:
-        """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
-        embeddings of the published shape ``(1, 128, 4096)`` (T5-XXL, 128 tokens)."""
-        from diffusers import (
-            AutoencoderKLLTXVideo,
-            LTXImageToVideoPipeline,
-            LTXVideoTransformer3DModel,
-        )
-
-        pipe, settings = flow_pipeline_from_config(
-            folder, LTXImageToVideoPipeline, LTXVideoTransformer3DModel, AutoencoderKLLTXVideo,
-            ("text_encoder", "tokenizer"), device, dtype, options,
-        )  # fmt: skip
+    def zero_prompt(cls, pipe: Any, settings: dict[str, Any], dtype: torch.dtype) -> dict:
+        """Zeros of the published shape ``(1, 128, 4096)`` (T5-XXL, 128 tokens, or the setting
+        ``text_tokens``)."""
         tokens = int(settings.get("text_tokens", TEXT_TOKENS))
         dim = pipe.transformer.config.caption_channels
-        with torch.device(device):
-            embeds = torch.zeros(1, tokens, dim, dtype=dtype)
-        return cls(
-            pipe,
-            model_id=config_model_id(settings, folder),
-            prompt=complete_prompt({"prompt_embeds": embeds}),
-            settings=settings,
-            device=torch.device(device),
-            dtype=dtype,
-        )
+        return {"prompt_embeds": torch.zeros(1, tokens, dim, dtype=dtype)}
 
     # ------------------------------------------------------------------ generation, saving
     def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
@@ -230,10 +200,9 @@ class LTXLoading(VideoGeneration):
         return {"adapter": self.registry_name, **{k: getattr(self, k) for k in keys}}
 
 
-def _embed_prompt(
-    pipe: Any, src: str, prompt: str, device: torch.device, dtype: torch.dtype
-) -> dict[str, Tensor]:
+def _embed_prompt(opened: Opened, prompt: str) -> dict[str, Tensor]:
     """Embed ``prompt`` and ``""`` once with the folder's T5 (no gradient), then drop T5."""
+    pipe, src, device, dtype = opened.pipe, opened.src, opened.device, opened.dtype
     config = pipe.load_config(src)
     if not (config.get("text_encoder") or [None])[0]:
         raise ModelError(

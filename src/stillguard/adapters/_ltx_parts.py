@@ -1,7 +1,7 @@
 """Building blocks of the ``ltx-i2v`` adapter: tiny and config-only pipelines, flow-matching helpers.
 
 The flow-matching helpers (:func:`keyed_generator`, :func:`keyed_randn`, :func:`training_sigmas`,
-:func:`build_from_config`) are shared with ``hunyuan-i2v``: both pipelines use diffusers'
+:func:`flow_timesteps`, :func:`euler_scheduler`, :func:`build_from_config`) are shared with ``hunyuan-i2v``: both pipelines use diffusers'
 ``FlowMatchEulerDiscreteScheduler``, ``x_σ = (1 − σ)·z0 + σ·ε`` with the velocity ``v = ε − z0``
 as the model output, and ``t = 1000·σ``.
 """
@@ -171,6 +171,28 @@ def training_sigmas(scheduler: Any, u: Tensor, seq_len: int) -> Tensor:
         return float(np.exp(mu)) / (float(np.exp(mu)) + (1 / u - 1))
     s = float(cfg.get("shift", 1.0))
     return s * u / (1 + (s - 1) * u)
+
+
+def flow_timesteps(
+    scheduler: Any, batch: int, generator: torch.Generator, seq_len: int, device: torch.device
+) -> Tensor:
+    """Training timesteps ``t = 1000·σ``, shape ``(batch,)`` on ``device``: σ is
+    :func:`training_sigmas` (in float64) of ``U(0.001, 0.999)`` drawn from ``generator``."""
+    u = torch.rand(batch, generator=generator, device=generator.device) * 0.998 + 0.001
+    return (1000 * training_sigmas(scheduler, u.double(), seq_len)).float().to(device)
+
+
+def euler_scheduler(
+    scheduler: Any, sigmas: np.ndarray, device: torch.device, mu: float | None = None
+) -> Any:
+    """A fresh ``FlowMatchEulerDiscreteScheduler`` with the pipeline scheduler's config, set to the
+    grid ``sigmas`` (``mu``: the resolution-dependent shift of dynamic shifting), for a
+    differentiable rollout that leaves the pipeline's own scheduler untouched."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    sch = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config)
+    sch.set_timesteps(sigmas=sigmas, mu=mu, device=device)
+    return sch
 
 
 def shift_mu(scheduler: Any, seq_len: int) -> float:

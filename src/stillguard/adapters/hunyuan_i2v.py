@@ -52,7 +52,7 @@ from ._generate import video_pixels
 from ._hunyuan_attention import HunyuanCapture
 from ._hunyuan_load import HunyuanLoading
 from ._load import adopt_pipeline
-from ._ltx_parts import training_sigmas
+from ._ltx_parts import euler_scheduler, flow_timesteps
 from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
@@ -210,8 +210,7 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
         """``t = 1000·σ``, σ = the scheduler's static shift of ``U(0.001, 0.999)``. Shape ``(batch,)``."""
-        u = torch.rand(batch, generator=generator, device=generator.device) * 0.998 + 0.001
-        return (1000 * training_sigmas(self.pipe.scheduler, u.double(), 0)).float().to(self.device)
+        return flow_timesteps(self.pipe.scheduler, batch, generator, 0, self.device)
 
     def denoise(
         self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
@@ -245,12 +244,10 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
         Shape:
             noise ``(B,F_lat,C,h,w)`` -> final latent ``(B,F_lat,C,h,w)``.
         """
-        from diffusers import FlowMatchEulerDiscreteScheduler
-
         noise = noise.to(self.device, self.dtype)
         cond = self._frames(x if isinstance(x, Conditioning) else self.encode(x), noise.shape[1])
-        sch = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config)
-        sch.set_timesteps(sigmas=np.linspace(1.0, 0.0, steps + 1)[:-1], device=self.device)
+        sigmas = np.linspace(1.0, 0.0, steps + 1)[:-1]
+        sch = euler_scheduler(self.pipe.scheduler, sigmas, self.device)
         still = cond.image_latents[:, :1].expand_as(noise)
         lat = noise * 0.999 + still * 0.001  # the pipeline's blend, before zeroing frames 1+
         for i, t in enumerate(sch.timesteps):

@@ -58,7 +58,7 @@ from ._generate import video_pixels
 from ._load import adopt_pipeline
 from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
-from ._ltx_parts import keyed_randn, shift_mu, training_sigmas
+from ._ltx_parts import euler_scheduler, flow_timesteps, keyed_randn, shift_mu
 from .base import Adapter, Conditioning, Denoised
 
 SAMPLE_MODES = ("sample", "mode")
@@ -224,10 +224,8 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
 
     def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
         """``t = 1000·σ``, σ = the sampler's shift applied to ``U(0.001, 0.999)``. Shape ``(batch,)``."""
-        u = torch.rand(batch, generator=generator, device=generator.device) * 0.998 + 0.001
         _, f, _, h, w = self.latent_shape(1)
-        sigma = training_sigmas(self.pipe.scheduler, u.double(), f * h * w)
-        return (1000 * sigma).float().to(self.device)
+        return flow_timesteps(self.pipe.scheduler, batch, generator, f * h * w, self.device)
 
     def denoise(
         self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
@@ -260,14 +258,12 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
         Shape:
             noise ``(B,F_lat,C,h,w)`` -> final latent ``(B,F_lat,C,h,w)`` (frame 0 = condition).
         """
-        from diffusers import FlowMatchEulerDiscreteScheduler
-
         lat = noise.to(self.device, self.dtype)
         cond = self._cond(x, lat)
         b, f, _, h, w = lat.shape
-        sch = FlowMatchEulerDiscreteScheduler.from_config(self.pipe.scheduler.config)
         sigmas = np.linspace(1.0, 1 / steps, steps)
-        sch.set_timesteps(sigmas=sigmas, mu=shift_mu(sch, f * h * w), device=self.device)
+        mu = shift_mu(self.pipe.scheduler, f * h * w)
+        sch = euler_scheduler(self.pipe.scheduler, sigmas, self.device, mu)
         cfg = self.guidance_scale > 1
         embeds, mask = self._text(b, cfg)
         for i, t in enumerate(sch.timesteps):

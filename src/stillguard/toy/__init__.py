@@ -7,7 +7,9 @@ video model, and protection computed on it does not protect against real I2V mod
 ``MODEL_CARD.md`` beside this file.
 
 Modules: :mod:`~stillguard.toy.training.data` (synthetic videos), :mod:`~stillguard.toy.build` (architecture,
-export and loading), :mod:`~stillguard.toy.training.stages` and :mod:`~stillguard.toy.training.train` (training,
+export and loading; :mod:`~stillguard.toy.wan_build` for the Wan-family toy, :mod:`~stillguard.toy.folder` the
+pipeline folder both write and read), :mod:`~stillguard.toy.training.stages` (with the transformer loop of
+:mod:`~stillguard.toy.training.ema_loop`) and :mod:`~stillguard.toy.training.train` (training,
 ``python -m stillguard.toy.training.train``), :mod:`~stillguard.toy.training.quality` (measured quality).
 Importing this package is cheap; torch and diffusers load only when a function needs them.
 """

@@ -11,13 +11,11 @@ The "prompt" is a fixed null embedding of shape ``(1, 1, 16)`` shipped beside th
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+from stillguard.toy import folder
 
 HEIGHT, WIDTH, NUM_FRAMES = 64, 64, 9
 TEXT_LEN, TEXT_DIM = 1, 16
@@ -142,33 +140,12 @@ def assemble(vae, transformer):
 
 
 def export(vae, transformer, path: str | Path, *, num_inference_steps: int = DEFAULT_STEPS) -> Path:
-    """Write the shipped pipeline folder: fp16 safetensors, null prompt and generation defaults."""
-    import copy
-
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    pipe = assemble(copy.deepcopy(vae).cpu(), copy.deepcopy(transformer).cpu())
-    pipe.to(torch.float16)
-    pipe.save_pretrained(str(path), safe_serialization=True)
-    save_file(
-        {"prompt_embeds": null_prompt().contiguous()}, str(path / "prompt_embeds.safetensors")
-    )
-    defaults = {
-        "height": HEIGHT,
-        "width": WIDTH,
-        "num_frames": NUM_FRAMES,
-        "num_inference_steps": num_inference_steps,
-        "guidance_scale": 1.0,
-    }
-    (path / "stillguard.json").write_text(json.dumps(defaults, indent=2) + "\n")
-    files = [f for f in path.rglob("*") if f.is_file()]
-    for f in files:  # safetensors files are written owner-only; the package ships them readable
-        f.chmod(0o644)
-    size = sum(f.stat().st_size for f in files)
-    logger.info("exported toy pipeline to %s (%.1f MB)", path, size / 1e6)
-    return path
+    """Write the shipped pipeline folder: fp16 safetensors, null prompt and generation defaults
+    (see :mod:`.folder`)."""
+    defaults = {"height": HEIGHT, "width": WIDTH, "num_frames": NUM_FRAMES}
+    defaults |= {"num_inference_steps": num_inference_steps, "guidance_scale": 1.0}
+    prompt = {"prompt_embeds": null_prompt().contiguous()}
+    return folder.export(assemble, vae, transformer, path, prompt, defaults, what="toy pipeline")
 
 
 def load_pipeline(path: str | Path | None = None, *, dtype: torch.dtype = torch.float32):
@@ -178,13 +155,6 @@ def load_pipeline(path: str | Path | None = None, *, dtype: torch.dtype = torch.
         ``(pipeline, prompt_embeds, defaults)``; ``prompt_embeds`` has shape ``(1, 1, 16)``.
     """
     from diffusers import CogVideoXImageToVideoPipeline
-    from safetensors.torch import load_file
 
     path = Path(path) if path is not None else weights_dir()
-    pipe = CogVideoXImageToVideoPipeline.from_pretrained(
-        str(path), text_encoder=None, tokenizer=None, dtype=dtype
-    )
-    pipe.set_progress_bar_config(disable=True)
-    embeds = load_file(str(path / "prompt_embeds.safetensors"))["prompt_embeds"].to(dtype)
-    defaults = json.loads((path / "stillguard.json").read_text())
-    return pipe, embeds, defaults
+    return folder.load(CogVideoXImageToVideoPipeline, path, dtype)

@@ -23,13 +23,11 @@ are set per channel from the training latents (as Wan publishes per-channel stat
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 
 import torch
 
-logger = logging.getLogger(__name__)
+from stillguard.toy import folder
 
 HEIGHT, WIDTH, NUM_FRAMES = 64, 64, 9
 TEXT_LEN, TEXT_DIM = 1, 16
@@ -134,36 +132,14 @@ def assemble(vae, transformer):
 
 def export(vae, transformer, path: str | Path, *, num_inference_steps: int = DEFAULT_STEPS) -> Path:
     """Write the shipped pipeline folder: fp16 safetensors, null prompt and generation defaults
-    (``stillguard.json`` names the ``wan-i2v`` adapter)."""
-    import copy
-
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    pipe = assemble(copy.deepcopy(vae).cpu(), copy.deepcopy(transformer).cpu())
-    pipe.to(torch.float16)
-    pipe.save_pretrained(str(path), safe_serialization=True)
+    (``stillguard.json`` names the ``wan-i2v`` adapter; see :mod:`.folder`)."""
+    defaults = {"adapter": "wan-i2v", "height": HEIGHT, "width": WIDTH, "num_frames": NUM_FRAMES}
+    defaults |= {"num_inference_steps": num_inference_steps, "guidance_scale": 1.0}
     null = null_prompt().contiguous()
-    save_file(
-        {"prompt_embeds": null, "negative_prompt_embeds": null.clone()},
-        str(path / "prompt_embeds.safetensors"),
+    prompt = {"prompt_embeds": null, "negative_prompt_embeds": null.clone()}
+    return folder.export(
+        assemble, vae, transformer, path, prompt, defaults, what="Wan toy pipeline"
     )
-    defaults = {
-        "adapter": "wan-i2v",
-        "height": HEIGHT,
-        "width": WIDTH,
-        "num_frames": NUM_FRAMES,
-        "num_inference_steps": num_inference_steps,
-        "guidance_scale": 1.0,
-    }
-    (path / "stillguard.json").write_text(json.dumps(defaults, indent=2) + "\n")
-    files = [f for f in path.rglob("*") if f.is_file()]
-    for f in files:  # safetensors files are written owner-only; the package ships them readable
-        f.chmod(0o644)
-    size = sum(f.stat().st_size for f in files)
-    logger.info("exported Wan toy pipeline to %s (%.1f MB)", path, size / 1e6)
-    return path
 
 
 def load_pipeline(path: str | Path | None = None, *, dtype: torch.dtype = torch.float32):
@@ -173,15 +149,6 @@ def load_pipeline(path: str | Path | None = None, *, dtype: torch.dtype = torch.
         ``(pipeline, prompt_embeds, defaults)``; ``prompt_embeds`` has shape ``(1, 1, 16)``.
     """
     from diffusers import WanImageToVideoPipeline
-    from safetensors.torch import load_file
 
     path = Path(path) if path is not None else weights_dir()
-    pipe = WanImageToVideoPipeline.from_pretrained(
-        str(path), text_encoder=None, tokenizer=None, dtype=dtype, use_safetensors=True,
-        local_files_only=True,
-    )  # fmt: skip
-    pipe.set_progress_bar_config(disable=True)
-    embeds = load_file(str(path / "prompt_embeds.safetensors"))["prompt_embeds"].to(dtype)
-    defaults = json.loads((path / "stillguard.json").read_text())
-    defaults.pop("adapter", None)
-    return pipe, embeds, defaults
+    return folder.load(WanImageToVideoPipeline, path, dtype)

@@ -15,7 +15,6 @@ are posterior means; the VAE ``scaling_factor`` is set to ``1 / std`` of the cac
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
@@ -34,6 +33,7 @@ from stillguard.toy.training.data import (
     VAE_SCENES,
     make_videos,
 )
+from stillguard.toy.training.ema_loop import train_with_ema
 
 logger = logging.getLogger(__name__)
 
@@ -171,19 +171,28 @@ def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
     }
 
 
-def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
-    """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
+def encoded_videos(vae, s: Settings, encode=None) -> dict:
+    """The training (``s.n_latents``) and validation (64) videos encoded once with
+    ``encode(vae, s, stream, n)`` (default this toy's) and saved to ``latents.pt``; a resumed run
+    with the same ``n_latents`` reads them back. Returns ``{"n", "train", "val"}``."""
+    encode = encode or _encode
     path = s.out / "latents.pt"
     cache = load_checkpoint(path, s)
     if cache is None or cache["n"] != s.n_latents:
         t0 = time.time()
         cache = {
             "n": s.n_latents,
-            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
-            "val": _encode(vae, s, STREAM_VALIDATION, 64),
+            "train": encode(vae, s, STREAM_LATENTS, s.n_latents),
+            "val": encode(vae, s, STREAM_VALIDATION, 64),
         }
         save_checkpoint(cache, path)
         logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    return cache
+
+
+def cache_latents(vae, s: Settings) -> dict[str, dict[str, torch.Tensor]]:
+    """Encode the training and validation videos once; sets the VAE's ``scaling_factor``."""
+    cache = encoded_videos(vae, s)
     std = cache["train"]["vid"].std().item()
     vae.register_to_config(scaling_factor=1.0 / std)
     logger.info("latent std %.4f -> scaling_factor %.4f", std, 1.0 / std)
@@ -228,72 +237,23 @@ def _validate(model, sch, lat: dict, scale: float, rope, s: Settings) -> float:
 
 
 def train_transformer(cache: dict, scale: float, s: Settings):
-    """Train the I2V transformer on cached latents.
+    """Train the I2V transformer on cached latents (v-prediction MSE; the shared loop of
+    :mod:`.ema_loop`, 200-step warm-up).
 
     Returns:
         ``(ema, log)``: the EMA model in eval mode and the validation log.
     """
-    path = s.out / "transformer_state.pt"
-    torch.manual_seed(s.seed + 1)
-    model = build.build_transformer().to(s.device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    gen = torch.Generator(s.device).manual_seed(s.seed + 2)
-    step, elapsed, run, log = 0, 0.0, 0.0, []
-    state = load_checkpoint(path, s)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"].to(gen.get_state().device))
-        step, elapsed, run, log = state["step"], state["elapsed"], state["run"], state["log"]
     sch, rope = build.build_scheduler(), build.rotary_embeddings(s.device)
     train, val = cache["train"], cache["val"]
-    n, budget = train["vid"].shape[0], s.minutes_transformer * 60
-    t0, s0, last_ck = time.time(), step, elapsed
 
-    def checkpoint(done: bool) -> None:
-        blob = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
-        blob |= {"gen": gen.get_state(), "step": step, "elapsed": elapsed, "run": run, "log": log}
-        save_checkpoint(blob | {"done": done}, path)
-
-    done = state is not None and state.get("done", False)
-    model.train()
-    while not done and elapsed < budget:
-        start = time.time()
-        warm = min(1.0, (step + 1) / 200)
-        cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
-        for g in opt.param_groups:
-            g["lr"] = s.lr * warm * cos
-        idx = torch.randint(0, n, (s.batch,), generator=gen, device=s.device).cpu()
+    def step_loss(model, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         z, cond = _batch(train, idx, scale, gen, s.device)
         t = torch.randint(0, 1000, (s.batch,), generator=gen, device=s.device)
         eps = torch.randn(z.shape, generator=gen, device=s.device)
-        loss = _v_loss(model, sch, z, cond, t, eps, rope)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(0.999, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.mul_(d).add_(pm, alpha=1 - d)
-        step += 1
-        run = loss.item() if step == 1 else 0.98 * run + 0.02 * loss.item()
-        elapsed += time.time() - start
-        if step % 100 == 0:
-            log_progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
-        if elapsed - last_ck > s.checkpoint_minutes * 60:
-            vl = _validate(ema, sch, val, scale, rope, s)
-            log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
-            logger.info("transformer step %d: validation v-MSE (EMA) %.4f", step, vl)
-            checkpoint(False)
-            last_ck = elapsed
-    if not done:
-        vl = _validate(ema, sch, val, scale, rope, s)
-        log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
-        logger.info(
-            "transformer done: %d steps, %.1f min, validation v-MSE %.4f", step, elapsed / 60, vl
-        )
-        checkpoint(True)
-    return ema, log
+        return _v_loss(model, sch, z, cond, t, eps, rope)
+
+    return train_with_ema(
+        s, build.build_transformer, train["vid"].shape[0], step_loss,
+        lambda ema: _validate(ema, sch, val, scale, rope, s),
+        warmup_steps=200, log_every=100, metric="v-MSE",
+    )  # fmt: skip

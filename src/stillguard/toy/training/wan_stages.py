@@ -20,22 +20,15 @@ is what the Wan design asks for:
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import time
 
 import torch
 import torch.nn.functional as F
 
 from stillguard.toy import wan_build as build
 from stillguard.toy.training import stages
-from stillguard.toy.training.checkpoints import load_checkpoint, log_progress, save_checkpoint
-from stillguard.toy.training.data import (
-    STREAM_LATENTS,
-    STREAM_VALIDATION,
-    make_videos,
-)
+from stillguard.toy.training.data import make_videos
+from stillguard.toy.training.ema_loop import train_with_ema
 from stillguard.toy.training.stages import Settings, _to_vae
 
 logger = logging.getLogger(__name__)
@@ -70,17 +63,7 @@ def _encode(vae, s: Settings, stream: int, n: int) -> dict[str, torch.Tensor]:
 def cache_latents(vae, s: Settings) -> dict:
     """Encode the training and validation videos once; sets ``latents_mean``/``latents_std``
     per channel and returns the *normalised* latents (the transformer's inputs)."""
-    path = s.out / "latents.pt"
-    cache = load_checkpoint(path, s)
-    if cache is None or cache["n"] != s.n_latents:
-        t0 = time.time()
-        cache = {
-            "n": s.n_latents,
-            "train": _encode(vae, s, STREAM_LATENTS, s.n_latents),
-            "val": _encode(vae, s, STREAM_VALIDATION, 64),
-        }
-        save_checkpoint(cache, path)
-        logger.info("cached %d latent videos in %.1f min", s.n_latents, (time.time() - t0) / 60)
+    cache = stages.encoded_videos(vae, s, _encode)
     raw = cache["train"]["vid"]
     mean = raw.mean(dim=(0, 2, 3, 4))
     std = raw.std(dim=(0, 2, 3, 4)).clamp_min(1e-4)
@@ -122,67 +105,17 @@ def _validate(model, lat: dict, s: Settings) -> float:
 
 
 def train_transformer(cache: dict, s: Settings):
-    """Train the I2V transformer on cached normalised latents. Returns ``(ema, log)``."""
-    path = s.out / "transformer_state.pt"
-    torch.manual_seed(s.seed + 1)
-    model = build.build_transformer().to(s.device)
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    gen = torch.Generator(s.device).manual_seed(s.seed + 2)
-    step, elapsed, run, log = 0, 0.0, 0.0, []
-    state = load_checkpoint(path, s)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"].to(gen.get_state().device))
-        step, elapsed, run, log = state["step"], state["elapsed"], state["run"], state["log"]
+    """Train the I2V transformer on cached normalised latents (flow-matching MSE; the shared loop
+    of :mod:`.ema_loop`, 100-step warm-up). Returns ``(ema, log)``."""
     train, val = cache["train"], cache["val"]
-    n, budget = train["vid"].shape[0], s.minutes_transformer * 60
-    t0, s0, last_ck = time.time(), step, elapsed
 
-    def checkpoint(done: bool) -> None:
-        blob = {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}
-        blob |= {"gen": gen.get_state(), "step": step, "elapsed": elapsed, "run": run, "log": log}
-        save_checkpoint(blob | {"done": done}, path)
-
-    def validate() -> None:
-        vl = _validate(ema, val, s)
-        log.append({"step": step, "elapsed": elapsed, "loss_avg": run, "val_loss_ema": vl})
-        logger.info("transformer step %d: validation flow MSE (EMA) %.4f", step, vl)
-
-    done = state is not None and state.get("done", False)
-    model.train()
-    while not done and elapsed < budget:
-        start = time.time()
-        warm = min(1.0, (step + 1) / 100)
-        cos = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * elapsed / budget))
-        for g in opt.param_groups:
-            g["lr"] = s.lr * warm * cos
-        idx = torch.randint(0, n, (s.batch,), generator=gen, device=s.device).cpu()
+    def step_loss(model, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         z, cond = train["vid"][idx].to(s.device), train["cond"][idx].to(s.device)
         sigma = build.shift_sigma(torch.rand(s.batch, generator=gen, device=s.device))
         eps = torch.randn(z.shape, generator=gen, device=s.device)
-        loss = _flow_loss(model, z, cond, sigma, eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(0.999, (1 + step) / (10 + step))
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.mul_(d).add_(pm, alpha=1 - d)
-        step += 1
-        run = loss.item() if step == 1 else 0.98 * run + 0.02 * loss.item()
-        elapsed += time.time() - start
-        if step % 50 == 0:
-            log_progress("transformer", step, elapsed, budget, t0, s0, loss_avg=run)
-        if elapsed - last_ck > s.checkpoint_minutes * 60:
-            validate()
-            checkpoint(False)
-            last_ck = elapsed
-    if not done:
-        validate()
-        logger.info("transformer done: %d steps, %.1f min", step, elapsed / 60)
-        checkpoint(True)
-    return ema, log
+        return _flow_loss(model, z, cond, sigma, eps)
+
+    return train_with_ema(
+        s, build.build_transformer, train["vid"].shape[0], step_loss,
+        lambda ema: _validate(ema, val, s), warmup_steps=100, log_every=50, metric="flow MSE",
+    )  # fmt: skip
