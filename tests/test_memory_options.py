@@ -1,0 +1,149 @@
+"""Memory switches of dynamicrafter and wan-i2v: they change memory, never values or gradients.
+
+``gradient_checkpointing`` recomputes blocks in backward, ``vae_slicing`` encodes batch items one by
+one, ``vae_tiling`` (wan-i2v only) encodes spatial tiles above the VAE's tile size. For each, on tiny
+models: the denoiser output, a captured attention map and the gradient w.r.t. the image equal the
+switch-off ones (1e-5), and the switch demonstrably runs (blocks run twice, the encoder once per
+item). The switches flow through ``tiny``, ``from_pretrained`` and ``from_config``, and the memory
+ladder's plan now uses them (not ``skipped_rungs``).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stillguard.adapters import ADAPTERS
+from stillguard.errors import InputError
+from stillguard.plan import plan
+from stillguard.plan.ladder import _unavailable
+
+TOL = 1e-5
+
+
+def _denoiser(adapter) -> torch.nn.Module:
+    return (
+        adapter.pipe.unet if adapter.registry_name == "dynamicrafter" else adapter.pipe.transformer
+    )
+
+
+def _blocks(adapter) -> list[torch.nn.Module]:
+    den = _denoiser(adapter)
+    return list(den.input_blocks) if adapter.registry_name == "dynamicrafter" else list(den.blocks)
+
+
+def _step(adapter, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Denoise once (with an attention capture, as Vid-Freeze does) and differentiate a loss of
+    the prediction and the captured map w.r.t. the image. Returns ``(pred, map, grad)``."""
+    x = image.clone().requires_grad_(True)
+    kind = "attention-temporal" if adapter.registry_name == "dynamicrafter" else "attention-joint"
+    layer = adapter.layer_names(kind)[0]
+    g = torch.Generator().manual_seed(3)
+    noise = torch.randn(adapter.latent_shape(image.shape[0]), generator=g)
+    t = torch.tensor([500.0])
+    with adapter.capture(attention=[layer]) as cap:
+        out = adapter.denoise(x, t, noise)
+    probs = cap.attention[layer][0]
+    loss = out.pred.square().mean() + probs.square().sum()
+    (grad,) = torch.autograd.grad(loss, x)
+    return out.pred.detach(), probs.detach(), grad
+
+
+def _image(batch: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(11)
+    return torch.rand(batch, 3, 64, 64, generator=g)
+
+
+def _count_calls(modules: list[torch.nn.Module]) -> list[int]:
+    """How often ``modules`` start a forward (a pre-hook: a checkpoint's recomputation stops
+    early, once it has what backward needs, so a block's forward *hook* may not fire then)."""
+    counts = [0]
+
+    def hook(*_args) -> None:
+        counts[0] += 1
+
+    for m in modules:
+        m.register_forward_pre_hook(hook)
+    return counts
+
+
+CASES = [
+    ("dynamicrafter", {"gradient_checkpointing": True}),
+    ("dynamicrafter", {"vae_slicing": True}),
+    ("wan-i2v", {"gradient_checkpointing": True}),
+]
+
+
+@pytest.mark.parametrize(("target", "switches"), CASES)
+def test_switch_keeps_outputs_and_gradients(target, switches) -> None:
+    cls = ADAPTERS.get(target)
+    batch = 2 if "vae_slicing" in switches else 1
+    ref = _step(cls.tiny(seed=0), _image(batch))
+    ad = cls.tiny(seed=0, **switches)
+    if "gradient_checkpointing" in switches:
+        calls = _count_calls(_blocks(ad))
+    else:
+        calls = _count_calls([ad.pipe.vae.encoder])
+    got = _step(ad, _image(batch))
+    for a, b in zip(got, ref, strict=True):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, atol=TOL, rtol=TOL)
+    n_blocks = len(_blocks(ad))
+    if "gradient_checkpointing" in switches:  # each block runs in forward and again in backward
+        assert calls[0] == 2 * n_blocks
+    else:  # one encoder call per batch item
+        assert calls[0] == batch
+
+
+@pytest.mark.parametrize("switch", ["vae_slicing", "vae_tiling"])
+def test_wan_vae_switches_keep_the_condition(switch) -> None:
+    """Slicing: the causal encoder runs once per chunk *and item*. Tiling: diffusers' blended
+    tiles start above 256 px a side, so below it (the tiny 64 px) the latent is the untiled one."""
+    cls = ADAPTERS.get("wan-i2v")
+    plain, switched = cls.tiny(seed=0), cls.tiny(seed=0, **{switch: True})
+    assert getattr(switched.pipe.vae, "use_" + switch.split("_")[1]) is True
+    counts = [_count_calls([a.pipe.vae.encoder]) for a in (plain, switched)]
+    with torch.no_grad():
+        a, b = (ad.encode(_image(2)).image_latents for ad in (plain, switched))
+    torch.testing.assert_close(a, b, atol=TOL, rtol=TOL)
+    assert counts[1][0] == (2 if switch == "vae_slicing" else 1) * counts[0][0] > 0
+
+
+def test_dynamicrafter_refuses_vae_tiling_clearly() -> None:
+    with pytest.raises(InputError, match="no VAE tiling"):
+        ADAPTERS.get("dynamicrafter").from_config(_dc_folder(), device="meta", vae_tiling=True)
+
+
+def _dc_folder():
+    from stillguard.adapters.official import config_folder
+
+    return config_folder("dynamicrafter-256")
+
+
+@pytest.mark.parametrize("target", ["dynamicrafter", "wan-i2v"])
+def test_switches_flow_through_from_pretrained_and_from_config(target, tmp_path) -> None:
+    cls = ADAPTERS.get(target)
+    folder = tmp_path / target
+    cls.tiny(seed=0).save_pretrained(str(folder))
+    on = dict(gradient_checkpointing=True, vae_slicing=True)
+    for ad in (cls.from_pretrained(str(folder), **on), cls.from_config(str(folder), **on)):
+        den = _denoiser(ad)
+        assert den.gradient_checkpointing is True
+        assert ad.pipe.vae.use_slicing is True
+        assert "gradient_checkpointing" not in getattr(ad, "settings", {})
+    for ad in (cls.from_pretrained(str(folder)), cls.from_config(str(folder))):
+        assert _denoiser(ad).gradient_checkpointing is False
+        assert ad.pipe.vae.use_slicing is False
+
+
+@pytest.mark.parametrize("target", ["dynamicrafter", "wan-i2v"])
+def test_ladder_offers_the_switches(target) -> None:
+    for rung in ("gradient-checkpointing", "vae-slicing"):
+        assert _unavailable(rung, target, "vid-freeze") is None
+    p = plan(target, model="tiny", dtype="float32", rungs=["gradient-checkpointing"])
+    base = plan(target, model="tiny", dtype="float32")
+    assert "gradient-checkpointing" in p.rungs
+    assert p.adapter_options.get("gradient_checkpointing") is True
+    # the forward keeps only block inputs (and the captured maps); the blocks' own activations
+    # come back, one block at a time, during backward (tiny models: weights dominate the peak)
+    assert p.peak_breakdown["activations"] < base.peak_breakdown["activations"]
