@@ -44,10 +44,11 @@ the gradient on latent frame 0 only (the other frames are encoded without grad; 
 
 Memory switches (every constructor; not saved): ``gradient_checkpointing`` recomputes each
 transformer block in backward (diffusers' ``enable_gradient_checkpointing``, every expert; values
-exact); ``vae_slicing`` encodes batch items one by one (exact); ``vae_tiling`` is diffusers'
-``AutoencoderKLWan`` tiling: above 256 px a side it encodes 256-px tiles with a 192-px stride and
-blends the overlaps linearly, so the latent is close to, not equal to, the untiled one (exact
-below 256 px), and under autograd every tile's activations are kept for backward.
+exact); ``vae_slicing`` encodes batch items one by one (exact). ``vae_tiling`` is refused: diffusers'
+``AutoencoderKLWan`` tiling encodes 256-px tiles at a 192-px stride and blends the overlaps, so the
+latent changes above 256 px, and under autograd every tile's activations are kept for backward
+anyway (about (256/192)^2 = 1.8x the encoder's activations), so it is not expected to lower a
+protection step's peak.
 
 Choices where the pipeline leaves room:
     * latents use the VAE posterior mode (the pipeline does too: ``sample_mode="argmax"``);
@@ -94,8 +95,8 @@ _SETTINGS = (
     "height", "width", "num_frames", "opt_num_frames", "num_inference_steps", "guidance_scale",
     "guidance_scale_2", "flow_shift", "condition_grad",
 )  # fmt: skip
-#: memory switches (no effect on values, except tiling above the tile size; never saved)
-_SWITCHES = ("gradient_checkpointing", "vae_slicing", "vae_tiling")
+#: memory switches (no effect on values; never saved)
+_SWITCHES = ("gradient_checkpointing", "vae_slicing")
 
 
 @ADAPTERS.register("wan-i2v")
@@ -127,7 +128,6 @@ class WanI2V(WanCapture):
         negative_prompt_embeds: Tensor | None = None,
         gradient_checkpointing: bool = False,
         vae_slicing: bool = False,
-        vae_tiling: bool = False,
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
@@ -172,7 +172,7 @@ class WanI2V(WanCapture):
         prompt_embeds, negative_prompt_embeds = prompt_pair(
             folder, prompt, prompt_embeds, negative_prompt_embeds, embed
         )
-        cls._switch(pipe, gradient_checkpointing, vae_slicing, vae_tiling)
+        cls._switch(pipe, gradient_checkpointing, vae_slicing)
         return cls(
             pipe, model_id=model_id, prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds, settings=stored, device=device,
@@ -196,8 +196,8 @@ class WanI2V(WanCapture):
         does not (the scheduler's bookkeeping reads tensor values). ``settings`` may hold the
         memory switches of :meth:`from_pretrained`."""
         settings = dict(settings)
+        cls._check_settings({k: v for k, v in settings.items() if k not in _SWITCHES})
         switches = [bool(settings.pop(k, False)) for k in _SWITCHES]
-        cls._check_settings(settings)
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         path = Path(folder)
         pipe = B.pipeline_from_config(path, device, dtype, seed)
@@ -220,7 +220,6 @@ class WanI2V(WanCapture):
         flavour: str = "wan2.1",
         gradient_checkpointing: bool = False,
         vae_slicing: bool = False,
-        vae_tiling: bool = False,
     ) -> WanI2V:
         """64×64, 9 frames (3 latent frames), 4 blocks of 2×12 heads, prompt embeds (1, 512, 16).
 
@@ -229,7 +228,7 @@ class WanI2V(WanCapture):
         (``guidance_scale=2``) so its code runs; 2 sampler steps.
         """
         pipe, embeds = _wan_tiny.wan_pipe(seed, flavour)
-        cls._switch(pipe, gradient_checkpointing, vae_slicing, vae_tiling)
+        cls._switch(pipe, gradient_checkpointing, vae_slicing)
         settings = dict(
             height=_wan_tiny.SIZE, width=_wan_tiny.SIZE, num_frames=_wan_tiny.FRAMES,
             num_inference_steps=2, guidance_scale=2.0,
@@ -240,15 +239,21 @@ class WanI2V(WanCapture):
         )  # fmt: skip
 
     @classmethod
-    def _switch(cls, pipe: Any, checkpointing: bool, slicing: bool, tiling: bool) -> None:
-        """Apply the memory switches: checkpoint every expert's blocks, slice/tile the VAE."""
+    def _switch(cls, pipe: Any, checkpointing: bool, slicing: bool) -> None:
+        """Apply the memory switches: checkpoint every expert's blocks, slice the VAE."""
         for tr in cls._experts_of(pipe):
             memory_switches(pipe, tr, gradient_checkpointing=checkpointing)
-        memory_switches(pipe, None, vae_slicing=slicing, vae_tiling=tiling)
+        memory_switches(pipe, None, vae_slicing=slicing)
 
     @classmethod
     def _check_settings(cls, settings: dict[str, Any]) -> None:
         """Raise :class:`InputError` for option names that are not settings."""
+        if settings.get("vae_tiling"):
+            raise InputError(
+                "wan-i2v has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles "
+                "(the latent changes) and under autograd keeps every tile's activations; use "
+                "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
+            )
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise InputError(
