@@ -13,6 +13,7 @@ import contextlib
 
 import pytest
 import torch
+from helpers import check_capture_under_checkpointing, draw_inputs
 
 from stillguard.adapters import ADAPTERS
 from stillguard.errors import InputError
@@ -148,9 +149,9 @@ def test_ladder_offers_the_switches(target) -> None:
     base = plan(target, model="tiny", dtype="float32")
     assert "gradient-checkpointing" in p.rungs
     assert p.adapter_options.get("gradient_checkpointing") is True
-    # the forward keeps only block inputs (and the captured maps); the blocks' own activations
-    # come back, one block at a time, during backward (tiny models: weights dominate the peak)
-    assert p.peak_breakdown["activations"] < base.peak_breakdown["activations"]
+    # the blocks run again in backward: more FLOPs (tiny models: too small for a memory claim;
+    # docs/plans.md holds the real-size numbers)
+    assert p.flops_per_step > base.flops_per_step
 
 
 def _chain_peak(checkpointed: bool, counter) -> int:
@@ -190,3 +191,19 @@ def test_flop_counter_lets_checkpointing_free_recomputed_blocks() -> None:
     counted = flops.counter()
     _chain_peak(True, counted)
     assert counted.get_total_flops() > 0
+
+
+@pytest.mark.parametrize("mode", ["exact", "sampled", "pooled"])
+def test_dynamicrafter_capture_under_gradient_checkpointing(image, mode) -> None:
+    """A block output and a temporal map recorded once per call, the same gradient, every mode."""
+    a = ADAPTERS.get("dynamicrafter").tiny()
+    t, noise = draw_inputs(a)
+    layer, block = a.layer_names("attention-temporal")[-1], a.layer_names("hidden")[-1]
+
+    def enable() -> None:
+        a.pipe.unet.gradient_checkpointing = True
+
+    def options() -> dict:
+        return dict(mode=mode, max_queries=8, generator=torch.Generator().manual_seed(5))
+
+    check_capture_under_checkpointing(a, image, t, noise, layer, block, enable, options)
