@@ -1,10 +1,11 @@
 """Memory switches of dynamicrafter and wan-i2v: they change memory, never values or gradients.
 
 ``gradient_checkpointing`` recomputes blocks in backward, ``vae_slicing`` encodes batch items one by
-one (``vae_tiling`` is refused by both, with the reason). For each, on tiny models: the denoiser output, a captured attention map and the gradient w.r.t. the image equal the
-switch-off ones (1e-5), and the switch demonstrably runs (blocks run twice, the encoder once per
-item). The switches flow through ``tiny``, ``from_pretrained`` and ``from_config``, and the memory
-ladder's plan now uses them (not ``skipped_rungs``).
+one (``vae_tiling`` is refused by both, with the reason). For each, on tiny models: the denoiser
+output, a captured attention map and the gradient w.r.t. the image equal the switch-off ones
+(1e-5), and the switch demonstrably runs (blocks start twice, the encoder once per item). The
+switches flow through ``tiny``, ``from_pretrained`` and ``from_config``, the memory ladder's plan
+uses them, and the planner's FLOP counter lets checkpointing free what it recomputes.
 """
 
 from __future__ import annotations
@@ -162,8 +163,13 @@ def _chain_peak(checkpointed: bool, counter) -> int:
     from stillguard.plan.memory import MemoryTracker
 
     torch.manual_seed(0)
-    blocks = [torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Tanh(), torch.nn.Linear(256, 64))
-              for _ in range(8)]  # fmt: skip
+
+    def block() -> torch.nn.Module:
+        return torch.nn.Sequential(
+            torch.nn.Linear(64, 256), torch.nn.Tanh(), torch.nn.Linear(256, 64)
+        )
+
+    blocks = [block() for _ in range(8)]
     for b in blocks:
         b.requires_grad_(False)
     x = torch.randn(256, 64, requires_grad=True)

@@ -44,11 +44,11 @@ the gradient on latent frame 0 only (the other frames are encoded without grad; 
 
 Memory switches (every constructor; not saved): ``gradient_checkpointing`` recomputes each
 transformer block in backward (diffusers' ``enable_gradient_checkpointing``, every expert; values
-exact); ``vae_slicing`` encodes batch items one by one (exact). ``vae_tiling`` is refused: diffusers'
-``AutoencoderKLWan`` tiling encodes 256-px tiles at a 192-px stride and blends the overlaps, so the
-latent changes above 256 px, and under autograd every tile's activations are kept for backward
-anyway (about (256/192)^2 = 1.8x the encoder's activations), so it is not expected to lower a
-protection step's peak.
+exact); ``vae_slicing`` encodes batch items one by one (exact). ``vae_tiling`` is refused:
+diffusers' ``AutoencoderKLWan`` tiling encodes 256-px tiles at a 192-px stride and blends the
+overlaps, so the latent changes above 256 px, and under autograd every tile's activations are kept
+for backward anyway (about (256/192)^2 = 1.8x the encoder's activations), so it is not expected to
+lower a protection step's peak.
 
 Choices where the pipeline leaves room:
     * latents use the VAE posterior mode (the pipeline does too: ``sample_mode="argmax"``);
