@@ -13,6 +13,11 @@ settings and the prompt embeddings ``{"prompt_embeds", "negative_prompt_embeds"}
 * :meth:`~DynamiCrafterLoading.official_model`: the whole ``LatentVisualDiffusion`` of an official
   ``model.ckpt`` (1024/512/256), official parameter names;
 * :meth:`~DynamiCrafterLoading.tiny`: every switch of the 1024 model on, at toy widths.
+
+Every constructor also takes the memory switches :data:`SWITCHES` (no effect on values or
+gradients, not saved): ``gradient_checkpointing`` (UNet blocks recompute in backward) and
+``vae_slicing`` (the VAE encodes batch items one by one). ``vae_tiling`` is refused with a clear
+message: tiles would change the SD VAE's latent (its mid-block attention sees the whole image).
 """
 
 from __future__ import annotations
@@ -23,11 +28,28 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
+from ..errors import InputError
 from . import _common as C
 from ._load import tiny_adapter
 from .nets import dc_config, dc_load
 
 T = TypeVar("T", bound="DynamiCrafterLoading")
+
+#: memory switches (no effect on the outputs; not generation settings, so never saved)
+SWITCHES = ("gradient_checkpointing", "vae_slicing")
+
+
+def _switch(net: Any, options: dict[str, Any]) -> None:
+    """Pop the memory switches out of ``options`` and apply them to the :class:`DCModel`."""
+    if options.pop("vae_tiling", False):
+        raise InputError(
+            "dynamicrafter has no VAE tiling: its SD VAE's mid-block attention spans the whole "
+            "image, so tiles would change the latent; use vae_slicing, a lower resolution "
+            "(height/width) or gradient_checkpointing instead"
+        )
+    flags = {k: bool(options.pop(k, False) or False) for k in SWITCHES}
+    net.unet.gradient_checkpointing = flags["gradient_checkpointing"]
+    net.vae.use_slicing = flags["vae_slicing"]
 
 
 class DynamiCrafterLoading:
@@ -39,13 +61,15 @@ class DynamiCrafterLoading:
 
         ``config`` (``"1024"``, ``"512"``, ``"256"``) picks the shipped configuration for a single
         file (default: told by its keys). Hub ids are refused: the official weights are pickles,
-        convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``.
+        convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``;
+        the memory switches (:data:`SWITCHES`) are taken out of them.
         """
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         folder, state = dc_load.resolve(model, config)
         has_text = any(k.startswith("cond_stage_model.") for k in state)
         net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
         dc_load.load_into(net, state, str(model))
+        _switch(net, settings)
         stored = dc_load.settings_of(folder)
         stored.update({k: v for k, v in settings.items() if v is not None})
         prompt = dc_load.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
@@ -54,11 +78,14 @@ class DynamiCrafterLoading:
         return cls(net, model_id=str(model), settings=stored, prompt=prompt, device=device, dtype=dtype)  # fmt: skip
 
     @classmethod
-    def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu") -> T:
-        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (``dc_config.TINY``)."""
+    def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu", gradient_checkpointing: bool = False, vae_slicing: bool = False) -> T:  # fmt: skip
+        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (``dc_config.TINY``),
+        and the given memory switches (:data:`SWITCHES`)."""
+        switches = dict(gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = dc_load.build(dc_config.TINY, with_text=False)
+        _switch(net, switches)
         gen = torch.Generator().manual_seed(seed)
         dim = dc_config.TINY["unet"]["context_dim"]
         prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
@@ -69,10 +96,12 @@ class DynamiCrafterLoading:
 
     @classmethod
     def from_config(cls: type[T], folder: str | Any, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options: Any) -> T:  # fmt: skip
-        """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``."""
-        folder, dtype = Path(folder), C.resolve_dtype(dtype)
+        """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``;
+        ``options``: generation settings and the memory switches (:data:`SWITCHES`)."""
+        folder, dtype, options = Path(folder), C.resolve_dtype(dtype), dict(options)
         config = dc_config.read_config(folder)
         net = dc_load.build(config, with_text=False, device=device)
+        _switch(net, options)
         if dtype != torch.float32:  # (a no-op cast fails under FakeTensorMode)
             net.to(dtype=dtype)
         dim = int(config["unet"]["context_dim"])

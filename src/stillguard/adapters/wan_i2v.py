@@ -42,6 +42,14 @@ per layer and encode). The Wan VAE has no gradient checkpointing (``_supports_gr
 = False``): encoding 81 frames with grad is what costs memory; ``condition_grad="first"`` keeps
 the gradient on latent frame 0 only (the other frames are encoded without grad; values exact).
 
+Memory switches (every constructor; not saved): ``gradient_checkpointing`` recomputes each
+transformer block in backward (diffusers' ``enable_gradient_checkpointing``, every expert; values
+exact); ``vae_slicing`` encodes batch items one by one (exact). ``vae_tiling`` is refused:
+diffusers' ``AutoencoderKLWan`` tiling encodes 256-px tiles at a 192-px stride and blends the
+overlaps, so the latent changes above 256 px, and under autograd every tile's activations are kept
+for backward anyway (about (256/192)^2 = 1.8x the encoder's activations), so it is not expected to
+lower a protection step's peak.
+
 Choices where the pipeline leaves room:
     * latents use the VAE posterior mode (the pipeline does too: ``sample_mode="argmax"``);
     * timesteps are ``t = 1000·σ'`` with ``σ ~ U(0,1)`` shifted by the scheduler's ``flow_shift``
@@ -71,7 +79,14 @@ from ..registry import ADAPTERS, close_matches
 from . import _common as C
 from . import _wan_build as B
 from . import _wan_tiny
-from ._load import merged_settings, prompt_pair, resolve_source, save_pipeline, tiny_adapter
+from ._load import (
+    memory_switches,
+    merged_settings,
+    prompt_pair,
+    resolve_source,
+    save_pipeline,
+    tiny_adapter,
+)
 from ._wan_capture import WanCapture
 
 logger = logging.getLogger(__name__)
@@ -80,6 +95,8 @@ _SETTINGS = (
     "height", "width", "num_frames", "opt_num_frames", "num_inference_steps", "guidance_scale",
     "guidance_scale_2", "flow_shift", "condition_grad",
 )  # fmt: skip
+#: memory switches (no effect on values; never saved)
+_SWITCHES = ("gradient_checkpointing", "vae_slicing")
 
 
 @ADAPTERS.register("wan-i2v")
@@ -110,6 +127,7 @@ class WanI2V(WanCapture):
         prompt_embeds: Tensor | None = None,
         negative_prompt_embeds: Tensor | None = None,
         gradient_checkpointing: bool = False,
+        vae_slicing: bool = False,
         height: int | None = None,
         width: int | None = None,
         num_frames: int | None = None,
@@ -154,9 +172,7 @@ class WanI2V(WanCapture):
         prompt_embeds, negative_prompt_embeds = prompt_pair(
             folder, prompt, prompt_embeds, negative_prompt_embeds, embed
         )
-        if gradient_checkpointing:
-            for tr in cls._experts_of(pipe):
-                tr.enable_gradient_checkpointing()
+        cls._switch(pipe, gradient_checkpointing, vae_slicing)
         return cls(
             pipe, model_id=model_id, prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_prompt_embeds, settings=stored, device=device,
@@ -177,11 +193,15 @@ class WanI2V(WanCapture):
         allocated on ``device="meta"`` or under ``FakeTensorMode``; prompt embeddings are zeros
         ``(1, 512, text_dim)``. Under ``FakeTensorMode`` :meth:`denoise` runs (pass timesteps
         built from Python numbers: routing to an expert reads their value); :meth:`rollout`
-        does not (the scheduler's bookkeeping reads tensor values)."""
-        cls._check_settings(settings)
+        does not (the scheduler's bookkeeping reads tensor values). ``settings`` may hold the
+        memory switches of :meth:`from_pretrained`."""
+        settings = dict(settings)
+        cls._check_settings({k: v for k, v in settings.items() if k not in _SWITCHES})
+        switches = [bool(settings.pop(k, False)) for k in _SWITCHES]
         dtype, device = C.resolve_dtype(dtype), torch.device(device)
         path = Path(folder)
         pipe = B.pipeline_from_config(path, device, dtype, seed)
+        cls._switch(pipe, *switches)
         stored = C.read_settings(path)
         stored.update({k: v for k, v in settings.items() if v is not None})
         text_dim = cls._experts_of(pipe)[0].config.text_dim
@@ -193,7 +213,13 @@ class WanI2V(WanCapture):
 
     @classmethod
     def tiny(
-        cls, seed: int = 0, *, device: str | torch.device = "cpu", flavour: str = "wan2.1"
+        cls,
+        seed: int = 0,
+        *,
+        device: str | torch.device = "cpu",
+        flavour: str = "wan2.1",
+        gradient_checkpointing: bool = False,
+        vae_slicing: bool = False,
     ) -> WanI2V:
         """64×64, 9 frames (3 latent frames), 4 blocks of 2×12 heads, prompt embeds (1, 512, 16).
 
@@ -202,6 +228,7 @@ class WanI2V(WanCapture):
         (``guidance_scale=2``) so its code runs; 2 sampler steps.
         """
         pipe, embeds = _wan_tiny.wan_pipe(seed, flavour)
+        cls._switch(pipe, gradient_checkpointing, vae_slicing)
         settings = dict(
             height=_wan_tiny.SIZE, width=_wan_tiny.SIZE, num_frames=_wan_tiny.FRAMES,
             num_inference_steps=2, guidance_scale=2.0,
@@ -212,8 +239,21 @@ class WanI2V(WanCapture):
         )  # fmt: skip
 
     @classmethod
+    def _switch(cls, pipe: Any, checkpointing: bool, slicing: bool) -> None:
+        """Apply the memory switches: checkpoint every expert's blocks, slice the VAE."""
+        for tr in cls._experts_of(pipe):
+            memory_switches(pipe, tr, gradient_checkpointing=checkpointing)
+        memory_switches(pipe, None, vae_slicing=slicing)
+
+    @classmethod
     def _check_settings(cls, settings: dict[str, Any]) -> None:
         """Raise :class:`InputError` for option names that are not settings."""
+        if settings.get("vae_tiling"):
+            raise InputError(
+                "wan-i2v has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles "
+                "(the latent changes) and under autograd keeps every tile's activations; use "
+                "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
+            )
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise InputError(

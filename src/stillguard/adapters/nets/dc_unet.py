@@ -13,6 +13,9 @@ tokens, otherwise every frame sees all of them (the official ``77 + t*16`` rule,
 the config). The frame-stride/fps value ``fs`` is embedded like a timestep and added to it.
 Options fixed by every released config and not implemented: ``dims=2``, ``use_scale_shift_norm``
 off, ``resblock_updown`` off, ``conv_resample`` on, ``transformer_depth=1``, ``use_linear`` on.
+``gradient_checkpointing`` (the official ``use_checkpoint``, off by default here): every block of
+``input_blocks``, ``init_attn``, ``middle_block`` and ``output_blocks`` recomputes its forward in
+backward (non-reentrant ``torch.utils.checkpoint``); values and gradients are unchanged.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from .dc_attention import TEXT_LEN, SpatialTransformer, TemporalTransformer
 
@@ -180,6 +184,7 @@ class DCUNet(nn.Module):
         )
         temporal = bool(config.get("temporal_conv", True))
         self.model_channels, self.default_fs = mc, int(config.get("default_fs", 4))
+        self.gradient_checkpointing = False
         self.fs_condition = bool(config.get("fs_condition", False))
         self.queries = int(config.get("image_tokens_per_frame", 16))
         emb = mc * 4
@@ -264,11 +269,17 @@ class DCUNet(nn.Module):
             emb = emb + fs_emb.repeat_interleave(f, 0)
         h, hs = _unfold(x), []
         for i, block in enumerate(self.input_blocks):
-            h = block(h, emb, context, b)
+            h = self._block(block, h, emb, context, b)
             if i == 0 and self.addition_attention:
-                h = self.init_attn(h, emb, context, b)
+                h = self._block(self.init_attn, h, emb, context, b)
             hs.append(h)
-        h = self.middle_block(h, emb, context, b)
+        h = self._block(self.middle_block, h, emb, context, b)
         for block in self.output_blocks:
-            h = block(torch.cat([h, hs.pop()], 1), emb, context, b)
+            h = self._block(block, torch.cat([h, hs.pop()], 1), emb, context, b)
         return _fold(self.out(h), b)
+
+    def _block(self, block: nn.Module, h: Tensor, emb: Tensor, context: Tensor, b: int) -> Tensor:
+        """``block(h, emb, context, b)``, recomputed in backward when checkpointing is on."""
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, h, emb, context, b, use_reentrant=False)
+        return block(h, emb, context, b)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -171,7 +172,13 @@ class Decoder(nn.Module):
 
 
 class DCAutoencoderKL(nn.Module):
-    """``encoder``, ``decoder``, ``quant_conv``, ``post_quant_conv`` (official ``ddconfig`` keys)."""
+    """``encoder``, ``decoder``, ``quant_conv``, ``post_quant_conv`` (official ``ddconfig`` keys).
+
+    ``use_slicing`` (off by default; :meth:`enable_slicing`): a batch is encoded and decoded one
+    item at a time, as diffusers' ``AutoencoderKL`` slicing: the same values, the peak of one item.
+    No tiling: the SD VAE's mid-block attention spans the whole image, so tiles would change the
+    latent (the official code has no tiling either).
+    """
 
     def __init__(self, embed_dim: int = 4, **ddconfig: Any) -> None:
         super().__init__()
@@ -180,13 +187,25 @@ class DCAutoencoderKL(nn.Module):
         self.encoder, self.decoder = Encoder(**ddconfig), Decoder(**ddconfig)
         self.quant_conv = nn.Conv2d(2 * z, 2 * embed_dim, 1)
         self.post_quant_conv = nn.Conv2d(embed_dim, z, 1)
+        self.use_slicing = False
+
+    def enable_slicing(self) -> None:
+        """Encode and decode batch items one at a time (same values, less memory)."""
+        self.use_slicing = True
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Posterior ``(mean, logvar)``, logvar clamped to ``[-30, 20]`` as the official one."""
-        mean, logvar = self.quant_conv(self.encoder(x)).chunk(2, dim=1)
+        if self.use_slicing and x.shape[0] > 1:
+            parts = [self.quant_conv(self.encoder(item)) for item in x.split(1)]
+            moments = torch.cat(parts)
+        else:
+            moments = self.quant_conv(self.encoder(x))
+        mean, logvar = moments.chunk(2, dim=1)
         return mean, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: Tensor) -> Tensor:
+        if self.use_slicing and z.shape[0] > 1:
+            return torch.cat([self.decoder(self.post_quant_conv(item)) for item in z.split(1)])
         return self.decoder(self.post_quant_conv(z))
 
     @property
