@@ -73,6 +73,8 @@ def _md(rows: list[dict], gpu: str, memory: str, argv: list[str]) -> str:
             f"| {r['target']} | {r['params'] / 1e9:.2f} B | {human_bytes(r['peak'])} | {rungs} | "
             f"{peak_l} | {t(r.get('ladder_seconds_per_image'))} |"
         )
+    out += ["", "Why gradient checkpointing saves what it saves, and what fills memory after it: "
+            "[`checkpointing.md`](checkpointing.md)."]  # fmt: skip
     return "\n".join(out) + "\n"
 
 

@@ -26,7 +26,14 @@ from ..errors import InputError, ModelError
 from ..registry import close_matches
 from . import _common as C
 from . import _tiny
-from ._load import memory_switches, merged_settings, open_pipeline, prompt_pair, save_pipeline
+from ._load import (
+    SWITCHES,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    prompt_pair,
+    save_pipeline,
+)
 
 T = TypeVar("T", bound="CogVideoXLoading")
 
@@ -39,8 +46,6 @@ SETTINGS = (
     "guidance_scale",
     "num_inference_steps",
 )
-#: memory switches (no effect on the outputs)
-SWITCHES = ("gradient_checkpointing", "vae_slicing", "vae_tiling")
 
 
 def _switch(pipe: Any, options: dict[str, Any]) -> None:

@@ -6,9 +6,9 @@ generation settings, and are constructed the same way:
 
 * ``from_pretrained`` opens the pipeline (:func:`._load.open_pipeline`), gathers the prompt tensors
   its own way, then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
-  (gradient checkpointing of the transformer, VAE tiling), the completed prompt and the folder's
+  (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
   ``stillguard.json`` overridden by the options that are not ``None``;
-* ``from_config`` builds transformer, VAE and ``FlowMatchEulerDiscreteScheduler`` from a
+* ``from_config`` applies the same memory switches and builds transformer, VAE and ``FlowMatchEulerDiscreteScheduler`` from a
   config-only folder (:func:`._ltx_parts.flow_pipeline_from_config`; random weights, nothing
   allocated on ``"meta"``) with zero prompt embeddings of the published shape
   (:meth:`~FlowLoading.zero_prompt`, made on ``device``); the model id is the folder's ``"model"``
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from ._generate import VideoGeneration
-from ._load import Opened, config_model_id, memory_switches, merged_settings
+from ._load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
 from ._ltx_parts import flow_pipeline_from_config
 
 
@@ -54,6 +54,7 @@ class FlowLoading(VideoGeneration):
         options: dict[str, Any],
         *,
         gradient_checkpointing: bool,
+        vae_slicing: bool,
         vae_tiling: bool,
     ) -> Any:
         """The adapter on an opened pipeline: memory switches, completed ``prompt``, the folder's
@@ -61,7 +62,7 @@ class FlowLoading(VideoGeneration):
         pipe = opened.pipe
         memory_switches(
             pipe, pipe.transformer, gradient_checkpointing=gradient_checkpointing,
-            vae_tiling=vae_tiling,
+            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
         )  # fmt: skip
         return cls(
             pipe,
@@ -82,8 +83,13 @@ class FlowLoading(VideoGeneration):
         **options: Any,
     ) -> Any:
         """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
-        embeddings of the published shape (:meth:`zero_prompt`)."""
+        embeddings of the published shape (:meth:`zero_prompt`); the memory switches
+        (``gradient_checkpointing``, ``vae_slicing``, ``vae_tiling``) applied as
+        ``from_pretrained`` applies them, so that a plan sizes what a run will do."""
         import diffusers
+
+        options = dict(options)
+        switches = {k: bool(options.pop(k)) for k in SWITCHES if k in options}
 
         pipeline_cls, transformer_cls, vae_cls = (
             getattr(diffusers, name) for name in cls.DIFFUSERS_CLASSES
@@ -91,6 +97,7 @@ class FlowLoading(VideoGeneration):
         pipe, settings = flow_pipeline_from_config(
             folder, pipeline_cls, transformer_cls, vae_cls, cls.ABSENT, device, dtype, options
         )
+        memory_switches(pipe, pipe.transformer, **switches)
         with torch.device(device):
             prompt = cls.zero_prompt(pipe, settings, dtype)
         return cls(

@@ -84,6 +84,7 @@ class HunyuanLoading(FlowLoading):
         device: str | torch.device = "cpu",
         dtype: torch.dtype | str = torch.float32,
         gradient_checkpointing: bool = False,
+        vae_slicing: bool = False,
         vae_tiling: bool = False,
         **options: Any,
     ) -> Any:
@@ -118,7 +119,7 @@ class HunyuanLoading(FlowLoading):
             )
         return cls.adapter_from_opened(
             opened, prompt, options, gradient_checkpointing=gradient_checkpointing,
-            vae_tiling=vae_tiling,
+            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod

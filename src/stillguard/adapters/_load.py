@@ -114,6 +114,10 @@ def save_pipeline(
     C.write_settings(folder, {"adapter": adapter.registry_name, **settings})
 
 
+#: the memory switches the constructors take (no effect on the outputs)
+SWITCHES = ("gradient_checkpointing", "vae_slicing", "vae_tiling")
+
+
 def memory_switches(
     pipe: Any,
     denoiser: Any,

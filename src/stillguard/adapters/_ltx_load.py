@@ -92,6 +92,7 @@ class LTXLoading(FlowLoading):
         negative_prompt_embeds: Tensor | None = None,
         negative_prompt_attention_mask: Tensor | None = None,
         gradient_checkpointing: bool = False,
+        vae_slicing: bool = False,
         vae_tiling: bool = False,
         **settings: Any,
     ) -> Any:
@@ -129,7 +130,7 @@ class LTXLoading(FlowLoading):
             given.update(_embed_prompt(opened, prompt))
         return cls.adapter_from_opened(
             opened, given, settings, gradient_checkpointing=gradient_checkpointing,
-            vae_tiling=vae_tiling,
+            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod
