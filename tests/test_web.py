@@ -332,8 +332,14 @@ def _open(browser, url, outside: list[str]):
 def _protect(page, files, steps: int) -> None:
     page.locator("#sg-photos input[type=file]").set_input_files([str(f) for f in files])
     page.get_by_text("Advanced").click()
-    page.locator("#sg-steps input").fill(str(steps))
-    page.locator("#sg-steps input").press("Tab")
+    box = page.locator("#sg-steps input")
+    for _ in range(20):  # the page may still re-render the field just after it opened: re-type
+        box.fill(str(steps))
+        box.press("Tab")
+        page.wait_for_timeout(250)
+        if box.input_value() == str(steps):
+            break
+    assert box.input_value() == str(steps), "the steps field did not keep the value typed in"
     page.locator("#sg-protect").click()
 
 
@@ -411,7 +417,11 @@ def test_browser_closed_tab_stops_its_work(browser, server, session, shot, tmp_p
     cancelled = session.cancelled
     _protect(page, [_photo(tmp_path / "long.png")], steps=3000)
     # generous: on a loaded 2-core machine the first step can take long to reach the page
-    page.get_by_text(re.compile(r"step \d+ of 3000")).first.wait_for(timeout=180_000)
+    try:
+        page.get_by_text(re.compile(r"step \d+ of 3000")).first.wait_for(timeout=180_000)
+    except Exception:
+        shot(page, "0-no-progress")  # what the page showed instead, for the failure report
+        raise
     shot(page, "1-running")
     page.close()
     deadline = time.monotonic() + 20
