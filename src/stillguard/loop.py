@@ -1,8 +1,10 @@
-"""protect(): the one optimisation loop (sign-gradient PGD with EOT), its settings and its result.
+"""protect() and protect_batch(): the one optimisation loop (sign-gradient PGD with EOT).
 
-The loop never touches files: it takes a tensor and returns a :class:`Protected` (pure data);
-:mod:`stillguard.app.outputs` saves it. Its nine settings live in one :class:`LoopConfig`, validated
-once, which presets, the CLI and batches build too.
+``protect`` runs it on one image, ``protect_batch`` on several images of one size per forward and
+backward pass, each image getting what ``protect`` gives it alone (see :func:`protect_batch` and
+:mod:`stillguard.generators`). The loop never touches files: it returns :class:`Protected` results
+(pure data) that :mod:`stillguard.app.outputs` saves. Its nine settings live in one
+:class:`LoopConfig`, validated once, which presets, the CLI and batches build too.
 
 Choices (documented here once; the papers do not fix them):
     * the input is rounded to 8 bits first: the "original" is what a PNG of the input holds, and the
