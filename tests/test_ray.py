@@ -9,7 +9,6 @@ GCS actor table (``ray._private.state.actors()``): Ray's public state API
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -36,20 +35,10 @@ N = 10
 STEPS = 2
 
 
-@pytest.fixture(scope="module")
-def runtime():
-    """A local Ray runtime with 2 CPUs for this module, shut down at its end."""
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        object_store_memory=100 * 2**20,
-    )
-    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+@pytest.fixture()
+def runtime(ray_runtime):
+    """The session's local Ray runtime (2 CPUs, 127.0.0.1, no dashboard; ``conftest.py``)."""
+    return ray_runtime
 
 
 def _folder(root: Path, n: int = N, size: tuple[int, int] = (40, 32)) -> list[str]:
