@@ -1,0 +1,28 @@
+"""One batch path for every executor: a photo is collected, named (or found done), handed to the
+unit of work (read once, protect, save atomically) and recorded by the driver in the manifest.
+
+Modules: :mod:`.inputs` (collect), :mod:`.names` (output names, the name-taken and resume rules),
+:mod:`.unit` (the unit of work), :mod:`.manifest` (its one writer is :mod:`.driver`),
+:mod:`.groups` (``--batch-size``: inputs of one size together), the executors :mod:`.local` and
+:mod:`.cluster` (Ray; its plumbing in :mod:`.ray_runtime`, its worker in :mod:`.ray_worker`),
+:mod:`.results` (what a run reports).
+"""
+
+from .inputs import check_writable, collect
+from .manifest import MANIFEST, read_manifest
+from .names import BatchItem
+from .results import BatchEvent, BatchResult, ItemResult
+from .unit import protect_one, run_hash
+
+__all__ = [
+    "MANIFEST",
+    "BatchEvent",
+    "BatchItem",
+    "BatchResult",
+    "ItemResult",
+    "check_writable",
+    "collect",
+    "protect_one",
+    "read_manifest",
+    "run_hash",
+]
