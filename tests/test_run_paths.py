@@ -125,7 +125,9 @@ def test_local_and_ray_give_the_same_names_bytes_sidecars_and_manifest(
             assert {**sa, "seconds": 0} == {**sb, "seconds": 0}, name
 
     def lines(out: Path) -> list[dict]:
-        return sorted((_untimed(r) for r in read_manifest(out / MANIFEST)), key=lambda r: r["input"])
+        return sorted(
+            (_untimed(r) for r in read_manifest(out / MANIFEST)), key=lambda r: r["input"]
+        )
 
     assert lines(tmp_path / "local") == lines(tmp_path / "ray")
     _manifest_is_true(tmp_path / "local")

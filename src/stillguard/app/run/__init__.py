@@ -8,7 +8,9 @@ Modules: :mod:`.inputs` (collect), :mod:`.names` (output names, the name-taken a
 :mod:`.results` (what a run reports).
 """
 
+from .cluster import run_ray_batch
 from .inputs import check_writable, collect
+from .local import run_batch
 from .manifest import MANIFEST, read_manifest
 from .names import BatchItem
 from .results import BatchEvent, BatchResult, ItemResult
@@ -24,5 +26,7 @@ __all__ = [
     "collect",
     "protect_one",
     "read_manifest",
+    "run_batch",
     "run_hash",
+    "run_ray_batch",
 ]
