@@ -26,19 +26,15 @@ import pytest  # noqa: E402
 from helpers import rand_image  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stillguard.app.batch import run_batch  # noqa: E402
 from stillguard.app.config import build_config  # noqa: E402
-from stillguard.app.manifest import MANIFEST, read_manifest  # noqa: E402
+from stillguard.app.run import MANIFEST, read_manifest, run_batch, run_ray_batch  # noqa: E402
 from stillguard.files import sha256_file  # noqa: E402
 
 STEPS = 2
 TIMING = ("seconds", "run", "time")
-RAY_NAMING = pytest.mark.xfail(
-    strict=True, reason="the Ray runner does not apply the name-taken rule yet (issue 25/26)"
-)
 #: the Ray runs start worker processes that import torch and build the model: tens of seconds on
 #: a small shared machine, so they are slow tests
-ON_RAY = pytest.param("ray", marks=[RAY_NAMING, pytest.mark.slow])
+ON_RAY = pytest.param("ray", marks=pytest.mark.slow)
 
 
 @pytest.fixture()
@@ -63,7 +59,6 @@ def _runner(executor: str, request: pytest.FixtureRequest, tiny: object) -> Call
     if executor == "local":
         return lambda inputs, out, cfg, **kw: run_batch(inputs, out, cfg, tiny, **kw)
     request.getfixturevalue("ray_runtime")
-    from stillguard.app.ray_runner import run_ray_batch
 
     return lambda inputs, out, cfg, **kw: run_ray_batch(inputs, out, cfg, num_workers=1, **kw)
 
@@ -97,8 +92,6 @@ def _within_budget(src: Path, png: Path, budget_255: int = 8) -> None:
 def test_local_and_ray_give_the_same_names_bytes_sidecars_and_manifest(
     ray_runtime, tmp_path, tiny_cog, cfg
 ):
-    from stillguard.app.ray_runner import run_ray_batch
-
     src, more = tmp_path / "in", tmp_path / "more"
     for i, rel in enumerate(["p0.png", "p1.png", "sub/p2.png", "sub/p3.png"]):
         _img(src / rel, seed=i)
@@ -218,8 +211,8 @@ def test_cli_three_folders_with_one_file_name_local(tmp_path):
 
 
 @pytest.mark.slow
-@RAY_NAMING
 def test_cli_three_folders_with_one_file_name_ray_local(tmp_path):
     """The report as a user made it: ``--ray local`` three times into one folder."""
     pytest.importorskip("ray")
     _cli_three_folders(tmp_path, ["--ray", "local", "--workers", "1"])
+

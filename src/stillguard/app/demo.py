@@ -53,8 +53,8 @@ def check_demo(
         The validated :class:`~stillguard.app.config.RunConfig`.
     """
     from .config import build_config
-    from .inputs import check_writable
     from .models import check_model_available
+    from .outputs import check_writable
 
     cfg = build_config(preset, model=model, **{k: v for k, v in flags.items() if v is not None})
     check_writable(out_dir)

@@ -9,7 +9,7 @@ Modules: :mod:`.inputs` (collect), :mod:`.names` (output names, the name-taken a
 """
 
 from .cluster import run_ray_batch
-from .inputs import check_writable, collect
+from .inputs import collect
 from .local import run_batch
 from .manifest import MANIFEST, read_manifest
 from .names import BatchItem
@@ -22,7 +22,6 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "ItemResult",
-    "check_writable",
     "collect",
     "protect_one",
     "read_manifest",

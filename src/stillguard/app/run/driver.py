@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .inputs import check_writable, collect
+from ..outputs import check_writable
+from .inputs import collect
 from .manifest import MANIFEST, Manifest, manifest_record
 from .names import decide
 from .results import BatchEvent, BatchResult, ItemResult

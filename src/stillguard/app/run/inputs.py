@@ -107,17 +107,3 @@ def collect(
         )
         raise InputError(f"no input images found{why}; pass image files or folders that hold some")
     return assign(found, out)
-
-
-def check_writable(folder: str | os.PathLike[str]) -> None:
-    """Refuse an output folder that cannot be created or written, before any work is done."""
-    path = Path(os.path.abspath(folder))
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise InputError(
-            f"{folder}: cannot create the output folder ({probe} is a file); choose another"
-        )
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{folder}: the output folder is not writable ({probe}); choose another")

@@ -107,7 +107,7 @@ def run_batch(
             run.event("start", i)
             t0 = time.perf_counter()
             res = run.failed(i)
-            loaded = attempt(res, lambda item=item: read(item, max_pixels))
+            loaded = attempt(res, lambda item=item: read(item.input, max_pixels))
             if loaded is None:
                 run.finish(i, res, t0)
                 continue

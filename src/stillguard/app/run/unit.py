@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -58,9 +59,9 @@ def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
     return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
 
 
-def read(item: BatchItem, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def read(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """The input, read, checked and decoded once (raises the input's own error)."""
-    return load_image(item.input, max_pixels=max_pixels)
+    return load_image(path, max_pixels=max_pixels)
 
 
 def save_result(
@@ -258,7 +259,7 @@ def protect_paths(
     for k, item in enumerate(items):
         t0 = time.perf_counter()
         res = ItemResult(input=str(item.input), status="failed", config_hash=chash)
-        loaded = attempt(res, lambda item=item: read(item, max_pixels))
+        loaded = attempt(res, lambda item=item: read(item.input, max_pixels))
         if loaded is None:
             res.seconds = round(time.perf_counter() - t0, 3)
             results[k] = res
