@@ -216,3 +216,53 @@ def test_cli_three_folders_with_one_file_name_ray_local(tmp_path):
     pytest.importorskip("ray")
     _cli_three_folders(tmp_path, ["--ray", "local", "--workers", "1"])
 
+
+# ----------------------------------------------------------------------------- old import paths
+#: (old module, name, new home) of every name kept for one release (``stillguard.app._moved``)
+KEPT = [
+    ("batch", "run_batch", "run"),
+    ("batch", "run_hash", "run"),
+    ("batch", "BatchEvent", "run"),
+    ("batch", "BatchResult", "run"),
+    ("batch", "ItemResult", "run"),
+    ("ray_runner", "run_ray_batch", "run"),
+    ("ray_actor", "ProtectWorker", "run.ray_worker"),
+    ("inputs", "collect", "run"),
+    ("inputs", "check_writable", "outputs"),
+    ("inputs", "BatchItem", "run"),
+    ("inputs", "tagged", "run.names"),
+    ("inputs", "SUFFIX", "run.names"),
+    ("manifest", "MANIFEST", "run"),
+    ("manifest", "Manifest", "run.manifest"),
+    ("manifest", "read_manifest", "run"),
+    ("manifest", "relative", "run.manifest"),
+    ("manifest", "remove_stale_temporaries", "run.manifest"),
+    ("results", "ItemResult", "run"),
+    ("results", "BatchEvent", "run"),
+    ("results", "BatchResult", "run"),
+]
+
+
+@pytest.mark.parametrize(("old", "name", "new"), KEPT)
+def test_old_import_paths_still_work_and_warn(old, name, new):
+    """The pytest config ignores DeprecationWarning: ``pytest.warns`` records it regardless."""
+    import importlib
+
+    module = importlib.import_module(f"stillguard.app.{old}")
+    with pytest.warns(DeprecationWarning, match=rf"stillguard\.app\.{old}\.{name} has moved"):
+        obj = getattr(module, name)
+    assert obj is getattr(importlib.import_module(f"stillguard.app.{new}"), name)
+    with pytest.warns(DeprecationWarning):
+        exec(f"from stillguard.app.{old} import {name}", {})  # the usual spelling warns too
+
+
+def test_old_paths_keep_no_other_name_and_the_private_ones_are_gone():
+    import importlib
+
+    import stillguard.app.batch as old
+
+    with pytest.raises(AttributeError, match="no attribute 'protect_file'"):
+        old.protect_file  # noqa: B018 - its signature changed: use stillguard.app.run.protect_one
+    for private in ("jobs", "batch_groups", "ray_cluster"):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(f"stillguard.app.{private}")
