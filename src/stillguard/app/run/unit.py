@@ -1,8 +1,8 @@
 """The unit of work: an input read once, protected, saved atomically; its manifest line returned.
 
 Every way of protecting a file calls this module: the local executor and the Ray worker (through
-:func:`protect_group`, one input or several of one size per pass), the single-file command and the
-web page (:func:`protect_one`). So an output's PNG, sidecar and manifest line are the same
+:func:`protect_group`, one input or several of one size per pass), the single-file command, the
+demo and the web page (:func:`protect_one`). So an output's PNG, sidecar and manifest line are the same
 whichever way it was made. A unit never writes the manifest (the driver does, :mod:`.driver`).
 
 Steps of one input:
