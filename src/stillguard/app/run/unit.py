@@ -2,8 +2,8 @@
 
 Every way of protecting a file calls this module: the local executor and the Ray worker (through
 :func:`protect_group`, one input or several of one size per pass), the single-file command, the
-demo and the web page (:func:`protect_one`). So an output's PNG, sidecar and manifest line are the same
-whichever way it was made. A unit never writes the manifest (the driver does, :mod:`.driver`).
+demo and the web page (:func:`protect_one`). So an output's PNG, sidecar and manifest line are
+the same whichever way it was made. A unit never writes the manifest (the driver does).
 
 Steps of one input:
     1. **read** once (:func:`read`: bytes, hash, checks, decode - :func:`stillguard.images.load_image`);
