@@ -33,9 +33,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from stillguard.adapters import load_adapter  # noqa: E402
-from stillguard.app.batch import run_batch  # noqa: E402
 from stillguard.app.config import build_config  # noqa: E402
-from stillguard.app.ray_runner import run_ray_batch  # noqa: E402
+from stillguard.app.run import run_batch, run_ray_batch  # noqa: E402
 
 
 def photos(folder: Path, n: int) -> Path:

@@ -39,6 +39,29 @@ def tiny_svd() -> Adapter:
     return tiny_adapter("svd")
 
 
+@pytest.fixture(scope="session")
+def ray_runtime():
+    """A local Ray runtime with 2 CPUs (127.0.0.1, no dashboard), shared by the session's Ray
+    tests and shut down at its end; its GCS address. Skips when Ray is not installed."""
+    import logging
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[dev]'")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        object_store_memory=100 * 2**20,
+    )
+    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
 @pytest.fixture
 def image() -> torch.Tensor:
     """A smooth-ish random RGB image ``(1, 3, 80, 72)`` in [0, 1] (not the working size on purpose)."""

@@ -191,7 +191,7 @@ def test_the_cli_starts_without_torch() -> None:
 def test_public_functions_work_every_time_after_importing_everything(tiny_cog, image) -> None:
     from helpers import FakeAdapter
 
-    import stillguard.app.batch  # noqa: F401
+    import stillguard.app.run  # noqa: F401
     import stillguard.cli  # noqa: F401
     from stillguard import Protected, Report, evaluate, load_adapter, protect
 

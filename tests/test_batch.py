@@ -1,4 +1,4 @@
-"""Batch protection with a resumable manifest (stillguard.app.batch), on the tiny random model."""
+"""Batch protection with a resumable manifest (stillguard.app.run), on the tiny random model."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stillguard.app import batch as B
+from stillguard.app import run as B
 from stillguard.app.config import build_config
-from stillguard.app.inputs import check_writable, collect
-from stillguard.app.manifest import MANIFEST, read_manifest
+from stillguard.app.outputs import check_writable
+from stillguard.app.run import MANIFEST, collect, read_manifest
 from stillguard.errors import InputError, ModelError
 from stillguard.files import sha256_file
 
@@ -97,7 +97,7 @@ def test_check_writable(tmp_path, monkeypatch):
     f.write_text("x")
     with pytest.raises(InputError, match="is a file"):
         check_writable(f / "sub")
-    monkeypatch.setattr("stillguard.app.inputs.os.access", lambda *a: False)
+    monkeypatch.setattr("stillguard.app.outputs.os.access", lambda *a: False)
     with pytest.raises(InputError, match="not writable"):
         check_writable(tmp_path / "new")
 

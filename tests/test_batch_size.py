@@ -1,4 +1,4 @@
-"""Bulk jobs with ``--batch-size N`` (stillguard.app.batch_groups): same outputs as one at a time,
+"""Bulk jobs with ``--batch-size N`` (stillguard.app.run: groups, unit): same outputs as one at a time,
 resumable across batch sizes, failures stay per input; on the tiny random model."""
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stillguard import cli
-from stillguard.app import batch as B
-from stillguard.app import jobs
-from stillguard.app.batch_groups import Pending, Waiting
+from stillguard.app import run as B
 from stillguard.app.config import build_config
-from stillguard.app.manifest import MANIFEST, read_manifest
+from stillguard.app.run import MANIFEST, read_manifest, unit
+from stillguard.app.run.groups import Pending, tensor_size
+from stillguard.app.run.local import Waiting
 from stillguard.errors import InputError
 from stillguard.files import WriteError
 
@@ -176,14 +176,14 @@ def test_broken_input_and_failed_write_fail_alone_in_a_batch(tmp_path, tiny, cfg
     src, out = tmp_path / "in", tmp_path / "out"
     _folder(src, [(40, 32)] * 4)
     (src / "p1b.jpg").write_text("I am not a JPEG\n")  # between p1 and p2 in input order
-    real_save = jobs.save_protected
+    real_save = unit.save_protected
 
     def save(result, path, **kw):
         if Path(path).name == "p2.protected.png":
             raise WriteError(path, OSError(errno.EACCES, "Permission denied"))
         return real_save(result, path, **kw)
 
-    monkeypatch.setattr(jobs, "save_protected", save)
+    monkeypatch.setattr(unit, "save_protected", save)
     res = B.run_batch([src], out, cfg, tiny, batch_size=4)
     status = {Path(r.input).stem: r.status for r in res.items}
     assert status == {"p0": "ok", "p1": "ok", "p1b": "failed", "p2": "failed", "p3": "ok"}
@@ -201,7 +201,7 @@ def test_full_disk_stops_a_batched_run(tmp_path, tiny, cfg, monkeypatch):
     def full(result, path, **kw):
         raise WriteError(path, OSError(errno.ENOSPC, "No space left on device"))
 
-    monkeypatch.setattr(jobs, "save_protected", full)
+    monkeypatch.setattr(unit, "save_protected", full)
     with pytest.raises(WriteError, match="p0.protected.png"):
         B.run_batch([src], out, cfg, tiny, batch_size=2)
     assert read_manifest(out / MANIFEST) == []
@@ -245,7 +245,8 @@ def test_pending_holds_at_most_twice_the_batch_size_and_loses_nothing():
     heights = [8, 9, 10, 8, 9, 10, 11, 8, 12, 13, 8, 9]  # many sizes, interleaved
     pending, flushed = Pending(2), []
     for i, h in enumerate(heights):
-        flushed += pending.add(entry(i, h))
+        w = entry(i, h)
+        flushed += pending.add(w, tensor_size(w.loaded))
         assert len(pending) < 4
     flushed += list(pending.drain())
     assert sorted(w.index for g in flushed for w in g) == list(range(len(heights)))

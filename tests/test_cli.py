@@ -74,7 +74,7 @@ def test_unwritable_output_and_output_equals_input(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "overwrite the input" in _one_error_line(res)
     res = run("protect", src, "-o", src / "sub", *FAST)
     assert res.exit_code == 2 and "is a file" in _one_error_line(res)
-    monkeypatch.setattr("stillguard.app.inputs.os.access", lambda p, mode: Path(p) != tmp_path)
+    monkeypatch.setattr("stillguard.app.outputs.os.access", lambda p, mode: Path(p) != tmp_path)
     res = run("protect", src, "-o", tmp_path / "out", *FAST)
     assert res.exit_code == 2 and "not writable" in _one_error_line(res)
     assert src.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["a.png"]

@@ -1,4 +1,4 @@
-"""Bulk protection on Ray (stillguard.app.ray_runner): a real local Ray runtime, 2 CPU actors, the
+"""Bulk protection on Ray (stillguard.app.run.cluster): a real local Ray runtime, 2 CPU actors, the
 tiny model; exactly once, also when an actor or the driver is killed with SIGKILL mid-run.
 
 The runtime listens on 127.0.0.1 only (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, set before Ray is
@@ -9,7 +9,6 @@ GCS actor table (``ray._private.state.actors()``): Ray's public state API
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -26,30 +25,18 @@ import ray  # noqa: E402
 from helpers import rand_image  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from stillguard.app.batch import run_batch  # noqa: E402
 from stillguard.app.config import build_config  # noqa: E402
-from stillguard.app.manifest import MANIFEST, read_manifest  # noqa: E402
-from stillguard.app.ray_runner import run_ray_batch  # noqa: E402
+from stillguard.app.run import MANIFEST, read_manifest, run_batch, run_ray_batch  # noqa: E402
 from stillguard.files import sha256_file  # noqa: E402
 
 N = 10
 STEPS = 2
 
 
-@pytest.fixture(scope="module")
-def runtime():
-    """A local Ray runtime with 2 CPUs for this module, shut down at its end."""
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.WARNING,
-        object_store_memory=100 * 2**20,
-    )
-    assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+@pytest.fixture()
+def runtime(ray_runtime):
+    """The session's local Ray runtime (2 CPUs, 127.0.0.1, no dashboard; ``conftest.py``)."""
+    return ray_runtime
 
 
 def _folder(root: Path, n: int = N, size: tuple[int, int] = (40, 32)) -> list[str]:
@@ -126,8 +113,8 @@ def _tiny():
 def test_without_ray_installed_import_works_and_ray_run_says_what_to_install(tmp_path):
     code = (
         "import sys; sys.modules['ray'] = None\n"
-        "import stillguard, stillguard.cli, stillguard.app.ray_runner, stillguard.cli._ray\n"
-        "from stillguard.app.ray_runner import run_ray_batch\n"
+        "import stillguard, stillguard.cli, stillguard.app.run.cluster, stillguard.cli._ray\n"
+        "from stillguard.app.run import run_ray_batch\n"
         "from stillguard.app.config import build_config\n"
         "try:\n"
         f"    run_ray_batch([{str(tmp_path / 'in')!r}], {str(tmp_path / 'out')!r}, build_config('debug'))\n"
@@ -165,8 +152,9 @@ def test_cli_ray_needs_an_output_folder_and_a_reachable_cluster(tmp_path):
 
 
 def test_groups_hold_inputs_of_one_size_batch_size_at_most(tmp_path):
-    from stillguard.app.inputs import collect
-    from stillguard.app.ray_runner import _groups
+    """The Ray driver's grouping: by the header's size, before any input is read."""
+    from stillguard.app.run import collect
+    from stillguard.app.run.groups import by_size, header_size
 
     src = tmp_path / "in"
     src.mkdir()
@@ -174,9 +162,13 @@ def test_groups_hold_inputs_of_one_size_batch_size_at_most(tmp_path):
         Image.fromarray(rand_image(size[1], size[0], seed=i)).save(src / f"p{i}.png")
     (src / "p5.png").write_text("broken")
     items = collect([src], tmp_path / "out")
-    assert _groups(items, list(range(6)), 1) == [[0], [1], [2], [3], [4], [5]]
-    assert _groups(items, list(range(6)), 2) == [[0, 2], [3], [1, 4], [5]]
-    assert _groups(items, [1, 2, 3], 8) == [[1], [2, 3]]
+
+    def key(i: int):
+        return header_size(items[i].input)
+
+    assert by_size(range(6), 1, key) == [[0], [1], [2], [3], [4], [5]]
+    assert by_size(range(6), 2, key) == [[0, 2], [1, 4], [3], [5]]  # full ones first
+    assert by_size([1, 2, 3], 8, key) == [[1], [2, 3]]
 
 
 def test_worker_protects_a_group_with_one_protect_batch_call(tmp_path, monkeypatch):
@@ -184,7 +176,7 @@ def test_worker_protects_a_group_with_one_protect_batch_call(tmp_path, monkeypat
     import json
 
     import stillguard.loop
-    from stillguard.app.ray_actor import ProtectWorker
+    from stillguard.app.run.ray_worker import ProtectWorker
 
     src, out = tmp_path / "in", tmp_path / "out"
     names = _folder(src, n=2)

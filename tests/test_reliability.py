@@ -24,9 +24,9 @@ from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from stillguard import cli
-from stillguard.app import batch as B
+from stillguard.app import run as B
 from stillguard.app.config import build_config
-from stillguard.app.manifest import MANIFEST
+from stillguard.app.run import MANIFEST
 from stillguard.errors import InputError, StillguardError
 
 runner = CliRunner()
@@ -416,7 +416,7 @@ def test_row15_verify_report_and_demo_folders_checked_first(tmp_path, monkeypatc
     monkeypatch.setattr(stillguard.measure.evaluate, "evaluate", lambda *a, **k: pytest.fail("ran"))
     locked = tmp_path / "locked"
     locked.mkdir()
-    monkeypatch.setattr("stillguard.app.inputs.os.access", lambda p, mode: Path(p) != locked)
+    monkeypatch.setattr("stillguard.app.outputs.os.access", lambda p, mode: Path(p) != locked)
     a = img(tmp_path / "a.png")
     res = run("verify", a, a, "--model", "tiny", "--report", locked / "rep")
     assert res.exit_code == 2 and "not writable" in one_error(res)
@@ -493,7 +493,7 @@ def test_row18_batch_stops_at_the_first_disk_full(tmp_path, tiny, cfg, monkeypat
 
 
 def test_row18_manifest_write_failure_names_the_manifest(tmp_path, tiny, cfg, monkeypatch):
-    import stillguard.app.manifest as M
+    import stillguard.app.run.manifest as M
 
     img(tmp_path / "in" / "p0.png")
 

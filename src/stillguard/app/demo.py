@@ -53,8 +53,8 @@ def check_demo(
         The validated :class:`~stillguard.app.config.RunConfig`.
     """
     from .config import build_config
-    from .inputs import check_writable
     from .models import check_model_available
+    from .outputs import check_writable
 
     cfg = build_config(preset, model=model, **{k: v for k, v in flags.items() if v is not None})
     check_writable(out_dir)
@@ -92,25 +92,26 @@ def run_demo(
         callback: progress events of the protection loop.
         stage: called with a short description before each stage (for the CLI).
     """
-    from ..images import load_image
-    from ..loop import protect
     from ..measure.evaluate import evaluate
     from ..measure.report import write_report
     from .models import load_target
-    from .outputs import save_protected
+    from .run import BatchItem, protect_one
+    from .run.unit import read
 
     say = stage or (lambda msg: logger.info(msg))
     cfg = check_demo(out_dir, model=model, preset=preset, method=method, steps=steps, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     src = Path(image) if image is not None else sample_image_path()
-    x = load_image(src).tensor
+    png = out / f"{src.stem}.protected.png"
+    item = BatchItem(src, png, png.with_suffix(".json"))
+    loaded = read(src)
 
     say(f"loading the {model} model")
     adapter = load_target(cfg.target_name, cfg.model, cfg.device, cfg.dtype, cfg.target_options)
     say(f"protecting {src.name} with {cfg.method_name} ({cfg.loop.steps} steps)")
-    result = protect(x, adapter, callback=callback, **cfg.protect_kwargs())
-    protected_path = save_protected(result, out / f"{src.stem}.protected.png")
+    done = protect_one(item, cfg, adapter, loaded, callback=callback)  # the one unit of work
+    result, protected_path = done.protected, png
 
     say("generating clean and protected videos (same seeds) and measuring them")
     report = evaluate(

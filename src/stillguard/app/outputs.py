@@ -1,4 +1,5 @@
-"""Save a protection result: the 8-bit PNG and its JSON sidecar, each written atomically.
+"""Save a protection result: the 8-bit PNG and its JSON sidecar, each written atomically; check an
+output folder before any work (:func:`check_writable`).
 
 The loop (:func:`stillguard.protect`) returns a :class:`~stillguard.loop.Protected` and never
 touches files; this module turns it into files. The sidecar records the method, model, every loop
@@ -142,3 +143,17 @@ def save_protected(
         raise
     log.info("saved %s and %s", path, side.name)
     return path
+
+
+def check_writable(folder: str | os.PathLike[str]) -> None:
+    """Refuse an output folder that cannot be created or written, before any work is done."""
+    path = Path(os.path.abspath(folder))
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(
+            f"{folder}: cannot create the output folder ({probe} is a file); choose another"
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: the output folder is not writable ({probe}); choose another")

@@ -150,6 +150,28 @@ def _emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=1, sort_keys=True, default=str))
 
 
+def _ignored(result: Any, json_out: bool) -> None:
+    """List the files a bulk run left alone (not image names; in ``--json`` they are a key)."""
+    for path in result.ignored if not json_out else []:
+        _stderr().print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
+
+
+def _summary(result: Any, cfg: Any, json_out: bool) -> int:
+    """A bulk run's last words, whatever executor ran it: the JSON summary or the counts line;
+    returns the exit code."""
+    summary = result.to_dict()
+    summary["real_model"] = all(model not in DEMO_MODELS for _, model in cfg.targets())
+    if json_out:
+        _emit_json(summary)
+    else:
+        tail = f", manifest {result.manifest}" if result.manifest else ""
+        typer.echo(
+            f"{summary['ok']} protected, {summary['skipped']} already done, "
+            f"{summary['failed']} failed{tail}"
+        )
+    return result.exit_code
+
+
 def _load_target(name: str, model: str, device: str, dtype: str, options: dict[str, Any]) -> Any:
     from ..app.models import load_target
 

@@ -8,9 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import typer
-
-from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available
+from ._common import _ignored, _stderr, _summary, _warn_demo_model, check_model_available
 
 
 @contextlib.contextmanager
@@ -56,9 +54,7 @@ def _ray_progress(console: Any, disable: bool) -> Iterator[Any]:
 def protect_on_ray(
     inputs: list[Path],
     out: Path,
-    flags: dict[str, Any],
-    preset: str,
-    sets: list[str],
+    cfg: Any,
     json_out: bool,
     keep_metadata: bool,
     max_pixels: int,
@@ -69,12 +65,10 @@ def protect_on_ray(
     batch_size: int = 1,
 ) -> int:
     """Run the batch on Ray (a local runtime for ``address == "local"``); returns the exit code."""
-    from ..app.config import build_config
-    from ..app.inputs import check_writable
-    from ..app.ray_runner import run_ray_batch
+    from ..app.outputs import check_writable
+    from ..app.run import run_ray_batch
     from ..errors import InputError
 
-    cfg = build_config(preset, sets=sets, **flags)
     if out.suffix.lower() == ".png":
         raise InputError(f"-o {out} is a .png file; --ray writes to an output folder: give one")
     check_writable(out)
@@ -95,13 +89,5 @@ def protect_on_ray(
             keep_metadata=keep_metadata,
             max_pixels=max_pixels,
         )
-    summary = result.to_dict()
-    summary["real_model"] = all(model not in DEMO_MODELS for _, model in cfg.targets())
-    if json_out:
-        _emit_json(summary)
-    else:
-        typer.echo(
-            f"{summary['ok']} protected, {summary['skipped']} already done, "
-            f"{summary['failed']} failed, manifest {result.manifest}"
-        )
-    return result.exit_code
+    _ignored(result, json_out)
+    return _summary(result, cfg, json_out)

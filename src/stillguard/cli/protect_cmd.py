@@ -12,15 +12,15 @@ from ..images import DEFAULT_MAX_PIXELS
 from ._common import (
     BATCH_SIZE,
     DEBUG,
-    DEMO_MODELS,
     JSON,
     _batch_size,
-    _emit_json,
     _errors,
+    _ignored,
     _load_target,
     _one_line,
     _progress,
     _stderr,
+    _summary,
     _warn_demo_model,
     app,
     check_model_available,
@@ -103,33 +103,27 @@ def protect(
     cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per Ray worker.")] = 1,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
-    if ray is not None:
-        from ._ray import protect_on_ray
-
-        with _errors(debug, json_out):
-            code = protect_on_ray(
-                inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
-                                  seed=seed, device=device, dtype=dtype),
-                preset, set_ or [], json_out, keep_metadata, max_pixels, ray, workers, cpus_per_worker,
-                batch_size=_batch_size(batch_size),
-            )  # fmt: skip
-        raise typer.Exit(code)
     with _errors(debug, json_out):
-        code = _protect(
-            inputs, out, dict(method=method, target=target, model=model, eps=eps, steps=steps,
-                              seed=seed, device=device, dtype=dtype),
-            preset, set_ or [], json_out, keep_metadata, max_pixels, gpu_memory=gpu_memory,
-            batch_size=_batch_size(batch_size),
-        )  # fmt: skip
+        size = _batch_size(batch_size)
+        from ..app.config import build_config
+
+        cfg = build_config(preset, sets=set_ or [], method=method, target=target, model=model,
+                           eps=eps, steps=steps, seed=seed, device=device, dtype=dtype)  # fmt: skip
+        if ray is not None:
+            from ._ray import protect_on_ray
+
+            code = protect_on_ray(inputs, out, cfg, json_out, keep_metadata, max_pixels, ray,
+                                  workers, cpus_per_worker, batch_size=size)  # fmt: skip
+        else:
+            code = _protect(inputs, out, cfg, json_out, keep_metadata, max_pixels,
+                            gpu_memory=gpu_memory, batch_size=size)  # fmt: skip
     raise typer.Exit(code)
 
 
 def _protect(
     inputs: list[Path],
     out: Path,
-    flags: dict[str, Any],
-    preset: str,
-    sets: list[str],
+    cfg: Any,
     json_out: bool,
     keep_metadata: bool,
     max_pixels: int,
@@ -137,13 +131,13 @@ def _protect(
     gpu_memory: str | None = None,
     batch_size: int = 1,
 ) -> int:
-    from ..app import batch
-    from ..app.config import build_config
-    from ..app.inputs import BatchItem, check_writable
+    """The batch (or one file) in this process; returns the exit code."""
+    from ..app.outputs import check_writable
+    from ..app.run import BatchEvent, BatchItem, BatchResult, protect_one, run_batch
+    from ..app.run.unit import read
     from ..errors import InputError
-    from ..images import image_extensions, load_image
+    from ..images import image_extensions
 
-    cfg = build_config(preset, sets=sets, **flags)
     if gpu_memory is not None:
         from ..app.fit import fit_config
 
@@ -187,20 +181,18 @@ def _protect(
         return adapters[0] if len(adapters) == 1 else adapters
 
     with _progress(err, cfg.loop.steps, disable=json_out) as on_event:
-        if single:
-            loaded = load_image(item.input, max_pixels=max_pixels)  # the one read of the input
+        if single:  # the unit of work alone: no manifest
+            loaded = read(item.input, max_pixels)  # the one read of the input
             adapter = load()
-            on_event(batch.BatchEvent("start", 0, 1, item.input))
-            res = batch.protect_file(
+            on_event(BatchEvent("start", 0, 1, item.input))
+            res = protect_one(
                 item, cfg, adapter, loaded, keep_metadata=keep_metadata,
-                callback=lambda ev: on_event(batch.BatchEvent("step", 0, 1, item.input, ev.step, ev.steps, ev.loss)),
-            )  # fmt: skip
-            result = batch.BatchResult(
-                items=[res], manifest=None, config_hash=res.config_hash or ""
-            )
-            on_event(batch.BatchEvent("done", 0, 1, item.input, result=res))
+                callback=lambda ev: on_event(BatchEvent("step", 0, 1, item.input, ev.step, ev.steps, ev.loss)),
+            ).result  # fmt: skip
+            result = BatchResult(items=[res], manifest=None, config_hash=res.config_hash or "")
+            on_event(BatchEvent("done", 0, 1, item.input, result=res))
         else:
-            result = batch.run_batch(
+            result = run_batch(
                 inputs,
                 out,
                 cfg,
@@ -210,20 +202,10 @@ def _protect(
                 max_pixels=max_pixels,
                 batch_size=batch_size,
             )
-    for path in result.ignored if not json_out else []:
-        err.print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
-    summary = result.to_dict()
-    summary["real_model"] = all(model not in DEMO_MODELS for _, model in pairs)
+    _ignored(result, json_out)
     if len(result.items) == 1 and result.items[0].status == "failed":
         error = result.items[0].error or "the input could not be protected"
         if result.nothing_read:
             raise InputError(error)  # one line, exit 2, nothing written
         typer.echo(f"error: {_one_line(error)}", err=True)
-    if json_out:
-        _emit_json(summary)
-    else:
-        tail = f", manifest {result.manifest}" if result.manifest else ""
-        typer.echo(
-            f"{summary['ok']} protected, {summary['skipped']} already done, {summary['failed']} failed{tail}"
-        )
-    return result.exit_code
+    return _summary(result, cfg, json_out)

@@ -58,8 +58,8 @@ def _verify(
     transforms: str | None, eps: str | None, report: Path | None, device: str, dtype: str,
     json_out: bool, debug: bool,
 ) -> None:  # fmt: skip
-    from ..app.inputs import check_writable
     from ..app.models import check_device, default_model
+    from ..app.outputs import check_writable
     from ..errors import InputError
     from ..images import load_image
     from ..measure.evaluate import evaluate
@@ -142,7 +142,7 @@ def demo(
         err = _stderr()
         _warn_demo_model(model)
         with _progress(err, steps or 0, disable=json_out) as on_event:
-            from ..app.batch import BatchEvent
+            from ..app.run import BatchEvent
 
             name = Path("sample.png")
             on_event(BatchEvent("start", 0, 1, name))

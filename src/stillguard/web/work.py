@@ -1,11 +1,12 @@
 """The page's protect job, without gradio: uploaded files in, PNGs, sidecars and previews out.
 
-Each upload is read and checked once by :func:`stillguard.images.load_image` (the CLI's checks and
-words: broken file, not an image, decompression bomb, too small, animated, too many pixels), then
-protected by :func:`stillguard.protect` with the run's config and saved by
-:func:`stillguard.app.outputs.save_protected` (8-bit PNG at the original resolution + JSON sidecar,
-with the same sidecar entries as a CLI batch). A bad upload gets its message, with the file's own
-name instead of the server's temporary path, and nothing is written for it; the others go on.
+Each upload goes through the unit of work every executor and the CLI use
+(:mod:`stillguard.app.run.unit`): read and checked once (the CLI's checks and words: broken file,
+not an image, decompression bomb, too small, animated, too many pixels), protected with the run's
+config, saved atomically (8-bit PNG at the original resolution + JSON sidecar, with the same
+sidecar entries as a CLI batch, the upload's own name as the input's path, and ``"front": "web"``).
+A bad upload gets its message, with the file's own name instead of the server's temporary path,
+and nothing is written for it; the others go on.
 
 Choices:
     * outputs go to ``out_root/<run id>/``; that folder is created only when a photo is protected,
@@ -32,11 +33,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..app.batch import run_hash
-from ..app.outputs import save_protected
+from ..app.run import BatchItem
+from ..app.run.unit import protect_one, read
 from ..errors import InputError, StillguardError
-from ..images import load_image
-from ..loop import protect
+from ..files import WriteError
 from .session import Session
 
 PREVIEW_SIDE = 1024
@@ -165,7 +165,6 @@ def protect_uploads(
             f"{session.limits.max_photos}; protect them in smaller groups"
         )
     cfg = session.config(choice, budget_255, steps, seed)
-    chash = run_hash(cfg)
     session.prune()
     folder = session.out_root / (time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8])
     results: list[PhotoResult] = []
@@ -182,34 +181,31 @@ def protect_uploads(
             raise Cancelled()
         report(i, len(uploads), up.name, 0, cfg.loop.steps)
         try:
-            loaded = load_image(up.path, max_pixels=session.limits.max_pixels)
+            loaded = read(up.path, session.limits.max_pixels)
         except StillguardError as e:
             results.append(PhotoResult(up.name, "failed", error=user_message(e, up)))
             continue
         stem = _unique(safe_stem(up.name), taken)
-        t0 = time.perf_counter()
+        png = folder / f"{stem}.protected.png"
+        item = BatchItem(up.path, png, png.with_suffix(".json"))
         try:
             with session.lock:
-                res = protect(loaded.tensor, session.adapter, **cfg.protect_kwargs(),
-                              callback=lambda ev, i=i, n=up.name: callback(ev, i, n))  # fmt: skip
-        except Cancelled:
-            raise
+                done = protect_one(
+                    item, cfg, session.adapter, loaded,
+                    callback=lambda ev, i=i, n=up.name: callback(ev, i, n),
+                    extra={"input": {**loaded.info, "path": up.name}, "front": "web"},
+                )  # fmt: skip
+        except (Cancelled, WriteError):
+            raise  # stopped, or the server's disk is full: not this photo's fault
         except (StillguardError, RuntimeError, MemoryError) as e:  # e.g. out of memory: say so
             results.append(PhotoResult(up.name, "failed", error=user_message(e, up)))
             continue
-        seconds = time.perf_counter() - t0
-        session.record(choice, seconds, len(res.losses))
-        info = {**loaded.info, "path": up.name}
-        png = save_protected(
-            res, folder / f"{stem}.protected.png", source=loaded,
-            extra={"input": info, "alpha_reattached": loaded.alpha is not None,
-                   "metadata_kept": False, "config_hash": chash, "run_config": cfg.to_dict(),
-                   "front": "web"},
-        )  # fmt: skip
-        side = png.with_suffix(".json")
+        res = done.protected
+        session.record(choice, res.seconds, len(res.losses))
+        side = item.sidecar
         facts = json.loads(side.read_text())
         metrics = {k: facts.get(k) for k in ("psnr", "ssim", "linf_255")}
-        metrics.update(seconds=round(seconds, 2), size=list(loaded.info["size"]))
+        metrics.update(seconds=round(res.seconds, 2), size=list(loaded.info["size"]))
         shown = previews(res.original, res.image, folder / "preview", stem)
         results.append(PhotoResult(up.name, "ok", png=png, sidecar=side, previews=shown,
                                    metrics=metrics))  # fmt: skip

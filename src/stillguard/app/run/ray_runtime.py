@@ -1,5 +1,5 @@
-"""The Ray side of a distributed batch: connect (or start a local runtime), size the worker pool,
-check the workers, and keep them busy (:func:`dispatch`). Used by :mod:`.ray_runner`.
+"""The Ray plumbing of the Ray executor (:mod:`.cluster`): connect (or start a local runtime),
+size the worker pool, start the workers and check them.
 
 Ray is imported inside these functions only: ``import stillguard`` works without the ``dist``
 extra. Choices:
@@ -7,10 +7,9 @@ extra. Choices:
       switch for single-machine runtimes, read when Ray is first imported, checked with ``ss`` on
       Ray 2.60), runs no dashboard and sends no usage statistics (``RAY_USAGE_STATS_ENABLED=0``
       unless set);
-    * each actor has ``IN_FLIGHT_PER_WORKER`` jobs sent at most (one running, one waiting), so it
-      never waits for the driver and a dead actor holds few jobs;
-    * a job whose actor died for good (out of restarts) fails its inputs (recorded, retried by the
-      next run), and that actor gets no more jobs.
+    * a worker that Ray restarts after a crash (``max_restarts``) builds its model again; a job it
+      held is sent again (``max_task_retries``);
+    * every worker is stopped when the run ends, also when it ends with an error.
 """
 
 from __future__ import annotations
@@ -19,16 +18,10 @@ import contextlib
 import logging
 import os
 import socket
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from ..errors import InputError, ModelError
-from .batch import BatchEvent, ItemResult
-from .inputs import BatchItem
-
-#: jobs sent to an actor and not yet returned, at most
-IN_FLIGHT_PER_WORKER = 2
+from ...errors import InputError, ModelError
 
 
 def import_ray() -> Any:
@@ -120,7 +113,7 @@ def worker_count(ray: Any, n: int | None, cpus: int, gpus: int, jobs: int) -> in
 
 def check_ready(ray: Any, actors: list[Any]) -> None:
     """Wait for every actor's model; a model that cannot load stops the run with its reason."""
-    from ..versions import package_versions
+    from ...versions import package_versions
 
     try:
         facts = ray.get([a.ready.remote() for a in actors])
@@ -136,60 +129,20 @@ def check_ready(ray: Any, actors: list[Any]) -> None:
             )
 
 
-def dispatch(
-    ray: Any,
-    actors: list[Any],
-    groups: list[list[int]],
-    items: list[BatchItem],
-    emit: Callable[[BatchEvent], None],
-) -> Iterator[tuple[int, ItemResult]]:
-    """Keep every live actor busy; yield ``(index, result)`` as jobs finish."""
-    queue = deque(groups)
-    load = [0] * len(actors)
-    alive = [True] * len(actors)
-    flying: dict[Any, tuple[int, list[int]]] = {}
-    total = len(items)
-    while queue or flying:
-        while queue:  # one job at a time to the least loaded live actor
-            free = [k for k in range(len(actors)) if alive[k] and load[k] < IN_FLIGHT_PER_WORKER]
-            if not free:
-                break
-            k = min(free, key=lambda k: load[k])
-            group = queue.popleft()
-            jobs = [(i, str(items[i].input), str(items[i].output), str(items[i].sidecar))
-                    for i in group]  # fmt: skip
-            flying[actors[k].protect.remote(jobs)] = (k, group)
-            load[k] += 1
-            for i in group:
-                emit(BatchEvent("start", i, total, items[i].input))
-        if not flying:  # every actor is dead: fail what is left
-            for group in queue:
-                yield from _failed(group, items, "every Ray worker died; run the command again")
-            return
-        ready, _ = ray.wait(list(flying), num_returns=1)
-        for ref in ready:
-            k, group = flying.pop(ref)
-            load[k] -= 1
-            try:
-                results = ray.get(ref)
-            except ray.exceptions.RayActorError as e:
-                alive[k] = alive[k] and not isinstance(e, ray.exceptions.ActorDiedError)
-                msg = f"the Ray worker died while protecting this input ({type(e).__name__})"
-                yield from _failed(group, items, msg)
-                continue
-            except ray.exceptions.RayError as e:  # a bug, not a bad input (those are results)
-                cause = getattr(e, "cause", None) or e
-                yield from _failed(group, items, f"{type(cause).__name__}: {cause}")
-                continue
-            for i, rec in results:
-                yield i, ItemResult(**rec)
+@contextlib.contextmanager
+def workers(ray: Any, n: int, cfg: Any, *, cpus: int, gpus: int, max_restarts: int,
+            max_task_retries: int, **worker_options: Any) -> Iterator[list[Any]]:  # fmt: skip
+    """``n`` :class:`~.ray_worker.ProtectWorker` actors, each with its model loaded and checked
+    (:func:`check_ready`); all of them are killed when the block ends, however it ends."""
+    from .ray_worker import ProtectWorker
 
-
-def _failed(group: list[int], items: list[BatchItem], why: str) -> Iterator[tuple[int, ItemResult]]:
-    for i in group:
-        yield (
-            i,
-            ItemResult(
-                input=str(items[i].input), status="failed", error=f"{items[i].input}: {why}"
-            ),
-        )
+    opts = dict(num_cpus=cpus, num_gpus=gpus, max_restarts=max_restarts,
+                max_task_retries=max_task_retries)  # fmt: skip
+    actor_cls = ray.remote(ProtectWorker)
+    actors = [actor_cls.options(**opts).remote(cfg, cpus=cpus, **worker_options) for _ in range(n)]
+    try:
+        check_ready(ray, actors)
+        yield actors
+    finally:
+        for a in actors:
+            ray.kill(a, no_restart=True)
