@@ -1,6 +1,6 @@
 """Feed the real `stillguard` CLI every hostile input we guard against and print what it says.
 
-    .venv/bin/python scripts/hostile_inputs.py            # prints two Markdown tables
+    .venv/bin/python scripts/hostile_inputs.py            # prints three Markdown tables
 
 Each case is built in a temporary folder with an empty hub cache (``HF_HUB_CACHE``) and run as a
 subprocess. Refusals (first table) are checked: non-zero exit, one ``error:`` line, no traceback,
@@ -309,6 +309,9 @@ def main() -> int:
             msg = (lines[0] if lines else res.stderr.strip()[-200:]).replace(str(t), "TMP")
             print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
     bad += run_rows()
+    from hostile_inputs_round3 import run_round3  # issue 26
+
+    bad += run_round3()
     return 1 if bad else 0
 
 

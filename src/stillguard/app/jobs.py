@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 
 def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
     """Hash of everything that changes the output bytes: the run config and ``keep_metadata``."""
-    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
+    from ..metadata import label  # "True+gps" when GPS is kept: a different output
+
+    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={label(keep_metadata)}".encode()).hexdigest()
 
 
 def save_result(

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available
+from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available, failed_line
 
 
 @contextlib.contextmanager
@@ -47,8 +47,7 @@ def _ray_progress(console: Any, disable: bool) -> Iterator[Any]:
             prog.update(task, completed=state["done"], rate=f"{rate:.2f}",
                         eta=time.strftime("%H:%M:%S", time.gmtime(eta)))  # fmt: skip
             if r.status == "failed" and not disable:
-                msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
-                console.print(f"failed  {msg}", markup=False, style="red")
+                console.print(f"failed  {failed_line(r)}", markup=False, style="red")
 
         yield on_event
 

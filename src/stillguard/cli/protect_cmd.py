@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..images import DEFAULT_MAX_PIXELS
+from ..names import shown_name
 from ._common import (
     BATCH_SIZE,
     DEBUG,
@@ -25,6 +26,7 @@ from ._common import (
     app,
     check_model_available,
 )
+from ._options import checked_options, lossy_format
 
 
 # ----------------------------------------------------------------------------- protect
@@ -75,7 +77,18 @@ def protect(
     ] = None,
     json_out: JSON = False,
     keep_metadata: Annotated[
-        bool, typer.Option(help="Copy the input's EXIF into the PNG (default: strip).")
+        bool,
+        typer.Option(
+            help="Copy the input's EXIF (camera, date, exposure) into the PNG, without the GPS "
+            "position (default: strip all metadata)."
+        ),
+    ] = False,
+    keep_gps: Annotated[
+        bool,
+        typer.Option(
+            "--keep-gps",
+            help="With --keep-metadata: keep the GPS position too (where the photo was taken).",
+        ),
     ] = False,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse larger images (decompression-bomb guard).")
@@ -98,11 +111,17 @@ def protect(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Ray workers [default: one per GPU or per CPU(s)].")
+        int | None, typer.Option(help="Ray workers [default: one per GPU or per CPU(s)].")
     ] = None,
-    cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per Ray worker.")] = 1,
+    cpus_per_worker: Annotated[int, typer.Option(help="CPU cores per Ray worker.")] = 1,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
+    with _errors(debug, json_out):  # every number and flag checked before any work
+        keep_metadata = checked_options(
+            steps=steps, seed=seed, max_pixels=max_pixels, gpu_memory=gpu_memory,
+            batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker,
+            keep_metadata=keep_metadata, keep_gps=keep_gps, json_out=json_out,
+        )  # fmt: skip
     if ray is not None:
         from ._ray import protect_on_ray
 
@@ -139,6 +158,8 @@ def _protect(
 ) -> int:
     from ..app import batch
     from ..app.config import build_config
+    from ..app.lossy import resave_note
+    from ..formats import format_of_name, is_lossy
     from ..app.inputs import BatchItem, check_writable
     from ..errors import InputError
     from ..images import image_extensions, load_image
@@ -146,30 +167,36 @@ def _protect(
     cfg = build_config(preset, sets=sets, **flags)
     if gpu_memory is not None:
         from ..app.fit import fit_config
+        from ..plan.gpus import check_memory, human_bytes
 
-        with _stderr().status(f"planning {cfg.target_name} for {gpu_memory} ..."):
-            cfg, fitted = fit_config(cfg, gpu_memory, batch_size=batch_size)
+        memory = check_memory(gpu_memory)
+        with _stderr().status(f"planning {cfg.target_name} for {memory.text} ..."):
+            cfg, fitted = fit_config(cfg, memory, batch_size=batch_size)
         if not json_out:
             typer.echo(
-                f"planned for {gpu_memory}: rungs {', '.join(cfg.rungs) or 'none'} "
-                f"(planned need {fitted.to_dict().get('need_bytes', 0) / 2**30:.1f} GiB)",
+                f"planned for {memory.text}: rungs {', '.join(cfg.rungs) or 'none'} "
+                f"(planned need {human_bytes(fitted.need_bytes, like=memory)})",
                 err=True,
             )
     if out.suffix.lower() in image_extensions() - {".png"}:
+        fmt = format_of_name(out)
+        why = resave_note(fmt) if is_lossy(fmt) else f"it does not write {fmt}"
         raise InputError(
-            f"-o {out}: the output is a PNG (a lossy {out.suffix} would change the perturbation and "
-            "break the budget guarantee); give a .png file name or a folder"
+            f"-o {shown_name(out)}: stillguard writes PNG only, so that the budget holds on the "
+            f"file it writes; {why}; give a .png file name or a folder"
         )
     single = len(inputs) == 1 and not inputs[0].is_dir() and out.suffix.lower() == ".png"
     if out.suffix.lower() == ".png" and not single:
         raise InputError(
-            f"-o {out} is a .png file but the inputs are several or a folder; give a folder"
+            f"-o {shown_name(out)} is a .png file but the inputs are several or a folder; give a folder"
         )
     if single:
         item = BatchItem(inputs[0], out, out.with_suffix(".json"))
         for path in (item.output, item.sidecar):
             if os.path.realpath(path) == os.path.realpath(inputs[0]):
-                raise InputError(f"{path}: the output would overwrite the input; choose another -o")
+                raise InputError(
+                    f"{shown_name(path)}: the output would overwrite the input; choose another -o"
+                )
     check_writable(out.parent if single else out)
     pairs = cfg.targets()
     for _, model in pairs:
@@ -211,7 +238,10 @@ def _protect(
                 batch_size=batch_size,
             )
     for path in result.ignored if not json_out else []:
-        err.print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
+        err.print(f"ignored {shown_name(path)} (not an image file name)", markup=False, style="yellow")
+    lossy = lossy_format(result.items, loaded.info["format"] if single else None)
+    if lossy and not json_out:  # once per run, not per photo
+        err.print(f"note: {resave_note(lossy)}", markup=False, style="yellow")
     summary = result.to_dict()
     summary["real_model"] = all(model not in DEMO_MODELS for _, model in pairs)
     if len(result.items) == 1 and result.items[0].status == "failed":
@@ -222,7 +252,7 @@ def _protect(
     if json_out:
         _emit_json(summary)
     else:
-        tail = f", manifest {result.manifest}" if result.manifest else ""
+        tail = f", manifest {shown_name(result.manifest)}" if result.manifest else ""
         typer.echo(
             f"{summary['ok']} protected, {summary['skipped']} already done, {summary['failed']} failed{tail}"
         )
