@@ -10,12 +10,10 @@ otherwise); ``(CHECK FAILED)`` marks a broken row. The unit tests are in
 from __future__ import annotations
 
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from hostile_inputs import FAST, _code, _env, _good
+from hostile_inputs import FAST, _good, run_rows
 from PIL import Image
 
 BIG = "100000000"
@@ -51,7 +49,9 @@ def _png_facts(png: Path) -> str:
         exif = im.getexif()
         top = np.asarray(im.convert("L"))[: im.height // 2].mean()
         gps = "GPS kept" if exif.get_ifd(0x8825) else "no GPS"
-        return f"PNG {im.width}x{im.height}, top half mean {top:.0f}, Make={exif.get(0x010F)}, {gps}"
+        return (
+            f"PNG {im.width}x{im.height}, top half mean {top:.0f}, Make={exif.get(0x010F)}, {gps}"
+        )
 
 
 def _upright_without_gps(png: Path) -> bool:
@@ -64,7 +64,7 @@ def _upright_without_gps(png: Path) -> bool:
 REFUSED = lambda t, r: r.returncode == 2 and not (t / "out").exists()  # noqa: E731
 OK = lambda t, r: r.returncode == 0  # noqa: E731
 P = ["protect", "{t}/a.png", "-o", "{t}/out", *FAST]
-# name -> ({file under TMP: maker}, command ({t} = TMP), check(t, result))
+# name -> ({file under TMP: maker}, the command ({t} = TMP), check(t, result))
 ROWS = {
     "3 `plan --target cogvideox-i2v --batch-size 100000000`": ({},
         ["plan", "--target", "cogvideox-i2v", "--batch-size", BIG], REFUSED),
@@ -122,8 +122,16 @@ ROWS = {
 
 
 def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
-    keep = ("error:", "warning: --", "warning: TMP", "note:", "ok", "failed", "planned for",
-            "loading")
+    keep = (
+        "error:",
+        "warning: --",
+        "warning: TMP",
+        "note:",
+        "ok",
+        "failed",
+        "planned for",
+        "loading",
+    )
     err = [ln for ln in r.stderr.replace(str(t), "TMP").splitlines() if ln.startswith(keep)]
     out = [ln for ln in r.stdout.splitlines() if ln.strip()]
     if name.startswith("6 JPEG") and r.returncode == 0:
@@ -137,23 +145,5 @@ def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
 
 def run_round3() -> int:
     """Print issue 26's table; return how many rows failed their check."""
-    print("\n| issue 26 row | exit | what `stillguard` printed |\n|---|---|---|")
-    bad = 0
-    for name, (files, args, check) in ROWS.items():
-        with tempfile.TemporaryDirectory() as d:
-            t = Path(d)
-            for rel, make in files.items():
-                (t / rel).parent.mkdir(parents=True, exist_ok=True)
-                make(t / rel)
-            args = [a.replace("{t}", str(t)) for a in args]
-            cli = [] if args[0] == "-c" else ["-m", "stillguard.cli"]
-            res = subprocess.run([sys.executable, *cli, *args], capture_output=True, text=True,
-                                 env=_env(t), timeout=600)  # fmt: skip
-            try:
-                ok = check(t, res) and "Traceback" not in res.stderr
-            except (OSError, ValueError, StopIteration):
-                ok = False
-            bad += not ok
-            msg = _said(name, res, t).replace(str(t), "TMP").replace("|", "\\|")
-            print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
-    return bad
+    rows = {name: (files, [command], check) for name, (files, command, check) in ROWS.items()}
+    return run_rows(rows, "issue 26 row", _said)

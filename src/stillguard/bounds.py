@@ -157,7 +157,7 @@ def check(name: str, value: Any, label: str | None = None) -> Any:
         isinstance(value, int) if b.kind is int else isinstance(value, (int, float))
     ) and not isinstance(value, bool)
     if not ok_type or (b.kind is float and not math.isfinite(value)):
-        raise InputError(f"{shown} is not {whole}: give one in {range_text(b)} ({b.why})")
+        raise InputError(f"{shown} is not {whole} in {range_text(b)}: {b.why}")
     if not b.low <= value <= b.high:
         raise InputError(f"{shown} is outside {range_text(b)}: {b.why}")
     return value

@@ -193,7 +193,9 @@ def encode_png(
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise InputError(f"{shown_name(path)}: the output is a PNG; give a file name ending in .png")
+        raise InputError(
+            f"{shown_name(path)}: the output is a PNG; give a file name ending in .png"
+        )
     if source is not None and _same_file(path, source.path):
         raise InputError(
             f"{shown_name(path)}: the output would overwrite the input; choose another output path"

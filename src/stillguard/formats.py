@@ -71,7 +71,9 @@ def describe_bytes(data: bytes) -> str:
     if data[:64].lstrip().startswith((b"<?xml", b"<svg")):
         return "it looks like SVG/XML"
     if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"hevc"):
-        return "it looks like HEIC/HEIF, which needs the pillow-heif package: pip install pillow-heif"
+        return (
+            "it looks like HEIC/HEIF, which needs the pillow-heif package: pip install pillow-heif"
+        )
     try:
         return data[:64].decode("utf-8") and "it looks like text"
     except UnicodeDecodeError:

@@ -92,49 +92,51 @@ def check_input(path: str | os.PathLike[str]) -> os.stat_result:
     Raises:
         InputError: missing, broken/looping link, directory, special file, empty or over 1 GiB.
     """
-    path = Path(path)
+    path, name = Path(path), shown_name(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
             raise InputError(
-                f"{shown_name(path)}: broken symbolic link (its target does not exist); pass the real file"
+                f"{name}: broken symbolic link (its target does not exist); pass the real file"
             ) from None
-        raise InputError(f"{shown_name(path)}: no such file; check the path") from None
+        raise InputError(f"{name}: no such file; check the path") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise InputError(
-                f"{shown_name(path)}: symbolic link loop (the link points back to itself); pass the real file"
+                f"{name}: symbolic link loop (the link points back to itself); pass the real file"
             ) from None
-        raise InputError(f"{shown_name(path)}: cannot access the file ({e.strerror}); check the path") from None
+        raise InputError(f"{name}: cannot access the file ({e.strerror}); check the path") from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{shown_name(path)}: is a directory, not an image; pass image files or a folder")
+        raise InputError(f"{name}: is a directory, not an image; pass image files or a folder")
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{shown_name(path)}: not a regular file (device, pipe or socket); pass an image file")
+        raise InputError(f"{name}: not a regular file (device, pipe or socket); pass an image file")
     if st.st_size == 0:
-        raise InputError(f"{shown_name(path)}: the file is empty (0 bytes); re-export or re-download the image")
+        raise InputError(f"{name}: the file is empty (0 bytes); re-export or re-download the image")
     if st.st_size > MAX_FILE_BYTES:
         mib = f"{st.st_size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit"
-        raise InputError(f"{shown_name(path)}: the file is {mib}; downscale or re-encode the image")
+        raise InputError(f"{name}: the file is {mib}; downscale or re-encode the image")
     return st
 
 
 def _read(path: Path, checked: os.stat_result) -> bytes:
     """Read the file :func:`check_input` passed (opened non-blocking; refused if swapped since)."""
+    name = shown_name(path)
     extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | extra)) as f:
             st = os.fstat(f.fileno())
             if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
-                raise InputError(f"{shown_name(path)}: the file was replaced while being read; pass it again")
+                raise InputError(f"{name}: the file was replaced while being read; pass it again")
             return f.read(MAX_FILE_BYTES + 1)
     except PermissionError:
-        raise InputError(f"{shown_name(path)}: permission denied while reading; fix it (chmod u+r)") from None
+        raise InputError(f"{name}: permission denied while reading; fix it (chmod u+r)") from None
     except OSError as e:
-        raise InputError(f"{shown_name(path)}: cannot read it ({e.strerror or e}); check the disk") from None
+        raise InputError(f"{name}: cannot read it ({e.strerror or e}); check the disk") from None
 
 
 def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) -> Image.Image:
+    name = shown_name(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # corrupt-EXIF notes: errors surface on load
@@ -142,31 +144,31 @@ def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) ->
             img = _pil_open(data)
         except UnidentifiedImageError:
             raise InputError(
-                f"{shown_name(path)}: not an image Pillow can read ({describe_bytes(data)}); supported: "
+                f"{name}: not an image Pillow can read ({describe_bytes(data)}); supported: "
                 f"{', '.join(sorted(SUPPORTED_FORMATS))}"
             ) from None
         except Image.DecompressionBombError:
             raise InputError(
-                f"{shown_name(path)}: declares a huge size (decompression bomb guard); refusing to decode it"
+                f"{name}: declares a huge size (decompression bomb guard); refusing to decode it"
             ) from None
         except _DECODE_ERRORS as e:
-            raise InputError(f"{shown_name(path)}: broken image header ({e}); re-export the image") from None
+            raise InputError(f"{name}: broken image header ({e}); re-export the image") from None
     if img.format not in SUPPORTED_FORMATS:
-        raise InputError(f"{shown_name(path)}: {img.format} images are not supported; convert to PNG or JPEG")
+        raise InputError(f"{name}: {img.format} images are not supported; convert to PNG or JPEG")
     w, h = img.size
     if w * h > max_pixels:
         raise InputError(
-            f"{shown_name(path)}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
+            f"{name}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
             f"{max_pixels / 1e6:.1f}; downscale it, or raise the limit (max_pixels, --max-pixels) if intended"
         )
     if min(w, h) < min_side:
         raise InputError(
-            f"{shown_name(path)}: {w}x{h} is too small to protect (shorter side under {min_side} pixels); "
+            f"{name}: {w}x{h} is too small to protect (shorter side under {min_side} pixels); "
             "use a larger image"
         )
     if img.format != "MPO" and getattr(img, "n_frames", 1) > 1:
         raise InputError(
-            f"{shown_name(path)}: animated/multi-frame image ({img.n_frames} frames) is not supported; "
+            f"{name}: animated/multi-frame image ({img.n_frames} frames) is not supported; "
             "export the frame you want as a still PNG or JPEG"
         )
     return img
@@ -230,7 +232,7 @@ def load_image(
     import torch
 
     check("max_pixels", max_pixels)  # a zero limit would refuse every photo (stillguard.bounds)
-    path = Path(path)
+    path, name = Path(path), shown_name(path)
     data = _read(path, check_input(path))
     img = _open(path, data, max_pixels, min_side)
     info: dict[str, Any] = {
@@ -255,11 +257,11 @@ def load_image(
             exif_bytes = exif.tobytes() if len(exif) else None
         except _DECODE_ERRORS as e:
             raise InputError(
-                f"{shown_name(path)}: the image data is broken or truncated ({e}); re-export or re-download it"
+                f"{name}: the image data is broken or truncated ({e}); re-export or re-download it"
             ) from None
     alpha, mode = None, img.mode
     if mode == "F":
-        raise InputError(f"{shown_name(path)}: 32-bit float images are not supported; save as 8/16-bit PNG")
+        raise InputError(f"{name}: 32-bit float images are not supported; save as 8/16-bit PNG")
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img).astype(np.float32) / 65535.0
         rgb = np.repeat(np.clip(arr, 0.0, 1.0)[..., None], 3, axis=2)
@@ -274,7 +276,7 @@ def load_image(
             try:
                 img = img.convert("RGB")
             except _DECODE_ERRORS as e:
-                raise InputError(f"{shown_name(path)}: cannot convert mode {mode} to RGB ({e})") from None
+                raise InputError(f"{name}: cannot convert mode {mode} to RGB ({e})") from None
         icc = img.info.get("icc_profile")
         if img.mode == "RGBA":
             a = np.asarray(img.getchannel("A"))

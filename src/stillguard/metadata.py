@@ -94,4 +94,3 @@ def has_gps(exif: bytes | None) -> bool:
         return bool(_load(exif).get_ifd(GPS_IFD))
     except (OSError, ValueError, SyntaxError, TypeError, KeyError):
         return False
-

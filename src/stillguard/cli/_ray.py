@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available, failed_line
+from ._common import DEMO_MODELS, _emit_json, _stderr, _warn_demo_model, check_model_available
 
 
 @contextlib.contextmanager
@@ -47,6 +47,8 @@ def _ray_progress(console: Any, disable: bool) -> Iterator[Any]:
             prog.update(task, completed=state["done"], rate=f"{rate:.2f}",
                         eta=time.strftime("%H:%M:%S", time.gmtime(eta)))  # fmt: skip
             if r.status == "failed" and not disable:
+                from ._common import failed_line  # the name escaped (stillguard.names)
+
                 console.print(f"failed  {failed_line(r)}", markup=False, style="red")
 
         yield on_event

@@ -158,10 +158,10 @@ def _protect(
 ) -> int:
     from ..app import batch
     from ..app.config import build_config
-    from ..app.lossy import resave_note
-    from ..formats import format_of_name, is_lossy
     from ..app.inputs import BatchItem, check_writable
+    from ..app.lossy import resave_note
     from ..errors import InputError
+    from ..formats import format_of_name, is_lossy
     from ..images import image_extensions, load_image
 
     cfg = build_config(preset, sets=sets, **flags)
@@ -238,7 +238,9 @@ def _protect(
                 batch_size=batch_size,
             )
     for path in result.ignored if not json_out else []:
-        err.print(f"ignored {shown_name(path)} (not an image file name)", markup=False, style="yellow")
+        err.print(
+            f"ignored {shown_name(path)} (not an image file name)", markup=False, style="yellow"
+        )
     lossy = lossy_format(result.items, loaded.info["format"] if single else None)
     if lossy and not json_out:  # once per run, not per photo
         err.print(f"note: {resave_note(lossy)}", markup=False, style="yellow")

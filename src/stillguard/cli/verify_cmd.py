@@ -65,8 +65,8 @@ def _verify(
     from ..errors import InputError
     from ..formats import is_lossy
     from ..images import load_image
-    from ..names import shown_name
     from ..measure.evaluate import evaluate
+    from ..names import shown_name
     from ..settings import parse_eps
 
     try:
@@ -80,10 +80,14 @@ def _verify(
         check("seed", s, "--seeds: seed")
     a, prot = load_image(original).tensor, load_image(protected)
     b = prot.tensor
-    if is_lossy(prot.info["format"]) and not json_out:
-        _stderr().print(f"warning: {shown_name(protected)} is a {prot.info['format']} file, not "
-                        "the PNG stillguard wrote: "
-                        f"{resave_note(prot.info['format'])}", markup=False, style="yellow")  # fmt: skip
+    fmt = prot.info["format"]
+    lossy = (
+        f"{fmt} file, not the PNG stillguard wrote: {resave_note(fmt)}" if is_lossy(fmt) else None
+    )
+    if lossy and not json_out:
+        _stderr().print(
+            f"warning: {shown_name(protected)} is a {lossy}", markup=False, style="yellow"
+        )
     if a.shape != b.shape:
         raise InputError(
             f"{shown_name(original)} is {a.shape[-1]}x{a.shape[-2]} but {shown_name(protected)} is "
@@ -117,6 +121,7 @@ def _verify(
     if json_out:
         data = rep.to_dict()
         data["report_path"] = str(written) if written else None
+        data["lossy_protected"] = lossy  # None unless the protected file is JPEG, WebP, ...
         _emit_json(data)
     else:
         typer.echo(rep.table())

@@ -193,6 +193,7 @@ def describe_need(need: int, peak: int, *, like: Any = None) -> str:
     ``need = peak * (1 + FRAGMENTATION) + CONTEXT_BYTES`` (:func:`need_bytes`): without the
     margins, a 1 GiB need beside a 14 MiB peak reads as a contradiction.
     """
+
     def h(x: float) -> str:
         return human_bytes(x, like=like, unit_of=need)
 
