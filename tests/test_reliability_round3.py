@@ -463,6 +463,7 @@ def test_item13_heic_round_trip_upright_and_gps_free(tmp_path):
     assert exif.get(0x010F) == "Acme" and not exif.get_ifd(0x8825) and exif.get(0x0112) is None
     side = json.loads(png.with_suffix(".json").read_text())
     assert side["input"]["format"] == "HEIF" and side["input"]["size"] == [32, 48]
+    assert side["input"]["exif_orientation"] == 6 and side["gps_kept"] is False
     res = run("protect", src, "-o", tmp_path / "plain.png", *FAST)
     assert res.exit_code == 0 and len(out_exif(tmp_path / "plain.png")) == 0, res.output
 
