@@ -1,6 +1,6 @@
 """Feed the real `stillguard` CLI every hostile input we guard against and print what it says.
 
-    .venv/bin/python scripts/hostile_inputs.py            # prints two Markdown tables
+    .venv/bin/python scripts/hostile_inputs.py            # prints three Markdown tables
 
 Each case is built in a temporary folder with an empty hub cache (``HF_HUB_CACHE``) and run as a
 subprocess. Refusals (first table) are checked: non-zero exit, one ``error:`` line, no traceback,
@@ -248,16 +248,17 @@ def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
     return " / ".join(err if r.returncode and err else err + out[-1:])
 
 
-def run_rows() -> int:
-    print("\n| issue 12 row | exit | what `stillguard` printed |\n|---|---|---|")
+def run_rows(rows: dict = ROWS, title: str = "issue 12 row", said=_said) -> int:  # noqa: B008
+    """Print a table of ``rows`` (files: a kind of :data:`MAKE` or a maker); return the failures."""
+    print(f"\n| {title} | exit | what `stillguard` printed |\n|---|---|---|")
     bad = 0
-    for name, (files, commands, check) in ROWS.items():
+    for name, (files, commands, check) in rows.items():
         with tempfile.TemporaryDirectory() as d:
             t = Path(d)
             env = _env(t)
             for rel, kind in files.items():
                 (t / rel).parent.mkdir(parents=True, exist_ok=True)
-                MAKE[kind](t / rel)
+                (MAKE[kind] if isinstance(kind, str) else kind)(t / rel)
             for args in commands:
                 args = [a.replace("{t}", str(t)) for a in args]
                 cli = [] if args[0] == "-c" else ["-m", "stillguard.cli"]
@@ -265,10 +266,10 @@ def run_rows() -> int:
                                      env=env, timeout=600)  # fmt: skip
             try:
                 ok = check(t, res) and "Traceback" not in res.stderr
-            except (OSError, ValueError):
+            except (OSError, ValueError, StopIteration):
                 ok = False
             bad += not ok
-            msg = _said(name, res, t).replace(str(t), "TMP").replace("|", "\\|")
+            msg = said(name, res, t).replace(str(t), "TMP").replace("|", "\\|")
             print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
     return bad
 
@@ -309,6 +310,9 @@ def main() -> int:
             msg = (lines[0] if lines else res.stderr.strip()[-200:]).replace(str(t), "TMP")
             print(f"| {name} | {res.returncode}{'' if ok else ' (CHECK FAILED)'} | {_code(msg)} |")
     bad += run_rows()
+    from hostile_inputs_round3 import run_round3  # issue 26
+
+    bad += run_round3()
     return 1 if bad else 0
 
 

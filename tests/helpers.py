@@ -229,3 +229,11 @@ def save_tiny_text_encoder(folder: Path, words: list[str], model_class, config_c
         index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
         (folder / "model_index.json").write_text(json.dumps(index))
     return tok, encoder
+
+
+def one_error(res) -> str:
+    """The one ``error:`` line of a CLI result: no traceback, nothing else on stderr."""
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in res.output, res.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]

@@ -86,9 +86,9 @@ def test_precedence_preset_flags_sets():
     [
         ({"sets": ["protect.stepz=3"]}, r"protect\.stepz.*'steps'"),
         ({"sets": ["methd.name=x"]}, r"section \[methd\].*'method'"),
-        ({"sets": ["protect.steps='x'"]}, r"\[protect\].*steps must be an integer"),
+        ({"sets": ["protect.steps='x'"]}, r"\[protect\].*steps='x' is not a whole number in \["),
         ({"sets": ["protect.random_start=1"]}, r"random_start must be true or false"),
-        ({"sets": ["protect.steps=true"]}, r"\[protect\].*steps must be an integer"),
+        ({"sets": ["protect.steps=true"]}, r"\[protect\].*steps=True is not a whole number in \["),
         ({"sets": ["method.foo=1"]}, r"method\.foo for method 'vid-freeze'"),
         ({"sets": ["method.max_queries=1.5"]}, r"max_queries.*int"),
         ({"sets": ["protect.eot=['jpg']"]}, r"jpeg"),

@@ -23,6 +23,8 @@ from PIL import Image
 
 from .errors import InputError, StillguardError
 from .images import LoadedImage
+from .metadata import exif_to_write
+from .names import shown_name
 from .tensors import to_uint8
 
 
@@ -41,7 +43,7 @@ class WriteError(StillguardError):
             errno.EDQUOT: "your disk quota is used up; free some space, then rerun",
             errno.EROFS: "the disk is read-only; choose another output folder",
         }.get(err.errno or 0, "check the disk and the folder's permissions")
-        super().__init__(f"{path}: cannot write it ({err.strerror or err}); {hint}")
+        super().__init__(f"{shown_name(path)}: cannot write it ({err.strerror or err}); {hint}")
 
     @property
     def stops_batch(self) -> bool:
@@ -74,13 +76,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise InputError(f"{path}: is a directory; give a file name for the output")
+        raise InputError(f"{shown_name(path)}: is a directory; give a file name for the output")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise InputError(
-            f"{path.parent}: cannot write the output there ({e.strerror or e}); choose a writable folder"
+            f"{shown_name(path.parent)}: cannot write the output there ({e.strerror or e}); choose a writable folder"
         ) from None
     try:
         with os.fdopen(fd, "wb") as f:
@@ -169,7 +171,7 @@ def encode_png(
     path: str | os.PathLike[str],
     *,
     metadata: dict[str, Any] | None = None,
-    keep_metadata: bool = False,
+    keep_metadata: bool | str = False,
     alpha: np.ndarray | None = None,
     source: LoadedImage | None = None,
 ) -> bytes:
@@ -179,7 +181,8 @@ def encode_png(
         image: float tensor in [0,1] or uint8 array (see :func:`to_uint8`).
         path: output file; must end in ``.png``; parent folders are created.
         metadata: text chunks to write (values that are not strings are JSON-encoded).
-        keep_metadata: copy the source's EXIF (orientation reset); default strips all metadata.
+        keep_metadata: ``True`` copies the source's EXIF without GPS and orientation,
+            :data:`stillguard.metadata.KEEP_GPS` with GPS; default (``False``) strips all metadata.
         alpha: uint8 ``(H, W)`` alpha to attach; defaults to ``source.alpha``.
         source: the loaded input; the output is refused if it would replace that file.
 
@@ -190,10 +193,12 @@ def encode_png(
 
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise InputError(f"{path}: the output is a PNG; give a file name ending in .png")
+        raise InputError(
+            f"{shown_name(path)}: the output is a PNG; give a file name ending in .png"
+        )
     if source is not None and _same_file(path, source.path):
         raise InputError(
-            f"{path}: the output would overwrite the input; choose another output path"
+            f"{shown_name(path)}: the output would overwrite the input; choose another output path"
         )
     arr = to_uint8(image)
     if alpha is None and source is not None:
@@ -215,8 +220,9 @@ def encode_png(
     if keep_metadata:
         if source is None:
             raise InputError("keep_metadata needs the source image (pass source=loaded_image)")
-        if source.exif:
-            kwargs["exif"] = source.exif
+        exif = exif_to_write(source.exif, keep_metadata)  # GPS only with KEEP_GPS
+        if exif:
+            kwargs["exif"] = exif
     buf = _io.BytesIO()
     img.save(buf, format="PNG", **kwargs)
     return buf.getvalue()

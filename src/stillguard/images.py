@@ -4,10 +4,15 @@ Choices (documented here once, relied on by the CLI and the batch runner):
 
 * **Which files**: :func:`check_input` is the one place that decides "a regular, readable file of a
   sane size"; it only ``stat``\ s, so FIFOs and devices are refused unopened. Folder mode takes the
-  files whose extension Pillow registers for a supported format (:func:`image_extensions`: AVIF
+  files whose extension Pillow registers for a supported format (:func:`~stillguard.formats.image_extensions`: AVIF
   with Pillow 11.2+, HEIC with ``pillow-heif``); single files are judged by their content.
+* **Names** in messages go through :func:`stillguard.names.shown_name` (escaped when a newline
+  or an escape sequence would split or recolour the line).
 * **Orientation**: the EXIF orientation is applied (``ImageOps.exif_transpose``); the tensor has the
   *displayed* size; the tag is not written back. A non-integer tag (e.g. typed ASCII) is ignored.
+  HEIC/HEIF: ``pillow-heif`` (a dependency, registered by :func:`~stillguard.formats.register_formats` before any
+  read) applies the container's rotation while decoding and resets the EXIF tag, so it is not
+  applied twice; ``info["exif_orientation"]`` still records the original value.
 * **Colour**: an ICC profile is converted to sRGB (``ImageCms``); a broken one is ignored with a
   warning; a PNG profile over Pillow's 1 MB text-chunk guard is read with a 64 MB guard.
   CMYK without a profile uses Pillow's plain conversion.
@@ -23,7 +28,6 @@ Choices (documented here once, relied on by the CLI and the batch runner):
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import io as _io
@@ -38,15 +42,22 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .bounds import check
 from .errors import InputError
+from .formats import (  # noqa: F401  (image_extensions, is_image_name: re-exported)
+    SUPPORTED_FORMATS,
+    describe_bytes,
+    image_extensions,
+    is_image_name,
+    register_formats,
+)
+from .names import shown_name
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 50_000_000
 MIN_SIDE = 16
 MAX_FILE_BYTES = 1 << 30
-IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .jpe .webp .tif .tiff .bmp .gif .ppm .tga".split())
-SUPPORTED_FORMATS = frozenset("PNG JPEG MPO WEBP TIFF BMP GIF PPM TGA AVIF HEIF".split())
 #: the PNG text-chunk guard used for ICC profiles over Pillow's default (1 MB)
 ICC_CHUNK_LIMIT = 64 << 20
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError)
@@ -72,25 +83,6 @@ class LoadedImage:
     sha256 = property(lambda self: self.info["sha256"], doc="SHA-256 (hex) of the file's bytes.")
 
 
-def image_extensions() -> frozenset[str]:
-    """File name endings folder mode picks up: every extension Pillow registers for a supported format.
-
-    With Pillow 11.2+ this includes ``.avif``; with ``pillow-heif`` installed, ``.heic``/``.heif``.
-    """
-    with contextlib.suppress(ImportError):  # HEIC/HEIF (iPhone) with the optional pillow-heif
-        from pillow_heif import register_heif_opener  # type: ignore[import-not-found]
-
-        register_heif_opener()
-    Image.init()
-    found = {e for e, f in Image.registered_extensions().items() if f in SUPPORTED_FORMATS}
-    return frozenset(found | IMAGE_EXTENSIONS)
-
-
-def is_image_name(path: str | os.PathLike[str]) -> bool:
-    """Does folder mode take this file (by its name ending; the content is checked on load)?"""
-    return Path(path).suffix.lower() in image_extensions()
-
-
 def check_input(path: str | os.PathLike[str]) -> os.stat_result:
     """Refuse anything that is not a readable regular file of a sane size, before any read.
 
@@ -100,58 +92,51 @@ def check_input(path: str | os.PathLike[str]) -> os.stat_result:
     Raises:
         InputError: missing, broken/looping link, directory, special file, empty or over 1 GiB.
     """
-    path = Path(path)
+    path, name = Path(path), shown_name(path)
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if os.path.islink(path):
             raise InputError(
-                f"{path}: broken symbolic link (its target does not exist); pass the real file"
+                f"{name}: broken symbolic link (its target does not exist); pass the real file"
             ) from None
-        raise InputError(f"{path}: no such file; check the path") from None
+        raise InputError(f"{name}: no such file; check the path") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise InputError(
-                f"{path}: symbolic link loop (the link points back to itself); pass the real file"
+                f"{name}: symbolic link loop (the link points back to itself); pass the real file"
             ) from None
-        raise InputError(f"{path}: cannot access the file ({e.strerror}); check the path") from None
+        raise InputError(f"{name}: cannot access the file ({e.strerror}); check the path") from None
     if stat.S_ISDIR(st.st_mode):
-        raise InputError(f"{path}: is a directory, not an image; pass image files or a folder")
+        raise InputError(f"{name}: is a directory, not an image; pass image files or a folder")
     if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"{path}: not a regular file (device, pipe or socket); pass an image file")
+        raise InputError(f"{name}: not a regular file (device, pipe or socket); pass an image file")
     if st.st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); re-export or re-download the image")
+        raise InputError(f"{name}: the file is empty (0 bytes); re-export or re-download the image")
     if st.st_size > MAX_FILE_BYTES:
         mib = f"{st.st_size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES >> 20} MiB limit"
-        raise InputError(f"{path}: the file is {mib}; downscale or re-encode the image")
+        raise InputError(f"{name}: the file is {mib}; downscale or re-encode the image")
     return st
 
 
 def _read(path: Path, checked: os.stat_result) -> bytes:
     """Read the file :func:`check_input` passed (opened non-blocking; refused if swapped since)."""
+    name = shown_name(path)
     extra = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         with open(path, "rb", opener=lambda p, flags: os.open(p, flags | extra)) as f:
             st = os.fstat(f.fileno())
             if (st.st_dev, st.st_ino) != (checked.st_dev, checked.st_ino):
-                raise InputError(f"{path}: the file was replaced while being read; pass it again")
+                raise InputError(f"{name}: the file was replaced while being read; pass it again")
             return f.read(MAX_FILE_BYTES + 1)
     except PermissionError:
-        raise InputError(f"{path}: permission denied while reading; fix it (chmod u+r)") from None
+        raise InputError(f"{name}: permission denied while reading; fix it (chmod u+r)") from None
     except OSError as e:
-        raise InputError(f"{path}: cannot read it ({e.strerror or e}); check the disk") from None
-
-
-def _describe_bytes(data: bytes) -> str:
-    if data[:64].lstrip().startswith((b"<?xml", b"<svg")):
-        return "it looks like SVG/XML"
-    try:
-        return data[:64].decode("utf-8") and "it looks like text"
-    except UnicodeDecodeError:
-        return f"it starts with {data[:8]!r}"
+        raise InputError(f"{name}: cannot read it ({e.strerror or e}); check the disk") from None
 
 
 def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) -> Image.Image:
+    name = shown_name(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         warnings.simplefilter("ignore", UserWarning)  # corrupt-EXIF notes: errors surface on load
@@ -159,31 +144,31 @@ def _open(path: Path, data: bytes, max_pixels: int, min_side: int = MIN_SIDE) ->
             img = _pil_open(data)
         except UnidentifiedImageError:
             raise InputError(
-                f"{path}: not an image Pillow can read ({_describe_bytes(data)}); supported: "
+                f"{name}: not an image Pillow can read ({describe_bytes(data)}); supported: "
                 f"{', '.join(sorted(SUPPORTED_FORMATS))}"
             ) from None
         except Image.DecompressionBombError:
             raise InputError(
-                f"{path}: declares a huge size (decompression bomb guard); refusing to decode it"
+                f"{name}: declares a huge size (decompression bomb guard); refusing to decode it"
             ) from None
         except _DECODE_ERRORS as e:
-            raise InputError(f"{path}: broken image header ({e}); re-export the image") from None
+            raise InputError(f"{name}: broken image header ({e}); re-export the image") from None
     if img.format not in SUPPORTED_FORMATS:
-        raise InputError(f"{path}: {img.format} images are not supported; convert to PNG or JPEG")
+        raise InputError(f"{name}: {img.format} images are not supported; convert to PNG or JPEG")
     w, h = img.size
     if w * h > max_pixels:
         raise InputError(
-            f"{path}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
+            f"{name}: {w}x{h} = {w * h / 1e6:.1f} megapixels is over the limit of "
             f"{max_pixels / 1e6:.1f}; downscale it, or raise the limit (max_pixels, --max-pixels) if intended"
         )
     if min(w, h) < min_side:
         raise InputError(
-            f"{path}: {w}x{h} is too small to protect (shorter side under {min_side} pixels); "
+            f"{name}: {w}x{h} is too small to protect (shorter side under {min_side} pixels); "
             "use a larger image"
         )
     if img.format != "MPO" and getattr(img, "n_frames", 1) > 1:
         raise InputError(
-            f"{path}: animated/multi-frame image ({img.n_frames} frames) is not supported; "
+            f"{name}: animated/multi-frame image ({img.n_frames} frames) is not supported; "
             "export the frame you want as a still PNG or JPEG"
         )
     return img
@@ -193,6 +178,7 @@ def _pil_open(data: bytes) -> Image.Image:
     """``Image.open``; a PNG whose ICC profile is over the 1 MB text guard is reopened with 64 MB."""
     from PIL import PngImagePlugin
 
+    register_formats()
     try:
         return Image.open(_io.BytesIO(data))
     except ValueError as e:
@@ -222,7 +208,7 @@ def _to_srgb(img: Image.Image, icc: bytes | None, path: Path) -> tuple[Image.Ima
         dst = ImageCms.createProfile("sRGB")
         return ImageCms.profileToProfile(img, src, dst, outputMode="RGB"), True
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as e:
-        log.warning("%s: ignoring an unusable ICC profile (%s)", path, e)
+        log.warning("%s: ignoring an unusable ICC profile (%s)", shown_name(path), e)
         return img, False
 
 
@@ -245,7 +231,8 @@ def load_image(
     """
     import torch
 
-    path = Path(path)
+    check("max_pixels", max_pixels)  # a zero limit would refuse every photo (stillguard.bounds)
+    path, name = Path(path), shown_name(path)
     data = _read(path, check_input(path))
     img = _open(path, data, max_pixels, min_side)
     info: dict[str, Any] = {
@@ -264,15 +251,17 @@ def load_image(
             info["exif_orientation"] = _orientation(img)
             if info["exif_orientation"] != 1:
                 img = ImageOps.exif_transpose(img)
+            elif img.info.get("original_orientation") not in (None, 1):  # HEIF: the decoder
+                info["exif_orientation"] = int(img.info["original_orientation"])  # rotated it
             (exif := img.getexif()).pop(0x0112, None)
             exif_bytes = exif.tobytes() if len(exif) else None
         except _DECODE_ERRORS as e:
             raise InputError(
-                f"{path}: the image data is broken or truncated ({e}); re-export or re-download it"
+                f"{name}: the image data is broken or truncated ({e}); re-export or re-download it"
             ) from None
     alpha, mode = None, img.mode
     if mode == "F":
-        raise InputError(f"{path}: 32-bit float images are not supported; save as 8/16-bit PNG")
+        raise InputError(f"{name}: 32-bit float images are not supported; save as 8/16-bit PNG")
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N"):
         arr = np.asarray(img).astype(np.float32) / 65535.0
         rgb = np.repeat(np.clip(arr, 0.0, 1.0)[..., None], 3, axis=2)
@@ -287,7 +276,7 @@ def load_image(
             try:
                 img = img.convert("RGB")
             except _DECODE_ERRORS as e:
-                raise InputError(f"{path}: cannot convert mode {mode} to RGB ({e})") from None
+                raise InputError(f"{name}: cannot convert mode {mode} to RGB ({e})") from None
         icc = img.info.get("icc_profile")
         if img.mode == "RGBA":
             a = np.asarray(img.getchannel("A"))

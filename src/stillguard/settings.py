@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .bounds import BOUNDS, check
 from .errors import InputError
 from .registry import close_matches
 
@@ -20,7 +21,7 @@ SCHEDULES = ("constant", "cosine", "linear")
 MAX_EPS = 32 / 255
 #: the smallest: a budget under one 8-bit level rounds to nothing on the saved PNG
 MIN_EPS = 1 / 255
-MAX_SEED = 2**63 - 1
+MAX_SEED = int(BOUNDS["seed"].high)
 
 
 def parse_eps(value: Any) -> float:
@@ -67,6 +68,8 @@ class LoopConfig:
             Transformation; empty for none.
         eot_samples: transform draws averaged per step (ignored without ``eot``).
         seed: seeds every random draw of the run, in ``[0, 2**63 - 1]``.
+
+    ``steps``, ``eot_samples`` and ``seed`` are checked against :data:`stillguard.bounds.BOUNDS`.
     """
 
     eps: float | None = None
@@ -80,16 +83,10 @@ class LoopConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        def ints(name: str, lo: int, hi: int = MAX_SEED) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise InputError(f"{name} must be an integer in [{lo}, {hi}], got {v!r}")
-
         if self.eps is not None:
             object.__setattr__(self, "eps", parse_eps(self.eps))
-        ints("steps", 0, 1_000_000)
-        ints("eot_samples", 1, 1_000)
-        ints("seed", 0)
+        for name in ("steps", "eot_samples", "seed"):
+            check(name, getattr(self, name))
         for name in ("step_size", "final_step_size"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:

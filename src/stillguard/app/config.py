@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bounds import check
 from ..errors import InputError
 from ..registry import close_matches
 from ..settings import LoopConfig
@@ -209,10 +210,8 @@ def validate(data: Mapping[str, Any], *, source: str = "<config>") -> RunConfig:
             "one model per target, separated by commas, e.g. --model FOLDER_A,FOLDER_B"
         )
     cfg.target_name, cfg.model = ",".join(names), ",".join(models)
-    cfg.target_weights = [float(w) for w in target.get("weights", [])]
-    if cfg.target_weights and (
-        len(cfg.target_weights) != len(names) or min(cfg.target_weights) <= 0
-    ):
+    cfg.target_weights = [float(check("target_weight", w, "target.weights")) for w in target.get("weights", [])]  # fmt: skip
+    if cfg.target_weights and len(cfg.target_weights) != len(names):
         raise InputError(
             f"target.weights must be {len(names)} positive numbers, one per target; got "
             f"{cfg.target_weights}"

@@ -5,7 +5,7 @@ same way, before any work:
 
     * ``tiny`` and ``toy`` are built from the package (no files to check);
     * a local folder must hold ``model_index.json`` and safetensors weights (pickles are refused),
-      and its ``stillguard.json`` generation settings must be sane (:data:`SETTING_BOUNDS`);
+      and its ``stillguard.json`` generation settings must be sane (:data:`stillguard.bounds.BOUNDS`);
     * a hub id must be **fully** in the local hub cache: every component of its
       ``model_index.json``, every weight shard named by an index; otherwise the run stops with the
       "weights not on this machine" line; stillguard never downloads;
@@ -26,27 +26,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..bounds import check_settings  # noqa: F401  (re-exported: app.config uses it)
 from ..errors import InputError, ModelError
 
 DEMO_MODELS = ("tiny", "toy", "toy-wan")
-#: sanity bounds of generation settings (``stillguard.json``, ``--set target.options.*``): the
-#: published checkpoints sit far inside them (CogVideoX-5b-I2V: 480x720, 49 frames, 50 steps;
-#: SVD-xt: 576x1024, 25 frames, 25 steps; their model cards); they stop a typo from asking for a
-#: petabyte before anything runs. (low, high, type)
-SETTING_BOUNDS: dict[str, tuple[float, float, type]] = {
-    "height": (16, 4096, int),
-    "width": (16, 4096, int),
-    "num_frames": (1, 1024, int),
-    "opt_num_frames": (1, 1024, int),
-    "num_inference_steps": (1, 1000, int),
-    "decode_chunk_size": (1, 1024, int),
-    "fps": (1, 240, int),
-    "motion_bucket_id": (0, 1023, int),
-    "guidance_scale": (0.0, 100.0, float),
-    "min_guidance_scale": (0.0, 100.0, float),
-    "max_guidance_scale": (0.0, 100.0, float),
-    "noise_aug_strength": (0.0, 10.0, float),
-}
 
 
 def default_model(target: str) -> str:
@@ -87,21 +70,6 @@ def check_device(device: str, dtype: str) -> None:
             "antialiased resize of the photo in half precision; use --dtype float32 on the CPU "
             "(bf16/fp16 are for GPUs: --device cuda)"
         )
-
-
-def check_settings(settings: Mapping[str, Any], where: str) -> None:
-    """Refuse generation settings of the wrong type or outside :data:`SETTING_BOUNDS`."""
-    for key, value in settings.items():
-        if key not in SETTING_BOUNDS or value is None:
-            continue
-        lo, hi, kind = SETTING_BOUNDS[key]
-        ok_type = isinstance(value, (int, float) if kind is float else int)
-        if isinstance(value, bool) or not ok_type or not lo <= value <= hi:
-            what = "an integer" if kind is int else "a number"
-            raise InputError(
-                f"{where}: {key}={value!r} must be {what} in [{lo}, {hi}] (published I2V models "
-                "use far less); fix or remove that setting"
-            )
 
 
 def target_options(target: str) -> tuple[dict[str, str], bool]:
@@ -220,7 +188,7 @@ def check_model_available(model: str) -> Path | None:
 
     Raises:
         ModelError: a hub id not (fully) in the cache, a folder without safetensors weights.
-        InputError: a ``stillguard.json`` with settings outside :data:`SETTING_BOUNDS`.
+        InputError: a ``stillguard.json`` with settings outside :data:`stillguard.bounds.BOUNDS`.
     """
     from ..adapters._common import SETTINGS_FILE, check_local_folder, read_settings
 

@@ -27,8 +27,10 @@ from ..files import (
     write_json,
 )
 from ..images import LoadedImage
+from ..metadata import exif_to_write, has_gps
 from ..protected import TOY_WARNING, Protected
 from ..tensors import to_uint8
+from .lossy import lossy_input_note
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,7 @@ def save_protected(
     path: str | os.PathLike[str],
     *,
     source: LoadedImage | None = None,
-    keep_metadata: bool = False,
+    keep_metadata: bool | str = False,
     extra: dict[str, Any] | None = None,
     clean_stale: bool = True,
 ) -> Path:
@@ -109,8 +111,10 @@ def save_protected(
             created if missing.
         source: the :class:`~stillguard.images.LoadedImage` the input came from: the output is
             refused if it would replace that file, and its alpha channel is re-attached unchanged.
-        keep_metadata: copy the source's EXIF (default: strip all metadata, for privacy).
-        extra: more sidecar entries.
+        keep_metadata: ``True`` copies the source's EXIF without its GPS position,
+            :data:`stillguard.metadata.KEEP_GPS` with it; default: strip all metadata (privacy).
+        extra: more sidecar entries. Added here: ``gps_kept`` (whether the PNG carries a GPS
+            position) and, for a lossy input, ``lossy_input`` (what re-saving lossily costs).
         clean_stale: remove this PNG's and sidecar's temporaries left by a killed run (a batch
             does it once for the whole folder when it opens its manifest, and passes False).
 
@@ -131,18 +135,29 @@ def save_protected(
             "(JPEG, WebP) would change the perturbation and break the budget guarantee"
         )
     data = encode_png(result.image, path, source=source, keep_metadata=keep_metadata)
+    extra = {**(extra or {}), **_facts(source, keep_metadata)}
     side = sidecar_path(path)
     names = (path.name, side.name)
     if clean_stale:
         remove_stale_temporaries(path.parent, lambda n: any(is_temporary_of(n, o) for o in names))
     atomic_write_bytes(path, data)
     try:
-        write_json(side, sidecar(result, path.name, sha256_bytes(data), **(extra or {})))
+        write_json(side, sidecar(result, path.name, sha256_bytes(data), **extra))
     except BaseException:
         path.unlink(missing_ok=True)  # never a PNG without its sidecar (e.g. the disk got full)
         raise
     log.info("saved %s and %s", path, side.name)
     return path
+
+
+def _facts(source: LoadedImage | None, keep_metadata: bool | str) -> dict[str, Any]:
+    """Sidecar entries about what the PNG carries and what a lossy re-save would cost."""
+    exif = exif_to_write(source.exif, keep_metadata) if source is not None else None
+    facts: dict[str, Any] = {"gps_kept": has_gps(exif)}
+    note = lossy_input_note(source.info.get("format")) if source is not None else None
+    if note:
+        facts["lossy_input"] = note
+    return facts
 
 
 def check_writable(folder: str | os.PathLike[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..bounds import check
 from ..errors import InputError
 from ..registry import close_matches
 
@@ -54,5 +55,7 @@ def plugin_options(registry: Any, kind: str, name: str, opts: dict[str, Any]) ->
         annotation = fields[key][0]
         if not type_ok(value, annotation):
             raise InputError(f"{kind}.{key} of {kind} {name!r} must be {annotation}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check(key, value, f"{kind}.{key}")  # every number has a range (stillguard.bounds)
         out[key] = tuple(value) if annotation.startswith("tuple") else value
     return out

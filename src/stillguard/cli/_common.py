@@ -14,6 +14,7 @@ import typer
 
 from ..app.models import DEMO_MODELS, check_model_available  # noqa: F401  (re-exported)
 from ..errors import StillguardError
+from ..names import one_line, shown_name
 
 
 class _JsonErrors(typer.core.TyperGroup):
@@ -55,7 +56,7 @@ def _stderr() -> Any:
 
 
 def _one_line(err: BaseException | str) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    return one_line(err) or type(err).__name__
 
 
 class _DropToyWarning(logging.Filter):
@@ -131,19 +132,14 @@ BATCH_SIZE = Annotated[
 
 
 def _batch_size(text: str) -> int:
-    """``--batch-size`` as an int >= 1 (one ``error:`` line otherwise)."""
-    from ..errors import InputError
+    """``--batch-size`` as a whole number in its range (one ``error:`` line otherwise)."""
+    from ..bounds import check
 
     try:
-        value = int(str(text).strip())
+        value: Any = int(str(text).strip())
     except ValueError:
-        value = 0
-    if value < 1:
-        raise InputError(
-            f"--batch-size {text!r}: give a whole number >= 1 (how many images of one size to "
-            "protect per forward/backward pass; 1 = one at a time)"
-        )
-    return value
+        value = str(text)
+    return int(check("batch_size", value, "--batch-size"))
 
 
 def _emit_json(obj: Any) -> None:
@@ -153,18 +149,26 @@ def _emit_json(obj: Any) -> None:
 def _ignored(result: Any, json_out: bool) -> None:
     """List the files a bulk run left alone (not image names; in ``--json`` they are a key)."""
     for path in result.ignored if not json_out else []:
-        _stderr().print(f"ignored {path} (not an image file name)", markup=False, style="yellow")
+        _stderr().print(
+            f"ignored {shown_name(path)} (not an image file name)", markup=False, style="yellow"
+        )
 
 
-def _summary(result: Any, cfg: Any, json_out: bool) -> int:
-    """A bulk run's last words, whatever executor ran it: the JSON summary or the counts line;
-    returns the exit code."""
+def _summary(result: Any, cfg: Any, json_out: bool, single_format: str | None = None) -> int:
+    """A bulk run's last words, whatever executor ran it: the lossy-input note (once per run), the
+    JSON summary or the counts line; returns the exit code. ``single_format``: the format of a
+    single input (a batch reads it from its items' sidecars)."""
+    from ..app.lossy import lossy_format, resave_note
+
+    lossy = lossy_format(result.items, single_format)
+    if lossy and not json_out:
+        _stderr().print(f"note: {resave_note(lossy)}", markup=False, style="yellow")
     summary = result.to_dict()
     summary["real_model"] = all(model not in DEMO_MODELS for _, model in cfg.targets())
     if json_out:
         _emit_json(summary)
     else:
-        tail = f", manifest {result.manifest}" if result.manifest else ""
+        tail = f", manifest {shown_name(result.manifest)}" if result.manifest else ""
         typer.echo(
             f"{summary['ok']} protected, {summary['skipped']} already done, "
             f"{summary['failed']} failed{tail}"
@@ -197,7 +201,7 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
 
         def on_event(ev: Any) -> None:
             if ev.kind == "start":
-                desc = f"[{ev.index + 1}/{ev.total}] {ev.input.name}"
+                desc = f"[{ev.index + 1}/{ev.total}] {shown_name(ev.input.name)}"
                 tasks[ev.index] = prog.add_task(desc, total=steps, loss="-")
             elif ev.kind == "step" and ev.index in tasks:
                 prog.update(
@@ -210,10 +214,16 @@ def _progress(console: Any, steps: int, disable: bool) -> Iterator[Any]:
                 if r.status == "failed" and ev.total == 1:
                     return  # the command prints the one error line itself
                 if r.status == "failed":
-                    msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
-                    console.print(f"failed  {msg}", markup=False, style="red")
+                    console.print(f"failed  {failed_line(r)}", markup=False, style="red")
                 else:
                     word = "ok     " if r.status == "ok" else "skipped"
-                    console.print(f"{word} {r.input} -> {r.output}", markup=False)
+                    line = f"{word} {shown_name(r.input)} -> {shown_name(r.output)}"
+                    console.print(line, markup=False)
 
         yield on_event
+
+
+def failed_line(r: Any) -> str:
+    """A failed input's error on one line, its name (escaped) in front unless already there."""
+    msg, name = one_line(r.error or "failed"), shown_name(r.input)
+    return msg if name in msg else f"{name}: {msg}"

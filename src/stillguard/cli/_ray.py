@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..names import shown_name
 from ._common import _ignored, _stderr, _summary, _warn_demo_model, check_model_available
 
 
@@ -45,8 +46,9 @@ def _ray_progress(console: Any, disable: bool) -> Iterator[Any]:
             prog.update(task, completed=state["done"], rate=f"{rate:.2f}",
                         eta=time.strftime("%H:%M:%S", time.gmtime(eta)))  # fmt: skip
             if r.status == "failed" and not disable:
-                msg = r.error if r.input in (r.error or "") else f"{r.input}: {r.error}"
-                console.print(f"failed  {msg}", markup=False, style="red")
+                from ._common import failed_line  # the name escaped (stillguard.names)
+
+                console.print(f"failed  {failed_line(r)}", markup=False, style="red")
 
         yield on_event
 
@@ -56,7 +58,7 @@ def protect_on_ray(
     out: Path,
     cfg: Any,
     json_out: bool,
-    keep_metadata: bool,
+    keep_metadata: bool | str,
     max_pixels: int,
     address: str,
     workers: int | None,
@@ -70,7 +72,9 @@ def protect_on_ray(
     from ..errors import InputError
 
     if out.suffix.lower() == ".png":
-        raise InputError(f"-o {out} is a .png file; --ray writes to an output folder: give one")
+        raise InputError(
+            f"-o {shown_name(out)} is a .png file; --ray writes to an output folder: give one"
+        )
     check_writable(out)
     for _, model in cfg.targets():
         check_model_available(model)

@@ -117,7 +117,7 @@ def environment() -> dict[str, Any]:
     from ..versions import package_versions
 
     pkgs = ("stillguard", "torch", "diffusers", "transformers", "accelerate", "safetensors",
-            "huggingface_hub", "kornia", "numpy", "pillow", "opencv-python-headless", "opencv-python",
+            "huggingface_hub", "kornia", "numpy", "pillow", "pillow-heif", "opencv-python-headless", "opencv-python",
             "scikit-image", "imageio", "typer", "rich", "gradio")  # fmt: skip
     versions = package_versions(pkgs, skip_missing=True)
     from ..adapters._common import toy_folder

@@ -44,18 +44,24 @@ def plan_cmd(
 ) -> None:
     """Plan a protection run: parameters, peak memory, FLOPs, time per image, whether it fits."""
     with _errors(debug):
+        from ..bounds import check_all
         from ..errors import InputError
         from ..plan import choose_rungs, plan
+        from ..plan.gpus import check_memory
+        from ..plan.rungs import Settings, apply_all
 
+        check_all({"--steps": ("steps", steps), "--batch-size": ("batch_size", batch_size)})
+        memory = None if gpu_memory is None else check_memory(gpu_memory)
         chosen = [r.strip() for r in (rungs or "").split(",") if r.strip()]
+        apply_all(chosen, Settings())  # rung values (frames=N, resolution=HxW) checked first
         args: dict[str, Any] = dict(model=model, method=method, preset=preset, steps=steps,
                                     dtype=dtype, gpu=gpu, batch_size=batch_size)  # fmt: skip
         if ladder:
-            if gpu_memory is None:
+            if memory is None:
                 raise InputError("--ladder climbs until the plan fits: give --gpu-memory too")
-            _, result = choose_rungs(target, gpu_memory=gpu_memory, rungs=chosen, **args)
+            _, result = choose_rungs(target, gpu_memory=memory, rungs=chosen, **args)
         else:
-            result = plan(target, gpu_memory=gpu_memory, rungs=chosen, **args)
+            result = plan(target, gpu_memory=memory, rungs=chosen, **args)
         if json_out:
             _emit_json(result.to_dict())
             return
@@ -80,7 +86,11 @@ def _seconds(s: float) -> str:
 
 def table(p: Any) -> list[str]:
     """The plan as aligned text lines for the terminal."""
-    from ..plan.gpus import SUSTAINED_FRACTION, human_bytes
+    from ..plan.gpus import SUSTAINED_FRACTION
+    from ..plan.gpus import human_bytes as _human
+
+    def human_bytes(n: float) -> str:  # in the units the user wrote --gpu-memory in
+        return _human(n, like=p.gpu_memory)
 
     model = p.model or "published checkpoint"
     lines = [

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..images import DEFAULT_MAX_PIXELS
+from ..names import shown_name
 from ._common import (
     BATCH_SIZE,
     DEBUG,
@@ -25,6 +26,7 @@ from ._common import (
     app,
     check_model_available,
 )
+from ._options import checked_options
 
 
 # ----------------------------------------------------------------------------- protect
@@ -75,7 +77,18 @@ def protect(
     ] = None,
     json_out: JSON = False,
     keep_metadata: Annotated[
-        bool, typer.Option(help="Copy the input's EXIF into the PNG (default: strip).")
+        bool,
+        typer.Option(
+            help="Copy the input's EXIF (camera, date, exposure) into the PNG, without the GPS "
+            "position (default: strip all metadata)."
+        ),
+    ] = False,
+    keep_gps: Annotated[
+        bool,
+        typer.Option(
+            "--keep-gps",
+            help="With --keep-metadata: keep the GPS position too (where the photo was taken).",
+        ),
     ] = False,
     max_pixels: Annotated[
         int, typer.Option(help="Refuse larger images (decompression-bomb guard).")
@@ -98,12 +111,17 @@ def protect(
         ),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Ray workers [default: one per GPU or per CPU(s)].")
+        int | None, typer.Option(help="Ray workers [default: one per GPU or per CPU(s)].")
     ] = None,
-    cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per Ray worker.")] = 1,
+    cpus_per_worker: Annotated[int, typer.Option(help="CPU cores per Ray worker.")] = 1,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
-    with _errors(debug, json_out):
+    with _errors(debug, json_out):  # every number and flag checked before any work
+        keep_metadata = checked_options(
+            steps=steps, seed=seed, max_pixels=max_pixels, gpu_memory=gpu_memory,
+            batch_size=batch_size, workers=workers, cpus_per_worker=cpus_per_worker,
+            keep_metadata=keep_metadata, keep_gps=keep_gps, json_out=json_out,
+        )  # fmt: skip
         size = _batch_size(batch_size)
         from ..app.config import build_config
 
@@ -125,45 +143,53 @@ def _protect(
     out: Path,
     cfg: Any,
     json_out: bool,
-    keep_metadata: bool,
+    keep_metadata: bool | str,
     max_pixels: int,
     *,
     gpu_memory: str | None = None,
     batch_size: int = 1,
 ) -> int:
     """The batch (or one file) in this process; returns the exit code."""
+    from ..app.lossy import resave_note
     from ..app.outputs import check_writable
     from ..app.run import BatchEvent, BatchItem, BatchResult, protect_one, run_batch
     from ..app.run.unit import read
     from ..errors import InputError
+    from ..formats import format_of_name, is_lossy
     from ..images import image_extensions
 
     if gpu_memory is not None:
         from ..app.fit import fit_config
+        from ..plan.gpus import check_memory, human_bytes
 
-        with _stderr().status(f"planning {cfg.target_name} for {gpu_memory} ..."):
-            cfg, fitted = fit_config(cfg, gpu_memory, batch_size=batch_size)
+        memory = check_memory(gpu_memory)
+        with _stderr().status(f"planning {cfg.target_name} for {memory.text} ..."):
+            cfg, fitted = fit_config(cfg, memory, batch_size=batch_size)
         if not json_out:
             typer.echo(
-                f"planned for {gpu_memory}: rungs {', '.join(cfg.rungs) or 'none'} "
-                f"(planned need {fitted.to_dict().get('need_bytes', 0) / 2**30:.1f} GiB)",
+                f"planned for {memory.text}: rungs {', '.join(cfg.rungs) or 'none'} "
+                f"(planned need {human_bytes(fitted.need_bytes, like=memory)})",
                 err=True,
             )
     if out.suffix.lower() in image_extensions() - {".png"}:
+        fmt = format_of_name(out)
+        why = resave_note(fmt) if is_lossy(fmt) else f"it does not write {fmt}"
         raise InputError(
-            f"-o {out}: the output is a PNG (a lossy {out.suffix} would change the perturbation and "
-            "break the budget guarantee); give a .png file name or a folder"
+            f"-o {shown_name(out)}: stillguard writes PNG only, so that the budget holds on the "
+            f"file it writes; {why}; give a .png file name or a folder"
         )
     single = len(inputs) == 1 and not inputs[0].is_dir() and out.suffix.lower() == ".png"
     if out.suffix.lower() == ".png" and not single:
         raise InputError(
-            f"-o {out} is a .png file but the inputs are several or a folder; give a folder"
+            f"-o {shown_name(out)} is a .png file but the inputs are several or a folder; give a folder"
         )
     if single:
         item = BatchItem(inputs[0], out, out.with_suffix(".json"))
         for path in (item.output, item.sidecar):
             if os.path.realpath(path) == os.path.realpath(inputs[0]):
-                raise InputError(f"{path}: the output would overwrite the input; choose another -o")
+                raise InputError(
+                    f"{shown_name(path)}: the output would overwrite the input; choose another -o"
+                )
     check_writable(out.parent if single else out)
     pairs = cfg.targets()
     for _, model in pairs:
@@ -208,4 +234,4 @@ def _protect(
         if result.nothing_read:
             raise InputError(error)  # one line, exit 2, nothing written
         typer.echo(f"error: {_one_line(error)}", err=True)
-    return _summary(result, cfg, json_out)
+    return _summary(result, cfg, json_out, loaded.info["format"] if single else None)

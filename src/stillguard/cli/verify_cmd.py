@@ -58,11 +58,15 @@ def _verify(
     transforms: str | None, eps: str | None, report: Path | None, device: str, dtype: str,
     json_out: bool, debug: bool,
 ) -> None:  # fmt: skip
+    from ..app.lossy import resave_note
     from ..app.models import check_device, default_model
     from ..app.outputs import check_writable
+    from ..bounds import check
     from ..errors import InputError
+    from ..formats import is_lossy
     from ..images import load_image
     from ..measure.evaluate import evaluate
+    from ..names import shown_name
     from ..settings import parse_eps
 
     try:
@@ -71,10 +75,23 @@ def _verify(
         raise InputError(
             f"--seeds {seeds!r}: give integers separated by commas, e.g. 0,1"
         ) from None
-    a, b = load_image(original).tensor, load_image(protected).tensor
+    check("seed_count", len(seed_list), "--seeds: the number of seeds")
+    for s in seed_list:
+        check("seed", s, "--seeds: seed")
+    a, prot = load_image(original).tensor, load_image(protected)
+    b = prot.tensor
+    fmt = prot.info["format"]
+    lossy = (
+        f"{fmt} file, not the PNG stillguard wrote: {resave_note(fmt)}" if is_lossy(fmt) else None
+    )
+    if lossy and not json_out:
+        _stderr().print(
+            f"warning: {shown_name(protected)} is a {lossy}", markup=False, style="yellow"
+        )
     if a.shape != b.shape:
         raise InputError(
-            f"{original} is {a.shape[-1]}x{a.shape[-2]} but {protected} is {b.shape[-1]}x{b.shape[-2]}; "
+            f"{shown_name(original)} is {a.shape[-1]}x{a.shape[-2]} but {shown_name(protected)} is "
+            f"{b.shape[-1]}x{b.shape[-2]}; "
             "pass the original the protected image was made from"
         )
     budget = parse_eps(eps) if eps is not None else _sidecar_eps(protected)
@@ -104,11 +121,12 @@ def _verify(
     if json_out:
         data = rep.to_dict()
         data["report_path"] = str(written) if written else None
+        data["lossy_protected"] = lossy  # None unless the protected file is JPEG, WebP, ...
         _emit_json(data)
     else:
         typer.echo(rep.table())
         if written:
-            typer.echo(f"report: {written}")
+            typer.echo(f"report: {shown_name(written)}")
 
 
 def _sidecar_eps(protected: Path) -> float:
@@ -137,6 +155,10 @@ def demo(
     """Protect the bundled sample photo against the shipped toy model and measure the result."""
     with _errors(debug, json_out):
         from ..app.demo import check_demo, run_demo
+        from ..bounds import check_all
+        from ..names import shown_name
+
+        check_all({"--steps": ("steps", steps), "--seed": ("seed", seed)})
 
         check_demo(out, steps=steps, seed=seed, model=model)  # before the warning and any work
         err = _stderr()
@@ -156,4 +178,5 @@ def demo(
                         "verdicts": res.report.verdicts})  # fmt: skip
         else:
             typer.echo(res.table)
-            typer.echo(f"protected image: {res.protected_path}\nreport: {res.report_path}")
+            typer.echo(f"protected image: {shown_name(res.protected_path)}")
+            typer.echo(f"report: {shown_name(res.report_path)}")

@@ -47,6 +47,11 @@ def web(
 ) -> None:
     """Serve a web page: upload photos, protect them, download, verify (needs the 'web' extra)."""
     with _errors(debug):
+        from ..bounds import check_all
+
+        check_all({"--port": ("port", port), "--max-upload-mb": ("max_upload_mb", max_upload_mb),
+                   "--max-pixels": ("max_pixels", max_pixels),
+                   "--max-photos": ("max_photos", max_photos)})  # fmt: skip
         try:
             import gradio  # noqa: F401
         except ImportError:
@@ -67,7 +72,7 @@ def web(
         if access.open_warning:
             err.print(access.open_warning, style="bold red", markup=False)
         _warn_demo_model(cfg.model)
-        err.print(f"loading {cfg.target_name} ({cfg.model}) and timing one step of each "
-                  "protection ...", markup=False)  # fmt: skip
+        timing = " and timing one step of each protection" if calibrate else ""
+        err.print(f"loading {cfg.target_name} ({cfg.model}){timing} ...", markup=False)
         serve(access, target=target, model=cfg.model, device=device, dtype=dtype, limits=limits,
               calibrate=calibrate)  # fmt: skip

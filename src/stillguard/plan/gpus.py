@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from ..bounds import BOUNDS
 from ..errors import InputError
 from ..registry import close_matches
 
@@ -89,18 +91,45 @@ def get_gpu(name: str) -> GPU:
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": GB, "TB": 10**12,
           "KIB": 1 << 10, "MIB": 1 << 20, "GIB": GIB, "TIB": 1 << 40, "K": 1 << 10,
           "M": 1 << 20, "G": GIB, "T": 1 << 40}  # fmt: skip
+_DECIMAL = frozenset({"KB", "MB", "GB", "TB"})
 
 
-def parse_memory(text: str | int | float) -> int:
+class MemorySize(int):
+    """A number of bytes that remembers the unit family the user wrote it in.
+
+    ``decimal`` is True for ``kB``/``MB``/``GB``/``TB`` (powers of 1000, as GPUs are sold), False
+    for ``KiB``/``MiB``/``GiB``/``TiB`` and the short ``G``/``T`` (powers of 1024, as PyTorch and
+    ``nvidia-smi`` count), a bare byte count and ``auto``. Every message about a run planned for
+    this size uses the same family (:func:`human_bytes` with ``like=``), so the numbers can be
+    compared as written.
+    """
+
+    decimal: bool
+    text: str
+
+    def __new__(cls, value: int, decimal: bool = False, text: str = "") -> MemorySize:
+        obj = super().__new__(cls, int(value))
+        obj.decimal, obj.text = bool(decimal), text or str(int(value))
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MemorySize, (int(self), self.decimal, self.text))
+
+
+def parse_memory(text: str | int | float) -> MemorySize:
     """``"24GiB"``, ``"80GB"``, ``"24G"`` (binary), ``"1.5TiB"`` or a byte count -> bytes.
 
-    ``"auto"`` is the free memory of CUDA device 0 (needs a GPU).
+    ``"auto"`` is the free memory of CUDA device 0 (needs a GPU). The result is an ``int`` that
+    also remembers the unit family (:class:`MemorySize`). No range is checked here (the planner's
+    API takes any size); a front checks what a user typed with :func:`check_memory`.
 
     Raises:
         InputError: unreadable size, or ``auto`` without CUDA.
     """
+    if isinstance(text, MemorySize):
+        return text
     if isinstance(text, (int, float)):
-        value = int(text)
+        value, decimal = int(text), False
     elif text.strip().lower() == "auto":
         import torch
 
@@ -109,7 +138,7 @@ def parse_memory(text: str | int | float) -> int:
                 "--gpu-memory auto reads the free memory of a CUDA GPU, and none is available: "
                 "give a size such as 24GiB"
             )
-        return int(torch.cuda.mem_get_info()[0])
+        return MemorySize(torch.cuda.mem_get_info()[0], False, "auto")
     else:
         m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
         unit = m.group(2).upper() if m else None
@@ -117,10 +146,24 @@ def parse_memory(text: str | int | float) -> int:
             raise InputError(
                 f"cannot read the memory size {text!r}: write e.g. 24GiB, 80GB, 24G or a byte count"
             )
-        value = int(float(m.group(1)) * _UNITS[unit])
+        value, decimal = int(float(m.group(1)) * _UNITS[unit]), unit in _DECIMAL
     if value <= 0:
         raise InputError(f"memory size must be positive, got {text!r}")
-    return value
+    return MemorySize(value, decimal, str(text).strip())
+
+
+def check_memory(text: str | int, label: str = "--gpu-memory") -> MemorySize:
+    """A size a user typed, parsed and checked against ``BOUNDS["gpu_memory"]`` in their own units.
+
+    Raises:
+        InputError: unreadable, or outside the range (the line gives it in the units written).
+    """
+    size = parse_memory(text)
+    b = BOUNDS["gpu_memory"]
+    if not b.low <= size <= b.high:
+        lo, hi = human_bytes(b.low, like=size), human_bytes(b.high, like=size)
+        raise InputError(f"{label} {size.text} is outside [{lo}, {hi}]: {b.why}")
+    return size
 
 
 def need_bytes(peak_bytes: int) -> int:
@@ -128,11 +171,33 @@ def need_bytes(peak_bytes: int) -> int:
     return int(peak_bytes * (1 + FRAGMENTATION)) + CONTEXT_BYTES
 
 
-def human_bytes(n: int | float) -> str:
-    """``12.3 GiB``-style text (binary units)."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TiB"  # pragma: no cover
+def human_bytes(n: int | float, *, like: Any = None, unit_of: float | None = None) -> str:
+    """``12.34 GiB``-style text: binary units, or decimal ones (``12.34 GB``) when ``like`` is a
+    :class:`MemorySize` the user wrote in decimal units (or ``like=True``).
+
+    ``unit_of``: pick the unit for this other number instead (to print several in one unit).
+    """
+    decimal = getattr(like, "decimal", like is True)
+    step, units = (1000, ("B", "kB", "MB", "GB", "TB")) if decimal else (
+        1024, ("B", "KiB", "MiB", "GiB", "TiB"))  # fmt: skip
+    k, pick = 0, abs(float(n if unit_of is None else unit_of))
+    while pick >= step and k < len(units) - 1:
+        pick, k = pick / step, k + 1
+    value = float(n) / step**k
+    return f"{value:.0f} {units[k]}" if k == 0 else f"{value:.2f} {units[k]}"
+
+
+def describe_need(need: int, peak: int, *, like: Any = None) -> str:
+    """``need`` explained: the tracked peak plus the ASSUMED margins, all in one unit family.
+
+    ``need = peak * (1 + FRAGMENTATION) + CONTEXT_BYTES`` (:func:`need_bytes`): without the
+    margins, a 1 GiB need beside a 14 MiB peak reads as a contradiction.
+    """
+
+    def h(x: float) -> str:
+        return human_bytes(x, like=like, unit_of=need)
+
+    return (
+        f"{h(need)} (the tracked peak {h(peak)} + {FRAGMENTATION:.0%} assumed for allocator "
+        f"fragmentation + {h(CONTEXT_BYTES)} assumed for the CUDA context and libraries)"
+    )

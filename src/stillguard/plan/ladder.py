@@ -137,8 +137,8 @@ def choose_rungs(
                 return p.rungs, p
     left_out = f" (left out: {', '.join(skipped)})" if skipped else ""
     raise LadderError(
-        f"{target} does not fit in {G.human_bytes(memory)} even with every memory rung{left_out}: "
-        f"the smallest need is {G.human_bytes(best.need_bytes)} (peak "
-        f"{G.human_bytes(best.peak_bytes)}) with rungs {', '.join(best.rungs) or 'none'}; use a "
-        "GPU with at least that much memory"
+        f"{target} does not fit in {G.human_bytes(memory, like=memory)} even with every memory "
+        f"rung{left_out}: the smallest need is "
+        f"{G.describe_need(best.need_bytes, best.peak_bytes, like=memory)} with rungs "
+        f"{', '.join(best.rungs) or 'none'}; use a GPU with at least that much memory"
     )

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from ..adapters._common import resolve_dtype
+from ..bounds import check, check_settings
 from ..errors import InputError
 from ..registry import ADAPTERS, METHODS, SPACES
 from . import gpus as G
@@ -169,13 +170,11 @@ def plan(
     m_opts.update(method_options or {})
     a_opts = dict(run["target_options"]) if target == run["target"] else {}
     a_opts.update(adapter_options or {})
+    check("batch_size", batch_size)  # before anything is sized (stillguard.bounds)
+    n_steps = check("steps", run["steps"] if steps is None else steps)
     settings = R.apply_all(list(rungs or ()), R.Settings(str(dtype), a_opts, m_opts))
+    check_settings(settings.adapter, "adapter options")
     dt = resolve_dtype(settings.dtype)
-    n_steps = run["steps"] if steps is None else int(steps)
-    if n_steps < 0:
-        raise InputError(f"steps must be >= 0, got {n_steps}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     gpu_class = G.get_gpu(gpu)
     memory = None if gpu_memory is None else G.parse_memory(gpu_memory)
 

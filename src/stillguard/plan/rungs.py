@@ -28,6 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..bounds import check
 from ..errors import InputError
 from ..registry import close_matches
 
@@ -87,14 +88,15 @@ def apply(rung: str, settings: Settings) -> Settings:
     elif name == "pooled-attention":
         s.method["attention_mode"] = "pooled"
     elif name == "frames":
-        s.adapter["opt_num_frames"] = _positive(value, rung)
+        s.adapter["opt_num_frames"] = check("opt_num_frames", _whole(value, rung), "rung frames")
     elif name == "resolution":
         m = re.fullmatch(r"(\d+)x(\d+)", value or "")
         if m is None:
             raise InputError(f"rung {rung!r}: write the resolution as HEIGHTxWIDTH, e.g. 360x540")
-        s.adapter["height"], s.adapter["width"] = int(m.group(1)), int(m.group(2))
+        for key, text in (("height", m.group(1)), ("width", m.group(2))):
+            s.adapter[key] = check(key, int(text), f"rung resolution: {key}")
     else:
-        s.method["layers"] = f"first:{_positive(value, rung)}"
+        s.method["layers"] = f"first:{check('depth', _whole(value, rung), 'rung depth')}"
     return s
 
 
@@ -121,11 +123,8 @@ def in_effect(settings: Settings) -> list[str]:
     return out
 
 
-def _positive(value: str | None, rung: str) -> int:
+def _whole(value: str | None, rung: str) -> int:
     try:
-        n = int(value or "")
+        return int(value or "")
     except ValueError:
         raise InputError(f"rung {rung!r}: the value must be a whole number") from None
-    if n < 1:
-        raise InputError(f"rung {rung!r}: the value must be >= 1")
-    return n

@@ -9,6 +9,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ..app.lossy import resave_note
+from ..names import one_line, shown_name
 from .choices import CHOICES, describe_seconds
 from .session import Session
 
@@ -102,9 +104,9 @@ def _num(v: Any, fmt: str) -> str:
 
 
 def _error_of(p: Any) -> str:
-    """The photo's error, without its name in front (the name is shown beside it)."""
-    text = p.error or "failed"
-    return text[len(p.name) + 2 :] if text.startswith(p.name + ": ") else text
+    """The photo's error on one line, without its name in front (the name is shown beside it)."""
+    text, name = one_line(p.error or "failed"), shown_name(p.name)
+    return text[len(name) + 2 :] if text.startswith(name + ": ") else text
 
 
 HINT = (
@@ -119,13 +121,13 @@ def results_table(run: Any) -> str:
     for p in run.photos:
         if p.status != "ok":
             rows.append(
-                f'<tr><td>{escape(p.name)}</td><td colspan="5" class="sg-error">'
+                f'<tr><td>{escape(shown_name(p.name))}</td><td colspan="5" class="sg-error">'
                 f"not protected: {escape(_error_of(p))}</td></tr>"
             )
             continue
         m = p.metrics
         rows.append(
-            f"<tr><td>{escape(p.name)}</td><td>{m['size'][0]}x{m['size'][1]}</td>"
+            f"<tr><td>{escape(shown_name(p.name))}</td><td>{m['size'][0]}x{m['size'][1]}</td>"
             f"<td>{_num(m.get('psnr'), '.1f')} dB</td><td>{_num(m.get('ssim'), '.3f')}</td>"
             f"<td>{m.get('linf_255')}/255</td><td>{m['seconds']:.1f} s</td></tr>"
         )
@@ -149,8 +151,10 @@ def run_summary(run: Any) -> str:
         items.append(
             ("ok", f"Protected {len(ok)} photo(s) at {run.budget_255}/255. Download {what} below.")
         )
+    if ok:  # the download is a PNG; a JPEG of it keeps less of the protection
+        items.append(("info", "Share the PNG as it is: " + resave_note("JPEG")))
     for p in bad:
-        items.append(("error", f"{p.name}: {_error_of(p)}"))
+        items.append(("error", f"{shown_name(p.name)}: {_error_of(p)}"))
     if not ok:
         items.append(("error", "Nothing was protected and nothing was saved."))
     if ok and run.demo:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..bounds import check
 from ..errors import InputError
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ def check_access(
         InputError: a non-local address with neither credentials nor ``no_auth``, both at once,
             a bad port, or unreadable credentials.
     """
-    if port is not None and not 0 < int(port) < 65536:
-        raise InputError(f"--port {port} is not a TCP port: choose 1-65535, e.g. 7860")
+    if port is not None:
+        check("port", port, "--port")
     creds: list[tuple[str, str]] = []
     if auth:
         creds += parse_credentials(auth, "--auth")

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..app.config import RunConfig, build_config
 from ..app.models import DEMO_MODELS
+from ..bounds import check
 from ..errors import InputError
 from .choices import (
     BUDGET_MAX,
@@ -51,11 +52,8 @@ class Limits:
     max_photos: int = DEFAULT_MAX_PHOTOS
 
     def __post_init__(self) -> None:
-        if not self.max_upload_mb > 0 or self.max_pixels < 1 or self.max_photos < 1:
-            raise InputError(
-                f"limits must be positive (got max_upload_mb={self.max_upload_mb}, "
-                f"max_pixels={self.max_pixels}, max_photos={self.max_photos})"
-            )
+        for name in ("max_upload_mb", "max_pixels", "max_photos"):  # ranges: stillguard.bounds
+            check(name, getattr(self, name))
 
 
 @dataclass

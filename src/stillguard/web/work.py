@@ -37,6 +37,7 @@ from ..app.run import BatchItem
 from ..app.run.unit import protect_one, read
 from ..errors import InputError, StillguardError
 from ..files import WriteError
+from ..names import one_line, shown_name
 from .session import Session
 
 PREVIEW_SIDE = 1024
@@ -93,7 +94,7 @@ def safe_stem(name: str) -> str:
 def user_message(err: BaseException, upload: Upload) -> str:
     """The error's one-line message with the server's temporary path replaced by the upload's name."""
     text = " ".join(str(err).split()) or type(err).__name__
-    text = text.replace(str(upload.path), upload.name)
+    text = one_line(text.replace(shown_name(upload.path), shown_name(upload.name)))
     if not isinstance(err, StillguardError):
         text = f"{type(err).__name__}: {text}"
     return text

@@ -54,9 +54,11 @@ class Done(NamedTuple):
     protected: Any  # stillguard.protected.Protected
 
 
-def run_hash(cfg: Any, keep_metadata: bool = False) -> str:
+def run_hash(cfg: Any, keep_metadata: bool | str = False) -> str:
     """Hash of everything that changes the output bytes: the run config and ``keep_metadata``."""
-    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={bool(keep_metadata)}".encode()).hexdigest()
+    from ...metadata import label  # "True+gps" when GPS is kept: a different output
+
+    return hashlib.sha256(f"{cfg.hash()}|keep_metadata={label(keep_metadata)}".encode()).hexdigest()
 
 
 def read(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
