@@ -172,20 +172,55 @@ def test_generate_is_deterministic_per_seed(name, tiny_adapter, image):
     assert not torch.equal(v0, a.generate(image, seed=1, num_inference_steps=2))
 
 
+def _weights(adapter) -> dict[str, torch.Tensor]:
+    """Every weight the adapter's pipeline holds, by component and name."""
+    pipe = adapter.pipe
+    if isinstance(pipe, torch.nn.Module):
+        return dict(pipe.state_dict())
+    parts = getattr(pipe, "components", None) or vars(pipe)
+    return {
+        f"{part}.{k}": v
+        for part, module in parts.items()
+        if isinstance(module, torch.nn.Module)
+        for k, v in module.state_dict().items()
+    }
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_save_and_load_round_trip(name, tiny_adapter, image, tmp_path):
+    """``save_pretrained`` then ``from_pretrained`` gives the same model: every weight bit for
+    bit, the same settings, and the same outputs up to float32 rounding.
+
+    Why the outputs are not compared bit for bit: the loaded weights are the same bits at other
+    memory addresses. safetensors stores the tensors one after another behind its JSON header and
+    they are loaded from there, so a loaded weight starts 8, 20, 40 ... bytes past a 64-byte
+    boundary, while a freshly initialised one starts on it; the CPU's convolution and matrix
+    kernels choose their vector path by the pointers' alignment, and so sum in another order.
+    Measured on the tiny CogVideoX: copying its own weights to addresses 8 bytes off 64-byte
+    alignment reproduces the loaded model's ``denoise`` exactly (max |difference| 6e-7 from the
+    original), and copying the loaded weights into fresh aligned memory makes the loaded model
+    bit-identical to the original. So whether two runs agree to the last bit depends on the
+    machine's kernels (and on where the allocator puts the weights), not on stillguard. Hence:
+    weights bit for bit (what the round trip must keep), outputs within a tolerance far above
+    float32 reordering (measured: 2e-6 of the scale for ``denoise``, 3e-5 on SVD's 2-step
+    ``generate``) and far below what a lost setting, prompt or scheduler option changes.
+    """
     a = tiny_adapter(name)
     a.save_pretrained(str(tmp_path / "m"))
     b = ADAPTERS.get(name).from_pretrained(str(tmp_path / "m"))
     assert (b.height, b.width, b.num_frames) == (a.height, a.width, a.num_frames)
     assert b.is_real  # a folder is treated as a real model
+    wa, wb = _weights(a), _weights(b)
+    assert sorted(wa) == sorted(wb)
+    assert all(torch.equal(wa[k], wb[k]) and wa[k].dtype == wb[k].dtype for k in wa)
     t, noise = draw_inputs(a)
     with torch.no_grad():
-        assert torch.equal(a.denoise(image, t, noise).pred, b.denoise(image, t, noise).pred)
-    assert torch.equal(
-        a.generate(image, seed=5, num_inference_steps=2),
-        b.generate(image, seed=5, num_inference_steps=2),
-    )
+        pa, pb = a.denoise(image, t, noise).pred, b.denoise(image, t, noise).pred
+    scale = float(pa.abs().max())
+    torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-4 * scale)
+    va = a.generate(image, seed=5, num_inference_steps=2)
+    vb = b.generate(image, seed=5, num_inference_steps=2)
+    torch.testing.assert_close(vb, va, rtol=0, atol=1e-3)  # video in [0, 1]: 1/4 of a grey level
 
 
 @pytest.mark.parametrize("name", NAMES)
