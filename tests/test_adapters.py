@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
 
-from stillguard.adapters import ADAPTERS, Conditioning, load_adapter
-from stillguard.adapters import _common as common
+from stillguard.adapters import ADAPTERS, Conditioning, load_adapter, resolve_dtype
+from stillguard.adapters._shared import folders
 from stillguard.errors import ModelError, StillguardError
 
 NAMES = ADAPTERS.names()
@@ -239,7 +239,7 @@ def test_refuses_pickle_only_and_empty_folders(name, tmp_path):
 
 
 def test_toy_missing_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(common, "toy_folder", lambda: tmp_path)
+    monkeypatch.setattr(folders, "toy_folder", lambda: tmp_path)
     with pytest.raises(ModelError, match="toy"):
         load_adapter("cogvideox-i2v", "toy")
 
@@ -247,11 +247,11 @@ def test_toy_missing_is_a_clear_error(monkeypatch, tmp_path):
 def test_load_adapter_names_and_dtypes(tiny_cog):
     with pytest.raises(StillguardError, match="cogvideox-i2v"):
         load_adapter("cogvideo")
-    assert common.resolve_dtype("bf16") is torch.bfloat16
-    assert common.resolve_dtype("float16") is torch.float16
-    assert common.resolve_dtype(torch.float32) is torch.float32
+    assert resolve_dtype("bf16") is torch.bfloat16
+    assert resolve_dtype("float16") is torch.float16
+    assert resolve_dtype(torch.float32) is torch.float32
     with pytest.raises(StillguardError, match="dtype"):
-        common.resolve_dtype("int8")
+        resolve_dtype("int8")
     assert load_adapter("cogvideox-i2v", dtype="float32").model_id == "tiny"
 
 
@@ -368,7 +368,7 @@ def test_cog_embeds_the_prompt_once_with_t5(tiny_cog, tmp_path):
 
     folder = tmp_path / "with-t5"
     tiny_cog.save_pretrained(str(folder))
-    (folder / common.PROMPT_FILE).unlink()
+    (folder / folders.PROMPT_FILE).unlink()
     words = ["a", "cat", "runs"]
     tok, t5 = save_tiny_text_encoder(folder, words, T5EncoderModel, T5Config, register=True)
     a = ADAPTERS.get("cogvideox-i2v").from_pretrained(str(folder), prompt="a cat runs")
@@ -387,7 +387,7 @@ def test_cog_embeds_the_prompt_once_with_t5(tiny_cog, tmp_path):
 
 def test_toy_loads_or_says_why():
     """The shipped toy model loads when installed; otherwise the error says what to do."""
-    if (common.toy_folder() / "model_index.json").is_file():
+    if (folders.toy_folder() / "model_index.json").is_file():
         a = load_adapter("cogvideox-i2v", "toy")
         assert a.model_id == "toy" and not a.is_real
         video = a.generate(torch.rand(1, 3, a.height, a.width), seed=0, num_inference_steps=2)

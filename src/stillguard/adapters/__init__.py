@@ -1,6 +1,8 @@
-"""Target-model adapters: importing this package registers every target (one module a family).
+"""Target-model adapters: importing this package registers every target (one folder a family).
 
-diffusers is imported only inside the adapter methods, so this import stays cheap.
+This module is the adapters' public face: the registry, :func:`load_adapter` and the names the rest
+of stillguard may use (nothing outside ``adapters/`` imports a private module of it). diffusers is
+imported only inside the adapter methods, so this import stays cheap.
 """
 
 from __future__ import annotations
@@ -20,22 +22,28 @@ from . import (  # noqa: F401  (registers the adapters)
     svd,
     wan_i2v,
 )
-from ._capture_recorder import StopForward, truncated_after
-from ._common import resolve_dtype
+from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder
+from ._shared.load import resolve_dtype
+from ._shared.recorder import StopForward, truncated_after
 from .base import Adapter, Captured, Conditioning, Denoised
 from .official import config_folder, official_model, real_config
 
 __all__ = [
     "ADAPTERS",
+    "SETTINGS_FILE",
     "Adapter",
     "Captured",
     "Conditioning",
     "Denoised",
+    "StopForward",
+    "check_local_folder",
     "config_folder",
     "load_adapter",
     "official_model",
+    "read_settings",
     "real_config",
-    "StopForward",
+    "resolve_dtype",
+    "toy_folder",
     "truncated_after",
 ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ._generate import VideoGeneration, run_pipeline, working_image
+from ._shared.generate import VideoGeneration, run_pipeline, working_image
 
 
 class CogVideoXVideo(VideoGeneration):

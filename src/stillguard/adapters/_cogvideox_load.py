@@ -11,11 +11,12 @@ in ``cls(pipe, ...)`` with the pipeline, the prompt embeddings and the generatio
   embeddings zeros of the published shape ``(1, max_text_seq_length, text_embed_dim)`` (T5-XXL:
   226 tokens x 4096 for both published checkpoints);
 * :meth:`~CogVideoXLoading.tiny`: the same diffusers classes from the small configs of
-  :mod:`._tiny`, ``variant="1.0"`` (CogVideoX-5b-I2V's switches) or ``"1.5"`` (CogVideoX1.5-5B-I2V's).
+  :mod:`._cogvideox_tiny`, ``variant="1.0"`` (CogVideoX-5b-I2V's switches) or ``"1.5"`` (CogVideoX1.5-5B-I2V's).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,17 +25,20 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from ..registry import close_matches
-from . import _common as C
-from . import _tiny
-from ._load import (
+from ._cogvideox_tiny import cogvideox_pipe
+from ._shared.build import config_pipeline
+from ._shared.folders import PROMPT_FILE
+from ._shared.load import (
     SWITCHES,
     memory_switches,
     merged_settings,
     open_pipeline,
     prompt_pair,
+    resolve_dtype,
     save_pipeline,
 )
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T", bound="CogVideoXLoading")
 
 #: generation settings an option or ``stillguard.json`` may set
@@ -97,7 +101,7 @@ class CogVideoXLoading:
         )  # fmt: skip
         prompt_embeds, negative_prompt_embeds = prompt_pair(
             folder, prompt, prompt_embeds, negative_prompt_embeds,
-            lambda: C.embed_prompt(pipe, src, prompt, device, dtype),
+            lambda: embed_prompt(pipe, src, prompt, device, dtype),
         )  # fmt: skip
         _switch(pipe, options)
         return cls(
@@ -139,19 +143,12 @@ class CogVideoXLoading:
                 f"unknown cogvideox-i2v option(s) {unknown}: "
                 f"{close_matches(unknown[0], [*SETTINGS, *SWITCHES])}"
             )
-        dtype, folder = C.resolve_dtype(dtype), Path(folder)
-        parts = _tiny.folder_components(
-            folder, seed=seed, device=device, dtype=dtype, skip=("text_encoder", "tokenizer")
-        )
-        if parts.get("transformer") is None or parts.get("vae") is None:
-            raise ModelError(f"{folder} has no transformer or no vae: not a CogVideoX-I2V folder")
-        pipe = CogVideoXImageToVideoPipeline(
-            tokenizer=None,
-            text_encoder=None,
-            vae=parts["vae"],
-            transformer=parts["transformer"],
-            scheduler=parts["scheduler"],
-        )
+        dtype, folder = resolve_dtype(dtype), Path(folder)
+        pipe = config_pipeline(
+            folder, CogVideoXImageToVideoPipeline, seed=seed, device=device, dtype=dtype,
+            skip=("text_encoder", "tokenizer"), needed=("transformer", "vae", "scheduler"),
+            what="a CogVideoX-I2V",
+        )  # fmt: skip
         _switch(pipe, options)
         cfg = pipe.transformer.config
         embeds = torch.zeros(
@@ -185,7 +182,7 @@ class CogVideoXLoading:
         if variant not in ("1.0", "1.5"):
             raise InputError(f"unknown tiny variant {variant!r}: use '1.0' or '1.5'")
         device = torch.device(device)
-        pipe, prompt_embeds = _tiny.cogvideox_pipe(seed, variant, device=device)
+        pipe, prompt_embeds = cogvideox_pipe(seed, variant, device=device)
         return cls(
             pipe,
             model_id="tiny",
@@ -203,3 +200,41 @@ class CogVideoXLoading:
             "negative_prompt_embeds": self.negative_prompt_embeds,
         }
         save_pipeline(self, path, prompt, {k: getattr(self, k) for k in SETTINGS})
+
+
+def embed_prompt(
+    pipe: Any, src: str, prompt: str, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embed ``prompt`` and ``""`` once with the pipeline's T5, without grad; then drop T5."""
+    config = pipe.load_config(src, local_files_only=True)
+    if not (config.get("text_encoder") or [None])[0]:
+        raise ModelError(
+            f"{src} has no text encoder to embed the prompt {prompt!r}: pass prompt_embeds=... "
+            f"(and negative_prompt_embeds=...), or leave prompt empty to use the folder's "
+            f"{PROMPT_FILE} if it has one"
+        )
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    try:
+        pipe.tokenizer = AutoTokenizer.from_pretrained(
+            src, subfolder="tokenizer", local_files_only=True
+        )
+        pipe.text_encoder = T5EncoderModel.from_pretrained(
+            src, subfolder="text_encoder", dtype=dtype, use_safetensors=True, local_files_only=True
+        ).to(device)
+    except (OSError, ValueError) as err:
+        raise ModelError(f"cannot load the T5 text encoder of {src}: {err}") from err
+    try:
+        with torch.no_grad():
+            pe, ne = pipe.encode_prompt(
+                prompt,
+                negative_prompt="",
+                do_classifier_free_guidance=True,
+                max_sequence_length=pipe.transformer.config.max_text_seq_length,
+                device=device,
+                dtype=dtype,
+            )
+    finally:
+        pipe.tokenizer = pipe.text_encoder = None
+    logger.info("embedded the prompt with T5 and dropped the text encoder")
+    return pe, ne

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._generate import VideoGeneration
+from ._shared.generate import VideoGeneration
 from .base import Conditioning
 from .nets import dc_ddim
 

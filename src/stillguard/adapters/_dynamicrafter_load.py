@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from . import _common as C
-from ._load import tiny_adapter
+from ._shared.folders import PROMPT_FILE, save_tensors, write_settings
+from ._shared.load import resolve_dtype, tiny_adapter
 from .nets import dc_config, dc_load
 
 T = TypeVar("T", bound="DynamiCrafterLoading")
@@ -64,7 +64,7 @@ class DynamiCrafterLoading:
         convert them once with ``stillguard convert``. ``settings`` override ``stillguard.json``;
         the memory switches (:data:`SWITCHES`) are taken out of them.
         """
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        dtype, device = resolve_dtype(dtype), torch.device(device)
         folder, state = dc_load.resolve(model, config)
         has_text = any(k.startswith("cond_stage_model.") for k in state)
         net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
@@ -98,7 +98,7 @@ class DynamiCrafterLoading:
     def from_config(cls: type[T], folder: str | Any, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, **options: Any) -> T:  # fmt: skip
         """Random weights from a config-only folder; zero prompt embeddings ``(1, 77, D)``;
         ``options``: generation settings and the memory switches (:data:`SWITCHES`)."""
-        folder, dtype, options = Path(folder), C.resolve_dtype(dtype), dict(options)
+        folder, dtype, options = Path(folder), resolve_dtype(dtype), dict(options)
         config = dc_config.read_config(folder)
         net = dc_load.build(config, with_text=False, device=device)
         _switch(net, options)
@@ -123,6 +123,6 @@ class DynamiCrafterLoading:
         """Config folder + ``model.safetensors`` (official keys) + prompt embeddings."""
         folder = Path(path)
         dc_config.write_config(folder, self.pipe.config)
-        C.save_tensors(folder / dc_config.WEIGHTS_FILE, self.pipe.state_dict())
-        C.save_tensors(folder / C.PROMPT_FILE, self.prompt)
-        C.write_settings(folder, {"adapter": self.registry_name, **self.settings})
+        save_tensors(folder / dc_config.WEIGHTS_FILE, self.pipe.state_dict())
+        save_tensors(folder / PROMPT_FILE, self.prompt)
+        write_settings(folder, {"adapter": self.registry_name, **self.settings})

@@ -6,7 +6,8 @@ single-stream blocks project the concatenation with the same ``to_q/k``. RoPE to
 only. The recorder recomputes q and k the same way, then **reorders both axes text first** so that
 the maps follow stillguard's layout (``{"text": T, "frames": F, "per_frame": n}``); the Frobenius
 norm and row sums are unchanged by that permutation. Padded text tokens (mask 0) get probability 0
-as in the model. The stock processor computes the output (see :mod:`._ltx_attention`).
+as in the model. The stock processor computes the output (see
+:class:`~._shared.processors.StockOutputProcessor`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,24 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._capture_processors import StockOutputProcessor, qk_norm
-from ._capture_recorder import record_joint
-from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
-from ._ltx_attention import additive_mask
+from ._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    frames_hook,
+    joint_layer_names,
+)
+from ._shared.processors import StockOutputProcessor, qk_norm
+from ._shared.recorder import record_joint
+
+
+def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    """A boolean keep-mask (True = attend) as an additive float mask; float masks pass through."""
+    if mask is None or mask.dtype != torch.bool:
+        return mask
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
+        ~mask, float("-inf")
+    )
 
 
 class RecordingHunyuanAttnProcessor(StockOutputProcessor):

@@ -16,15 +16,10 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError, ModelError
-from . import _common as C
-from ._flow_load import FlowLoading
-from ._generate import run_pipeline, working_image
-from ._load import (
-    open_pipeline,
-    save_pipeline,
-    saved_prompt,
-    tiny_adapter,
-)
+from ._shared.flow_load import FlowLoading
+from ._shared.folders import PROMPT_FILE
+from ._shared.generate import run_pipeline, working_image
+from ._shared.load import open_pipeline, save_pipeline, saved_prompt, tiny_adapter
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
                "negative_prompt_embeds", "negative_prompt_attention_mask",
@@ -68,11 +63,7 @@ class HunyuanLoading(FlowLoading):
     """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~._flow_load.FlowLoading`),
     ``generate``, ``save_pretrained`` and ``describe`` of :class:`~.hunyuan_i2v.HunyuanI2V`."""
 
-    DIFFUSERS_CLASSES = (
-        "HunyuanVideoImageToVideoPipeline",
-        "HunyuanVideoTransformer3DModel",
-        "AutoencoderKLHunyuanVideo",
-    )
+    PIPELINE = "HunyuanVideoImageToVideoPipeline"
     ABSENT = ABSENT
     complete_prompt = staticmethod(complete_prompt)
 
@@ -115,7 +106,7 @@ class HunyuanLoading(FlowLoading):
                 f"{model!r}: HunyuanVideo-I2V embeds the prompt together with the photo in "
                 "LLaVA-Llama-3-8B, which stillguard does not run; pass prompt_embeds, "
                 "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
-                f"encode_prompt(image=photo, prompt=...), or a folder whose {C.PROMPT_FILE} has them"
+                f"encode_prompt(image=photo, prompt=...), or a folder whose {PROMPT_FILE} has them"
             )
         return cls.adapter_from_opened(
             opened, prompt, options, gradient_checkpointing=gradient_checkpointing,

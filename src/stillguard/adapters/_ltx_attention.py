@@ -7,9 +7,9 @@ exactly as the stock processor does (projections, QK-norm, RoPE), record
 ``softmax(q kᵀ / sqrt(d))`` for the rows the mode asks for, then call the *stock processor* for the
 output. The price is a second q/k projection per recorded layer (small next to attention itself).
 
-:func:`~._capture_recorder.record_joint` holds the mode logic shared by both models, on maps whose key axis is
-laid out text first (``T`` text tokens, then ``F`` frames of ``n`` tokens; LTX's video
-self-attention has ``T = 0``). Modes (see :mod:`._attention`): ``exact`` (all rows, text rows
+:func:`~._shared.recorder.record_joint` holds the mode logic shared by both models, on maps whose
+key axis is laid out text first (``T`` text tokens, then ``F`` frames of ``n`` tokens; LTX's video
+self-attention has ``T = 0``). Modes (see :mod:`._shared.capture`): ``exact`` (all rows, text rows
 included), ``sampled`` (``max_queries`` random *video* rows against all keys), ``pooled`` (video q
 and k mean-pooled per latent frame: an ``F×F`` estimate, text left out).
 """
@@ -19,26 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from ._attention import Recorder
-from ._capture_processors import StockOutputProcessor
-from ._capture_recorder import record_joint
-from ._capture_setup import CaptureOptions, Capturing, capture_stock, joint_layer_names
-
-
-def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """A boolean keep-mask (True = attend) as an additive float mask; float masks pass through."""
-    if mask is None or mask.dtype != torch.bool:
-        return mask
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(
-        ~mask, float("-inf")
-    )
-
-
-#: the shared mode logic, under the name it had here
-record_video_attention = record_joint
+from ._shared.capture import CaptureOptions, Capturing, capture_stock, joint_layer_names
+from ._shared.processors import StockOutputProcessor
+from ._shared.recorder import Recorder, record_joint
 
 
 class RecordingLTXAttnProcessor(StockOutputProcessor):

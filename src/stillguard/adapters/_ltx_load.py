@@ -16,22 +16,11 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError, ModelError
-from . import _common as C
-from ._flow_load import FlowLoading
-from ._generate import run_pipeline, working_image
-from ._load import (
-    Opened,
-    open_pipeline,
-    save_pipeline,
-    saved_prompt,
-    tiny_adapter,
-)
-from ._ltx_parts import (
-    TINY_FRAMES,
-    TINY_HEIGHT,
-    TINY_WIDTH,
-    tiny_ltx_pipe,
-)
+from ._ltx_tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx_pipe
+from ._shared.flow_load import FlowLoading
+from ._shared.folders import PROMPT_FILE
+from ._shared.generate import run_pipeline, working_image
+from ._shared.load import Opened, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +60,7 @@ class LTXLoading(FlowLoading):
     """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~._flow_load.FlowLoading`),
     ``generate`` and ``save_pretrained`` of :class:`~.ltx_i2v.LTXI2V`."""
 
-    DIFFUSERS_CLASSES = (
-        "LTXImageToVideoPipeline",
-        "LTXVideoTransformer3DModel",
-        "AutoencoderKLLTXVideo",
-    )
+    PIPELINE = "LTXImageToVideoPipeline"
     ABSENT = ("text_encoder", "tokenizer")
     complete_prompt = staticmethod(complete_prompt)
 
@@ -208,7 +193,7 @@ def _embed_prompt(opened: Opened, prompt: str) -> dict[str, Tensor]:
     if not (config.get("text_encoder") or [None])[0]:
         raise ModelError(
             f"{src} has no text encoder to embed the prompt {prompt!r}: pass prompt_embeds=... and "
-            f"prompt_attention_mask=..., or use a folder whose {C.PROMPT_FILE} holds them"
+            f"prompt_attention_mask=..., or use a folder whose {PROMPT_FILE} holds them"
         )
     from transformers import AutoTokenizer, T5EncoderModel
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 
-from ._capture_setup import CaptureOptions, Capturing
-from .base import Captured
+from ._shared.capture import CaptureOptions, Capturing
+from .captured import Captured
 from .nets.opensora_capture import capture_stdit3, layer_names
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._generate import VideoGeneration, working_image
+from ._shared.generate import VideoGeneration, working_image
 from .nets import opensora_rflow as RF
 
 

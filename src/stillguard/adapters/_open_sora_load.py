@@ -24,8 +24,8 @@ from torch import Tensor
 
 from ..errors import InputError, ModelError
 from ..registry import close_matches
-from . import _common as C
-from ._load import merged_settings, saved_prompt, tiny_adapter
+from ._shared.folders import PROMPT_FILE, read_settings, resolve_model, save_tensors, write_settings
+from ._shared.load import merged_settings, resolve_dtype, saved_prompt, tiny_adapter
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
 
@@ -80,8 +80,8 @@ class OpenSoraLoading:
         Raises:
             ModelError: another hub id, a cache miss, pickles only, no or mismatched weights.
         """
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
-        model_id, folder = C.resolve_model(model)
+        dtype, device = resolve_dtype(dtype), torch.device(device)
+        model_id, folder = resolve_model(model)
         if (folder is None and model_id != cls.default_model) or model_id == "toy":
             raise ModelError(
                 f"open-sora-1.2 loads {cls.default_model} (from the local Hugging Face cache) or "
@@ -121,10 +121,10 @@ class OpenSoraLoading:
         embeddings of the published shape ``(1, 300, 4096)``."""
         folder = Path(folder)
         pipe = P.build(*P.read_configs(folder), device=device)
-        pipe.to(device, C.resolve_dtype(dtype))
-        settings = {**C.read_settings(folder), **options}
+        pipe.to(device, resolve_dtype(dtype))
+        settings = {**read_settings(folder), **options}
         return cls(pipe, model_id=str(folder), prompt_embeds=None, prompt_mask=None,
-                   settings=settings, device=torch.device(device), dtype=C.resolve_dtype(dtype))  # fmt: skip
+                   settings=settings, device=torch.device(device), dtype=resolve_dtype(dtype))  # fmt: skip
 
     @classmethod
     def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
@@ -159,9 +159,9 @@ class OpenSoraLoading:
         """Folder layout of :mod:`.nets.opensora_pipeline`, prompt embeds, ``stillguard.json``."""
         folder = Path(path)
         P.save(self.pipe, folder)
-        C.save_tensors(folder / C.PROMPT_FILE, {
+        save_tensors(folder / PROMPT_FILE, {
             "prompt_embeds": self.prompt_embeds, "prompt_mask": self.prompt_mask.to(torch.uint8),
         })  # fmt: skip
-        C.write_settings(
+        write_settings(
             folder, {"adapter": self.registry_name, **{k: getattr(self, k) for k in SETTINGS}}
         )

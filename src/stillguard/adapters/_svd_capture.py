@@ -14,8 +14,8 @@ from typing import Any
 
 from ..errors import CapabilityError, InputError
 from ..registry import close_matches
-from ._capture_processors import RecordingAttnProcessor
-from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook
+from ._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
+from ._shared.processors import RecordingAttnProcessor
 
 
 class SVDCapture(Capturing):

@@ -8,7 +8,7 @@
 * :meth:`~SVDLoading.from_config`: every component (UNet, temporal-decoder VAE, CLIP ViT-H/14 image
   encoder, Euler scheduler, CLIP image processor) built from a config-only folder with random
   weights; nothing allocated on ``device="meta"`` or under ``FakeTensorMode``. SVD has no prompt;
-* :meth:`~SVDLoading.tiny`: the same classes from the small configs of :mod:`._tiny`.
+* :meth:`~SVDLoading.tiny`: the same classes from the small configs of :mod:`._svd_tiny`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,17 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..errors import InputError, ModelError
+from ..errors import InputError
 from ..registry import close_matches
-from . import _common as C
-from . import _tiny
-from ._load import memory_switches, merged_settings, open_pipeline, save_pipeline
+from ._shared.build import config_pipeline
+from ._shared.load import (
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    resolve_dtype,
+    save_pipeline,
+)
+from ._svd_tiny import SIZE, svd_pipe
 
 T = TypeVar("T", bound="SVDLoading")
 
@@ -106,13 +112,12 @@ class SVDLoading:
         from diffusers import StableVideoDiffusionPipeline
 
         _check(settings)
-        dtype, folder = C.resolve_dtype(dtype), Path(folder)
-        parts = _tiny.folder_components(folder, seed=seed, device=device, dtype=dtype)
+        dtype, folder = resolve_dtype(dtype), Path(folder)
         needed = ("vae", "image_encoder", "unet", "scheduler", "feature_extractor")
-        missing = [k for k in needed if parts.get(k) is None]
-        if missing:
-            raise ModelError(f"{folder} lacks {', '.join(missing)}: not an SVD pipeline folder")
-        pipe = StableVideoDiffusionPipeline(**{k: parts[k] for k in needed})
+        pipe = config_pipeline(
+            folder, StableVideoDiffusionPipeline, seed=seed, device=device, dtype=dtype,
+            needed=needed, what="an SVD",
+        )  # fmt: skip
         memory_switches(pipe, pipe.unet, gradient_checkpointing=gradient_checkpointing)
         stored = merged_settings(folder, settings)
         adapter = cls(
@@ -129,8 +134,8 @@ class SVDLoading:
     def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu") -> T:
         """64x64, 9 frames; 2-level UNet (32, 64 ch), 8x VAE, 2-layer CLIP at 224 px / patch 32."""
         device = torch.device(device)
-        pipe = _tiny.svd_pipe(seed, device=device)
-        settings = dict(height=_tiny.SIZE, width=_tiny.SIZE, num_inference_steps=3)
+        pipe = svd_pipe(seed, device=device)
+        settings = dict(height=SIZE, width=SIZE, num_inference_steps=3)
         return cls(pipe, model_id="tiny", settings=settings, device=device, dtype=torch.float32)
 
     def _settings(self) -> dict[str, Any]:

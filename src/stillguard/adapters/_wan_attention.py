@@ -13,7 +13,7 @@ recomputes q and k only for what the mode records:
   so the extra cost is one ``to_k`` projection plus ``Q×S`` logits per layer (Wan2.1 at 480p:
   S = 21·30·52 = 32,760 video tokens);
 * ``pooled``: q and k mean-pooled per latent frame, ``F×F`` maps (an estimate, see
-  :mod:`._attention`).
+  :mod:`._shared.capture`).
 
 Wan2.2-A14B has two experts with the same block names; :class:`ExpertRecorder` records both under
 the public name (internal keys carry an ``@2`` suffix), so a capture follows whichever expert the
@@ -27,9 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._attention import Recorder, _probs
-from ._capture_processors import StockOutputProcessor
-from ._capture_recorder import pool_per_frame
+from ._shared.processors import StockOutputProcessor
+from ._shared.recorder import Recorder, attention_probs, pool_per_frame
 
 
 def public(name: str) -> str:
@@ -94,4 +93,4 @@ class RecordingWanAttnProcessor(StockOutputProcessor):
             rows = torch.arange(frames, device=hs.device)
         elif rows is None:
             rows = torch.arange(n_tok, device=hs.device)
-        rec.add_attention(self.name, _probs(q, k, None), rows, layout)
+        rec.add_attention(self.name, attention_probs(q, k, None), rows, layout)

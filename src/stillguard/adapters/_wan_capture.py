@@ -12,7 +12,13 @@ from typing import Any
 
 from ..errors import InputError
 from ..registry import close_matches
-from ._capture_setup import CaptureOptions, Capturing, capture_stock, frames_hook, joint_layer_names
+from ._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    frames_hook,
+    joint_layer_names,
+)
 from ._wan_attention import ExpertRecorder, RecordingWanAttnProcessor, public
 from ._wan_sampling import WanSampling
 

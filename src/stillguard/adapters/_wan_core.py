@@ -13,10 +13,9 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from . import _common as C
 from . import _wan_build as B
-from ._generate import video_pixels
-from ._load import adopt_pipeline
+from ._shared.generate import check_image, video_pixels
+from ._shared.load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 _DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's __call__ defaults
@@ -147,7 +146,7 @@ class WanCore(Adapter):
             photo), ``image_embeds (B,N_img,D_clip)`` (Wan2.1 only), ``extra["mask"]
             (B,F_lat,4,h,w)`` (concat flavours).
         """
-        C.check_image(x)
+        check_image(x)
         img = self.prepare(x.to(self.device, self.dtype))
         pix = (img * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W)
         frames = self._latent_frames(self.opt_num_frames)

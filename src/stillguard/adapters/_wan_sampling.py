@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._generate import VideoGeneration, run_pipeline, working_photos
+from ._shared.generate import VideoGeneration, run_pipeline, working_photos
 from ._wan_core import WanCore, _p
 from .base import Conditioning
 

@@ -40,12 +40,11 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import _common as C
 from ._cogvideox_capture import CogVideoXCapture
 from ._cogvideox_generate import CogVideoXVideo
 from ._cogvideox_load import CogVideoXLoading
-from ._generate import video_pixels
-from ._load import adopt_pipeline
+from ._shared.generate import check_image, video_pixels
+from ._shared.load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ class CogVideoXI2V(CogVideoXLoading, CogVideoXCapture, CogVideoXVideo, Adapter):
         Shape:
             x ``(B,3,H,W)`` in [0,1] -> ``image_latents (B,F_lat,C,h,w)``, ``first_latent (B,C,h,w)``.
         """
-        C.check_image(x)
+        check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         first = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist.mode()[:, :, 0]
         return self.condition_on_latent(first)

@@ -49,9 +49,10 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
-from . import _common as C
 from ._dynamicrafter_generate import DynamiCrafterVideo
 from ._dynamicrafter_load import DynamiCrafterLoading
+from ._shared.generate import check_image
+from ._shared.load import freeze
 from .base import Adapter, Conditioning, Denoised
 from .nets import dc_layers
 
@@ -86,7 +87,7 @@ class DynamiCrafter(DynamiCrafterLoading, DynamiCrafterVideo, Adapter):
 
     def __init__(self, pipe: Any, *, model_id: str, settings: dict[str, Any], prompt: dict[str, Tensor], device: torch.device, dtype: torch.dtype) -> None:  # fmt: skip
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        C.freeze(pipe)
+        freeze(pipe)
         s = {**_DEFAULTS, **settings}
         unknown = set(s) - set(_DEFAULTS) - {"adapter"}
         if unknown:
@@ -110,7 +111,7 @@ class DynamiCrafter(DynamiCrafterLoading, DynamiCrafterVideo, Adapter):
         return (batch, self.num_frames, 4, self.height // f, self.width // f)
 
     def _condition(self, x: Tensor, frames: int) -> Conditioning:
-        C.check_image(x)
+        check_image(x)
         pixels = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         first = self.pipe.vae.encode(pixels)[0]
         tokens = self.pipe.image_proj_model(self.pipe.embedder(pixels))

@@ -47,12 +47,11 @@ from torch import Tensor
 
 from ..errors import CapabilityError, InputError
 from ..registry import ADAPTERS
-from . import _common as C
-from ._generate import video_pixels
 from ._hunyuan_attention import HunyuanCapture
 from ._hunyuan_load import HunyuanLoading
-from ._load import adopt_pipeline
-from ._ltx_parts import euler_scheduler, flow_timesteps
+from ._shared.flow import euler_scheduler, flow_timesteps
+from ._shared.generate import check_image, video_pixels
+from ._shared.load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 logger = logging.getLogger(__name__)
@@ -192,7 +191,7 @@ class HunyuanI2V(HunyuanLoading, HunyuanCapture, Adapter):
             x ``(B,3,H,W)`` in [0,1] -> ``image_latents (B,F_lat,C,h,w)`` (latent concat: frame 0,
             zeros after; token replace: repeated), ``first_latent (B,C,h,w)`` (unscaled).
         """
-        C.check_image(x)
+        check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         first = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist.mode()[:, :, 0]
         return self.condition_on_latent(first)

@@ -53,12 +53,11 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import _common as C
-from ._generate import video_pixels
-from ._load import adopt_pipeline
 from ._ltx_attention import LTXCapture
 from ._ltx_load import LTXLoading
-from ._ltx_parts import euler_scheduler, flow_timesteps, keyed_randn, shift_mu
+from ._shared.flow import euler_scheduler, flow_timesteps, keyed_randn, shift_mu
+from ._shared.generate import check_image, video_pixels
+from ._shared.load import adopt_pipeline
 from .base import Adapter, Conditioning, Denoised
 
 SAMPLE_MODES = ("sample", "mode")
@@ -163,7 +162,7 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
     def _cond(self, x: Tensor | Conditioning, noise: Tensor) -> Conditioning:
         if isinstance(x, Conditioning):
             return x
-        C.check_image(x)
+        check_image(x)
         return self._encode(x, None, (x, noise))
 
     def _frame0(self, cond: Conditioning, sigma: Tensor, noise: Tensor) -> Tensor:
@@ -197,7 +196,7 @@ class LTXI2V(LTXLoading, LTXCapture, Adapter):
     ) -> Conditioning:
         """:meth:`encode`; without ``generator`` image ``b``'s posterior draw is keyed by the
         ``b``-th items of ``keys`` (so a batch draws what its images draw alone)."""
-        C.check_image(x)
+        check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         dist = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist
         lat = dist.mode()

@@ -46,10 +46,11 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
-from . import _common as C
 from ._open_sora_capture import OpenSoraCapture
 from ._open_sora_generate import OpenSoraVideo
 from ._open_sora_load import OpenSoraLoading
+from ._shared.generate import check_image
+from ._shared.load import freeze
 from .base import Adapter, Conditioning, Denoised
 from .nets import opensora_pipeline as P
 from .nets import opensora_rflow as RF
@@ -82,7 +83,7 @@ class OpenSora12(OpenSoraLoading, OpenSoraCapture, OpenSoraVideo, Adapter):
         dtype: torch.dtype,
     ) -> None:
         self.pipe, self.model_id, self.device, self.dtype = pipe, model_id, device, dtype
-        C.freeze(pipe.transformer, pipe.vae)
+        freeze(pipe.transformer, pipe.vae)
         given = {k: v for k, v in settings.items() if v is not None and not k.startswith("_")}
         s = {**_DEFAULTS, **given}
         unknown = set(s) - set(_DEFAULTS) - {"opt_num_frames", "adapter"}
@@ -151,7 +152,7 @@ class OpenSora12(OpenSoraLoading, OpenSoraCapture, OpenSoraVideo, Adapter):
             x ``(B,3,H,W)`` in [0,1] -> ``image_latents (B,F_lat,4,h,w)`` (normalised, repeated),
             ``first_latent (B,4,h,w)`` (temporal-VAE latent before the shift/scale).
         """
-        C.check_image(x)
+        check_image(x)
         # resized in float32 (CPU has no bf16 antialiased bicubic), then cast
         img = self.prepare(x.to(self.device, torch.float32)).to(self.dtype) * 2 - 1
         vae = self.pipe.vae

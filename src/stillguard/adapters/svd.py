@@ -31,9 +31,8 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import _common as C
-from ._generate import VideoGeneration, run_pipeline, working_photos
-from ._load import adopt_pipeline
+from ._shared.generate import VideoGeneration, check_image, run_pipeline, working_photos
+from ._shared.load import adopt_pipeline
 from ._svd_capture import SVDCapture
 from ._svd_load import DEFAULTS, SVDLoading
 from .base import Adapter, Conditioning, Denoised
@@ -111,7 +110,7 @@ class SVD(SVDLoading, SVDCapture, VideoGeneration, Adapter):
             ``image_latents (B,F,C,h,w)`` (unscaled, repeated), ``first_latent (B,C,h,w)``,
             ``image_embeds (B,1,D)``, ``extra["added_time_ids"] (B,3)``.
         """
-        C.check_image(x)
+        check_image(x)
         img = self.prepare(x.to(self.device, self.dtype))
         embeds = self.pipe.image_encoder(self.clip_pixels(img)).image_embeds.unsqueeze(1)
         pixels = img * 2 - 1

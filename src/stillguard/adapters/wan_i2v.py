@@ -76,13 +76,14 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import ADAPTERS, close_matches
-from . import _common as C
 from . import _wan_build as B
 from . import _wan_tiny
-from ._load import (
+from ._shared.folders import read_settings
+from ._shared.load import (
     memory_switches,
     merged_settings,
     prompt_pair,
+    resolve_dtype,
     resolve_source,
     save_pipeline,
     tiny_adapter,
@@ -198,11 +199,11 @@ class WanI2V(WanCapture):
         settings = dict(settings)
         cls._check_settings({k: v for k, v in settings.items() if k not in _SWITCHES})
         switches = [bool(settings.pop(k, False)) for k in _SWITCHES]
-        dtype, device = C.resolve_dtype(dtype), torch.device(device)
+        dtype, device = resolve_dtype(dtype), torch.device(device)
         path = Path(folder)
         pipe = B.pipeline_from_config(path, device, dtype, seed)
         cls._switch(pipe, *switches)
-        stored = C.read_settings(path)
+        stored = read_settings(path)
         stored.update({k: v for k, v in settings.items() if v is not None})
         text_dim = cls._experts_of(pipe)[0].config.text_dim
         zeros = torch.zeros(1, B.TEXT_TOKENS, text_dim, device=device, dtype=dtype)

@@ -14,8 +14,10 @@ from typing import Any
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._attention import Recorder, RecordingAttnProcessor, capture_context, find_layer
-from ..base import Captured
+from .._shared.capture import capture_context, find_layer
+from .._shared.processors import RecordingAttnProcessor
+from .._shared.recorder import Recorder
+from ..captured import Captured
 from .dc_attention import TemporalTransformer
 
 KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ...errors import InputError, ModelError
-from .. import _common as C
+from .._shared.folders import PROMPT_FILE, check_local_folder, load_tensors, read_settings
 from . import dc_config
 from .dc_clip import TextEmbedder
 from .dc_model import DCModel
@@ -118,7 +118,7 @@ def resolve(model: str, config: str | None) -> tuple[Path, dict[str, torch.Tenso
                 f"run `stillguard convert {path / 'model.ckpt'} dynamicrafter.safetensors` once "
                 "and pass the .safetensors file"
             )
-        C.check_local_folder(path)
+        check_local_folder(path)
         return path, read_safetensors(path / dc_config.WEIGHTS_FILE)
     state = read_safetensors(path)
     if config is not None and Path(config).is_dir():
@@ -132,7 +132,7 @@ def resolve(model: str, config: str | None) -> tuple[Path, dict[str, torch.Tenso
 def settings_of(folder: Path) -> dict[str, Any]:
     """Generation defaults of ``stillguard.json`` (without ``adapter`` and ``_``-keys)."""
     return {
-        k: v for k, v in C.read_settings(folder).items() if k != "adapter" and not k.startswith("_")
+        k: v for k, v in read_settings(folder).items() if k != "adapter" and not k.startswith("_")
     }
 
 
@@ -145,8 +145,8 @@ def prompt_embeddings(
     official no-text mode and unconditional branch).
     """
     stored: dict[str, torch.Tensor] = {}
-    if (folder / C.PROMPT_FILE).is_file():
-        stored = C.load_tensors(folder / C.PROMPT_FILE)
+    if (folder / PROMPT_FILE).is_file():
+        stored = load_tensors(folder / PROMPT_FILE)
     if net.cond_stage_model is not None and not stored:
         with torch.no_grad():
             empty = net.cond_stage_model(TextEmbedder.empty_tokens())

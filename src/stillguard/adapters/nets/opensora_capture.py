@@ -24,10 +24,9 @@ from torch import Tensor
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._attention import Recorder
-from .._capture_recorder import record_factorised
-from .._capture_setup import capture_stock, frames_hook
-from ..base import Captured
+from .._shared.capture import capture_stock, frames_hook
+from .._shared.recorder import Recorder, record_factorised
+from ..captured import Captured
 from .opensora_layers import Attention, AttnProcessor
 
 KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]

@@ -1,19 +1,22 @@
-"""Recording copies of diffusers' stock attention processors (see :mod:`._attention`).
+"""Recording copies of diffusers' stock attention processors (see :mod:`.capture` for the idea).
 
 Each keeps the stock ``__call__`` signature and computes the output with SDPA from the very same
 q, k, v (bit-identical outputs), then records ``softmax(q kᵀ / sqrt(d))`` for the rows the
-:class:`~._capture_recorder.Recorder`'s mode asks for.
+:class:`~.recorder.Recorder`'s mode asks for: :class:`RecordingAttnProcessor` (the legacy
+``Attention`` family: SVD's UNet, DynamiCrafter's own blocks) computes the output itself;
+:class:`StockOutputProcessor` (the newer processors of LTX-Video, HunyuanVideo and Wan) leaves it
+to the stock processor. :func:`split_heads`, :func:`qk_norm` and :func:`attend` are the steps the
+stock processors take, for families that write their own recording processor.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._capture_recorder import Recorder, own_saved_tensors, record_factorised, record_joint
+from .recorder import Recorder, own_saved_tensors, record_factorised
 
 
 def split_heads(attn: Any, states: Tensor, context: Tensor, batch: int) -> tuple[Tensor, ...]:
@@ -43,40 +46,6 @@ def attend(attn: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | 
     )
     out = out.transpose(1, 2).flatten(2).to(query.dtype)
     return attn.to_out[1](attn.to_out[0](out))
-
-
-class RecordingCogVideoXAttnProcessor:
-    """``CogVideoXAttnProcessor2_0`` plus probability recording (see the module docstring)."""
-
-    def __init__(self, recorder: Recorder, name: str) -> None:
-        self.recorder = recorder
-        self.name = name
-
-    def __call__(
-        self,
-        attn: Any,
-        hidden_states: Tensor,
-        encoder_hidden_states: Tensor,
-        attention_mask: Tensor | None = None,
-        image_rotary_emb: Tensor | None = None,
-    ) -> tuple[Tensor, Tensor]:
-        from diffusers.models.embeddings import apply_rotary_emb
-
-        text_len = encoder_hidden_states.size(1)
-        hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-        batch, seq_len, _ = hidden_states.shape
-        if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, seq_len, batch)
-            attention_mask = attention_mask.view(batch, attn.heads, -1, attention_mask.shape[-1])
-        query, key, value = split_heads(attn, hidden_states, hidden_states, batch)
-        if image_rotary_emb is not None:
-            query[:, :, text_len:] = apply_rotary_emb(query[:, :, text_len:], image_rotary_emb)
-            if not attn.is_cross_attention:
-                key[:, :, text_len:] = apply_rotary_emb(key[:, :, text_len:], image_rotary_emb)
-        record_joint(self.recorder, self.name, query, key, attention_mask, text_len)
-        out = attend(attn, query, key, value, attention_mask)
-        encoder_hidden_states, out = out.split([text_len, out.size(1) - text_len], dim=1)
-        return out, encoder_hidden_states
 
 
 class RecordingAttnProcessor:
@@ -138,7 +107,7 @@ class StockOutputProcessor:
     (the newer ``AttentionModuleMixin`` processors of LTX-Video, HunyuanVideo and Wan, which may
     dispatch to any attention backend): the output stays bit-identical whatever the backend, and
     :meth:`_record` recomputes q and k only for what the mode records, under its own saved-tensor
-    hooks (outside a surrounding checkpoint's bookkeeping; see :mod:`._attention`).
+    hooks (outside a surrounding checkpoint's bookkeeping; see :mod:`.capture`).
 
     The signature is the stock one: the modules pass these arguments positionally, and
     ``Attention.forward`` drops keyword arguments a processor does not declare.

@@ -4,35 +4,37 @@ Both adapters hold a pipeline, a dict of prompt tensors (completed by the family
 :meth:`~FlowLoading.complete_prompt`: masks default to ones, negatives to zeros) and their
 generation settings, and are constructed the same way:
 
-* ``from_pretrained`` opens the pipeline (:func:`._load.open_pipeline`), gathers the prompt tensors
+* ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
   its own way, then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
   (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
   ``stillguard.json`` overridden by the options that are not ``None``;
-* ``from_config`` applies the same memory switches and builds transformer, VAE and ``FlowMatchEulerDiscreteScheduler`` from a
-  config-only folder (:func:`._ltx_parts.flow_pipeline_from_config`; random weights, nothing
-  allocated on ``"meta"``) with zero prompt embeddings of the published shape
+* ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
+  random weights drawn from ``seed``, nothing allocated on ``"meta"``), applies the same memory
+  switches, and holds zero prompt embeddings of the published shape
   (:meth:`~FlowLoading.zero_prompt`, made on ``device``); the model id is the folder's ``"model"``
   setting, else its name.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ._generate import VideoGeneration
-from ._load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
-from ._ltx_parts import flow_pipeline_from_config
+from .build import config_pipeline
+from .folders import read_settings
+from .generate import VideoGeneration
+from .load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
 
 
 class FlowLoading(VideoGeneration):
     """``from_config`` and the end of ``from_pretrained`` for a flow-matching video adapter (a
     mixin); a family names its diffusers classes and components and its prompt tensors."""
 
-    #: diffusers class names: the pipeline, its transformer and its VAE
-    DIFFUSERS_CLASSES: ClassVar[tuple[str, str, str]]
+    #: the diffusers pipeline class name (its components come from the folder's model_index.json)
+    PIPELINE: ClassVar[str]
     #: pipeline components stillguard does not run (text encoders, tokenizers), set to ``None``
     ABSENT: ClassVar[tuple[str, ...]]
 
@@ -80,23 +82,22 @@ class FlowLoading(VideoGeneration):
         *,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
+        seed: int = 0,
         **options: Any,
     ) -> Any:
-        """Random weights (nothing allocated on ``"meta"``) from a config-only folder; zero prompt
-        embeddings of the published shape (:meth:`zero_prompt`); the memory switches
-        (``gradient_checkpointing``, ``vae_slicing``, ``vae_tiling``) applied as
+        """Random weights from ``seed`` (nothing allocated on ``"meta"``) from a config-only
+        folder; zero prompt embeddings of the published shape (:meth:`zero_prompt`); the memory
+        switches (``gradient_checkpointing``, ``vae_slicing``, ``vae_tiling``) applied as
         ``from_pretrained`` applies them, so that a plan sizes what a run will do."""
         import diffusers
 
         options = dict(options)
         switches = {k: bool(options.pop(k)) for k in SWITCHES if k in options}
-
-        pipeline_cls, transformer_cls, vae_cls = (
-            getattr(diffusers, name) for name in cls.DIFFUSERS_CLASSES
-        )
-        pipe, settings = flow_pipeline_from_config(
-            folder, pipeline_cls, transformer_cls, vae_cls, cls.ABSENT, device, dtype, options
-        )
+        pipe = config_pipeline(
+            folder, getattr(diffusers, cls.PIPELINE), seed=seed, device=device, dtype=dtype,
+            skip=cls.ABSENT, needed=("transformer", "vae", "scheduler"), what=f"a {cls.PIPELINE}",
+        )  # fmt: skip
+        settings = {**read_settings(Path(folder)), **options}
         memory_switches(pipe, pipe.transformer, **switches)
         with torch.device(device):
             prompt = cls.zero_prompt(pipe, settings, dtype)

@@ -1,4 +1,5 @@
-"""Helpers shared by the adapters: dtype names, model folders, safetensors checks, sidecar files.
+"""Model folders and the files beside a pipeline: the shipped toys, safetensors-only checks, the
+``stillguard.json`` settings and ``prompt_embeds.safetensors`` sidecars, one clear load error.
 
 Nothing here imports diffusers, so ``stillguard.adapters`` stays cheap to import.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
+from ...errors import ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -21,30 +22,7 @@ logger = logging.getLogger(__name__)
 SETTINGS_FILE = "stillguard.json"
 PROMPT_FILE = "prompt_embeds.safetensors"
 
-_DTYPES = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-    "half": torch.float16,
-    "fp32": torch.float32,
-    "float32": torch.float32,
-    "float": torch.float32,
-}
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-
-
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    """``torch.float32`` or one of ``"bf16"``, ``"float16"``, ``"float32"`` ... -> ``torch.dtype``."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    key = str(dtype).lower().replace("torch.", "")
-    if key not in _DTYPES:
-        raise InputError(
-            f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))} "
-            "(bf16 needs a GPU or a recent CPU to be fast)"
-        )
-    return _DTYPES[key]
 
 
 def toy_folder(name: str = "toy") -> Path:
@@ -164,80 +142,3 @@ def save_tensors(file: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
     save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(file))
-
-
-def pick(option: Any, settings: dict[str, Any], key: str, default: Any) -> Any:
-    """Explicit option, else the folder's ``stillguard.json``, else the model's default."""
-    if option is not None:
-        return option
-    return settings.get(key, default)
-
-
-def freeze(*modules: torch.nn.Module | None) -> None:
-    """Eval mode and no parameter gradients: attacks differentiate w.r.t. the input only."""
-    for m in modules:
-        if m is not None:
-            m.eval()
-            m.requires_grad_(False)
-
-
-def block_output(out: Any) -> torch.Tensor:
-    """The main tensor of a block's output (tuples: first item; outputs with ``.sample``)."""
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)):
-        return block_output(out[0])
-    sample = getattr(out, "sample", None)
-    if isinstance(sample, torch.Tensor):
-        return sample
-    raise TypeError(f"cannot find a tensor in block output of type {type(out).__name__}")
-
-
-def check_image(x: torch.Tensor) -> None:
-    """Refuse anything that is not ``(B, 3, H, W)`` floating point."""
-    if (
-        not isinstance(x, torch.Tensor)
-        or x.ndim != 4
-        or x.shape[1] != 3
-        or not x.is_floating_point()
-    ):
-        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise InputError(f"expected an image batch (B, 3, H, W) float in [0, 1], got {shape}")
-
-
-def embed_prompt(
-    pipe: Any, src: str, prompt: str, device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embed ``prompt`` and ``""`` once with the pipeline's T5, without grad; then drop T5."""
-    config = pipe.load_config(src, local_files_only=True)
-    if not (config.get("text_encoder") or [None])[0]:
-        raise ModelError(
-            f"{src} has no text encoder to embed the prompt {prompt!r}: pass prompt_embeds=... "
-            f"(and negative_prompt_embeds=...), or leave prompt empty to use the folder's "
-            f"{PROMPT_FILE} if it has one"
-        )
-    from transformers import AutoTokenizer, T5EncoderModel
-
-    try:
-        pipe.tokenizer = AutoTokenizer.from_pretrained(
-            src, subfolder="tokenizer", local_files_only=True
-        )
-        pipe.text_encoder = T5EncoderModel.from_pretrained(
-            src, subfolder="text_encoder", dtype=dtype, use_safetensors=True, local_files_only=True
-        ).to(device)
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot load the T5 text encoder of {src}: {err}") from err
-    try:
-        with torch.no_grad():
-            pe, ne = pipe.encode_prompt(
-                prompt,
-                negative_prompt="",
-                do_classifier_free_guidance=True,
-                max_sequence_length=pipe.transformer.config.max_text_seq_length,
-                device=device,
-                dtype=dtype,
-            )
-    finally:
-        pipe.tokenizer = pipe.text_encoder = None
-    logger.info("embedded the prompt with T5 and dropped the text encoder")
-    return pe, ne

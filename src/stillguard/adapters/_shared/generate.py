@@ -1,13 +1,13 @@
-"""What every adapter's :meth:`~.base.Adapter.generate` shares (a mixin and two input helpers).
+"""What every adapter's :meth:`~stillguard.adapters.base.Adapter.generate` shares (a mixin) and the
+input helpers: the photo checked (:func:`check_image`) and brought to the working size.
 
 :class:`VideoGeneration` holds the public ``generate`` (no grad, the photo checked, frame and step
 counts defaulting to the adapter's settings) and hands the rest to the adapter's
 ``_generate_video``. The helpers give the inputs at the working size as the models take them:
 :func:`working_image` (a tensor in [0, 1] on the adapter's device and dtype) or
-:func:`working_photos` (8-bit PIL images, as a user would pass them), :func:`video_pixels` (a video for a causal video
-VAE); :func:`run_pipeline` calls a
-diffusers pipeline's own ``__call__`` with a generator seeded from ``seed`` and returns
-``(B, F, 3, H, W)`` in [0, 1].
+:func:`working_photos` (8-bit PIL images, as a user would pass them), :func:`video_pixels` (a
+video for a causal video VAE); :func:`run_pipeline` calls a diffusers pipeline's own ``__call__``
+with a generator seeded from ``seed`` and returns ``(B, F, 3, H, W)`` in [0, 1].
 """
 
 from __future__ import annotations
@@ -17,8 +17,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from . import _common as C
+from ...errors import InputError
+
+
+def check_image(x: Tensor) -> None:
+    """Refuse anything that is not ``(B, 3, H, W)`` floating point."""
+    if (
+        not isinstance(x, torch.Tensor)
+        or x.ndim != 4
+        or x.shape[1] != 3
+        or not x.is_floating_point()
+    ):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InputError(f"expected an image batch (B, 3, H, W) float in [0, 1], got {shape}")
 
 
 class VideoGeneration:
@@ -35,7 +46,7 @@ class VideoGeneration:
     ) -> Tensor:
         """Video ``(B,F,3,height,width)`` in [0,1] from the photo ``x`` ``(B,3,H,W)`` in [0,1],
         by the model's own sampling (see ``_generate_video``); same seed, same video."""
-        C.check_image(x)
+        check_image(x)
         frames = num_frames or self.num_frames
         steps = num_inference_steps or self.num_inference_steps
         return self._generate_video(x, seed, frames, steps)

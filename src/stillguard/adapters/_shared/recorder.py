@@ -1,6 +1,6 @@
 """The recorder behind attention capture: modes, sampled rows, and where records go.
 
-See :mod:`._attention` for the idea (recording copies of the stock attention processors) and the
+See :mod:`.capture` for the idea (recording copies of the stock attention processors) and the
 three modes. This module holds what every recording processor shares: the :class:`Recorder`, the
 probability computation (SDPA's default scale ``1/sqrt(head_dim)``) and the saved-tensor hooks that
 keep the recording out of a surrounding gradient checkpoint.
@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from .base import Captured
+from ...errors import InputError
+from ..captured import Captured
 
 MODES = ("exact", "sampled", "pooled")
 _STOP_AFTER: contextvars.ContextVar[frozenset[str] | None] = contextvars.ContextVar(
@@ -198,7 +198,3 @@ def record_factorised(
             rows = torch.arange(f, device=query.device)
             probs = attention_probs(qp, kp, None)
         rec.add_attention(name, probs, rows, layout)
-
-
-# the names these helpers had in ._attention
-_own_saved_tensors, _probs = own_saved_tensors, attention_probs

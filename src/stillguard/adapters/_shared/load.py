@@ -1,4 +1,4 @@
-"""What the adapters' constructors share: opening a pipeline, the saved prompt, the settings.
+"""What the adapters' constructors share: dtypes, opening a pipeline, the saved prompt, the settings.
 
 Every ``from_pretrained`` opens a hub id (local Hugging Face cache only) or a ``save_pretrained``
 folder with safetensors only (:func:`open_pipeline`); the prompt embeddings come, in order, from
@@ -16,8 +16,48 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from ..errors import ModelError
-from . import _common as C
+from ...errors import InputError, ModelError
+from .folders import (
+    PROMPT_FILE,
+    load_error,
+    load_tensors,
+    read_settings,
+    resolve_model,
+    save_tensors,
+    write_settings,
+)
+
+_DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+    "half": torch.float16,
+    "fp32": torch.float32,
+    "float32": torch.float32,
+    "float": torch.float32,
+}
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    """``torch.float32`` or one of ``"bf16"``, ``"float16"``, ``"float32"`` ... -> ``torch.dtype``."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).lower().replace("torch.", "")
+    if key not in _DTYPES:
+        raise InputError(
+            f"unknown dtype {dtype!r}: use one of {', '.join(sorted(_DTYPES))} "
+            "(bf16 needs a GPU or a recent CPU to be fast)"
+        )
+    return _DTYPES[key]
+
+
+def freeze(*modules: torch.nn.Module | None) -> None:
+    """Eval mode and no parameter gradients: attacks differentiate w.r.t. the input only."""
+    for m in modules:
+        if m is not None:
+            m.eval()
+            m.requires_grad_(False)
 
 
 class Opened(NamedTuple):
@@ -42,8 +82,8 @@ def resolve_source(
 ) -> tuple[str, Path | None, str, torch.device, torch.dtype]:
     """``(model_id, folder, src, device, dtype)`` for ``model``; ``cogvideox_only`` refuses the
     shipped toy model (a CogVideoX model) for other targets."""
-    dtype, device = C.resolve_dtype(dtype), torch.device(device)
-    model_id, folder = C.resolve_model(model)
+    dtype, device = resolve_dtype(dtype), torch.device(device)
+    model_id, folder = resolve_model(model)
     if cogvideox_only and model_id == "toy":
         raise ModelError("the shipped toy model is a CogVideoX model: use target 'cogvideox-i2v'")
     src = str(folder) if folder is not None else model
@@ -76,22 +116,22 @@ def open_pipeline(
             src, **fixed, dtype=dtype, use_safetensors=True, local_files_only=True
         )
     except (OSError, ValueError) as err:
-        raise C.load_error(model, folder, err, what) from err
+        raise load_error(model, folder, err, what) from err
     pipe.to(device)
     return Opened(pipe, model_id, folder, src, device, dtype)
 
 
 def saved_prompt(folder: Path | None) -> dict[str, Tensor] | None:
     """The tensors of the folder's ``prompt_embeds.safetensors``, or ``None`` if it has none."""
-    file = folder / C.PROMPT_FILE if folder is not None else None
+    file = folder / PROMPT_FILE if folder is not None else None
     if file is None or not file.is_file():
         return None
-    return C.load_tensors(file)
+    return load_tensors(file)
 
 
 def merged_settings(folder: Path | None, options: dict[str, Any]) -> dict[str, Any]:
     """``stillguard.json`` beside the pipeline, overridden by the options that are not ``None``."""
-    settings = C.read_settings(folder)
+    settings = read_settings(folder)
     settings.update({k: v for k, v in options.items() if v is not None})
     return settings
 
@@ -110,8 +150,8 @@ def save_pipeline(
     folder = Path(path)
     adapter.pipe.save_pretrained(str(folder), safe_serialization=True)
     if prompt is not None:
-        C.save_tensors(folder / C.PROMPT_FILE, prompt)
-    C.write_settings(folder, {"adapter": adapter.registry_name, **settings})
+        save_tensors(folder / PROMPT_FILE, prompt)
+    write_settings(folder, {"adapter": adapter.registry_name, **settings})
 
 
 #: the memory switches the constructors take (no effect on the outputs)
@@ -164,7 +204,7 @@ def adopt_pipeline(
     dtype; freeze the weights of the ``frozen`` modules (attacks differentiate the input only)."""
     adapter.pipe, adapter.model_id, adapter.device, adapter.dtype = pipe, model_id, device, dtype
     pipe.set_progress_bar_config(disable=True)
-    C.freeze(*frozen)
+    freeze(*frozen)
 
 
 def tiny_adapter(cls: Any, pipe: Any, device: str | torch.device, **state: Any) -> Any:
