@@ -22,7 +22,7 @@ PREFIX = "stillguard.adapters"
 
 #: registry name -> (adapter class name, the public module it is importable from)
 PINNED = {
-    "cogvideox-i2v": ("CogVideoXI2V", "stillguard.adapters.cogvideox_i2v"),
+    "cogvideox-i2v": ("CogVideoXI2V", "stillguard.adapters.cogvideox"),
     "svd": ("SVD", "stillguard.adapters.svd"),
     "wan-i2v": ("WanI2V", "stillguard.adapters.wan_i2v"),
     "ltx-i2v": ("LTXI2V", "stillguard.adapters.ltx_i2v"),
@@ -33,7 +33,6 @@ PINNED = {
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
 #: the flat layout before the family folders: a family's files by name
 FLAT = {
-    "cogvideox": ("cogvideox_i2v", "_cogvideox_"),
     "wan": ("wan_i2v", "_wan_"),
     "ltx": ("ltx_i2v", "_ltx_"),
     "hunyuan": ("hunyuan_i2v", "_hunyuan_"),

@@ -13,15 +13,18 @@ import torch
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import (  # noqa: F401  (registers the adapters)
-    cogvideox_i2v,
-    dynamicrafter,
-    hunyuan_i2v,
-    ltx_i2v,
-    open_sora,
-    svd,
-    wan_i2v,
-)
+
+# isort: off
+# the registry: importing a family registers its target(s); one line a family
+from . import cogvideox  # noqa: F401
+from . import dynamicrafter  # noqa: F401
+from . import hunyuan_i2v  # noqa: F401
+from . import ltx_i2v  # noqa: F401
+from . import open_sora  # noqa: F401
+from . import svd  # noqa: F401
+from . import wan_i2v  # noqa: F401
+
+# isort: on
 from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder
 from ._shared.load import resolve_dtype
 from ._shared.recorder import StopForward, truncated_after

@@ -4,7 +4,10 @@ Vid-Freeze's "attention that synthesizes motion" in CogVideoX is the joint text+
 self-attention ``transformer_blocks.{i}.attn1``: one softmax over ``T`` text tokens followed by
 ``F_tok`` token frames of ``(h/p)·(w/p)`` tokens each, where ``F_tok = F_lat / patch_size_t``
 (CogVideoX1.5 packs 2 latent frames into one token frame; 5b-I2V has no temporal patching).
-Hidden states are the block outputs; VAE features are the encoder's down blocks.
+Hidden states are the block outputs; VAE features are the encoder's down blocks. The recording
+copy of ``CogVideoXAttnProcessor2_0`` (:class:`RecordingCogVideoXAttnProcessor`, the only stock
+processor here that concatenates text and video and applies RoPE to the video part) is this
+family's own.
 """
 
 from __future__ import annotations
@@ -15,15 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._shared.capture import (
+from .._shared.capture import (
     CaptureOptions,
     Capturing,
     capture_stock,
     frames_hook,
     joint_layer_names,
 )
-from ._shared.processors import attend, split_heads
-from ._shared.recorder import Recorder, record_joint
+from .._shared.processors import attend, split_heads
+from .._shared.recorder import Recorder, record_joint
 
 
 class CogVideoXCapture(Capturing):
@@ -37,7 +40,7 @@ class CogVideoXCapture(Capturing):
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
     ) -> Any:
-        """Record block outputs and joint attention maps; see :mod:`._shared.capture` for the modes.
+        """Record block outputs and joint attention maps; see :mod:`.._shared.capture` for the modes.
 
         Layout of a map's key axis: ``T`` text tokens, then ``F_tok`` token frames of
         ``h/p·w/p`` tokens (``Captured.layout``); ``exact`` and ``sampled`` maps are

@@ -1,6 +1,6 @@
 """Building the ``cogvideox-i2v`` adapter: from weights, from a config-only folder, tiny; saving.
 
-:class:`CogVideoXLoading` is a mixin of :class:`~.cogvideox_i2v.CogVideoXI2V`; every constructor ends
+:class:`CogVideoXLoading` is a mixin of :class:`~.adapter.CogVideoXI2V`; every constructor ends
 in ``cls(pipe, ...)`` with the pipeline, the prompt embeddings and the generation settings.
 
 * :meth:`~CogVideoXLoading.from_pretrained`: a hub id (only from the local Hugging Face cache,
@@ -11,7 +11,7 @@ in ``cls(pipe, ...)`` with the pipeline, the prompt embeddings and the generatio
   embeddings zeros of the published shape ``(1, max_text_seq_length, text_embed_dim)`` (T5-XXL:
   226 tokens x 4096 for both published checkpoints);
 * :meth:`~CogVideoXLoading.tiny`: the same diffusers classes from the small configs of
-  :mod:`._cogvideox_tiny`, ``variant="1.0"`` (CogVideoX-5b-I2V's switches) or ``"1.5"`` (CogVideoX1.5-5B-I2V's).
+  :mod:`.tiny`, ``variant="1.0"`` (CogVideoX-5b-I2V's switches) or ``"1.5"`` (CogVideoX1.5-5B-I2V's).
 """
 
 from __future__ import annotations
@@ -23,12 +23,11 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
-from ..registry import close_matches
-from ._cogvideox_tiny import cogvideox_pipe
-from ._shared.build import config_pipeline
-from ._shared.folders import PROMPT_FILE
-from ._shared.load import (
+from ...errors import InputError, ModelError
+from ...registry import close_matches
+from .._shared.build import config_pipeline
+from .._shared.folders import PROMPT_FILE
+from .._shared.load import (
     SWITCHES,
     memory_switches,
     merged_settings,
@@ -37,6 +36,7 @@ from ._shared.load import (
     resolve_dtype,
     save_pipeline,
 )
+from .tiny import cogvideox_pipe
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T", bound="CogVideoXLoading")

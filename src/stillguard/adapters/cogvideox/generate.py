@@ -3,14 +3,14 @@
 :meth:`CogVideoXVideo.generate` runs the pipeline's own ``__call__`` (CFG, DDIM, VAE posterior
 sampling with a seeded generator; for CogVideoX1.5 the pipeline pads and later drops the extra
 latent frame itself). :meth:`CogVideoXVideo.decode` decodes as the pipeline does, for the latents of
-:meth:`~.cogvideox_i2v.CogVideoXI2V.rollout`.
+:meth:`~.adapter.CogVideoXI2V.rollout`.
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
-from ._shared.generate import VideoGeneration, run_pipeline, working_image
+from .._shared.generate import VideoGeneration, run_pipeline, working_image
 
 
 class CogVideoXVideo(VideoGeneration):
