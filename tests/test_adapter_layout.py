@@ -36,7 +36,6 @@ FLAT = {
     "wan": ("wan_i2v", "_wan_"),
     "ltx": ("ltx_i2v", "_ltx_"),
     "hunyuan": ("hunyuan_i2v", "_hunyuan_"),
-    "svd": ("_svd_",),
     "open_sora": ("_open_sora_", "nets.opensora_"),
     "dynamicrafter": ("dynamicrafter_convert", "_dynamicrafter_", "nets.dc_"),
 }

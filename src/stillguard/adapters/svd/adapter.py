@@ -1,25 +1,6 @@
-"""Stable Video Diffusion adapter (``svd``) around diffusers' ``StableVideoDiffusionPipeline``.
-
-Target: stabilityai/stable-video-diffusion-img2vid-xt (SVD, arXiv 2311.15127), a UNet with spatial
-and temporal attention, EDM preconditioning and v-prediction, conditioned on a CLIP image
-embedding and on the VAE latent of the image; also its 14-frame sibling
-stabilityai/stable-video-diffusion-img2vid. Needs diffusers and transformers (CLIP); weights load as
-safetensors only, from the local cache only, never with remote code. Construction lives in
-:mod:`._svd_load`, layer names and capture in :mod:`._svd_capture`.
-
-Choices where the pipeline leaves room:
-    * CLIP branch: the pipeline's PIL path redone in torch on the working-size image: its
-      antialiasing Gaussian blur + bicubic resize to the CLIP size, then the feature extractor's
-      mean/std. (The pipeline does not resize *tensor* inputs at all, so :meth:`SVD.generate`
-      hands it 8-bit PIL images, as a saved photo would be.)
-    * VAE branch: ``noise_aug_strength`` noise is drawn from the ``generator`` given to
-      :meth:`SVD.encode`; without one no noise is added (deterministic), while
-      ``added_time_ids`` still report the configured strength, as the model expects.
-    * Timesteps are the UNet's own unit ``t = 0.25·ln σ``; :meth:`SVD.sample_timesteps` draws
-      ``ln σ ~ N(0.7, 1.6²)`` (EDM log-normal, clamped to the scheduler's σ range).
-    * ``opt_num_frames`` (default ``num_frames``) is the frame count of :meth:`encode`,
-      :meth:`latent_shape` and the default ``z0``; :meth:`generate` uses ``num_frames``.
-"""
+"""The ``svd`` adapter: the differentiable pieces the loss sees (CLIP and VAE conditioning, the
+EDM-preconditioned denoiser). The model and the choices made are in the family's docstring
+(:mod:`stillguard.adapters.svd`)."""
 
 from __future__ import annotations
 
@@ -29,22 +10,22 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from ..registry import ADAPTERS
-from ._shared.generate import VideoGeneration, check_image, run_pipeline, working_photos
-from ._shared.load import adopt_pipeline
-from ._svd_capture import SVDCapture
-from ._svd_load import DEFAULTS, SVDLoading
-from .base import Adapter, Conditioning, Denoised
+from ...errors import InputError
+from ...registry import ADAPTERS
+from .._shared.generate import check_image
+from .._shared.load import adopt_pipeline
+from ..base import Adapter, Conditioning, Denoised
+from .capture import SVDCapture
+from .generate import SVDVideo
+from .load import DEFAULTS, SVDLoading
 
 logger = logging.getLogger(__name__)
 
-_DEFAULTS = DEFAULTS  # the name it had here
 P_MEAN, P_STD = 0.7, 1.6
 
 
 @ADAPTERS.register("svd")
-class SVD(SVDLoading, SVDCapture, VideoGeneration, Adapter):
+class SVD(SVDLoading, SVDCapture, SVDVideo, Adapter):
     """Stable Video Diffusion image-to-video: spatio-temporal UNet, EDM v-prediction, Euler."""
 
     capabilities = frozenset(
@@ -188,26 +169,3 @@ class SVD(SVDLoading, SVDCapture, VideoGeneration, Adapter):
         x0 = noisy * scale**2 - sigma * scale * pred
         target = (noise.to(self.device, self.dtype) - sigma * z0) * scale
         return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
-
-    # ------------------------------------------------------------------ generation
-    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
-        """The pipeline's own sampling on the 8-bit working-size image (PIL, as a user would).
-
-        Shape:
-            x ``(B,3,H,W)`` in [0,1] -> video ``(B,F,3,height,width)`` in [0,1].
-        """
-        return run_pipeline(
-            self,
-            seed,
-            image=working_photos(self, x),
-            height=self.height,
-            width=self.width,
-            num_frames=frames,
-            num_inference_steps=steps,
-            min_guidance_scale=self.min_guidance_scale,
-            max_guidance_scale=self.max_guidance_scale,
-            fps=self.fps,
-            motion_bucket_id=self.motion_bucket_id,
-            noise_aug_strength=self.noise_aug_strength,
-            decode_chunk_size=frames,
-        )

@@ -1,6 +1,6 @@
 """Building the ``svd`` adapter: from weights, from a config-only folder, tiny; saving.
 
-:class:`SVDLoading` is a mixin of :class:`~.svd.SVD`; every constructor ends in
+:class:`SVDLoading` is a mixin of :class:`~.adapter.SVD`; every constructor ends in
 ``cls(pipe, ...)`` with the pipeline and the generation settings.
 
 * :meth:`~SVDLoading.from_pretrained`: a hub id (only from the local Hugging Face cache,
@@ -8,7 +8,7 @@
 * :meth:`~SVDLoading.from_config`: every component (UNet, temporal-decoder VAE, CLIP ViT-H/14 image
   encoder, Euler scheduler, CLIP image processor) built from a config-only folder with random
   weights; nothing allocated on ``device="meta"`` or under ``FakeTensorMode``. SVD has no prompt;
-* :meth:`~SVDLoading.tiny`: the same classes from the small configs of :mod:`._svd_tiny`.
+* :meth:`~SVDLoading.tiny`: the same classes from the small configs of :mod:`.tiny`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from typing import Any, TypeVar
 
 import torch
 
-from ..errors import InputError
-from ..registry import close_matches
-from ._shared.build import config_pipeline
-from ._shared.load import (
+from ...errors import InputError
+from ...registry import close_matches
+from .._shared.build import config_pipeline
+from .._shared.load import (
     memory_switches,
     merged_settings,
     open_pipeline,
     resolve_dtype,
     save_pipeline,
 )
-from ._svd_tiny import SIZE, svd_pipe
+from .tiny import SIZE, svd_pipe
 
 T = TypeVar("T", bound="SVDLoading")
 

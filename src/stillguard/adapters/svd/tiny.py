@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ._shared.build import build_scheduler, random_models
+from .._shared.build import build_scheduler, random_models
 
 SIZE, FRAMES = 64, 9
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import CapabilityError, InputError
-from ..registry import close_matches
-from ._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
-from ._shared.processors import RecordingAttnProcessor
+from ...errors import CapabilityError, InputError
+from ...registry import close_matches
+from .._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
+from .._shared.processors import RecordingAttnProcessor
 
 
 class SVDCapture(Capturing):
