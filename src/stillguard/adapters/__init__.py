@@ -22,7 +22,7 @@ from . import hunyuan_i2v  # noqa: F401
 from . import ltx_i2v  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import svd  # noqa: F401
-from . import wan_i2v  # noqa: F401
+from . import wan  # noqa: F401
 
 # isort: on
 from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder

@@ -1,9 +1,7 @@
-"""The differentiable pieces of the Wan adapter: conditioning, denoiser calls, rollout, generation.
-
-Split from :mod:`.wan_i2v` (construction, capture) to keep modules small; see that module's
-docstring for the model facts and the choices made. Latents are ``(B, F_lat, C, h, w)`` here and
-``(B, C, F_lat, h, w)`` inside diffusers; :func:`_p` swaps between the two.
-"""
+"""The ``wan-i2v`` adapter: the differentiable pieces the loss sees (conditioning, the routing of
+each timestep to its expert, denoise). The model facts, the three flavours and the choices made are
+in the family's docstring (:mod:`stillguard.adapters.wan`). Latents are ``(B, F_lat, C, h, w)``
+here and ``(B, C, F_lat, h, w)`` inside diffusers; :func:`~.conditioning.swap_fc` swaps them."""
 
 from __future__ import annotations
 
@@ -12,22 +10,33 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from . import _wan_build as B
-from ._shared.generate import check_image, video_pixels
-from ._shared.load import adopt_pipeline
-from .base import Adapter, Conditioning, Denoised
+from ...errors import InputError
+from ...registry import ADAPTERS
+from .._shared.generate import check_image, video_pixels
+from .._shared.load import adopt_pipeline
+from ..base import Adapter, Conditioning, Denoised
+from .capture import WanCapture
+from .conditioning import clip_pixels, pad_prompt, swap_fc
+from .generate import WanVideo
+from .load import WanLoading
 
 _DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's __call__ defaults
 
 
-def _p(z: Tensor) -> Tensor:
-    """``(B, F, C, h, w)`` <-> ``(B, C, F, h, w)``."""
-    return z.permute(0, 2, 1, 3, 4)
+@ADAPTERS.register("wan-i2v")
+class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
+    """Wan 2.1 / 2.2 image-to-video (see the family's docstring for the three flavours)."""
 
-
-class WanCore(Adapter):
-    """Shared state and differentiable pieces of :class:`~.wan_i2v.WanI2V`."""
+    capabilities = frozenset(
+        {"hidden-states", "attention-joint", "vae-features", "image-embeds", "rollout"}
+    )
+    default_model = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+    real_models = {
+        "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": "wan2.1-i2v-14b-480p",
+        "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": "wan2.1-i2v-14b-720p",
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": "wan2.2-i2v-a14b",
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": "wan2.2-ti2v-5b",
+    }
 
     def __init__(
         self,
@@ -84,23 +93,17 @@ class WanCore(Adapter):
                 f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
             )
         if self.has_clip:  # Wan splits image from text tokens assuming exactly 512 text tokens
-            prompt_embeds = B.pad_prompt(prompt_embeds)
+            prompt_embeds = pad_prompt(prompt_embeds)
         self.prompt_embeds = prompt_embeds.to(device, dtype)
         ne = negative_prompt_embeds
         ne = torch.zeros_like(self.prompt_embeds) if ne is None else ne.to(device, dtype)
         self.negative_prompt_embeds = (
-            B.pad_prompt(ne, "negative_prompt_embeds") if self.has_clip else ne
+            pad_prompt(ne, "negative_prompt_embeds") if self.has_clip else ne
         )
 
     def describe(self) -> dict[str, Any]:
         """The base description plus the Wan design found in the folder (``flavour``)."""
         return {**super().describe(), "flavour": self.flavour, "experts": len(self.experts)}
-
-    @staticmethod
-    def _experts_of(pipe: Any) -> list[Any]:
-        return [
-            t for t in (pipe.transformer, getattr(pipe, "transformer_2", None)) if t is not None
-        ]
 
     # ------------------------------------------------------------------ helpers
     def _latent_frames(self, num_frames: int) -> int:
@@ -134,7 +137,7 @@ class WanCore(Adapter):
     def clip_embeds(self, img: Tensor) -> Tensor:
         """CLIP ``hidden_states[-2]`` of a working-size image ``(B,3,H,W)`` -> ``(B, N_img, D)``."""
         enc = self.pipe.image_encoder
-        pix = B.clip_pixels(img, self.pipe.image_processor).to(enc.dtype)
+        pix = clip_pixels(img, self.pipe.image_processor).to(enc.dtype)
         return enc(pixel_values=pix, output_hidden_states=True).hidden_states[-2].to(self.dtype)
 
     def encode(self, x: Tensor) -> Conditioning:
@@ -162,7 +165,7 @@ class WanCore(Adapter):
                 raw = torch.cat([self._vae_mode(pix), rest], 2)  # causal: frame 0 = 1-frame encode
             else:
                 raw = self._vae_mode(video)
-        lat = _p(self._norm(raw))
+        lat = swap_fc(self._norm(raw))
         if self.expand:
             lat = torch.cat([lat, lat.new_zeros(lat.shape[0], frames - 1, *lat.shape[2:])], 1)
         extra = {} if self.expand else {"mask": self._mask(frames, x.shape[0], lat).to(self.dtype)}
@@ -174,7 +177,7 @@ class WanCore(Adapter):
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
         pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
-        return _p(self._norm(self._vae_mode(pixels)))
+        return swap_fc(self._norm(self._vae_mode(pixels)))
 
     def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
         sf = self.pipe.vae_scale_factor_spatial
@@ -214,12 +217,12 @@ class WanCore(Adapter):
             timestep = t
         image = None if cond.image_embeds is None else cond.image_embeds.to(model.dtype)
         out = model(
-            hidden_states=_p(inp).to(model.dtype), timestep=timestep,
+            hidden_states=swap_fc(inp).to(model.dtype), timestep=timestep,
             encoder_hidden_states=embeds.to(model.dtype),
             encoder_hidden_states_image=image,
             return_dict=False,
         )[0]  # fmt: skip
-        return _p(out).to(self.dtype)
+        return swap_fc(out).to(self.dtype)
 
     def _routed(self, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor) -> Tensor:
         """Route each batch element to its expert by its timestep (Wan2.2-A14B)."""

@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from .._shared.build import random_models
+
 SIZE, FRAMES = 64, 9
 TEXT_TOKENS, TEXT_DIM, PROMPT_TOKENS = 512, 16, 6
 FLAVOURS = ("wan2.1", "wan2.2-a14b", "wan2.2-ti2v")
@@ -61,39 +63,38 @@ def wan_pipe(seed: int, flavour: str = "wan2.1") -> tuple[Any, torch.Tensor]:
         WanImageToVideoPipeline,
         WanTransformer3DModel,
     )
-    from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
+    from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
     if flavour not in FLAVOURS:
         raise ValueError(f"unknown tiny Wan flavour {flavour!r}: one of {', '.join(FLAVOURS)}")
-    parts: dict[str, Any] = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if flavour == "wan2.1":
-            parts["transformer"] = WanTransformer3DModel(
-                **_TRANSFORMER, image_dim=_CLIP["hidden_size"], added_kv_proj_dim=24
-            )
-            parts["vae"] = AutoencoderKLWan(**_VAE)
-            parts["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(**_CLIP))
-            parts["image_processor"] = CLIPImageProcessorPil(
-                size={"shortest_edge": _CLIP["image_size"]}, crop_size=_CLIP["image_size"]
-            )
-        elif flavour == "wan2.2-a14b":
-            parts["transformer"] = WanTransformer3DModel(**_TRANSFORMER)
-            parts["transformer_2"] = WanTransformer3DModel(**_TRANSFORMER)
-            parts["vae"] = AutoencoderKLWan(**_VAE)
-            parts["boundary_ratio"] = 0.9
-        else:
-            z = _VAE22["z_dim"]
-            parts["transformer"] = WanTransformer3DModel(
-                **{**_TRANSFORMER, "in_channels": z, "out_channels": z}
-            )
-            parts["vae"] = AutoencoderKLWan(**_VAE22)
-            parts["expand_timesteps"] = True
+    specs: dict[str, tuple[type, dict[str, Any]]] = {}
+    extra: dict[str, Any] = {}
+    if flavour == "wan2.1":
+        clip = dict(image_dim=_CLIP["hidden_size"], added_kv_proj_dim=24)
+        specs["transformer"] = (WanTransformer3DModel, {**_TRANSFORMER, **clip})
+        specs["vae"] = (AutoencoderKLWan, _VAE)
+        specs["image_encoder"] = (CLIPVisionModel, _CLIP)
+        extra["image_processor"] = CLIPImageProcessorPil(
+            size={"shortest_edge": _CLIP["image_size"]}, crop_size=_CLIP["image_size"]
+        )
+    elif flavour == "wan2.2-a14b":
+        specs["transformer"] = (WanTransformer3DModel, _TRANSFORMER)
+        specs["transformer_2"] = (WanTransformer3DModel, _TRANSFORMER)
+        specs["vae"] = (AutoencoderKLWan, _VAE)
+        extra["boundary_ratio"] = 0.9
+    else:
+        z = _VAE22["z_dim"]
+        specs["transformer"] = (
+            WanTransformer3DModel, {**_TRANSFORMER, "in_channels": z, "out_channels": z}
+        )  # fmt: skip
+        specs["vae"] = (AutoencoderKLWan, _VAE22)
+        extra["expand_timesteps"] = True
     pipe = WanImageToVideoPipeline(
         tokenizer=None,
         text_encoder=None,
         scheduler=UniPCMultistepScheduler(**SCHEDULER),
-        **parts,
+        **random_models(seed, specs),
+        **extra,
     )
     gen = torch.Generator().manual_seed(seed)
     embeds = torch.zeros(1, TEXT_TOKENS, TEXT_DIM)

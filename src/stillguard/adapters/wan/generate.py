@@ -1,6 +1,6 @@
-"""Sampling through the Wan pipeline: the differentiable rollout and the pipeline's own generation.
-
-Split from :mod:`._wan_core`; see :mod:`.wan_i2v` for the model facts and the choices made.
+"""Sampling through the Wan pipeline (a mixin): the differentiable rollout and the pipeline's own
+generation. See the family's docstring (:mod:`stillguard.adapters.wan`) for the model facts and the
+choices made; the denoiser calls and expert routing are :mod:`.adapter`'s.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._shared.generate import VideoGeneration, run_pipeline, working_photos
-from ._wan_core import WanCore, _p
-from .base import Conditioning
+from .._shared.generate import VideoGeneration, run_pipeline, working_photos
+from ..base import Conditioning
+from .conditioning import swap_fc
 
 
-class WanSampling(VideoGeneration, WanCore):
-    """:meth:`rollout` and :meth:`generate` of :class:`~.wan_i2v.WanI2V`."""
+class WanVideo(VideoGeneration):
+    """:meth:`rollout` and :meth:`generate` of :class:`~.adapter.WanI2V`."""
 
     def rollout(self, x: Tensor | Conditioning, noise: Tensor, steps: int) -> Tensor:
         """``steps`` differentiable UniPC steps (CFG per stage, experts routed) from pure ``noise``.
@@ -43,7 +43,9 @@ class WanSampling(VideoGeneration, WanCore):
                 v = uncond + scale * (text - uncond)
             else:
                 v = self._call(model, lat, cond, tt, self._embeds(b))
-            lat = _p(sch.step(_p(v), t, _p(lat), return_dict=False)[0]).to(self.dtype)
+            lat = swap_fc(sch.step(swap_fc(v), t, swap_fc(lat), return_dict=False)[0]).to(
+                self.dtype
+            )
         if self.expand:
             lat = torch.cat([cond.image_latents[:, :1], lat[:, 1:]], 1)
         return lat

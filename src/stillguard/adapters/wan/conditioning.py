@@ -1,23 +1,22 @@
-"""Building and loading Wan image-to-video pipelines: from a folder, from a config-only folder,
-prompt embeddings without ftfy, and the CLIP image preprocessing redone in torch.
+"""What Wan is conditioned on besides the noisy latent, computed outside the transformer: UMT5
+prompt embeddings exactly as the pipeline builds them (padded to 512 tokens, ftfy optional), and
+the CLIP image preprocessing redone in torch (so the gradient reaches the photo).
 
-Nothing here runs at import time; diffusers and transformers are imported inside the functions.
+Nothing here runs at import time; transformers is imported inside the functions.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import InputError, ModelError
+from ...errors import InputError, ModelError
 
 logger = logging.getLogger(__name__)
 
@@ -130,104 +129,6 @@ def _size(value: Any) -> dict[str, Any]:
     return {k: getattr(value, k) for k in keys if getattr(value, k, None) is not None}
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"cannot read {path}: {err}; the config folder is incomplete") from err
-
-
-def pipeline_from_config(folder: Path, device: torch.device, dtype: torch.dtype, seed: int) -> Any:
-    """A ``WanImageToVideoPipeline`` built from a config-only folder (no weights are read).
-
-    Components named in ``model_index.json`` with a config sub-folder are built directly on
-    ``device`` with random weights drawn from ``seed`` (on the meta device nothing is
-    allocated). The text encoder and tokenizer are never built: stillguard conditions on
-    precomputed prompt embeddings.
-    """
-    from diffusers import (
-        AutoencoderKLWan,
-        UniPCMultistepScheduler,
-        WanImageToVideoPipeline,
-        WanTransformer3DModel,
-    )
-
-    if not (folder / "model_index.json").is_file():
-        raise ModelError(f"{folder} has no model_index.json: pass a config-only pipeline folder")
-    index = _read(folder / "model_index.json")
-
-    def has(name: str) -> bool:
-        entry = index.get(name)
-        return bool(entry and entry[0]) and (folder / name).is_dir()
-
-    parts: dict[str, Any] = {}
-    forked = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=forked), torch.device(device):
-        torch.manual_seed(seed)
-        for name in ("transformer", "transformer_2"):
-            if has(name):
-                cfg = WanTransformer3DModel.load_config(str(folder / name))
-                parts[name] = WanTransformer3DModel.from_config(cfg)
-        parts["vae"] = AutoencoderKLWan.from_config(
-            AutoencoderKLWan.load_config(str(folder / "vae"))
-        )
-        if has("image_encoder"):
-            from transformers import CLIPVisionConfig, CLIPVisionModel
-
-            cfg = CLIPVisionConfig(**{
-                k: v for k, v in _read(folder / "image_encoder" / "config.json").items()
-                if not k.startswith("_")
-            })  # fmt: skip
-            parts["image_encoder"] = CLIPVisionModel(cfg)
-    if has("image_processor"):
-        from transformers import CLIPImageProcessorPil
-
-        cfg = _read(folder / "image_processor" / "preprocessor_config.json")
-        keep = ("size", "crop_size", "image_mean", "image_std", "do_center_crop", "resample")
-        parts["image_processor"] = CLIPImageProcessorPil(**{k: cfg[k] for k in keep if k in cfg})
-    sched = UniPCMultistepScheduler.load_config(str(folder / "scheduler"))
-    pipe = WanImageToVideoPipeline(
-        tokenizer=None,
-        text_encoder=None,
-        scheduler=UniPCMultistepScheduler.from_config(sched),
-        boundary_ratio=index.get("boundary_ratio"),
-        expand_timesteps=bool(index.get("expand_timesteps", False)),
-        **parts,
-    )
-    return _cast(pipe, dtype)
-
-
-def _cast(pipe: Any, dtype: torch.dtype) -> Any:
-    """Cast every model of ``pipe`` to ``dtype`` but keep the tensors diffusers keeps in float32
-    when loading (``_keep_in_fp32_modules``: RoPE, time embedder, norms, modulation tables), as
-    ``from_pretrained(dtype=...)`` would. Tensors are replaced through ``.data`` (not
-    ``Module.to``) so that this also works on the meta device and under ``FakeTensorMode``."""
-    for comp in pipe.components.values():
-        if not isinstance(comp, torch.nn.Module):
-            continue
-        keep = getattr(comp, "_keep_in_fp32_modules", None) or []
-        for name, t in [*comp.named_parameters(), *comp.named_buffers()]:
-            if t.is_floating_point():
-                kept = any(k in name.split(".") for k in keep)
-                t.data = t.data.to(torch.float32 if kept else dtype)
-    return pipe
-
-
-def load_pipeline(src: str, dtype: torch.dtype, local_only: bool) -> Any:
-    """``WanImageToVideoPipeline.from_pretrained`` without the text encoder (safetensors only).
-
-    Works on Wan2.2-TI2V-5B's folder too, whose ``model_index.json`` names ``WanPipeline``: the
-    image-to-video class reads the same components and ``expand_timesteps``.
-    """
-    from diffusers import WanImageToVideoPipeline
-
-    try:
-        return WanImageToVideoPipeline.from_pretrained(
-            src, text_encoder=None, tokenizer=None, dtype=dtype, use_safetensors=True,
-            local_files_only=local_only,
-        )  # fmt: skip
-    except (OSError, ValueError) as err:
-        raise ModelError(
-            f"cannot load a Wan image-to-video pipeline from {src!r}: {err}; pass a local folder "
-            "(or a hub id already in the local cache): stillguard never downloads at run time"
-        ) from err
+def swap_fc(z: Tensor) -> Tensor:
+    """``(B, F, C, h, w)`` <-> ``(B, C, F, h, w)``: stillguard's latent layout and diffusers'."""
+    return z.permute(0, 2, 1, 3, 4)
