@@ -25,7 +25,7 @@ PINNED = {
     "cogvideox-i2v": ("CogVideoXI2V", "stillguard.adapters.cogvideox"),
     "svd": ("SVD", "stillguard.adapters.svd"),
     "wan-i2v": ("WanI2V", "stillguard.adapters.wan"),
-    "ltx-i2v": ("LTXI2V", "stillguard.adapters.ltx_i2v"),
+    "ltx-i2v": ("LTXI2V", "stillguard.adapters.ltx"),
     "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan_i2v"),
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
@@ -33,7 +33,6 @@ PINNED = {
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
 #: the flat layout before the family folders: a family's files by name
 FLAT = {
-    "ltx": ("ltx_i2v", "_ltx_"),
     "hunyuan": ("hunyuan_i2v", "_hunyuan_"),
     "open_sora": ("_open_sora_", "nets.opensora_"),
     "dynamicrafter": ("dynamicrafter_convert", "_dynamicrafter_", "nets.dc_"),

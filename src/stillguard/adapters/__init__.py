@@ -19,7 +19,7 @@ from ..registry import ADAPTERS
 from . import cogvideox  # noqa: F401
 from . import dynamicrafter  # noqa: F401
 from . import hunyuan_i2v  # noqa: F401
-from . import ltx_i2v  # noqa: F401
+from . import ltx  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import svd  # noqa: F401
 from . import wan  # noqa: F401

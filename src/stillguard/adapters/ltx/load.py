@@ -1,5 +1,5 @@
-"""The pipeline-facing side of ``ltx-i2v``: construction (hub id / local folder, tiny random model,
-config folder), ``save_pretrained`` and ``generate`` (the pipeline's own ``__call__``).
+"""Building the ``ltx-i2v`` adapter (a mixin): from weights (hub id / local folder), from a
+config-only folder (:class:`~.._shared.flow_load.FlowLoading`), tiny; saving.
 
 The prompt is embedded once with the pipeline's T5 (no gradient) when a folder has a text encoder;
 otherwise prompt embeddings come from the folder's ``prompt_embeds.safetensors`` or from the caller
@@ -15,12 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
-from ._ltx_tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx_pipe
-from ._shared.flow_load import FlowLoading
-from ._shared.folders import PROMPT_FILE
-from ._shared.generate import run_pipeline, working_image
-from ._shared.load import Opened, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from ...errors import InputError, ModelError
+from .._shared.flow_load import FlowLoading
+from .._shared.folders import PROMPT_FILE
+from .._shared.load import Opened, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx_pipe
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +56,8 @@ def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
 
 
 class LTXLoading(FlowLoading):
-    """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~._flow_load.FlowLoading`),
-    ``generate`` and ``save_pretrained`` of :class:`~.ltx_i2v.LTXI2V`."""
+    """``from_pretrained``, ``tiny``, ``from_config`` (:class:`~.._shared.flow_load.FlowLoading`)
+    and ``save_pretrained`` of :class:`~.adapter.LTXI2V`."""
 
     PIPELINE = "LTXImageToVideoPipeline"
     ABSENT = ("text_encoder", "tokenizer")
@@ -141,30 +140,7 @@ class LTXLoading(FlowLoading):
         dim = pipe.transformer.config.caption_channels
         return {"prompt_embeds": torch.zeros(1, tokens, dim, dtype=dtype)}
 
-    # ------------------------------------------------------------------ generation, saving
-    def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
-        """The pipeline's own sampling (posterior sample, CFG, Euler). ``(B,3,H,W)`` -> ``(B,F,3,H,W)``."""
-        img = working_image(self, x)
-        b = img.shape[0]
-        (ne, pe), (nm, pm) = (t.chunk(2) for t in self._text(b, True))
-        return run_pipeline(
-            self,
-            seed,
-            image=img,
-            prompt_embeds=pe,
-            prompt_attention_mask=pm,
-            negative_prompt_embeds=ne,
-            negative_prompt_attention_mask=nm,
-            height=self.height,
-            width=self.width,
-            num_frames=frames,
-            frame_rate=self.frame_rate,
-            num_inference_steps=steps,
-            guidance_scale=self.guidance_scale,
-            decode_timestep=self.decode_timestep,
-            decode_noise_scale=self.decode_noise_scale,
-        )
-
+    # ------------------------------------------------------------------ saving
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds + masks, and ``stillguard.json``."""
         save_pipeline(self, path, self.prompt, self.settings())

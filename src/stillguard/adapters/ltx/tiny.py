@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._shared.build import random_models
+
 #: the working size of the tiny model (not a square on purpose: catches h/w mix-ups)
 TINY_HEIGHT, TINY_WIDTH, TINY_FRAMES = 32, 64, 9
 TINY_TEXT_TOKENS, TINY_TEXT_DIM = 6, 32
@@ -46,17 +48,19 @@ def tiny_ltx_pipe(seed: int) -> tuple[Any, Tensor, Tensor]:
         LTXVideoTransformer3DModel,
     )
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        transformer = LTXVideoTransformer3DModel(**LTX_TINY_TRANSFORMER)
-        vae = AutoencoderKLLTXVideo(**LTX_TINY_VAE)
-    vae.use_framewise_encoding = vae.use_framewise_decoding = False
+    models = random_models(
+        seed,
+        {
+            "transformer": (LTXVideoTransformer3DModel, LTX_TINY_TRANSFORMER),
+            "vae": (AutoencoderKLLTXVideo, LTX_TINY_VAE),
+        },
+    )
+    models["vae"].use_framewise_encoding = models["vae"].use_framewise_decoding = False
     pipe = LTXImageToVideoPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**LTX_SCHEDULER),
-        vae=vae,
         text_encoder=None,
         tokenizer=None,
-        transformer=transformer,
+        **models,
     )
     g = torch.Generator().manual_seed(seed)
     embeds = torch.randn(1, TINY_TEXT_TOKENS, TINY_TEXT_DIM, generator=g)

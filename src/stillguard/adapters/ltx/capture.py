@@ -1,17 +1,14 @@
-"""Recording attention for the flow-matching video transformers (LTX-Video, HunyuanVideo).
+"""Layer names and capture of the ``ltx-i2v`` adapter (a mixin), and the recording processor of
+LTX-Video's video self-attention ``attn1``.
 
-These transformers use diffusers' newer ``AttentionModuleMixin`` processors, which hand q, k, v to
+LTX-Video uses diffusers' newer ``AttentionModuleMixin`` processors, which hand q, k, v to
 ``dispatch_attention_fn`` (SDPA, flash, ... chosen globally). To stay bit-identical whatever the
-backend, the recording processors here do **not** recompute the output: they recompute q and k
-exactly as the stock processor does (projections, QK-norm, RoPE), record
-``softmax(q kᵀ / sqrt(d))`` for the rows the mode asks for, then call the *stock processor* for the
-output. The price is a second q/k projection per recorded layer (small next to attention itself).
-
-:func:`~._shared.recorder.record_joint` holds the mode logic shared by both models, on maps whose
-key axis is laid out text first (``T`` text tokens, then ``F`` frames of ``n`` tokens; LTX's video
-self-attention has ``T = 0``). Modes (see :mod:`._shared.capture`): ``exact`` (all rows, text rows
-included), ``sampled`` (``max_queries`` random *video* rows against all keys), ``pooled`` (video q
-and k mean-pooled per latent frame: an ``F×F`` estimate, text left out).
+backend, :class:`RecordingLTXAttnProcessor` does **not** recompute the output: it recomputes q and
+k exactly as the stock processor does (projections, QK-norm, RoPE), records
+``softmax(q kᵀ / sqrt(d))`` for the rows the mode asks for (the shared
+:func:`~.._shared.recorder.record_joint`, with no text keys: ``T = 0``), then calls the *stock
+processor* for the output. The price is a second q/k projection per recorded layer (small next to
+attention itself). Modes: see :mod:`.._shared.capture`.
 """
 
 from __future__ import annotations
@@ -21,9 +18,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ._shared.capture import CaptureOptions, Capturing, capture_stock, joint_layer_names
-from ._shared.processors import StockOutputProcessor
-from ._shared.recorder import Recorder, record_joint
+from .._shared.capture import CaptureOptions, Capturing, capture_stock, joint_layer_names
+from .._shared.processors import StockOutputProcessor
+from .._shared.recorder import Recorder, record_joint
 
 
 class RecordingLTXAttnProcessor(StockOutputProcessor):
@@ -50,7 +47,7 @@ class RecordingLTXAttnProcessor(StockOutputProcessor):
 
 
 class LTXCapture(Capturing):
-    """``layer_names`` and ``capture`` of :class:`~.ltx_i2v.LTXI2V` (needs ``self.pipe``)."""
+    """``layer_names`` and ``capture`` of :class:`~.adapter.LTXI2V` (needs ``self.pipe``)."""
 
     pipe: Any
     registry_name: str
