@@ -26,14 +26,13 @@ PINNED = {
     "svd": ("SVD", "stillguard.adapters.svd"),
     "wan-i2v": ("WanI2V", "stillguard.adapters.wan"),
     "ltx-i2v": ("LTXI2V", "stillguard.adapters.ltx"),
-    "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan_i2v"),
+    "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan"),
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
 }
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
 #: the flat layout before the family folders: a family's files by name
 FLAT = {
-    "hunyuan": ("hunyuan_i2v", "_hunyuan_"),
     "open_sora": ("_open_sora_", "nets.opensora_"),
     "dynamicrafter": ("dynamicrafter_convert", "_dynamicrafter_", "nets.dc_"),
 }

@@ -18,7 +18,7 @@ from ..registry import ADAPTERS
 # the registry: importing a family registers its target(s); one line a family
 from . import cogvideox  # noqa: F401
 from . import dynamicrafter  # noqa: F401
-from . import hunyuan_i2v  # noqa: F401
+from . import hunyuan  # noqa: F401
 from . import ltx  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import svd  # noqa: F401

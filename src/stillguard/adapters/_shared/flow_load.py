@@ -25,11 +25,10 @@ from torch import Tensor
 
 from .build import config_pipeline
 from .folders import read_settings
-from .generate import VideoGeneration
 from .load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
 
 
-class FlowLoading(VideoGeneration):
+class FlowLoading:
     """``from_config`` and the end of ``from_pretrained`` for a flow-matching video adapter (a
     mixin); a family names its diffusers classes and components and its prompt tensors."""
 

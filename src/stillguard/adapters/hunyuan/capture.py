@@ -7,7 +7,7 @@ only. The recorder recomputes q and k the same way, then **reorders both axes te
 the maps follow stillguard's layout (``{"text": T, "frames": F, "per_frame": n}``); the Frobenius
 norm and row sums are unchanged by that permutation. Padded text tokens (mask 0) get probability 0
 as in the model. The stock processor computes the output (see
-:class:`~._shared.processors.StockOutputProcessor`).
+:class:`~.._shared.processors.StockOutputProcessor`).
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._shared.capture import (
+from .._shared.capture import (
     CaptureOptions,
     Capturing,
     capture_stock,
     frames_hook,
     joint_layer_names,
 )
-from ._shared.processors import StockOutputProcessor, qk_norm
-from ._shared.recorder import record_joint
+from .._shared.processors import StockOutputProcessor, qk_norm
+from .._shared.recorder import record_joint
 
 
 def additive_mask(mask: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -77,7 +77,7 @@ class RecordingHunyuanAttnProcessor(StockOutputProcessor):
 
 
 class HunyuanCapture(Capturing):
-    """``layer_names`` and ``capture`` of :class:`~.hunyuan_i2v.HunyuanI2V` (needs ``self.pipe``)."""
+    """``layer_names`` and ``capture`` of :class:`~.adapter.HunyuanI2V` (needs ``self.pipe``)."""
 
     pipe: Any
     registry_name: str
