@@ -33,7 +33,6 @@ PINNED = {
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
 #: the flat layout before the family folders: a family's files by name
 FLAT = {
-    "open_sora": ("_open_sora_", "nets.opensora_"),
     "dynamicrafter": ("dynamicrafter_convert", "_dynamicrafter_", "nets.dc_"),
 }
 #: what code outside ``adapters/`` may import

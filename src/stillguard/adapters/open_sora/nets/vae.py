@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .opensora_vae_temporal import TemporalVAE, TemporalVAEConfig
+from .vae_temporal import TemporalVAE, TemporalVAEConfig
 
 SD_SCALE = 0.18215
 #: ``OpenSoraVAE_V1_2`` normalisation constants (vae.py)

@@ -23,10 +23,9 @@ from typing import Any
 import torch
 
 from ...errors import ModelError
-from .opensora_rflow import RFlowConfig
-from .opensora_stdit3 import STDiT3, STDiT3Config
-from .opensora_vae import VideoAutoencoderPipeline, VideoVAEConfig
-from .opensora_vae_temporal import TemporalVAEConfig
+from .nets.stdit3 import STDiT3, STDiT3Config
+from .nets.vae import VideoAutoencoderPipeline, VideoVAEConfig
+from .rflow import RFlowConfig
 
 MODEL_INDEX = {
     "_class_name": "OpenSoraPipeline",
@@ -36,21 +35,6 @@ MODEL_INDEX = {
     "scheduler": ["stillguard", "RFLOW"],
 }
 WEIGHTS = "model.safetensors"
-
-#: tiny test configurations (random weights): 64x64 px -> 8x8 latent -> 4x4 tokens per frame
-TINY_STDIT3 = STDiT3Config(
-    hidden_size=32, depth=2, num_heads=2, caption_channels=16, model_max_length=4,
-    input_sq_size=64,
-)  # fmt: skip
-TINY_VAE = VideoVAEConfig(
-    spatial=dict(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
-        block_out_channels=[8, 8, 8, 8], down_block_types=["DownEncoderBlock2D"] * 4,
-        up_block_types=["UpDecoderBlock2D"] * 4, sample_size=64,
-    ),
-    temporal=TemporalVAEConfig(filters=8, num_res_blocks=1, num_groups=4),
-    micro_batch_size=None,
-)  # fmt: skip
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Generation of the ``open-sora-1.2`` adapter (a mixin): v1.2's own I2V sampling, seeded.
 
 :meth:`OpenSoraVideo.generate` follows ``RFLOW.sample`` with mask strategy "0" step for step
-(:func:`.nets.opensora_rflow.sample`): the photo is encoded with *sampled* posteriors of both VAEs
-(the differentiable :meth:`~.open_sora.OpenSora12.encode` uses their means), noise is drawn from the
+(:func:`.rflow.sample`): the photo is encoded with *sampled* posteriors of both VAEs
+(the differentiable :meth:`~.adapter.OpenSora12.encode` uses their means), noise is drawn from the
 seed, the configured number of CFG Euler steps runs, and the latent video is decoded; a decoded
 size that the latent grid rounded (e.g. 426 px -> 53 latents -> 424 px) is resized back, bilinear.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._shared.generate import VideoGeneration, working_image
-from .nets import opensora_rflow as RF
+from .._shared.generate import VideoGeneration, working_image
+from . import rflow as RF
 
 
 class OpenSoraVideo(VideoGeneration):

@@ -1,11 +1,11 @@
 """Building the ``open-sora-1.2`` adapter: from weights, from a config-only folder, tiny; saving.
 
-:class:`OpenSoraLoading` is a mixin of :class:`~.open_sora.OpenSora12`; every constructor ends in
-``cls(pipe, ...)`` with the pipeline (:class:`.nets.opensora_pipeline.OpenSoraPipeline`), the T5
+:class:`OpenSoraLoading` is a mixin of :class:`~.adapter.OpenSora12`; every constructor ends in
+``cls(pipe, ...)`` with the pipeline (:class:`.pipeline.OpenSoraPipeline`), the T5
 prompt features (or ``None``: zeros of the published shape) and the generation settings.
 
 * :meth:`~OpenSoraLoading.from_pretrained`: a local folder (layout in
-  :mod:`.nets.opensora_pipeline`) or the default hub id, read from the local Hugging Face cache
+  :mod:`.pipeline`) or the default hub id, read from the local Hugging Face cache
   only (safetensors, never downloaded);
 * :meth:`~OpenSoraLoading.from_config`: random weights from a config-only folder (nothing
   allocated on ``device="meta"``), zero prompt features ``(1, 300, 4096)``;
@@ -22,12 +22,18 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from ..errors import InputError, ModelError
-from ..registry import close_matches
-from ._shared.folders import PROMPT_FILE, read_settings, resolve_model, save_tensors, write_settings
-from ._shared.load import merged_settings, resolve_dtype, saved_prompt, tiny_adapter
-from .nets import opensora_pipeline as P
-from .nets import opensora_rflow as RF
+from ...errors import InputError, ModelError
+from ...registry import close_matches
+from .._shared.folders import (
+    PROMPT_FILE,
+    read_settings,
+    resolve_model,
+    save_tensors,
+    write_settings,
+)
+from .._shared.load import merged_settings, resolve_dtype, saved_prompt, tiny_adapter
+from . import pipeline as P
+from .tiny import opensora_pipe
 
 T = TypeVar("T", bound="OpenSoraLoading")
 
@@ -65,7 +71,7 @@ class OpenSoraLoading:
         num_inference_steps: int | None = None,
         gradient_checkpointing: bool = False,
     ) -> T:
-        """Load a local folder (layout: :mod:`.nets.opensora_pipeline`).
+        """Load a local folder (layout: :mod:`.pipeline`).
 
         The text condition is, in order: ``prompt_embeds`` (+ ``prompt_mask``); ``prompt``
         embedded with the folder's T5 (``text_encoder/``, ``tokenizer/``); the folder's
@@ -87,7 +93,7 @@ class OpenSoraLoading:
                 f"open-sora-1.2 loads {cls.default_model} (from the local Hugging Face cache) or "
                 f"a local folder, got {model!r}: download hpcai-tech/OpenSora-STDiT-v3 into "
                 "<folder>/transformer and hpcai-tech/OpenSora-VAE-v1.2 into <folder>/vae, add "
-                "model_index.json (see stillguard.adapters.nets.opensora_pipeline)"
+                "model_index.json (see stillguard.adapters.open_sora.pipeline)"
             )
         if folder is None:
             pipe = P.load_from_hub_cache(device, dtype)
@@ -131,7 +137,7 @@ class OpenSoraLoading:
         """``"stdit3"``: STDiT3-XL/2 (``hpcai-tech/OpenSora-STDiT-v3``); ``"vae"``: the whole
         ``VideoAutoencoderPipeline`` (``hpcai-tech/OpenSora-VAE-v1.2``), built from the shipped
         real configuration; ``state_dict()`` keys and shapes are the official ones."""
-        from .official import real_config
+        from ..official import real_config
 
         parts = {"stdit3": 0, "vae": 1}
         if part not in parts:
@@ -146,17 +152,14 @@ class OpenSoraLoading:
     def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu") -> T:
         """64×64 px, 17 frames (5 latent frames of 4×4 tokens), 2+2 blocks of width 32, 4 text
         tokens of width 16 (no T5); 3 steps, the real CFG 7, fps 24 and timestep transform."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            pipe = P.build(P.TINY_STDIT3, P.TINY_VAE, RF.RFlowConfig(num_sampling_steps=3))
-            embeds = torch.randn(1, P.TINY_STDIT3.model_max_length, P.TINY_STDIT3.caption_channels)
+        pipe, embeds = opensora_pipe(seed)
         settings = dict(height=64, width=64, num_frames=17, num_inference_steps=3)
         return tiny_adapter(
             cls, pipe, device, prompt_embeds=embeds, prompt_mask=None, settings=settings
         )
 
     def save_pretrained(self, path: str) -> None:
-        """Folder layout of :mod:`.nets.opensora_pipeline`, prompt embeds, ``stillguard.json``."""
+        """Folder layout of :mod:`.pipeline`, prompt embeds, ``stillguard.json``."""
         folder = Path(path)
         P.save(self.pipe, folder)
         save_tensors(folder / PROMPT_FILE, {

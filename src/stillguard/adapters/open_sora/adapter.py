@@ -1,41 +1,6 @@
-"""Open-Sora 1.2 image-to-video adapter (``open-sora-1.2``), on stillguard's own STDiT3 + VAE.
-
-Target: hpcaitech/Open-Sora v1.2 (STDiT3-XL/2: README "1.1B", 1,207,643,972 parameters counted;
-video VAE "384M": 393,341,007 counted; rectified flow), one of the three models of Anti-I2V
-(arXiv 2603.24570). Open-Sora is not in diffusers: the networks are re-implemented in
-:mod:`.nets` with the official parameter names, so the official safetensors load with
-``strict=True`` (see :meth:`OpenSora12.official_model`). Weights: safetensors only, from a local
-folder (layout in :mod:`.nets.opensora_pipeline`) or the local Hugging Face cache, never
-downloaded here, never pickles or remote code. Construction lives in :mod:`._open_sora_load`,
-layer names and capture in :mod:`._open_sora_capture`, generation in :mod:`._open_sora_generate`;
-this module holds the differentiable pieces.
-
-Choices where the official pipeline leaves room (each one ours, stated):
-    * conditioning = v1.2's I2V ``mask_strategy "0"``: latent frame 0 is the photo's latent, held
-      clean, with ``x_mask`` False there (timestep-0 adaLN);
-    * :meth:`encode` uses the posterior *means* of both VAEs (the pipeline samples them);
-      :meth:`generate` samples them from the seeded generator;
-    * ``first_latent`` is the temporal VAE's raw latent; ``image_latents`` are the normalised
-      latent ``(z − shift)/scale`` repeated over all latent frames (the static video, also the
-      default ``z0`` of :meth:`denoise`);
-    * :meth:`sample_timesteps`: logit-normal(0, 1) times 1000 then the timestep transform at the
-      working size (the v1.2 training recipe); :meth:`denoise` is conditional only (no CFG);
-      :meth:`rollout` applies CFG against the model's learned null caption (``y_embedding``);
-    * text: T5 features ``(1, 300, 4096)`` + mask, embedded once at load time (a local T5, or
-      precomputed ``prompt_embeds.safetensors``); T5-XXL is never kept; without any, a zero
-      embedding with an all-True mask is used (a stand-in, not T5's empty prompt);
-    * :meth:`rollout` and :meth:`generate` follow ``RFLOW.sample`` step for step, including its
-      re-noising when the first transformed timestep rounds above 1000 (see
-      :func:`.nets.opensora_rflow.sample`); rollout draws that noise from a fixed seed.
-
-Papers' layers mapped onto STDiT3 (28 spatial + 28 temporal blocks, alternating):
-    * Vid-Freeze, decoupled form: ``temporal_blocks.{i}.attn`` (``attention-temporal``,
-      ``T×T`` maps per position); ``spatial_blocks.{i}.attn`` are ``attention-spatial``;
-    * Anti-I2V: a "block" is a spatial+temporal pair, recorded at ``temporal_blocks.{i}`` (the
-      pair's output); the method's ``irc_ref=2`` (0-based; the paper's "layer 3") pulls pairs
-      25..27 (the last three) onto pair 2; IRA uses every pair plus the VAE layers
-      (``layer_names("vae")``: SDXL-VAE down blocks, then the temporal encoder's levels).
-"""
+"""The ``open-sora-1.2`` adapter: the differentiable pieces the loss sees (the photo's latent held
+clean on frame 0, denoise, rollout). The model, the papers' layers and the choices made are in the
+family's docstring (:mod:`stillguard.adapters.open_sora`)."""
 
 from __future__ import annotations
 
@@ -44,16 +9,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from ..registry import ADAPTERS, close_matches
-from ._open_sora_capture import OpenSoraCapture
-from ._open_sora_generate import OpenSoraVideo
-from ._open_sora_load import OpenSoraLoading
-from ._shared.generate import check_image
-from ._shared.load import freeze
-from .base import Adapter, Conditioning, Denoised
-from .nets import opensora_pipeline as P
-from .nets import opensora_rflow as RF
+from ...errors import InputError
+from ...registry import ADAPTERS, close_matches
+from .._shared.generate import check_image
+from .._shared.load import freeze
+from ..base import Adapter, Conditioning, Denoised
+from . import pipeline as P
+from . import rflow as RF
+from .capture import OpenSoraCapture
+from .generate import OpenSoraVideo
+from .load import OpenSoraLoading
 
 _DEFAULTS = dict(
     # configs/opensora-v1-2/inference/sample.py: 240p at 9:16 (aspect.py: 240x426), "2s" = 51 fr.
@@ -217,7 +182,7 @@ class OpenSora12(OpenSoraLoading, OpenSoraCapture, OpenSoraVideo, Adapter):
         z = torch.cat([cond.image_latents[:, :1].expand(z.shape[0], -1, -1, -1, -1), z[:, 1:]], 1)
         ts = RF.sampling_timesteps(steps, self.height, self.width, self.opt_num_frames,
                                    self.pipe.scheduler, self.device, self.dtype)  # fmt: skip
-        # re-noising noise (see nets.opensora_rflow.sample): fixed seed, so rollout is a
+        # re-noising noise (see rflow.sample): fixed seed, so rollout is a
         # deterministic function of ``noise``; shared by the batch, so that each video gets what
         # it gets alone
         gen = torch.Generator(self.device).manual_seed(0)

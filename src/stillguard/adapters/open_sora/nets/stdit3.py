@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .opensora_layers import (
+from .layers import (
     Attention,
     CaptionEmbedder,
     CrossAttention,

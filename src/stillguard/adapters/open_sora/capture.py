@@ -1,7 +1,14 @@
-"""Attention recording for STDiT3's spatial and temporal self-attention.
+"""Layer names and capture of the ``open-sora-1.2`` adapter (a mixin): STDiT3's spatial and
+temporal self-attention, pair outputs and VAE layers.
+
+STDiT3 alternates 28 spatial and 28 temporal blocks: ``spatial_blocks.{i}.attn`` are
+``attention-spatial`` (tokens of one latent frame), ``temporal_blocks.{i}.attn`` are
+``attention-temporal`` (``T×T`` maps per position, Vid-Freeze's decoupled form); a hidden "block"
+is a spatial+temporal pair recorded at ``temporal_blocks.{i}`` (Anti-I2V); ``vae`` names start
+with ``vae.``.
 
 A :class:`RecordingProcessor` replaces a block's default processor during
-:meth:`~stillguard.adapters.open_sora.OpenSora12.capture`; it runs the very same code (it only
+:meth:`~.adapter.OpenSora12.capture`; it runs the very same code (it only
 overrides :meth:`AttnProcessor.inspect`), so outputs stay bit-identical, and records
 ``softmax(q kᵀ / sqrt(d))`` of the final (QK-normed, RoPE-rotated) q and k, with autograd.
 
@@ -24,10 +31,10 @@ from torch import Tensor
 
 from ...errors import CapabilityError, InputError
 from ...registry import close_matches
-from .._shared.capture import capture_stock, frames_hook
+from .._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
 from .._shared.recorder import Recorder, record_factorised
 from ..captured import Captured
-from .opensora_layers import Attention, AttnProcessor
+from .nets.layers import Attention, AttnProcessor
 
 KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
 
@@ -98,3 +105,18 @@ class RecordingProcessor(AttnProcessor):
             self.recorder, self.name, q, k, None,
             temporal=self.temporal, tokens="positions within one frame",
         )  # fmt: skip
+
+
+class OpenSoraCapture(Capturing):
+    """``layer_names`` and ``capture`` of the Open-Sora 1.2 adapter."""
+
+    def layer_names(self, kind: str) -> list[str]:
+        """Names per kind (see the module docstring); VAE names start with ``vae.``."""
+        return layer_names(self.pipe.transformer, self.pipe.vae, kind)
+
+    def _capture(
+        self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
+    ) -> contextlib.AbstractContextManager[Captured]:
+        """Record pair outputs ``(B, T·S, D)``, VAE layer outputs and self-attention maps
+        (shapes and layouts: the module docstring)."""
+        return capture_stdit3(self, hidden, attention, options)
