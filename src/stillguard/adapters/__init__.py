@@ -29,6 +29,7 @@ from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, t
 from ._shared.load import resolve_dtype
 from ._shared.recorder import StopForward, truncated_after
 from .base import Adapter, Captured, Conditioning, Denoised
+from .dynamicrafter import convert as convert_dynamicrafter
 from .official import config_folder, official_model, real_config
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "StopForward",
     "check_local_folder",
     "config_folder",
+    "convert_dynamicrafter",
     "load_adapter",
     "official_model",
     "read_settings",

@@ -1,13 +1,13 @@
 """Building the ``dynamicrafter`` adapter: from converted weights, from a config-only folder, tiny.
 
-:class:`DynamiCrafterLoading` is a mixin of :class:`~.dynamicrafter.DynamiCrafter`; every
-constructor ends in ``cls(net, ...)`` with the :class:`.nets.dc_model.DCModel`, the generation
+:class:`DynamiCrafterLoading` is a mixin of :class:`~.adapter.DynamiCrafter`; every
+constructor ends in ``cls(net, ...)`` with the :class:`.nets.model.DCModel`, the generation
 settings and the prompt embeddings ``{"prompt_embeds", "negative_prompt_embeds"}`` ``(1, 77, D)``.
 
 * :meth:`~DynamiCrafterLoading.from_pretrained`: a :meth:`~DynamiCrafterLoading.save_pretrained`
   folder or one ``model.safetensors`` converted from the official pickle by
   ``stillguard convert`` (hub ids are refused: the official weights are pickles); loading,
-  config guessing and prompt embedding live in :mod:`.nets.dc_load`;
+  config guessing and prompt embedding live in :mod:`.weights`;
 * :meth:`~DynamiCrafterLoading.from_config`: random weights from a config-only folder (nothing
   allocated on ``device="meta"`` or under ``FakeTensorMode``), zero prompt embeddings;
 * :meth:`~DynamiCrafterLoading.official_model`: the whole ``LatentVisualDiffusion`` of an official
@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from ._shared.folders import PROMPT_FILE, save_tensors, write_settings
-from ._shared.load import resolve_dtype, tiny_adapter
-from .nets import dc_config, dc_load
+from ...errors import InputError
+from .._shared.folders import PROMPT_FILE, save_tensors, write_settings
+from .._shared.load import resolve_dtype, tiny_adapter
+from . import config as dc_config
+from . import weights as dc_load
+from .tiny import TINY, TINY_FRAMES, dynamicrafter_model
 
 T = TypeVar("T", bound="DynamiCrafterLoading")
 
@@ -79,19 +81,15 @@ class DynamiCrafterLoading:
 
     @classmethod
     def tiny(cls: type[T], seed: int = 0, *, device: str | torch.device = "cpu", gradient_checkpointing: bool = False, vae_slicing: bool = False) -> T:  # fmt: skip
-        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (``dc_config.TINY``),
+        """64×64, 4 frames; every switch of the 1024 model on, at toy widths (:mod:`.tiny`),
         and the given memory switches (:data:`SWITCHES`)."""
         switches = dict(gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = dc_load.build(dc_config.TINY, with_text=False)
+        net = dynamicrafter_model(seed)
         _switch(net, switches)
         gen = torch.Generator().manual_seed(seed)
-        dim = dc_config.TINY["unet"]["context_dim"]
+        dim = TINY["unet"]["context_dim"]
         prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
-        settings = dict(
-            height=64, width=64, num_frames=dc_config.TINY_FRAMES, num_inference_steps=3
-        )
+        settings = dict(height=64, width=64, num_frames=TINY_FRAMES, num_inference_steps=3)
         return tiny_adapter(cls, net, device, settings=settings, prompt=prompt)
 
     @classmethod
@@ -114,7 +112,7 @@ class DynamiCrafterLoading:
     @classmethod
     def official_model(cls, part: str, *, device: str | torch.device = "meta") -> torch.nn.Module:
         """The ``LatentVisualDiffusion`` of the official ``model.ckpt`` of ``part`` (1024/512/256)."""
-        from .official import config_folder
+        from ..official import config_folder
 
         folder = config_folder(f"dynamicrafter-{dc_load.check_part(part)}")
         return dc_load.build(dc_config.read_config(folder), with_text=True, device=device)

@@ -1,11 +1,11 @@
 """Sampling, decoding and generation of the ``dynamicrafter`` adapter (a mixin).
 
-The official DDIM sampler (:func:`.nets.dc_ddim.sample`; ``lvdm/models/samplers/ddim.py``) with
+The official DDIM sampler (:func:`.ddim.sample`; ``lvdm/models/samplers/ddim.py``) with
 classifier-free guidance: the unconditional branch is the empty (negative) prompt plus the
 Resampler tokens of a gray (all-zero in ``[-1, 1]``) image; the image latent is concatenated in
 both branches; ``guidance_rescale`` and the 1024/512 models' dynamic latent rescale as configured.
 :meth:`~DynamiCrafterVideo._sample` serves both
-:meth:`~.dynamicrafter.DynamiCrafter.rollout` (eta 0, differentiable) and
+:meth:`~.adapter.DynamiCrafter.rollout` (eta 0, differentiable) and
 :meth:`~DynamiCrafterVideo.generate` (the configured eta, noise from the seed, no grad).
 """
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._shared.generate import VideoGeneration
-from .base import Conditioning
-from .nets import dc_ddim
+from .._shared.generate import VideoGeneration
+from ..base import Conditioning
+from . import ddim
 
 
 class DynamiCrafterVideo(VideoGeneration):
@@ -52,7 +52,7 @@ class DynamiCrafterVideo(VideoGeneration):
         buffers = {"alphas_cumprod": self.pipe.alphas_cumprod}
         if self.pipe.use_dynamic_rescale:
             buffers["scale_arr"] = self.pipe.scale_arr
-        return dc_ddim.sample(
+        return ddim.sample(
             model_fn, noise.to(self.device, self.dtype), buffers, steps=steps,
             spacing=self.timestep_spacing, parameterization=self.pipe.parameterization,
             guidance_scale=self.guidance_scale, guidance_rescale=self.guidance_rescale, eta=eta,

@@ -16,9 +16,9 @@ import torch
 
 from ...errors import InputError, ModelError
 from .._shared.folders import PROMPT_FILE, check_local_folder, load_tensors, read_settings
-from . import dc_config
-from .dc_clip import TextEmbedder
-from .dc_model import DCModel
+from . import config as dc_config
+from .nets.clip import TextEmbedder
+from .nets.model import DCModel
 
 #: the 256 checkpoint names the fps embedding ``framestride_embed`` (the official loader renames it)
 RENAMES = (("framestride_embed", "fps_embedding"),)

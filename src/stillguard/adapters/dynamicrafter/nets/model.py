@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .dc_clip import ImageEmbedder, Resampler, TextEmbedder
-from .dc_unet import DCUNet
-from .dc_vae import DCAutoencoderKL
+from .clip import ImageEmbedder, Resampler, TextEmbedder
+from .unet import DCUNet
+from .vae import DCAutoencoderKL
 
 
 def zero_snr(betas: np.ndarray) -> np.ndarray:

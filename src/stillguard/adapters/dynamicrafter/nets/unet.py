@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from .dc_attention import TEXT_LEN, SpatialTransformer, TemporalTransformer
+from .attention import TEXT_LEN, SpatialTransformer, TemporalTransformer
 
 
 def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
@@ -151,7 +151,7 @@ SUPPORTED = dict(
 
 
 def _check_supported(config: dict[str, Any]) -> None:
-    from ...errors import ModelError
+    from ....errors import ModelError
 
     bad = {k: config[k] for k, v in SUPPORTED.items() if k in config and config[k] != v}
     if bad:

@@ -18,7 +18,7 @@ from .._shared.capture import capture_context, find_layer
 from .._shared.processors import RecordingAttnProcessor
 from .._shared.recorder import Recorder
 from ..captured import Captured
-from .dc_attention import TemporalTransformer
+from .nets.attention import TemporalTransformer
 
 KINDS = ["hidden", "attention", "attention-temporal", "attention-spatial", "vae"]
 

@@ -1,44 +1,6 @@
-"""DynamiCrafter adapter (``dynamicrafter``): stillguard's own implementation, official weights.
-
-Target: DynamiCrafter (Xing et al., arXiv 2310.12190; Doubiiu/DynamiCrafter), the 1024×576, 512×320
-and 256×256 checkpoints, one of the three models Anti-I2V (arXiv 2603.24570) evaluates. Not in
-diffusers, so the architecture is written here (``adapters/nets/dc_*.py``, each file names its
-official source) with the official parameter names: ``official_model(part)`` is the whole
-``LatentVisualDiffusion`` of ``model.ckpt``. **Licence**: the code is Apache-2.0, but the authors
-allow the weights for personal/research/non-commercial use only (model card and README).
-Construction lives in :mod:`._dynamicrafter_load`, DDIM sampling, decoding and generation in
-:mod:`._dynamicrafter_generate`, layer names and capture in :mod:`.nets.dc_layers`; this module
-holds the differentiable pieces.
-
-How the model is conditioned (``lvdm/models/ddpm3d.py``, ``scripts/evaluation/inference.py``):
-the image latent (SD VAE, ×0.18215) is concatenated on channels to every noisy frame; the image's
-OpenCLIP ViT-H/14 tokens go through the query Resampler (16 tokens per frame) and are appended
-to the 77 OpenCLIP text tokens for the dual cross-attention; ``fs`` (fps for 1024/512, frame
-stride for 256) is embedded like a timestep. 1024/512: v-prediction, zero-terminal-SNR betas,
-dynamic latent rescale, ``uniform_trailing`` DDIM with ``guidance_rescale=0.7``; 256:
-eps-prediction, ``uniform`` DDIM, no rescale (``scripts/run.sh``, ``funcs.py``). Guidance: 7.5,
-with the empty prompt and the image tokens of a gray (all-zero in ``[-1, 1]``) image as the
-unconditional branch; the image latent is kept in both branches.
-
-Choices where the sources leave room:
-    * [ENG] the VAE posterior *mean* is used (the official code draws a sample), so encoding is
-      deterministic; ``denoise`` draws nothing.
-    * [ENG] ``denoise``: ``t`` is an integer DDPM step; ``x0``, ``z0`` are in unscaled-latent units
-      (the 1024/512 models noise ``scale_arr[t]·z0``: ``target`` and ``x0`` account for it).
-    * [ENG] ``rollout`` is the official DDIM with ``eta = 0`` (deterministic); ``generate`` uses
-      the official ``eta = 1`` with noise from the seed.
-    * [ENG] prompts: precomputed embeddings (``prompt_embeds.safetensors`` or ``prompt_embeds=``);
-      without them a folder whose weights hold the text tower gets the exact embedding of the
-      empty prompt (the official no-text mode); no tokenizer is shipped.
-    * Vid-Freeze's decoupled form: ``attention-temporal`` = both self-attentions (``attn1``,
-      ``attn2``; ``temporal_selfatt_only``) of every ``TemporalTransformer``, ``init_attn``
-      included, maps ``(B·h·w, heads, F, F)``; ``attention-spatial`` = every spatial ``attn1``.
-    * Anti-I2V: ``hidden`` = ``input_blocks.0..11``, ``middle_block``, ``output_blocks.0..11``
-      (outputs ``(B·F, C, h, w)``); the method's ``irc_ref=2`` ("layer 3") is ``input_blocks.2``
-      and its last three are ``output_blocks.9..11`` [INF: the paper names no DynamiCrafter
-      layer]; ``vae`` = the encoder's resolution levels and mid block; ``image-embeds`` = the
-      Resampler tokens the UNet sees.
-"""
+"""The ``dynamicrafter`` adapter: the differentiable pieces the loss sees (VAE and Resampler
+conditioning, the DDPM denoiser with dynamic rescale). The model, how it is conditioned and the
+choices made are in the family's docstring (:mod:`stillguard.adapters.dynamicrafter`)."""
 
 from __future__ import annotations
 
@@ -47,14 +9,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..errors import InputError
-from ..registry import ADAPTERS, close_matches
-from ._dynamicrafter_generate import DynamiCrafterVideo
-from ._dynamicrafter_load import DynamiCrafterLoading
-from ._shared.generate import check_image
-from ._shared.load import freeze
-from .base import Adapter, Conditioning, Denoised
-from .nets import dc_layers
+from ...errors import InputError
+from ...registry import ADAPTERS, close_matches
+from .._shared.generate import check_image
+from .._shared.load import freeze
+from ..base import Adapter, Conditioning, Denoised
+from . import capture as dc_capture
+from .generate import DynamiCrafterVideo
+from .load import DynamiCrafterLoading
 
 _DEFAULTS: dict[str, Any] = dict(
     height=576, width=1024, num_frames=16, num_inference_steps=50, guidance_scale=7.5,
@@ -188,10 +150,10 @@ class DynamiCrafter(DynamiCrafterLoading, DynamiCrafterVideo, Adapter):
 
     # ------------------------------------------------------------------ introspection
     def layer_names(self, kind: str) -> list[str]:
-        """See :mod:`.nets.dc_layers`: temporal/spatial self-attention, UNet blocks, VAE levels."""
-        return dc_layers.layer_names(self.pipe, kind)
+        """See :mod:`.capture`: temporal/spatial self-attention, UNet blocks, VAE levels."""
+        return dc_capture.layer_names(self.pipe, kind)
 
     def capture(self, hidden: Any = (), attention: Any = (), *, mode: str = "exact", max_queries: int = 256, generator: torch.Generator | None = None) -> Any:  # fmt: skip
         """Block outputs and self-attention maps: temporal ``(B·h·w, heads, F, F)`` (``pooled``:
         ``(B, heads, F, F)``), spatial ``(B·F, heads, Q, h·w)`` (``exact``/``sampled`` only)."""
-        return dc_layers.capture(self, hidden, attention, mode, max_queries, generator)
+        return dc_capture.capture(self, hidden, attention, mode, max_queries, generator)

@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError, ModelError
-from .nets.dc_load import PARTS, guess_part, rename_official
+from ...errors import InputError, ModelError
+from .weights import PARTS, guess_part, rename_official
 
 PREFIXES = ("model.diffusion_model", "first_stage_model", "cond_stage_model", "embedder", "image_proj_model")  # fmt: skip
 DEEPSPEED_PREFIX = "_forward_module."
@@ -107,7 +107,7 @@ def _summary(state: dict[str, torch.Tensor], dropped: int) -> dict[str, Any]:
 
 def check_against_official(state: dict[str, torch.Tensor], part: str) -> dict[str, list[str]]:
     """Keys missing from / unexpected in ``state`` versus ``official_model(part)``, wrong shapes."""
-    from .dynamicrafter import DynamiCrafter
+    from .adapter import DynamiCrafter
 
     ref = {k: tuple(v.shape) for k, v in DynamiCrafter.official_model(part).state_dict().items()}
     return {
