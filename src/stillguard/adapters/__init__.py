@@ -25,6 +25,7 @@ from . import svd  # noqa: F401
 from . import wan  # noqa: F401
 
 # isort: on
+from . import _moved  # noqa: F401  (the old import paths: deprecated aliases, one release)
 from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder
 from ._shared.load import resolve_dtype
 from ._shared.recorder import StopForward, truncated_after
