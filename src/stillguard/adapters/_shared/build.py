@@ -91,21 +91,22 @@ def build_model(
 def cast(
     model: torch.nn.Module, dtype: torch.dtype, device: str | torch.device | None = None
 ) -> torch.nn.Module:
-    """``model``'s floating parameters and buffers in ``dtype``, except in the modules its class keeps
-    in float32 (``_keep_in_fp32_modules`` names path components, as in diffusers'
-    ``from_pretrained``), and every tensor on ``device`` (a few constructors ignore the default
-    device, e.g. diffusers' ``AlphaBlender`` builds ``torch.Tensor([alpha])``). Tensors are
-    replaced rather than converted in place (``Module.to`` cannot swap fake tensors); shared
-    parameters stay shared."""
+    """``model``'s floating parameters and buffers in ``dtype``, except those its class keeps in
+    float32 (``_keep_in_fp32_modules`` names components of a tensor's dotted name, the tensor's own
+    name included, as in diffusers' ``from_pretrained``), and every tensor on ``device`` (a few
+    constructors ignore the default device, e.g. diffusers' ``AlphaBlender`` builds
+    ``torch.Tensor([alpha])``). Tensors are replaced rather than converted in place
+    (``Module.to`` cannot swap fake tensors); shared parameters stay shared."""
     keep = getattr(model, "_keep_in_fp32_modules", None) or []
     device = torch.device(device) if device is not None else None
     done: dict[int, torch.Tensor] = {}
     for name, module in model.named_modules():
-        want = torch.float32 if any(k in name.split(".") for k in keep) else dtype
         for table, wrap in ((module._parameters, True), (module._buffers, False)):
             for key, t in table.items():
                 if t is None:
                     continue
+                path = [*name.split("."), key]  # e.g. Wan keeps blocks.0.scale_shift_table
+                want = torch.float32 if any(k in path for k in keep) else dtype
                 to_dtype = want if t.is_floating_point() and t.dtype != want else None
                 moved = device is not None and t.device != device
                 if to_dtype is None and not moved:
