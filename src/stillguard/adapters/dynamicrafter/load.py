@@ -32,7 +32,7 @@ from ...errors import InputError
 from .._shared.folders import PROMPT_FILE, save_tensors, write_settings
 from .._shared.load import resolve_dtype, tiny_adapter
 from . import config as dc_config
-from . import weights as dc_load
+from . import weights
 from .tiny import TINY, TINY_FRAMES, dynamicrafter_model
 
 T = TypeVar("T", bound="DynamiCrafterLoading")
@@ -67,14 +67,14 @@ class DynamiCrafterLoading:
         the memory switches (:data:`SWITCHES`) are taken out of them.
         """
         dtype, device = resolve_dtype(dtype), torch.device(device)
-        folder, state = dc_load.resolve(model, config)
+        folder, state = weights.resolve(model, config)
         has_text = any(k.startswith("cond_stage_model.") for k in state)
-        net = dc_load.build(dc_config.read_config(folder), with_text=has_text)
-        dc_load.load_into(net, state, str(model))
+        net = weights.build(dc_config.read_config(folder), with_text=has_text)
+        weights.load_into(net, state, str(model))
         _switch(net, settings)
-        stored = dc_load.settings_of(folder)
+        stored = weights.settings_of(folder)
         stored.update({k: v for k, v in settings.items() if v is not None})
-        prompt = dc_load.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
+        prompt = weights.prompt_embeddings(net, folder, prompt_embeds, negative_prompt_embeds)
         net.cond_stage_model = None  # prompts are embedded: drop the text tower
         net.to(device, dtype)
         return cls(net, model_id=str(model), settings=stored, prompt=prompt, device=device, dtype=dtype)  # fmt: skip
@@ -88,7 +88,7 @@ class DynamiCrafterLoading:
         _switch(net, switches)
         gen = torch.Generator().manual_seed(seed)
         dim = TINY["unet"]["context_dim"]
-        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in dc_load.PROMPT_KEYS}
+        prompt = {k: torch.randn(1, 77, dim, generator=gen) for k in weights.PROMPT_KEYS}
         settings = dict(height=64, width=64, num_frames=TINY_FRAMES, num_inference_steps=3)
         return tiny_adapter(cls, net, device, settings=settings, prompt=prompt)
 
@@ -98,14 +98,14 @@ class DynamiCrafterLoading:
         ``options``: generation settings and the memory switches (:data:`SWITCHES`)."""
         folder, dtype, options = Path(folder), resolve_dtype(dtype), dict(options)
         config = dc_config.read_config(folder)
-        net = dc_load.build(config, with_text=False, device=device)
+        net = weights.build(config, with_text=False, device=device)
         _switch(net, options)
         if dtype != torch.float32:  # (a no-op cast fails under FakeTensorMode)
             net.to(dtype=dtype)
         dim = int(config["unet"]["context_dim"])
         with torch.device(device):
-            prompt = {k: torch.zeros(1, 77, dim) for k in dc_load.PROMPT_KEYS}
-        settings = dc_load.settings_of(folder)
+            prompt = {k: torch.zeros(1, 77, dim) for k in weights.PROMPT_KEYS}
+        settings = weights.settings_of(folder)
         settings.update(options)
         return cls(net, model_id=str(folder), settings=settings, prompt=prompt, device=torch.device(device), dtype=dtype)  # fmt: skip
 
@@ -114,8 +114,8 @@ class DynamiCrafterLoading:
         """The ``LatentVisualDiffusion`` of the official ``model.ckpt`` of ``part`` (1024/512/256)."""
         from ..official import config_folder
 
-        folder = config_folder(f"dynamicrafter-{dc_load.check_part(part)}")
-        return dc_load.build(dc_config.read_config(folder), with_text=True, device=device)
+        folder = config_folder(f"dynamicrafter-{weights.check_part(part)}")
+        return weights.build(dc_config.read_config(folder), with_text=True, device=device)
 
     def save_pretrained(self, path: str) -> None:
         """Config folder + ``model.safetensors`` (official keys) + prompt embeddings."""

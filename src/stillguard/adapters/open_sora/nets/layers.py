@@ -7,9 +7,9 @@ and ``rotary_embedding_torch.RotaryEmbedding`` (its ``freqs`` is a *parameter*, 
 holds ``rope.freqs``). Written from the definitions; no code copied.
 
 Self-attention runs through a swappable *processor* (``Attention.processor``), like diffusers'
-attention modules, so that :mod:`..._attention`'s capture machinery can record probabilities.
-The official inference path uses flash attention; here PyTorch SDPA (same softmax scale
-``head_dim**-0.5``).
+attention modules, so that the shared capture machinery
+(:mod:`stillguard.adapters._shared.capture`) can record probabilities. The official inference path
+uses flash attention; here PyTorch SDPA (same softmax scale ``head_dim**-0.5``).
 """
 
 from __future__ import annotations
