@@ -26,6 +26,7 @@ from . import wan  # noqa: F401
 
 # isort: on
 from . import _moved  # noqa: F401  (the old import paths: deprecated aliases, one release)
+from ._shared.build import build_model
 from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder
 from ._shared.load import resolve_dtype
 from ._shared.recorder import StopForward, truncated_after
@@ -41,6 +42,7 @@ __all__ = [
     "Conditioning",
     "Denoised",
     "StopForward",
+    "build_model",
     "check_local_folder",
     "config_folder",
     "convert_dynamicrafter",
