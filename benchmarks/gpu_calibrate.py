@@ -44,7 +44,7 @@ def run_config(
     dtype: str, gpu: str, repeats: int,
 ) -> dict[str, Any]:  # fmt: skip
     """Plan and measure one configuration; returns one table row."""
-    from stillguard.adapters._common import resolve_dtype
+    from stillguard.adapters import resolve_dtype
     from stillguard.plan import plan
     from stillguard.plan import rungs as R
     from stillguard.plan.agreement import measured

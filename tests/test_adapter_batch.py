@@ -113,7 +113,7 @@ def test_rollout_batch_is_per_image(name, tiny_adapter):
 def test_ltx_condition_noise_is_drawn_per_image():
     """LTX's keyed draws (posterior sample, ``condition_noise``) are keyed per image; a batch of
     one draws the bytes of one keyed generator over the whole tensors, as before batching."""
-    from stillguard.adapters._ltx_parts import keyed_generator, keyed_randn
+    from stillguard.adapters._shared.flow import keyed_generator, keyed_randn
 
     a = ADAPTERS.get("ltx-i2v").tiny(seed=0)
     a.condition_noise = 0.15  # LTXConditionPipeline's image_cond_noise_scale

@@ -17,8 +17,11 @@ import pytest
 import torch
 
 from stillguard.adapters import ADAPTERS, official_model
-from stillguard.adapters.nets import dc_config, dc_ddim, dc_load
-from stillguard.adapters.nets.dc_model import DCModel
+from stillguard.adapters.dynamicrafter import config as dc_config
+from stillguard.adapters.dynamicrafter import ddim as dc_ddim
+from stillguard.adapters.dynamicrafter import weights as dc_load
+from stillguard.adapters.dynamicrafter.nets.model import DCModel
+from stillguard.adapters.dynamicrafter.tiny import TINY, TINY_FRAMES
 from stillguard.adapters.official import config_folder
 from stillguard.errors import InputError, ModelError
 
@@ -98,7 +101,7 @@ def test_official_model_rejects_unknown_parts():
 
 
 def test_unimplemented_switches_are_refused():
-    cfg = dict(dc_config.TINY, unet={**dc_config.TINY["unet"], "use_relative_position": True})
+    cfg = dict(TINY, unet={**TINY["unet"], "use_relative_position": True})
     with pytest.raises(ModelError, match="use_relative_position"):
         DCModel(cfg, with_text=False)
 
@@ -113,7 +116,7 @@ def test_ddim_timesteps_follow_the_official_spacings():
 
 
 def test_zero_snr_schedule_and_dynamic_rescale_buffers():
-    m = DCModel(dc_config.TINY, with_text=False)
+    m = DCModel(TINY, with_text=False)
     assert float(m.alphas_cumprod[-1]) == pytest.approx(0.0, abs=1e-7)  # zero terminal SNR
     assert m.scale_arr.shape == (1400,) and float(m.scale_arr[0]) == 1.0
     assert float(m.scale_arr[-1]) == pytest.approx(0.3)
@@ -156,11 +159,11 @@ def test_image_tokens_reach_only_their_frame():
     The temporal layers' last projections are zeroed (as the official init does) so that frames do
     not mix; then changing the last frame's image tokens changes the last frame only.
     """
-    from stillguard.adapters.nets.dc_attention import TemporalTransformer
-    from stillguard.adapters.nets.dc_unet import TemporalConvBlock
+    from stillguard.adapters.dynamicrafter.nets.attention import TemporalTransformer
+    from stillguard.adapters.dynamicrafter.nets.unet import TemporalConvBlock
 
     torch.manual_seed(0)
-    unet = DCModel(dc_config.TINY, with_text=False).unet.eval()
+    unet = DCModel(TINY, with_text=False).unet.eval()
     for p in unet.parameters():  # the zero-initialised output layers would hide everything
         torch.nn.init.normal_(p, std=0.05)
     for m in unet.modules():
@@ -169,7 +172,7 @@ def test_image_tokens_reach_only_their_frame():
         if last is not None:
             torch.nn.init.zeros_(last.weight)
             torch.nn.init.zeros_(last.bias)
-    f, q = dc_config.TINY_FRAMES, dc_config.TINY["unet"]["image_tokens_per_frame"]
+    f, q = TINY_FRAMES, TINY["unet"]["image_tokens_per_frame"]
     x, t = torch.randn(1, 8, f, 8, 8), torch.tensor([500.0])
     ctx = torch.randn(1, 77 + f * q, 32)
     ctx2 = ctx.clone()
@@ -189,13 +192,13 @@ def test_single_file_and_text_tower_loading(tmp_path, image):
     from safetensors.torch import save_file
 
     torch.manual_seed(1)
-    net = DCModel(dc_config.TINY, with_text=True)
+    net = DCModel(TINY, with_text=True)
     cfg = tmp_path / "cfg"
-    dc_config.write_config(cfg, dc_config.TINY)
+    dc_config.write_config(cfg, TINY)
     file = tmp_path / "model.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(file))
     a = DC.from_pretrained(str(file), config=str(cfg), height=64, width=64, num_frames=4)
-    from stillguard.adapters.nets.dc_clip import TextEmbedder
+    from stillguard.adapters.dynamicrafter.nets.clip import TextEmbedder
 
     with torch.no_grad():
         empty = net.cond_stage_model(TextEmbedder.empty_tokens())
@@ -231,7 +234,7 @@ def test_hub_ids_and_official_pickles_are_refused_with_the_conversion_recipe(tmp
 def _tiny_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     """A Lightning-style checkpoint of the tiny model (256-style fps key name, extra entries)."""
     torch.manual_seed(2)
-    state = DCModel(dc_config.TINY, with_text=True).state_dict()
+    state = DCModel(TINY, with_text=True).state_dict()
     stored = {k.replace("fps_embedding", "framestride_embed"): v for k, v in state.items()}
     stored["model.diffusion_model.some_int"] = 3  # a non-tensor entry is dropped
     torch.save({"state_dict": stored, "epoch": 7, "global_step": 100}, path)
@@ -241,7 +244,7 @@ def _tiny_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 def test_convert_keeps_the_state_dict(tmp_path):
     from safetensors.torch import load_file
 
-    from stillguard.adapters.dynamicrafter_convert import convert
+    from stillguard.adapters.dynamicrafter.convert import convert
 
     state = _tiny_checkpoint(tmp_path / "model.ckpt")
     report = convert(tmp_path / "model.ckpt", tmp_path / "out.safetensors")
@@ -267,7 +270,7 @@ class _Evil:
 
 
 def test_convert_refuses_a_malicious_pickle(tmp_path):
-    from stillguard.adapters.dynamicrafter_convert import convert
+    from stillguard.adapters.dynamicrafter.convert import convert
 
     _Evil.marker = tmp_path / "pwned"
     torch.save({"state_dict": {"w": torch.zeros(2)}, "payload": _Evil()}, tmp_path / "evil.ckpt")

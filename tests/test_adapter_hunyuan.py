@@ -9,7 +9,7 @@ import torch
 from helpers import draw_inputs
 
 from stillguard.adapters import ADAPTERS, real_config
-from stillguard.adapters import _common as common
+from stillguard.adapters._shared.folders import PROMPT_FILE
 from stillguard.errors import CapabilityError, InputError, ModelError
 
 NAME = "hunyuan-i2v"
@@ -98,7 +98,7 @@ def test_llava_path_is_stated_and_refusable(tiny_adapter, tmp_path, caplog):
         cls.from_pretrained(str(tmp_path / "m"), text_image_path="refuse")
     with pytest.raises(InputError, match="unknown hunyuan-i2v options"):
         cls.from_pretrained(str(tmp_path / "m"), guidance=2.0)
-    (tmp_path / "m" / common.PROMPT_FILE).unlink()
+    (tmp_path / "m" / PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="LLaVA"):
         cls.from_pretrained(str(tmp_path / "m"))
 

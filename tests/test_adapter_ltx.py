@@ -7,7 +7,7 @@ import torch
 from helpers import draw_inputs
 
 from stillguard.adapters import ADAPTERS, real_config
-from stillguard.adapters import _common as common
+from stillguard.adapters._shared.folders import PROMPT_FILE
 from stillguard.errors import InputError, ModelError
 
 NAME = "ltx-i2v"
@@ -140,7 +140,7 @@ def test_condition_noise_follows_sigma_squared(image):
 def test_folder_without_prompt_or_text_encoder_is_refused(tiny_adapter, tmp_path):
     a = tiny_adapter(NAME)
     a.save_pretrained(str(tmp_path / "m"))
-    (tmp_path / "m" / common.PROMPT_FILE).unlink()
+    (tmp_path / "m" / PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="text encoder"):
         ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"))
     b = ADAPTERS.get(NAME).from_pretrained(

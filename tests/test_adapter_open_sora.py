@@ -88,7 +88,7 @@ def test_real_config_builds_on_meta_with_published_shapes():
 
 
 def test_timestep_transform_formula():
-    from stillguard.adapters.nets import opensora_rflow as RF
+    from stillguard.adapters.open_sora import rflow as RF
 
     cfg = RF.RFlowConfig()
     # 240x426, 51 frames: r = sqrt(240*426/512^2) * sqrt(51 // 17 * 5)
@@ -125,7 +125,7 @@ def test_first_frame_conditioning_and_flow_target(tiny_adapter, image):
 def test_temporal_vae_convs_are_causal_and_one_image_is_one_latent_frame(tiny_adapter, image):
     """Causal convs see only past frames (GroupNorm still mixes time, as in v1.2); an image is
     encoded as 3 zero frames + itself -> one latent frame, like a 1-frame video."""
-    from stillguard.adapters.nets.opensora_vae_temporal import CausalConv3d
+    from stillguard.adapters.open_sora.nets.vae_temporal import CausalConv3d
 
     torch.manual_seed(0)
     conv = CausalConv3d(2, 3, 3)
@@ -282,9 +282,9 @@ def test_official_config_files_parse_to_the_shipped_configuration():
     """``config.json`` as the official config classes write it (``STDiT3Config`` with the
     ``STDiT3-XL/2`` + inference arguments, ``VideoAutoencoderPipelineConfig`` of
     ``OpenSoraVAE_V1_2``; dumped with ``to_json_string()``), so the hub folders load as they are."""
-    from stillguard.adapters.nets import opensora_pipeline as P
-    from stillguard.adapters.nets.opensora_stdit3 import STDiT3Config
-    from stillguard.adapters.nets.opensora_vae import VideoVAEConfig
+    from stillguard.adapters.open_sora import pipeline as P
+    from stillguard.adapters.open_sora.nets.stdit3 import STDiT3Config
+    from stillguard.adapters.open_sora.nets.vae import VideoVAEConfig
 
     stdit = {
         "architectures": ["STDiT3"], "caption_channels": 4096, "class_dropout_prob": 0.1,

@@ -8,8 +8,8 @@ import pytest
 import torch
 from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
 
-from stillguard.adapters import ADAPTERS, Conditioning, load_adapter
-from stillguard.adapters import _common as common
+from stillguard.adapters import ADAPTERS, Conditioning, load_adapter, resolve_dtype
+from stillguard.adapters._shared import folders
 from stillguard.errors import ModelError, StillguardError
 
 NAMES = ADAPTERS.names()
@@ -172,20 +172,55 @@ def test_generate_is_deterministic_per_seed(name, tiny_adapter, image):
     assert not torch.equal(v0, a.generate(image, seed=1, num_inference_steps=2))
 
 
+def _weights(adapter) -> dict[str, torch.Tensor]:
+    """Every weight the adapter's pipeline holds, by component and name."""
+    pipe = adapter.pipe
+    if isinstance(pipe, torch.nn.Module):
+        return dict(pipe.state_dict())
+    parts = getattr(pipe, "components", None) or vars(pipe)
+    return {
+        f"{part}.{k}": v
+        for part, module in parts.items()
+        if isinstance(module, torch.nn.Module)
+        for k, v in module.state_dict().items()
+    }
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_save_and_load_round_trip(name, tiny_adapter, image, tmp_path):
+    """``save_pretrained`` then ``from_pretrained`` gives the same model: every weight bit for
+    bit, the same settings, and the same outputs up to float32 rounding.
+
+    Why the outputs are not compared bit for bit: the loaded weights are the same bits at other
+    memory addresses. safetensors stores the tensors one after another behind its JSON header and
+    they are loaded from there, so a loaded weight starts 8, 20, 40 ... bytes past a 64-byte
+    boundary, while a freshly initialised one starts on it; the CPU's convolution and matrix
+    kernels choose their vector path by the pointers' alignment, and so sum in another order.
+    Measured on the tiny CogVideoX: copying its own weights to addresses 8 bytes off 64-byte
+    alignment reproduces the loaded model's ``denoise`` exactly (max |difference| 6e-7 from the
+    original), and copying the loaded weights into fresh aligned memory makes the loaded model
+    bit-identical to the original. So whether two runs agree to the last bit depends on the
+    machine's kernels (and on where the allocator puts the weights), not on stillguard. Hence:
+    weights bit for bit (what the round trip must keep), outputs within a tolerance far above
+    float32 reordering (measured: 2e-6 of the scale for ``denoise``, 3e-5 on SVD's 2-step
+    ``generate``) and far below what a lost setting, prompt or scheduler option changes.
+    """
     a = tiny_adapter(name)
     a.save_pretrained(str(tmp_path / "m"))
     b = ADAPTERS.get(name).from_pretrained(str(tmp_path / "m"))
     assert (b.height, b.width, b.num_frames) == (a.height, a.width, a.num_frames)
     assert b.is_real  # a folder is treated as a real model
+    wa, wb = _weights(a), _weights(b)
+    assert sorted(wa) == sorted(wb)
+    assert all(torch.equal(wa[k], wb[k]) and wa[k].dtype == wb[k].dtype for k in wa)
     t, noise = draw_inputs(a)
     with torch.no_grad():
-        assert torch.equal(a.denoise(image, t, noise).pred, b.denoise(image, t, noise).pred)
-    assert torch.equal(
-        a.generate(image, seed=5, num_inference_steps=2),
-        b.generate(image, seed=5, num_inference_steps=2),
-    )
+        pa, pb = a.denoise(image, t, noise).pred, b.denoise(image, t, noise).pred
+    scale = float(pa.abs().max())
+    torch.testing.assert_close(pb, pa, rtol=1e-4, atol=1e-4 * scale)
+    va = a.generate(image, seed=5, num_inference_steps=2)
+    vb = b.generate(image, seed=5, num_inference_steps=2)
+    torch.testing.assert_close(vb, va, rtol=0, atol=1e-3)  # video in [0, 1]: 1/4 of a grey level
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -204,7 +239,7 @@ def test_refuses_pickle_only_and_empty_folders(name, tmp_path):
 
 
 def test_toy_missing_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr(common, "toy_folder", lambda: tmp_path)
+    monkeypatch.setattr(folders, "toy_folder", lambda: tmp_path)
     with pytest.raises(ModelError, match="toy"):
         load_adapter("cogvideox-i2v", "toy")
 
@@ -212,11 +247,11 @@ def test_toy_missing_is_a_clear_error(monkeypatch, tmp_path):
 def test_load_adapter_names_and_dtypes(tiny_cog):
     with pytest.raises(StillguardError, match="cogvideox-i2v"):
         load_adapter("cogvideo")
-    assert common.resolve_dtype("bf16") is torch.bfloat16
-    assert common.resolve_dtype("float16") is torch.float16
-    assert common.resolve_dtype(torch.float32) is torch.float32
+    assert resolve_dtype("bf16") is torch.bfloat16
+    assert resolve_dtype("float16") is torch.float16
+    assert resolve_dtype(torch.float32) is torch.float32
     with pytest.raises(StillguardError, match="dtype"):
-        common.resolve_dtype("int8")
+        resolve_dtype("int8")
     assert load_adapter("cogvideox-i2v", dtype="float32").model_id == "tiny"
 
 
@@ -333,7 +368,7 @@ def test_cog_embeds_the_prompt_once_with_t5(tiny_cog, tmp_path):
 
     folder = tmp_path / "with-t5"
     tiny_cog.save_pretrained(str(folder))
-    (folder / common.PROMPT_FILE).unlink()
+    (folder / folders.PROMPT_FILE).unlink()
     words = ["a", "cat", "runs"]
     tok, t5 = save_tiny_text_encoder(folder, words, T5EncoderModel, T5Config, register=True)
     a = ADAPTERS.get("cogvideox-i2v").from_pretrained(str(folder), prompt="a cat runs")
@@ -352,7 +387,7 @@ def test_cog_embeds_the_prompt_once_with_t5(tiny_cog, tmp_path):
 
 def test_toy_loads_or_says_why():
     """The shipped toy model loads when installed; otherwise the error says what to do."""
-    if (common.toy_folder() / "model_index.json").is_file():
+    if (folders.toy_folder() / "model_index.json").is_file():
         a = load_adapter("cogvideox-i2v", "toy")
         assert a.model_id == "toy" and not a.is_real
         video = a.generate(torch.rand(1, 3, a.height, a.width), seed=0, num_inference_steps=2)

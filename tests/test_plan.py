@@ -306,7 +306,7 @@ def test_torch_antialiased_resize_matches_kornia(shape) -> None:
     path still calls kornia, so DynamiCrafter's real outputs are unchanged."""
     from kornia.geometry.transform import resize
 
-    from stillguard.adapters.nets.dc_clip import antialiased_resize
+    from stillguard.adapters.dynamicrafter.nets.clip import antialiased_resize
 
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(0)) * 2 - 1
     ref = resize(x, (224, 224), interpolation="bicubic", align_corners=True, antialias=True)

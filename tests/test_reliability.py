@@ -363,7 +363,7 @@ def test_row10_sidecar_describes_the_run_that_happened(tmp_path):
 
 
 def test_row11_env_tells_true_facts():
-    from stillguard.adapters._common import toy_folder
+    from stillguard.adapters import toy_folder
 
     env = json.loads(run("env", "--json").stdout)
     assert env["toy_model_installed"] is (toy_folder() / "model_index.json").is_file() is True

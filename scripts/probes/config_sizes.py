@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from stillguard.adapters._tiny import build_model
+from stillguard.adapters import build_model
 from stillguard.adapters.official import configs_root
 
 NEW = (

@@ -1,6 +1,8 @@
-"""Target-model adapters: importing this package registers every target (one module a family).
+"""Target-model adapters: importing this package registers every target (one folder a family).
 
-diffusers is imported only inside the adapter methods, so this import stays cheap.
+This module is the adapters' public face: the registry, :func:`load_adapter` and the names the rest
+of stillguard may use (nothing outside ``adapters/`` imports a private module of it). diffusers is
+imported only inside the adapter methods, so this import stays cheap.
 """
 
 from __future__ import annotations
@@ -11,31 +13,45 @@ import torch
 
 from ..errors import InputError
 from ..registry import ADAPTERS
-from . import (  # noqa: F401  (registers the adapters)
-    cogvideox_i2v,
-    dynamicrafter,
-    hunyuan_i2v,
-    ltx_i2v,
-    open_sora,
-    svd,
-    wan_i2v,
-)
-from ._capture_recorder import StopForward, truncated_after
-from ._common import resolve_dtype
+
+# isort: off
+# the registry: importing a family registers its target(s); one line a family
+from . import cogvideox  # noqa: F401
+from . import dynamicrafter  # noqa: F401
+from . import hunyuan  # noqa: F401
+from . import ltx  # noqa: F401
+from . import open_sora  # noqa: F401
+from . import svd  # noqa: F401
+from . import wan  # noqa: F401
+
+# isort: on
+from . import _moved  # noqa: F401  (the old import paths: deprecated aliases, one release)
+from ._shared.build import build_model
+from ._shared.folders import SETTINGS_FILE, check_local_folder, read_settings, toy_folder
+from ._shared.load import resolve_dtype
+from ._shared.recorder import StopForward, truncated_after
 from .base import Adapter, Captured, Conditioning, Denoised
+from .dynamicrafter import convert as convert_dynamicrafter
 from .official import config_folder, official_model, real_config
 
 __all__ = [
     "ADAPTERS",
+    "SETTINGS_FILE",
     "Adapter",
     "Captured",
     "Conditioning",
     "Denoised",
+    "StopForward",
+    "build_model",
+    "check_local_folder",
     "config_folder",
+    "convert_dynamicrafter",
     "load_adapter",
     "official_model",
+    "read_settings",
     "real_config",
-    "StopForward",
+    "resolve_dtype",
+    "toy_folder",
     "truncated_after",
 ]
 

@@ -3,7 +3,9 @@
 ``config_folder(name)`` is a shipped folder under ``adapters/configs/`` (see its README);
 ``real_config(target, model)`` finds the folder of a target's published checkpoint;
 ``official_model(target, part)`` builds a module whose ``state_dict()`` matches an official weight
-file key for key (for the targets whose architecture stillguard implements itself).
+file key for key (for the targets whose architecture stillguard implements itself). The registry is
+full whenever this module is: importing it imports the package ``stillguard.adapters`` first, which
+registers every family.
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ def config_folder(name: str) -> Path:
 def real_config(target: str, model: str | None = None) -> Path:
     """The shipped configuration of ``target``'s published checkpoint ``model`` (hub id; default:
     the target's default model)."""
-    from . import ADAPTERS as _filled  # noqa: F401  (registers the adapters)
-
     cls = ADAPTERS.get(target)
     model = model or cls.default_model
     folders: dict[str, str] = dict(getattr(cls, "real_models", {}) or {})
@@ -62,6 +62,4 @@ def real_config(target: str, model: str | None = None) -> Path:
 def official_model(target: str, part: str, device: str | torch.device = "meta") -> Any:
     """A ``torch.nn.Module`` whose ``state_dict()`` has exactly the keys and shapes of the official
     weight file ``part`` of ``target`` (e.g. ``("open-sora-1.2", "stdit3")``)."""
-    from . import ADAPTERS as _filled  # noqa: F401  (registers the adapters)
-
     return ADAPTERS.get(target).official_model(part, device=device)

@@ -190,7 +190,7 @@ def check_model_available(model: str) -> Path | None:
         ModelError: a hub id not (fully) in the cache, a folder without safetensors weights.
         InputError: a ``stillguard.json`` with settings outside :data:`stillguard.bounds.BOUNDS`.
     """
-    from ..adapters._common import SETTINGS_FILE, check_local_folder, read_settings
+    from ..adapters import SETTINGS_FILE, check_local_folder, read_settings
 
     if model in DEMO_MODELS:
         return None

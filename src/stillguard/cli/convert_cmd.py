@@ -1,7 +1,7 @@
 """`stillguard convert`: an official DynamiCrafter ``model.ckpt`` -> ``.safetensors``, safely.
 
 The checkpoint is read with torch's weights-only unpickler (never full unpickling); see
-:mod:`stillguard.adapters.dynamicrafter_convert`. The output loads with
+:mod:`stillguard.adapters.dynamicrafter.convert`. The output loads with
 ``--target dynamicrafter --model OUT.safetensors``.
 """
 
@@ -28,7 +28,7 @@ def convert(
 ) -> None:
     """Convert a DynamiCrafter checkpoint to safetensors (weights-only read) and say what was kept."""
     with _errors(debug):
-        from ..adapters.dynamicrafter_convert import convert as run
+        from ..adapters import convert_dynamicrafter as run
 
         report = run(checkpoint, output, overwrite=force, check=not no_check)
         if json_out:

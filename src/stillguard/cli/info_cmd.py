@@ -120,7 +120,7 @@ def environment() -> dict[str, Any]:
             "huggingface_hub", "kornia", "numpy", "pillow", "pillow-heif", "opencv-python-headless", "opencv-python",
             "scikit-image", "imageio", "typer", "rich", "gradio")  # fmt: skip
     versions = package_versions(pkgs, skip_missing=True)
-    from ..adapters._common import toy_folder
+    from ..adapters import toy_folder
 
     cuda = torch.cuda.is_available()
     here = Path(__file__).resolve().parent.parent  # the stillguard package

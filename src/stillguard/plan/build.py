@@ -113,7 +113,7 @@ def instantiate(
             "from_config() (the config-only build); use --model tiny or toy meanwhile"
         )
     if model == "toy":
-        from ..adapters._common import toy_folder
+        from ..adapters import toy_folder
 
         folder = toy_folder()
     else:

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..adapters._common import resolve_dtype
+from ..adapters import resolve_dtype
 from ..bounds import check, check_settings
 from ..errors import InputError
 from ..registry import ADAPTERS, METHODS, SPACES

@@ -1,0 +1,110 @@
+"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``) share.
+
+Both adapters hold a pipeline, a dict of prompt tensors (completed by the family's
+:meth:`~FlowLoading.complete_prompt`: masks default to ones, negatives to zeros) and their
+generation settings, and are constructed the same way:
+
+* ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
+  its own way, then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
+  (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
+  ``stillguard.json`` overridden by the options that are not ``None``;
+* ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
+  random weights drawn from ``seed``, nothing allocated on ``"meta"``), applies the same memory
+  switches, and holds zero prompt embeddings of the published shape
+  (:meth:`~FlowLoading.zero_prompt`, made on ``device``); the model id is the folder's ``"model"``
+  setting, else its name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .build import config_pipeline
+from .folders import read_settings
+from .load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
+
+
+class FlowLoading:
+    """``from_config`` and the end of ``from_pretrained`` for a flow-matching video adapter (a
+    mixin); a family names its diffusers classes and components and its prompt tensors."""
+
+    #: the diffusers pipeline class name (its components come from the folder's model_index.json)
+    PIPELINE: ClassVar[str]
+    #: pipeline components stillguard does not run (text encoders, tokenizers), set to ``None``
+    ABSENT: ClassVar[tuple[str, ...]]
+
+    @staticmethod
+    def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
+        """The constructor's prompt tensors from the given ones (defaults filled in)."""
+        raise NotImplementedError
+
+    @classmethod
+    def zero_prompt(cls, pipe: Any, settings: dict[str, Any], dtype: torch.dtype) -> dict:
+        """Zero prompt tensors of the published shape for a pipeline built from a config."""
+        raise NotImplementedError
+
+    @classmethod
+    def adapter_from_opened(
+        cls,
+        opened: Opened,
+        prompt: dict[str, Tensor | None],
+        options: dict[str, Any],
+        *,
+        gradient_checkpointing: bool,
+        vae_slicing: bool,
+        vae_tiling: bool,
+    ) -> Any:
+        """The adapter on an opened pipeline: memory switches, completed ``prompt``, the folder's
+        settings overridden by ``options``."""
+        pipe = opened.pipe
+        memory_switches(
+            pipe, pipe.transformer, gradient_checkpointing=gradient_checkpointing,
+            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        )  # fmt: skip
+        return cls(
+            pipe,
+            model_id=opened.model_id,
+            prompt=cls.complete_prompt(prompt),
+            settings=merged_settings(opened.folder, options),
+            device=opened.device,
+            dtype=opened.dtype,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        folder: str | Any,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+        **options: Any,
+    ) -> Any:
+        """Random weights from ``seed`` (nothing allocated on ``"meta"``) from a config-only
+        folder; zero prompt embeddings of the published shape (:meth:`zero_prompt`); the memory
+        switches (``gradient_checkpointing``, ``vae_slicing``, ``vae_tiling``) applied as
+        ``from_pretrained`` applies them, so that a plan sizes what a run will do."""
+        import diffusers
+
+        options = dict(options)
+        switches = {k: bool(options.pop(k)) for k in SWITCHES if k in options}
+        pipe = config_pipeline(
+            folder, getattr(diffusers, cls.PIPELINE), seed=seed, device=device, dtype=dtype,
+            skip=cls.ABSENT, needed=("transformer", "vae", "scheduler"), what=f"a {cls.PIPELINE}",
+        )  # fmt: skip
+        settings = {**read_settings(Path(folder)), **options}
+        memory_switches(pipe, pipe.transformer, **switches)
+        with torch.device(device):
+            prompt = cls.zero_prompt(pipe, settings, dtype)
+        return cls(
+            pipe,
+            model_id=config_model_id(settings, folder),
+            prompt=cls.complete_prompt(prompt),
+            settings=settings,
+            device=torch.device(device),
+            dtype=dtype,
+        )

@@ -1,0 +1,277 @@
+"""The ``wan-i2v`` adapter: the differentiable pieces the loss sees (conditioning, the routing of
+each timestep to its expert, denoise). The model facts, the three flavours and the choices made are
+in the family's docstring (:mod:`stillguard.adapters.wan`). Latents are ``(B, F_lat, C, h, w)``
+here and ``(B, C, F_lat, h, w)`` inside diffusers; :func:`~.conditioning.swap_fc` swaps them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ...errors import InputError
+from ...registry import ADAPTERS
+from .._shared.generate import check_image, video_pixels
+from .._shared.load import adopt_pipeline
+from ..base import Adapter, Conditioning, Denoised
+from .capture import WanCapture
+from .conditioning import clip_pixels, pad_prompt, swap_fc
+from .generate import WanVideo
+from .load import WanLoading
+
+_DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's __call__ defaults
+
+
+@ADAPTERS.register("wan-i2v")
+class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
+    """Wan 2.1 / 2.2 image-to-video (see the family's docstring for the three flavours)."""
+
+    capabilities = frozenset(
+        {"hidden-states", "attention-joint", "vae-features", "image-embeds", "rollout"}
+    )
+    default_model = "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+    real_models = {
+        "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers": "wan2.1-i2v-14b-480p",
+        "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers": "wan2.1-i2v-14b-720p",
+        "Wan-AI/Wan2.2-I2V-A14B-Diffusers": "wan2.2-i2v-a14b",
+        "Wan-AI/Wan2.2-TI2V-5B-Diffusers": "wan2.2-ti2v-5b",
+    }
+
+    def __init__(
+        self,
+        pipe: Any,
+        *,
+        model_id: str,
+        prompt_embeds: Tensor,
+        negative_prompt_embeds: Tensor | None,
+        settings: dict[str, Any],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        from diffusers import UniPCMultistepScheduler
+
+        self.experts = self._experts_of(pipe)
+        adopt_pipeline(
+            self, pipe, model_id, device, dtype, pipe.vae, pipe.image_encoder, *self.experts
+        )
+        s = {**_DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
+        self.height, self.width = int(s.get("height", 480)), int(s.get("width", 832))
+        self.num_frames = int(s.get("num_frames", 81))
+        self.opt_num_frames = int(s.get("opt_num_frames") or self.num_frames)
+        self.num_inference_steps = int(s["num_inference_steps"])
+        self.guidance_scale = float(s["guidance_scale"])
+        g2 = s.get("guidance_scale_2")
+        self.guidance_scale_2 = float(g2) if g2 is not None else None
+        self.condition_grad = str(s.get("condition_grad", "all"))
+        if self.condition_grad not in ("all", "first"):
+            raise InputError(
+                f"condition_grad must be 'all' or 'first', got {self.condition_grad!r}"
+            )
+        self.flow_shift = s.get("flow_shift")
+        if self.flow_shift is not None:  # the model authors' shift, when the folder's differs
+            cfg = {**pipe.scheduler.config, "flow_shift": float(self.flow_shift)}
+            pipe.scheduler = UniPCMultistepScheduler.from_config(cfg)
+        self._rollout_scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config)
+        self.expand = bool(pipe.config.expand_timesteps)
+        self.boundary = pipe.config.boundary_ratio
+        self.has_clip = self.experts[0].config.image_dim is not None
+        self.flavour = "wan2.2-ti2v" if self.expand else (
+            "wan2.2-a14b" if len(self.experts) > 1 else "wan2.1"
+        )  # fmt: skip
+        caps = set(type(self).capabilities)
+        if not self.has_clip:
+            caps.discard("image-embeds")
+        self.capabilities = frozenset(caps)  # type: ignore[misc]
+        tf, sf = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
+        mult = sf * self.experts[0].config.patch_size[1]
+        for n in (self.num_frames, self.opt_num_frames):
+            if (n - 1) % tf:
+                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
+        if self.height % mult or self.width % mult:
+            raise InputError(
+                f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
+            )
+        if self.has_clip:  # Wan splits image from text tokens assuming exactly 512 text tokens
+            prompt_embeds = pad_prompt(prompt_embeds)
+        self.prompt_embeds = prompt_embeds.to(device, dtype)
+        ne = negative_prompt_embeds
+        ne = torch.zeros_like(self.prompt_embeds) if ne is None else ne.to(device, dtype)
+        self.negative_prompt_embeds = (
+            pad_prompt(ne, "negative_prompt_embeds") if self.has_clip else ne
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The base description plus the Wan design found in the folder (``flavour``)."""
+        return {**super().describe(), "flavour": self.flavour, "experts": len(self.experts)}
+
+    # ------------------------------------------------------------------ helpers
+    def _latent_frames(self, num_frames: int) -> int:
+        return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1
+
+    def _norm(self, raw: Tensor) -> Tensor:
+        """Raw VAE latent ``(B,C,F,h,w)`` -> the pipeline's ``(raw − mean) / std`` (in float32,
+        as the pipeline computes it)."""
+        cfg = self.pipe.vae.config
+        mean = torch.tensor(cfg.latents_mean, device=raw.device).view(1, -1, 1, 1, 1)
+        inv_std = 1.0 / torch.tensor(cfg.latents_std, device=raw.device).view(1, -1, 1, 1, 1)
+        return ((raw.float() - mean) * inv_std).to(self.dtype)
+
+    def _vae_mode(self, video: Tensor) -> Tensor:
+        return self.pipe.vae.encode(video.to(self.pipe.vae.dtype)).latent_dist.mode().to(self.dtype)
+
+    def _embeds(self, batch: int, negative: bool = False) -> Tensor:
+        e = self.negative_prompt_embeds if negative else self.prompt_embeds
+        return e.expand(batch, -1, -1) if e.shape[0] == 1 else e
+
+    def _mask(self, frames: int, batch: int, like: Tensor) -> Tensor:
+        """The pipeline's 4-channel frame mask ``(B, F_lat, 4, h, w)``: 1 on the photo's frames."""
+        tf = self.pipe.vae_scale_factor_temporal
+        n = (frames - 1) * tf + 1
+        m = like.new_zeros(batch, 1, n, *like.shape[-2:])
+        m[:, :, 0] = 1
+        m = torch.cat([m[:, :, :1].repeat_interleave(tf, 2), m[:, :, 1:]], 2)
+        return m.view(batch, -1, tf, *like.shape[-2:])
+
+    # ------------------------------------------------------------------ conditioning
+    def clip_embeds(self, img: Tensor) -> Tensor:
+        """CLIP ``hidden_states[-2]`` of a working-size image ``(B,3,H,W)`` -> ``(B, N_img, D)``."""
+        enc = self.pipe.image_encoder
+        pix = clip_pixels(img, self.pipe.image_processor).to(enc.dtype)
+        return enc(pixel_values=pix, output_hidden_states=True).hidden_states[-2].to(self.dtype)
+
+    def encode(self, x: Tensor) -> Conditioning:
+        """Image -> the pipeline's conditioning, differentiably.
+
+        Shape:
+            x ``(B,3,H,W)`` in [0,1] -> ``image_latents (B,F_lat,C,h,w)`` (normalised; TI2V: the
+            photo's latent on frame 0, zeros after), ``first_latent (B,C,h,w)`` (raw latent of the
+            photo), ``image_embeds (B,N_img,D_clip)`` (Wan2.1 only), ``extra["mask"]
+            (B,F_lat,4,h,w)`` (concat flavours).
+        """
+        check_image(x)
+        img = self.prepare(x.to(self.device, self.dtype))
+        pix = (img * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W)
+        frames = self._latent_frames(self.opt_num_frames)
+        if self.expand:
+            raw = self._vae_mode(pix)
+        else:
+            video = torch.cat(
+                [pix, pix.new_zeros(*pix.shape[:2], self.opt_num_frames - 1, *pix.shape[3:])], 2
+            )
+            if self.condition_grad == "first":
+                with torch.no_grad():
+                    rest = self._vae_mode(video)[:, :, 1:]
+                raw = torch.cat([self._vae_mode(pix), rest], 2)  # causal: frame 0 = 1-frame encode
+            else:
+                raw = self._vae_mode(video)
+        lat = swap_fc(self._norm(raw))
+        if self.expand:
+            lat = torch.cat([lat, lat.new_zeros(lat.shape[0], frames - 1, *lat.shape[2:])], 1)
+        extra = {} if self.expand else {"mask": self._mask(frames, x.shape[0], lat).to(self.dtype)}
+        emb = self.clip_embeds(img) if self.has_clip else None
+        return Conditioning(
+            image_latents=lat, first_latent=raw[:, :, 0], image_embeds=emb, extra=extra
+        )
+
+    def encode_video(self, video: Tensor) -> Tensor:
+        """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
+        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
+        return swap_fc(self._norm(self._vae_mode(pixels)))
+
+    def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
+        sf = self.pipe.vae_scale_factor_spatial
+        ch = self.pipe.vae.config.z_dim
+        return (
+            batch,
+            self._latent_frames(self.opt_num_frames),
+            ch,
+            self.height // sf,
+            self.width // sf,
+        )
+
+    # ------------------------------------------------------------------ denoiser
+    def _expert(self, t: float) -> tuple[Any, float]:
+        """The transformer and CFG scale the pipeline uses at timestep ``t`` (model units)."""
+        if self.boundary is None or len(self.experts) == 1 or t >= self.boundary * 1000:
+            return self.experts[0], self.guidance_scale
+        g2 = self.guidance_scale_2
+        return self.experts[1], self.guidance_scale if g2 is None else g2
+
+    def _call(
+        self, model: Any, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor
+    ) -> Tensor:
+        """One transformer call as the pipeline makes it. lat/result ``(B,F,C,h,w)``, t ``(B,)``."""
+        if self.expand:
+            keep = torch.ones_like(lat[:, :, :1])
+            keep[:, 0] = 0
+            inp = (1 - keep) * cond.image_latents[:, :1] + keep * lat
+            p_h, p_w = model.config.patch_size[1:]
+            per_tok = keep[0, :, 0, ::p_h, ::p_w].flatten()  # 0 on frame-0 tokens
+            timestep = per_tok[None] * t.to(lat.dtype)[:, None]
+        else:
+            img = cond.image_latents
+            if img.shape[1] != lat.shape[1]:
+                raise InputError("z0/noise must have as many latent frames as the conditioning")
+            inp = torch.cat([lat, cond.extra["mask"].to(lat), img.to(lat)], 2)
+            timestep = t
+        image = None if cond.image_embeds is None else cond.image_embeds.to(model.dtype)
+        out = model(
+            hidden_states=swap_fc(inp).to(model.dtype), timestep=timestep,
+            encoder_hidden_states=embeds.to(model.dtype),
+            encoder_hidden_states_image=image,
+            return_dict=False,
+        )[0]  # fmt: skip
+        return swap_fc(out).to(self.dtype)
+
+    def _routed(self, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor) -> Tensor:
+        """Route each batch element to its expert by its timestep (Wan2.2-A14B)."""
+        models = [self._expert(float(v))[0] for v in t]
+        if all(m is models[0] for m in models):
+            return self._call(models[0], lat, cond, t, embeds)
+        out = torch.empty_like(lat)
+        for m in {id(m): m for m in models}.values():
+            idx = torch.tensor([i for i, mm in enumerate(models) if mm is m], device=lat.device)
+            sub = Conditioning(
+                cond.image_latents[idx], cond.first_latent[idx],
+                None if cond.image_embeds is None else cond.image_embeds[idx],
+                {k: v[idx] for k, v in cond.extra.items()},
+            )  # fmt: skip
+            out = out.index_copy(0, idx, self._call(m, lat[idx], sub, t[idx], embeds[idx]))
+        return out
+
+    def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
+        """``t = 1000·σ'``, ``σ' = sσ/(1+(s−1)σ)``, ``σ ~ U(0,1)``, ``s`` = flow shift.
+
+        Shape: ``(batch,)``.
+        """
+        s = float(self.pipe.scheduler.config.get("flow_shift", 1.0))
+        sigma = torch.rand(batch, generator=generator, device=generator.device).clamp_min(1e-3)
+        return (1000 * s * sigma / (1 + (s - 1) * sigma)).to(self.device)
+
+    def denoise(
+        self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
+    ) -> Denoised:
+        """Flow matching: ``noisy = (1−σ)z0 + σ·noise`` with ``σ = t/1000``; ``pred`` = velocity;
+        ``target = noise − z0``; ``x0 = noisy − σ·pred`` (TI2V: frame 0 is the photo's latent).
+
+        ``z0`` defaults to the photo's normalised latent repeated over every latent frame (it keeps
+        the gradient of ``x``). Shape: timestep ``(B,)`` or scalar; the rest ``(B,F_lat,C,h,w)``.
+        """
+        cond = x if isinstance(x, Conditioning) else self.encode(x)
+        first = cond.image_latents[:, :1]
+        if z0 is None:
+            z0 = first.expand(-1, cond.image_latents.shape[1], -1, -1, -1)
+        z0, noise = z0.to(self.device, self.dtype), noise.to(self.device, self.dtype)
+        b = z0.shape[0]
+        t = torch.as_tensor(timestep, device=self.device, dtype=torch.float32).reshape(-1).expand(b)
+        sigma = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
+        noisy = (1 - sigma) * z0 + sigma * noise
+        pred = self._routed(noisy, cond, t, self._embeds(b))
+        target = noise - z0
+        x0 = noisy - sigma * pred
+        if self.expand:
+            noisy = torch.cat([first.expand(b, -1, -1, -1, -1), noisy[:, 1:]], 1)
+            x0 = torch.cat([first.expand(b, -1, -1, -1, -1), x0[:, 1:]], 1)
+            target = torch.cat([pred[:, :1].detach(), target[:, 1:]], 1)
+        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
