@@ -94,3 +94,33 @@ def test_diffpure_needs_a_folder(monkeypatch, tmp_path):
     (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"x")
     with pytest.raises(ModelError, match="safetensors"):
         DiffPure(model=str(tmp_path)).real(_img())
+
+
+@pytest.fixture(scope="module")
+def upscaler_folder(tmp_path_factory):
+    from diffusers import DDIMScheduler, LDMSuperResolutionPipeline, UNet2DModel, VQModel
+
+    torch.manual_seed(0)
+    vq = VQModel(in_channels=3, out_channels=3, latent_channels=3, block_out_channels=(8, 8, 8),
+                 down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+                 norm_num_groups=4, num_vq_embeddings=16, layers_per_block=1)  # fmt: skip
+    unet = UNet2DModel(sample_size=16, in_channels=6, out_channels=3, layers_per_block=1,
+                       block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
+                       up_block_types=("UpBlock2D",) * 2, norm_num_groups=4)  # fmt: skip
+    folder = tmp_path_factory.mktemp("ldmsr")
+    LDMSuperResolutionPipeline(vqvae=vq, unet=unet, scheduler=DDIMScheduler()).save_pretrained(
+        folder
+    )
+    return folder
+
+
+def test_noisy_upscale_with_a_tiny_upscaler(upscaler_folder):
+    spec = f"noisy-upscale:upscaler={upscaler_folder},steps=2"
+    t = parse_attack(spec)
+    x = _img(h=48, w=40)
+    y = t.real(x)
+    assert y.shape == x.shape and torch.equal(y, quantize8(y)) and torch.equal(y, t.real(x))
+    assert not torch.equal(y, parse_attack("noisy-upscale").real(x))  # not the bicubic stand-in
+    assert attack_label(spec) == spec  # no "stand-in" caveat
+    with pytest.raises(InputError, match="purification only"):
+        t(x, torch.Generator())

@@ -140,3 +140,22 @@ def test_resume_after_a_kill(tmp_path):
     assert done.returncode == 0, done.stderr
     assert first[0].stat().st_mtime_ns == stamp and len(list((out / "cells").rglob("*.json"))) == 2
     assert (out / "table.md").exists()
+
+
+def test_extra_metrics_without_dlib_and_with_tiny_encoders(monkeypatch):
+    import torch
+
+    from stillguard.encoders import ClipImage, DinoImage, QAlign, faces
+    from stillguard.measure.extra import video_metrics
+
+    g = torch.Generator().manual_seed(0)
+    photo = torch.rand(1, 3, 40, 40, generator=g)
+    video = torch.rand(1, 3, 3, 40, 40, generator=g)
+    other = torch.rand(1, 3, 3, 40, 40, generator=g)
+    encoders = {"dino": DinoImage.tiny(), "clip": ClipImage.tiny(), "qalign": QAlign.tiny()}
+    monkeypatch.setattr(faces, "available", lambda: "face metrics need dlib: pip install ...")
+    fn = video_metrics(photo, encoders)
+    same, diff = fn(video, video, "clean"), fn(other, video, "protected")
+    assert set(same) == {"dino", "clip", "qalign"}  # no face column without dlib, no crash
+    assert same["dino"] == pytest.approx(1.0, abs=1e-5) and diff["dino"] < 1.0
+    assert -1 <= diff["clip"] <= 1 and 0 <= diff["qalign"] <= 1

@@ -73,6 +73,12 @@ def bench(
         pics = load_photos(photos)
         for _, model in spec.targets:
             _warn_demo_model(model)
+        from ..encoders import faces
+
+        if faces.available() is not None:  # the face columns are left out, the rest runs
+            _stderr().print(
+                f"note: {faces.available()}; the face columns are left out", markup=False
+            )
         command = _command(locals())
         with _bar(json_out) as events:
             result = run_bench(

@@ -22,7 +22,8 @@ Choices made here:
   shifts by ``(max_shift, max_shift)``.
 * ``noisy-upscale`` is a cheap stand-in for the "noisy upscaling" purification of Hoenig et al.
   (arXiv 2406.12027): Gaussian noise, then bicubic down and up (they upscale with a diffusion model,
-  which is not available offline). ``real`` draws its noise from a fixed seed (``REAL_SEED``).
+  which is not available offline; ``upscaler=DIR`` uses a local latent-diffusion super-resolution
+  folder instead, as a purification only). ``real`` draws its noise from a fixed seed (``REAL_SEED``).
 * ``random`` applies one of its ``choices`` to each sample; ``real`` draws with ``REAL_SEED``.
 * ``gaussian-noise`` adds Gaussian noise (``real``: ``REAL_SEED``); ``bits`` reduces the bit depth
   (straight-through gradient); ``diffpure`` noises to ``t`` and denoises with a local DDPM folder.
