@@ -107,6 +107,28 @@ def test_rerun_skips_every_finished_cell(small_run):
     assert {p: p.stat().st_mtime_ns for p in cells} == before  # nothing redone
 
 
+def test_attack_lists_with_commas_inside():
+    from stillguard.app.bench.spec import parse_attacks
+
+    assert parse_attacks("none;noisy-upscale:noise=0.1,scale=0.25") == [
+        "none", "noisy-upscale:noise=0.1,scale=0.25"]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_gpu_memory_sizes_each_pair_with_the_planner():
+    """Planning on fake tensors takes minutes on a loaded 2-core machine: slow suite."""
+    from stillguard.app.bench.configs import run_config
+    from stillguard.app.bench.spec import BenchSpec, parse_methods, parse_targets
+    from stillguard.errors import StillguardError
+
+    spec = BenchSpec(parse_targets("cogvideox-i2v:tiny"), parse_methods("vid-freeze", 2, None,
+                     "default"), ["none"], [0], gpu_memory="4GiB")  # fmt: skip
+    assert run_config(spec, spec.targets[0], spec.methods[0]).rungs == []  # the tiny model fits
+    spec.gpu_memory = "1MiB"
+    with pytest.raises(StillguardError, match="does not fit"):
+        run_config(spec, spec.targets[0], spec.methods[0])
+
+
 def test_success_rule_and_markdown():
     frozen = {"motion_ratio": 0.1, "dissim_ratio": 0.1, "video_ssim": 0.9, "fidelity_drop": 0.0}
     moving = {"motion_ratio": 1.0, "dissim_ratio": 1.0, "video_ssim": 0.9, "fidelity_drop": 0.0}

@@ -25,7 +25,7 @@ def bench(
     targets: Annotated[str, typer.Option(help="NAME[:MODEL],... e.g. cogvideox-i2v:toy,wan-i2v:toy-wan [the real checkpoint].")] = "cogvideox-i2v",
     methods: Annotated[str, typer.Option(help="NAME[:key=value...],... keys steps, eps, preset or a method option.")] = METHODS,
     photos: Annotated[str, typer.Option(help="A folder, or builtin[:N] (held-out set), faces, sample.")] = "builtin",
-    attacks: Annotated[str, typer.Option(help="Purifications before generation: none, jpeg95, jpeg75, jpeg50, resize, blur, noise, bits, noisy-upscale, diffpure, or transform specs.")] = ATTACKS,
+    attacks: Annotated[str, typer.Option(help="Purifications before generation: none, jpeg95, jpeg75, jpeg50, resize, blur, noise, bits, noisy-upscale, diffpure, or transform specs; separate with ; when a spec has commas.")] = ATTACKS,
     seeds: Annotated[str, typer.Option(help="Generation seeds, comma-separated.")] = "0",
     steps: Annotated[int | None, typer.Option(help="PGD steps of every method [its preset].")] = None,
     eps: Annotated[str | None, typer.Option(help="L-inf budget of every method, e.g. 8/255 [preset].")] = None,

@@ -9,7 +9,8 @@ Spellings (the command line's; the same strings work from Python):
   ``steps``, ``eps`` and ``preset`` set the run (as ``protect --steps/--eps/--preset``), any other key
   is a method option (``--set method.KEY=VALUE``); ``--steps``/``--eps``/``--preset`` give defaults;
 * ``--attacks none,jpeg75,resize,blur,noisy-upscale``: short names of
-  :data:`stillguard.transforms.ATTACKS` or transform specs (``jpeg:60``);
+  :data:`stillguard.transforms.ATTACKS` or transform specs (``jpeg:60``); when a spec needs commas
+  (``diffpure:model=DIR,t=0.2``) separate the attacks with ``;`` instead;
 * ``--seeds 0,1``: generation seeds (clean and protected videos of one seed share the noise).
 
 Choices: a method may appear twice with different options; its label (``rollout-freeze:unroll=2``)
@@ -70,8 +71,8 @@ class BenchSpec:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _split(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
+def _split(text: str, what: str, sep: str = ",") -> list[str]:
+    items = [t.strip() for t in str(text).split(sep) if t.strip()]
     if not items:
         raise InputError(f"--{what} is empty; give at least one, separated by commas")
     return items
@@ -139,7 +140,7 @@ def parse_attacks(text: str) -> list[str]:
     from ...errors import StillguardError
     from ...transforms import ATTACKS, parse_attack
 
-    out = _split(text, "attacks")
+    out = _split(text, "attacks", ";" if ";" in text else ",")
     for a in out:
         try:
             parse_attack(a)
