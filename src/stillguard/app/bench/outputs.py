@@ -10,10 +10,12 @@ and enlarged (nearest) to at least 64 px, so toy videos stay visible.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,13 @@ def write_cell_media(folder: Path, stem: str, prot: Tensor, videos: dict[str, Te
         atomic_write_bytes(folder / name, _png_bytes(strip, media.scale_for(h, 64)))
 
 
-def _attack_file(a: str) -> str:
-    from .run import safe
+def safe(name: str) -> str:
+    """A file-name-safe form of a label (with a short hash when characters were replaced)."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+    return clean if clean == name else f"{clean}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
+
+def _attack_file(a: str) -> str:
     return safe(a)
 
 
@@ -122,8 +128,6 @@ def _bars(rows: list[dict], key: str, title: str, path: Path) -> Path:
 
 
 def _report(out: Path, rows: list[dict], cells: list[dict], spec: Any, record: dict) -> Path:
-    from .run import safe
-
     rep = out / "report"
     rep.mkdir(exist_ok=True)
     cols = columns(rows)

@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,11 @@ from typing import Any
 from ...errors import StillguardError
 from ...files import write_json
 from .configs import all_configs
+from .outputs import safe
 from .photos import Photo
 from .spec import BenchSpec
 
 log = logging.getLogger(__name__)
-
-
-def safe(name: str) -> str:
-    """A file-name-safe form of a label (with a short hash when characters were replaced)."""
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    return clean if clean == name else f"{clean}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
 
 
 def load_encoders(spec: BenchSpec) -> dict[str, Any]:
@@ -88,7 +82,7 @@ def run_bench(
     from ...measure.extra import video_metrics
     from ...measure.faces import photo_identity
     from .cell import run_cell
-    from .outputs import write_cell_media, write_results
+    from .outputs import write_cell_media, write_results  # noqa: F811
 
     out = Path(out)
     configs = check(spec, photos, out)
