@@ -8,7 +8,8 @@ noise; the clean videos of a photo are shared by every method through ``clean_vi
 is a JSON-able dict: per (attack, seed) rows, the photo's fidelity, timings and peak memory.
 
 Choices: time per photo is wall-clock protect + evaluate of the cell (with the shared clean videos
-counted in the first method that needs them); peak memory is the CUDA allocator's peak during the
+counted in the first method that needs them), and ``cpu_seconds`` the process's CPU time over the
+same span (on a shared machine the wall time depends on the load, the CPU time much less); peak memory is the CUDA allocator's peak during the
 cell on a GPU, else the process's peak resident memory so far (``ru_maxrss``: it only grows, so it
 is an upper bound for the cell and labelled so).
 """
@@ -59,7 +60,7 @@ def run_cell(
 
     if cfg.device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     needs_model = cfg.method_name != "noise"
     result = protect(photo.image, adapter if needs_model else None, callback=on_step,
                      **cfg.protect_kwargs())  # fmt: skip
@@ -94,6 +95,7 @@ def run_cell(
         "protect_seconds": t_protect,
         "eval_seconds": t_eval,
         "seconds": t_protect + t_eval,
+        "cpu_seconds": time.process_time() - cpu0,
         "peak_mib": peak,
         "peak_kind": peak_kind,
         "final_loss": float(result.losses[-1]) if result.losses else None,
