@@ -1,8 +1,8 @@
 """What a bench writes: per-cell media, the table (Markdown, CSV, JSON) and an HTML report.
 
 Every file is written atomically. The report (``report/index.html``, relative links only, no
-scripts) shows the table, one bar chart per metric (a bar per method and attack, one panel per
-target) and, per case (target x method x attack), a frame strip of the first photo and seed: the
+scripts) shows the table, one bar chart per metric (a bar per method and attack, coloured by
+attack, one panel per target) and, per case (target x method x attack), a frame strip of the first photo and seed: the
 clean video above, the protected video after the attack below. Frames are subsampled to at most 8
 and enlarged (nearest) to at least 64 px, so toy videos stay visible.
 """
@@ -28,6 +28,7 @@ from ...measure.report import _CSS, _fig, _figure, _html_table
 from .table import aggregate, columns, fmt, markdown
 
 MAX_FRAMES = 8
+_PALETTE = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f")
 
 
 def _png_bytes(image: Tensor, scale: int = 1) -> bytes:
@@ -114,7 +115,9 @@ def _bars(rows: list[dict], key: str, title: str, path: Path) -> Path:
         ax = fig.add_subplot(len(targets), 1, i + 1)
         rs = [r for r in rows if r["target"] == t]
         ys = [r.get(key, math.nan) for r in rs]
-        ax.bar(range(len(rs)), [0 if math.isnan(y) else y for y in ys], color="#d62728")
+        attacks = list(dict.fromkeys(r["attack"] for r in rs))
+        colors = [_PALETTE[attacks.index(r["attack"]) % len(_PALETTE)] for r in rs]
+        ax.bar(range(len(rs)), [0 if math.isnan(y) else y for y in ys], color=colors)
         ax.set_xticks(range(len(rs)), [f"{r['method']}\n{r['attack']}" for r in rs], fontsize=7)
         ax.set_title(f"{title}: {t}", fontsize=9)
         if key in ("motion", "tssim"):
