@@ -51,8 +51,11 @@ def check(spec: BenchSpec, photos: list[Photo], out: Path) -> dict:
     from ..models import check_model_available
 
     configs = all_configs(spec)
-    for _, model in spec.targets:
-        check_model_available(model)
+    for name, model in spec.targets:
+        try:
+            check_model_available(model)
+        except StillguardError as e:  # protect's advice names --model; the bench's is --targets
+            raise type(e)(f"{e} (in stillguard bench: --targets {name}:DIR)") from None
     check_writable(out)
     if (out / "bench.json").exists():
         try:
