@@ -105,7 +105,7 @@ def run_bench(
         tlabel = f"{target[0]}:{target[1]}"
         adapters: dict[str, Any] = {}  # by dtype and target options (the planner may vary them)
         for photo in photos:
-            clean: dict = {}
+            cleans: dict[str, dict] = {}  # per adapter: its clean videos of this photo
             hook = None
             for method in spec.methods:
                 cfg = configs[(tlabel, method.label)]
@@ -119,6 +119,7 @@ def run_bench(
                     if akey not in adapters:
                         adapters[akey] = _load(target, cfg, emit)
                     adapter = adapters[akey]
+                    clean = cleans.setdefault(akey, {})
                     if hook is None:
                         hook = video_metrics(
                             photo.image, encoders, face=face_note is None, **face_kw
