@@ -181,3 +181,15 @@ def test_extra_metrics_without_dlib_and_with_tiny_encoders(monkeypatch):
     assert set(same) == {"dino", "clip", "qalign"}  # no face column without dlib, no crash
     assert same["dino"] == pytest.approx(1.0, abs=1e-5) and diff["dino"] < 1.0
     assert -1 <= diff["clip"] <= 1 and 0 <= diff["qalign"] <= 1
+
+
+def test_builtin_photo_sets():
+    from stillguard.app.bench.photos import load_photos
+    from stillguard.measure.faces import photo_face
+
+    held = load_photos("builtin")
+    assert [p.name for p in held][:2] == ["chelsea", "synthetic-0"] and len(held) == 8
+    assert all(p.image.shape == (1, 3, 64, 64) for p in held)
+    assert len({p.sha256 for p in held}) == 8
+    (face,) = load_photos("faces")
+    assert face.image.shape == (1, 3, 256, 256) and photo_face(face.image) is not None
