@@ -13,10 +13,18 @@ L-infinity 8/255, ``--steps`` PGD steps, default 100), ``Protected.save`` to an 
 on the saved file. Aggregates are mean +- population std over all (image, seed) pairs; a ratio is
 the mean of per-(image, seed) ratios, not a ratio of means.
 
-Inputs the methods were not tuned on (the demo astronaut is not used): four scikit-image sample
-photos (chelsea, coffee, rocket, camera as grey RGB), centre-cropped square and Lanczos-resized to
-64x64 (the toy model's native size), and four synthetic scenes from ``stillguard.toy.training.data``'s held-out
+Inputs the methods were not tuned on (the demo astronaut is not used): the bench's builtin
+held-out set (``stillguard bench --photos builtin``): four scikit-image sample photos (chelsea,
+coffee, rocket, camera as grey RGB), centre-cropped square and Lanczos-resized to 64x64 (the toy
+model's native size), and four synthetic scenes from ``stillguard.toy.training.data``'s held-out
 stream (never drawn in training) with data seed 7919 (training used seed 0).
+
+What the bench does and this script does not need to: a methods x attacks table on any photos,
+targets and models is ``stillguard bench`` (``docs/benchmark.md``); its headline protocol here is
+``stillguard bench --photos builtin --seeds 0,1,2 --steps 100 --methods
+vid-freeze,rollout-freeze,anti-i2v,noise --attacks none,jpeg75,resize:0.75,blur``. This script
+keeps the research-only parts: the goals of the efficacy issue, the ablations (eps, steps, layers,
+attention, unroll, spaces, EOT), the transfer section and merging side runs into one document.
 
 Choices made here:
     * the same-budget noise baseline of ``evaluate`` (``noise_baseline=True``) is a deterministic
@@ -54,8 +62,6 @@ import torch
 
 log = logging.getLogger("efficacy")
 
-NATURAL = ("chelsea", "coffee", "rocket", "camera")
-SYNTH_SEED, SYNTH_INDICES = 7919, (0, 1, 2, 3)
 TRANSFORMS = ("identity", "jpeg:75", "resize:0.75", "blur:1.0")
 PURIFICATIONS = TRANSFORMS[1:]
 HEADLINE = ("vid-freeze", "rollout-freeze", "anti-i2v", "noise")
@@ -76,22 +82,15 @@ METRICS = ROW_KEYS + ("input_fidelity_drop",)
 
 # ------------------------------------------------------------------------------------ inputs
 def held_out_images(n: int | None = None) -> list[tuple[str, str, torch.Tensor]]:
-    """``(name, description, image)`` pairs, natural and synthetic alternating so any prefix mixes.
+    """``(name, description, image)`` of the bench's held-out set (``stillguard bench --photos
+    builtin``; :func:`stillguard.app.bench.photos.held_out`), natural and synthetic alternating.
 
     Shape:
         each image ``(1, 3, 64, 64)`` in [0, 1], 8-bit valued.
     """
-    from stillguard.toy.training import quality
+    from stillguard.app.bench.photos import held_out
 
-    out = []
-    for photo, idx in zip(NATURAL, SYNTH_INDICES, strict=True):
-        img = quality.u8_to_tensor(quality.photo(photo, 64).copy())[None]
-        out.append((photo, f"skimage.data.{photo}(), centre crop, Lanczos to 64x64", img))
-        img = quality.synthetic_case(SYNTH_SEED, idx)[0]
-        out.append(
-            (f"synthetic-{idx}", f"toy.data held-out stream, seed {SYNTH_SEED}, #{idx}", img)
-        )
-    return out[:n] if n else out
+    return [(p.name, p.source, p.image) for p in held_out(n)]
 
 
 # ---------------------------------------------------------------------------------- variants

@@ -194,6 +194,11 @@ def test_list_and_env(tmp_path):
     ]
     human = run("list")
     assert human.exit_code == 0 and "presets:" in human.stdout and "max_queries" in human.stdout
+    assert "attacks:" in human.stdout and "gaussian-noise" in human.stdout  # transforms too
+    attacks = {
+        e["name"]: e["doc"] for e in json.loads(run("list", "attacks", "--json").stdout)["attacks"]
+    }
+    assert attacks["jpeg75"] == "= jpeg:75" and "diffpure" in attacks
     assert run("list", "nope").exit_code == 2
     env = json.loads(run("env", "--json").stdout)
     assert (

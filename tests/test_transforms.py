@@ -23,6 +23,8 @@ SPECS = [
     "crop:3",
     "random",
     "noisy-upscale:noise=0.1,scale=0.25",
+    "gaussian-noise:0.05",
+    "bits:4",
 ]
 
 

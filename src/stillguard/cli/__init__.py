@@ -13,6 +13,8 @@ Commands (one module each, or a pair sharing one):
 * ``convert`` (:mod:`.convert_cmd`): an official DynamiCrafter ``model.ckpt`` -> ``.safetensors``
   (weights-only read, never full unpickling);
 * ``web`` (:mod:`.web_cmd`): the web page (gradio) over the same library calls;
+* ``bench`` (:mod:`.bench_cmd`): protect photos with several methods against several targets,
+  attack them, generate and measure; a table, a report, resumable;
 * ``plan`` (:mod:`.plan_cmd`): whether a protection fits a GPU and how long it takes, planned on
   fake tensors from the target's published configuration (no weights, no GPU).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from ..app.models import check_model_available
 from . import (  # noqa: F401  (registers the commands)
+    bench_cmd,
     convert_cmd,
     info_cmd,
     plan_cmd,

@@ -47,9 +47,15 @@ def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
         "adapters": "targets",
         "target": "targets",
     }
-    kinds = [*KINDS, "presets"] if kind is None else [aliases.get(kind, kind)]
+    aliases["attack"] = "attacks"
+    kinds = [*KINDS, "attacks", "presets"] if kind is None else [aliases.get(kind, kind)]
     out: dict[str, list[dict[str, Any]]] = {}
     for k in kinds:
+        if k == "attacks":  # purification short names (bench --attacks): name -> transform spec
+            from ..transforms import ATTACKS
+
+            out[k] = [{"name": n, "doc": f"= {spec}", "options": []} for n, spec in ATTACKS.items()]
+            continue
         if k == "presets":
             out[k] = []
             for name in list_presets():
@@ -66,7 +72,7 @@ def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
             from ..registry import close_matches
 
             raise StillguardError(
-                f"unknown kind {kind!r}: {close_matches(str(kind), [*KINDS, 'presets'])}"
+                f"unknown kind {kind!r}: {close_matches(str(kind), [*KINDS, 'attacks', 'presets'])}"
             )
         reg = getattr(plugins, KINDS[k])
         out[k] = []
@@ -82,7 +88,8 @@ def list_plugins(kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
 @app.command(name="list")
 def list_(
     kind: Annotated[
-        str | None, typer.Argument(help="methods, targets, spaces, transforms or presets [all].")
+        str | None,
+        typer.Argument(help="methods, targets, spaces, transforms, attacks or presets [all]."),
     ] = None,
     json_out: JSON = False,
     debug: DEBUG = False,

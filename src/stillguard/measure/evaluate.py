@@ -143,6 +143,9 @@ def evaluate(
     num_frames: int | None = None,
     num_inference_steps: int | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
+    video_metrics: Callable[[Tensor, Tensor, str], dict[str, float]] | None = None,
+    clean_videos: dict[int, Tensor] | None = None,
+    all_videos: bool = False,
 ) -> Report:
     """Generate clean, protected and noise-baseline videos and measure them.
 
@@ -159,6 +162,14 @@ def evaluate(
         noise_seed: seed of the noise baseline.
         num_frames, num_inference_steps: passed to ``adapter.generate`` (``None``: its defaults).
         callback: called with ``{"done", "total", "seed", "transform", "subject"}`` after each video.
+        video_metrics: more numbers per video, ``fn(video, clean_video, subject) -> {name: float}``
+            (subject ``"clean"``, ``"protected"`` or ``"noise"``; the clean video of the same seed
+            is passed too, itself for the clean one); added to each row, the clean video's as
+            ``clean_<name>`` (e.g. the face metrics of :mod:`stillguard.measure.faces`).
+        clean_videos: a cache ``{seed: clean video}`` for this original and adapter, read and
+            filled, so several protections of one photo share its clean videos.
+        all_videos: keep the first seed's video of every transform too, as
+            ``videos["<subject>@<transform>"]`` (memory grows with the transforms).
     Returns:
         A :class:`Report`.
     Shape:
@@ -191,7 +202,9 @@ def evaluate(
             eps * 255,
         )
     gen_kw = {"num_frames": num_frames, "num_inference_steps": num_inference_steps}
-    total, done = len(seeds) * (1 + len(tfs) * len(subjects)), 0
+    cache = clean_videos if clean_videos is not None else {}
+    fresh = sum(s not in cache for s in seeds)
+    total, done = fresh + len(seeds) * len(tfs) * len(subjects), 0
     rows: list[dict[str, Any]] = []
     videos: dict[str, Tensor] = {}
 
@@ -207,14 +220,19 @@ def evaluate(
             )
         return v
 
+    def more(video: Tensor, clean: Tensor, subject: str) -> dict[str, float]:
+        return dict(video_metrics(video, clean, subject)) if video_metrics is not None else {}
+
     for si, seed in enumerate(seeds):
-        clean = gen(orig, seed, "-", "clean")
-        c = _video_metrics(clean, orig)
+        if seed not in cache:
+            cache[seed] = gen(orig, seed, "-", "clean")
+        clean = cache[seed]
+        c = {**_video_metrics(clean, orig), **more(clean, clean, "clean")}
         for ti, (tf, label) in enumerate(zip(tfs, labels, strict=True)):
             for subject, img in subjects.items():
                 purified = quantize8(tf.real(img))
                 video = gen(purified, seed, label, subject)
-                m = _video_metrics(video, orig)
+                m = {**_video_metrics(video, orig), **more(video, clean, subject)}
                 row: dict[str, Any] = {"transform": label, "seed": seed, "subject": subject}
                 row.update(m)
                 row.update({f"clean_{k}": v for k, v in c.items()})
@@ -222,6 +240,8 @@ def evaluate(
                 rows.append(row)
                 if si == 0 and ti == 0:
                     videos["clean"], videos[subject] = clean, video
+                if si == 0 and all_videos:
+                    videos[f"{subject}@{label}"] = video
     summary = summarize(rows)
     verdicts = {s["transform"]: s["verdict"] for s in summary if s["subject"] == "protected"}
     describe = adapter.describe() if hasattr(adapter, "describe") else {"target": str(adapter)}

@@ -15,8 +15,9 @@ Choices (the papers do not fix them):
 * **L2** in :func:`imperceptibility` is the Euclidean norm of the whole difference tensor of one
   image in ``[0, 1]`` units; ``linf_255`` is the largest absolute pixel change in 8-bit steps.
 * **Learned metrics** (LPIPS, DINO, CLIP, ArcFace) need weights that are not shipped and are never
-  downloaded. A caller that has them registers a function with :func:`register_learned_metric`;
-  every unregistered one is reported as the string ``"not available"``, never as a number.
+  downloaded. :mod:`stillguard.encoders` loads them from local folders; a caller registers a
+  function with :func:`register_learned_metric` (``stillguard bench --lpips DIR`` does it for its
+  table); every unregistered one is reported as the string ``"not available"``, never a number.
 """
 
 from __future__ import annotations

@@ -67,8 +67,10 @@ def missing_note(report: Any) -> str:
     if not missing:
         return ""
     return (
-        f"{', '.join(missing)}: not available (need local weights; register a loader with "
-        "stillguard.measure.metrics.register_learned_metric; nothing is downloaded)"
+        f"{', '.join(missing)}: not available (need local weights: load one with "
+        "stillguard.encoders, e.g. Lpips.from_folder(DIR), and register it with "
+        "stillguard.measure.metrics.register_learned_metric, or use stillguard bench --lpips DIR; "
+        "nothing is downloaded)"
     )
 
 

@@ -22,8 +22,14 @@ Choices made here:
   shifts by ``(max_shift, max_shift)``.
 * ``noisy-upscale`` is a cheap stand-in for the "noisy upscaling" purification of Hoenig et al.
   (arXiv 2406.12027): Gaussian noise, then bicubic down and up (they upscale with a diffusion model,
-  which is not available offline). ``real`` draws its noise from a fixed seed (``REAL_SEED``).
+  which is not available offline; ``upscaler=DIR`` uses a local latent-diffusion super-resolution
+  folder instead, as a purification only). ``real`` draws its noise from a fixed seed (``REAL_SEED``).
 * ``random`` applies one of its ``choices`` to each sample; ``real`` draws with ``REAL_SEED``.
+* ``gaussian-noise`` adds Gaussian noise (``real``: ``REAL_SEED``); ``bits`` reduces the bit depth
+  (straight-through gradient); ``diffpure`` noises to ``t`` and denoises with a local DDPM folder.
+
+Purification attacks by short name (``none``, ``jpeg75``, ``resize``, ``diffpure``, ...):
+:mod:`.attacks`.
 
 Spec strings (:func:`parse_transform`): ``name``, ``name:value`` (first field), ``name:k=v,k=v``, and
 ``random:jpeg:75+resize:0.5`` for ``random``.
@@ -31,27 +37,48 @@ Spec strings (:func:`parse_transform`): ``name``, ``name:value`` (first field), 
 
 from __future__ import annotations
 
-from . import blur, crop, identity, jpeg, noisy_upscale, random, resize  # noqa: F401  (registers them)
+from . import (  # noqa: F401  (registers them)
+    bits,
+    blur,
+    crop,
+    diffpure,
+    identity,
+    jpeg,
+    noise,
+    noisy_upscale,
+    random,
+    resize,
+)
+from .attacks import ATTACKS, attack_label, parse_attack
 from .base import DEFAULT_PURIFICATIONS, REAL_SEED, Transform
+from .bits import Bits
 from .blur import Blur
 from .crop import Crop
+from .diffpure import DiffPure
 from .identity import Identity
 from .jpeg import Jpeg
+from .noise import GaussianNoise
 from .noisy_upscale import NoisyUpscale
 from .parse import parse_transform
 from .random import Random
 from .resize import Resize
 
 __all__ = [
+    "ATTACKS",
     "DEFAULT_PURIFICATIONS",
     "REAL_SEED",
+    "Bits",
     "Blur",
     "Crop",
+    "DiffPure",
+    "GaussianNoise",
     "Identity",
     "Jpeg",
     "NoisyUpscale",
     "Random",
     "Resize",
     "Transform",
+    "attack_label",
+    "parse_attack",
     "parse_transform",
 ]
