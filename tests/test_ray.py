@@ -251,7 +251,11 @@ def _run_killing_an_actor(tmp_path: Path, kill_after: int) -> None:
     assert sorted(started) == list(range(N))
     if 0 < kill_after <= N - 4:
         assert in_flight[0] >= 3, in_flight
-    assert ray._private.state.actors()[killed[0]]["NumRestarts"] >= 1, "Ray did not restart it"
+    # Ray must restart the killed actor when it held a job (3 or more out) or is sent the next
+    # ones (killed at the first job); killed with one job left, that job may be the other actor's
+    # and the run can end before Ray notices the death, so nothing is asserted of the restart then
+    if kill_after == 0 or in_flight[0] >= 3:
+        assert ray._private.state.actors()[killed[0]]["NumRestarts"] >= 1, "Ray did not restart it"
 
 
 def test_actor_sigkill_mid_run_still_every_image_once(runtime, tmp_path):
