@@ -7,6 +7,8 @@ die with it (kernel fate-sharing), but its per-node agents (``ray::DashboardAgen
 dead GCS). This reaper is a small process the driver starts before the runtime
 (:func:`.ray_runtime.runtime`); it
 
+* notes the driver's children that are there already (none of them is the runtime's) and says
+  ``ready`` on its stdout; the driver waits for that line before it starts the runtime;
 * reads its stdin, the driver's end of a pipe: end of file means the driver closed it (the
   runtime was shut down) or died;
 * meanwhile, every :data:`POLL` seconds, records the process tree under the driver's children that
@@ -109,10 +111,12 @@ class Tracker:
 
 
 def main(argv: list[str]) -> int:
-    """``ray_reaper.py DRIVER_PID RAY_PACKAGE_DIR``, stdin the driver's pipe."""
+    """``ray_reaper.py DRIVER_PID RAY_PACKAGE_DIR``: stdin the driver's pipe, stdout says ``ready``."""
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     tracker = Tracker(int(argv[0]), argv[1])
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
     gone = threading.Event()
 
     def wait_for_eof() -> None:

@@ -108,20 +108,27 @@ def _reaper(ray: Any) -> Iterator[None]:
     end of the block its pipe is closed and it is waited for (it stops whatever is left)."""
     from . import ray_reaper
 
-    if not ray_reaper.available():
+    ray_dir = os.path.dirname(os.path.abspath(ray.__file__)) + os.sep
+    try:
+        if not (ray_reaper.available() and sys.executable):
+            raise OSError("no /proc or no Python executable here")
+        proc = subprocess.Popen(
+            [sys.executable, "-I", os.path.abspath(ray_reaper.__file__), str(os.getpid()), ray_dir],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError as e:
+        log.info("no Ray reaper (%s): a killed run may leave Ray processes", e)
         yield
         return
-    ray_dir = os.path.dirname(os.path.abspath(ray.__file__)) + os.sep
-    proc = subprocess.Popen(
-        [sys.executable, "-I", os.path.abspath(ray_reaper.__file__), str(os.getpid()), ray_dir],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    assert proc.stdin is not None and proc.stdout is not None
+    with proc.stdout:  # nothing of the runtime starts before it has noted what is not
+        if proc.stdout.readline().strip() != b"ready":  # pragma: no cover - it could not start
+            log.warning("the Ray reaper did not start; a killed run may leave Ray processes")
     try:
         yield
     finally:
-        assert proc.stdin is not None
         proc.stdin.close()
         try:
             proc.wait(timeout=ray_reaper.GRACE + 60)
