@@ -122,7 +122,8 @@ def _rays(text: str) -> list[str]:
 
 
 REFUSED = lambda t, r: r.returncode == 2 and not (t / "out").exists()  # noqa: E731
-NOTHING_LEFT = lambda t, r: ": True; processes of the run still there (waited up to 30 s): 0 of" in r.stderr  # noqa: E731
+LEFT_NONE = ": True; processes of the run still there (waited up to 30 s): 0 of"
+NOTHING_LEFT = lambda t, r: LEFT_NONE in r.stderr  # noqa: E731
 OK = lambda t, r: r.returncode == 0  # noqa: E731
 P = ["protect", "{t}/a.png", "-o", "{t}/out", *FAST]
 # name -> ({file under TMP: maker}, the command ({t} = TMP), check(t, result))
