@@ -128,8 +128,9 @@ OK = lambda t, r: r.returncode == 0  # noqa: E731
 P = ["protect", "{t}/a.png", "-o", "{t}/out", *FAST]
 # name -> ({file under TMP: maker}, the command ({t} = TMP), check(t, result))
 ROWS = {
-    "2 three folders, each holding `IMG_0001.png`, into one OUT with `--ray local`, one after the other": (
-        {f"{d}/IMG_0001.png": (lambda p, k=k: _good(p, size=(64 + 8 * k, 48))) for k, d in enumerate("abc")},
+    "2 three folders, each holding `IMG_0001.png`, into one OUT with `--ray local`, one after "
+    "the other": ({f"{d}/IMG_0001.png": (lambda p, k=k: _good(p, size=(64 + 8 * k, 48)))
+                   for k, d in enumerate("abc")},
         [["protect", f"{{t}}/{d}", "-o", "{t}/out", *FAST, *RAY] for d in "abc"], _three_kept),
     "3 `plan --target cogvideox-i2v --batch-size 100000000`": ({},
         ["plan", "--target", "cogvideox-i2v", "--batch-size", BIG], REFUSED),

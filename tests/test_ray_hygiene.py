@@ -48,8 +48,8 @@ def _folder(tmp_path: Path, n: int = 5) -> Path:
 
 
 def _start(src: Path, out: Path, *extra: str) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "stillguard.cli", "protect", str(src), "-o", str(out),
-           "--model", "tiny", "--steps", "8", "--ray", "local", "--workers", "1", *extra]  # fmt: skip
+    cmd = [sys.executable, "-m", "stillguard.cli", "protect", str(src), "-o", str(out), "--model",
+           "tiny", "--steps", "8", "--ray", "local", "--workers", "1", *extra]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for k in [k for k in env if k.startswith("RAY_") and k != "RAY_USAGE_STATS_ENABLED"]:
         del env[k]  # what a user's shell has: none of Ray's switches

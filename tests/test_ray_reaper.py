@@ -22,19 +22,21 @@ from stillguard.app.run import ray_reaper
 
 SLEEP = "import time; time.sleep(300)"
 RAYS = ("raylet", "agent", "ray_reaper")  # what must go
-DRIVER = """
+DRIVER = f"""
 import os, subprocess, sys, time
 reaper, fake_ray = sys.argv[1], sys.argv[2]
-before = subprocess.Popen([sys.executable, "-c", {sleep!r}, "before"])
+def start(code, *args, **kw):
+    return subprocess.Popen([sys.executable, "-c", code, *args], **kw)
+before = start({SLEEP!r}, "before")
+# as ray_runtime: start the reaper, keep its pipe open while this process lives, wait for "ready"
 keep = subprocess.Popen([sys.executable, "-I", reaper, str(os.getpid()), fake_ray],
-                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # its pipe open while we live
-assert keep.stdout.readline() == b"ready\\n"  # as ray_runtime: wait for it, then start "Ray"
-head = ("import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {sleep!r}, 'agent']);"
-        " time.sleep(300)")
-subprocess.Popen([sys.executable, "-c", head, fake_ray + "raylet"])
-subprocess.Popen([sys.executable, "-c", {sleep!r}, "not-ray"])
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+assert keep.stdout.readline() == b"ready\\n"
+head = "import subprocess, sys; subprocess.Popen([sys.executable, '-c', {SLEEP!r}, 'agent']); "
+start(head + {SLEEP!r}, fake_ray + "raylet")  # names Ray's folder, has a child
+start({SLEEP!r}, "not-ray")
 time.sleep(300)
-""".format(sleep=SLEEP)
+"""
 
 
 def _named(watch: SessionWatch, word: str) -> list[int]:

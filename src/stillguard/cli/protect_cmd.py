@@ -148,7 +148,8 @@ def protect(
 
             code = protect_on_ray(inputs, out, cfg, json_out, keep_metadata, max_pixels, ray,
                                   workers, cpus_per_worker, batch_size=size,
-                                  follow_symlinks=follow_symlinks, verbose=verbose or debug)  # fmt: skip
+                                  follow_symlinks=follow_symlinks,
+                                  verbose=verbose or debug)  # fmt: skip
         else:
             code = _protect(inputs, out, cfg, json_out, keep_metadata, max_pixels,
                             gpu_memory=gpu_memory, batch_size=size,

@@ -120,8 +120,9 @@ def run_ray_batch(
     for p in (*inputs, os.fspath(out_dir)):
         if "://" in p:
             raise InputError(
-                f"{shown_name(p)}: object stores are not supported (no atomic rename, no lock); mount a shared "
-                "POSIX filesystem (NFS) at the same path on every node, or copy the files to one"
+                f"{shown_name(p)}: object stores are not supported (no atomic rename, no lock); "
+                "mount a shared POSIX filesystem (NFS) at the same path on every node, or copy "
+                "the files to one"
             )
     check_batch_size(batch_size)
     local = address in (None, "", "local")

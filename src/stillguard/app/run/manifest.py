@@ -144,8 +144,8 @@ class Manifest:
                 pass
             except OSError:
                 raise InputError(
-                    f"{shown_name(self.out)}: another stillguard run is writing to this folder; wait for it "
-                    "to finish or choose another output folder"
+                    f"{shown_name(self.out)}: another stillguard run is writing to this folder; "
+                    "wait for it to finish or choose another output folder"
                 ) from None
             size = os.fstat(fd).st_size
             if size:

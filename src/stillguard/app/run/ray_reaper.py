@@ -111,7 +111,7 @@ class Tracker:
 
 
 def main(argv: list[str]) -> int:
-    """``ray_reaper.py DRIVER_PID RAY_PACKAGE_DIR``: stdin the driver's pipe, stdout says ``ready``."""
+    """``ray_reaper.py DRIVER_PID RAY_PACKAGE_DIR``: stdin the driver's pipe; says ``ready``."""
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     tracker = Tracker(int(argv[0]), argv[1])
