@@ -321,6 +321,18 @@ class SessionWatch:
                 return alive
             time.sleep(0.2)
 
+    def kill_left(self) -> None:
+        """SIGKILL what is left of the command (so that a failed test leaves nothing either)."""
+        import signal
+
+        rows = self.table()
+        for pid, start in self.seen:
+            if pid in rows and rows[pid][2] == start:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
 
 def _cmdline(pid: int) -> str:
     try:

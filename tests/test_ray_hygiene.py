@@ -80,10 +80,14 @@ def test_worker_killed_nothing_left_only_our_lines_names_escaped(tmp_path):
     proc = _start(src, out)
     kill = _when_protecting(lambda pid: os.kill(pid, signal.SIGKILL))
     watch = SessionWatch(proc, kill)
-    stdout, stderr = proc.communicate(timeout=600)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+        left = watch.left(GRACE)
+    finally:
+        watch.kill_left()
     assert kill.done, "the worker was never seen protecting"
     assert proc.returncode == 1, stderr
-    assert watch.left(GRACE) == [], "processes of the run are still there"
+    assert left == [], "processes of the run are still there"
     # 7: the local runtime listened on the loopback address only
     raylets = [c for c in watch.seen.values() if "raylet/raylet" in c]
     assert raylets and all("--node_ip_address=127.0.0.1" in c for c in raylets), raylets
@@ -110,8 +114,12 @@ def test_interrupted_driver_nothing_left_and_verbose_shows_rays_lines(tmp_path):
     proc = _start(src, tmp_path / "out", "--verbose")
     stop = _when_protecting(lambda pid: os.kill(proc.pid, signal.SIGINT))
     watch = SessionWatch(proc, stop)
-    stdout, stderr = proc.communicate(timeout=600)
+    try:
+        stdout, stderr = proc.communicate(timeout=600)
+        left = watch.left(GRACE)
+    finally:
+        watch.kill_left()
     assert stop.done, "the worker was never seen protecting"
     assert proc.returncode == 130 and "error: interrupted" in stderr.splitlines(), stderr
-    assert watch.left(GRACE) == [], "processes of the run are still there"
+    assert left == [], "processes of the run are still there"
     assert RAY_LINE.search(stderr), f"--verbose shows Ray's own lines: {stderr}"

@@ -67,12 +67,7 @@ def test_a_killed_driver_leaves_no_ray_process_and_nothing_else_is_touched(tmp_p
         assert "not-ray" in left and "before" in left, left  # not Ray's: left alone
         assert "ray_reaper" not in left, "the reaper did not exit"
     finally:
-        for pid in SessionWatch.table():
-            if SessionWatch.table().get(pid, (0, 0))[1] == proc.pid:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        watch.kill_left()
 
 
 def test_the_reaper_reads_no_more_than_the_standard_library():
