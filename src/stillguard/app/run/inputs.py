@@ -162,9 +162,12 @@ def _why_none(other: list[Path], links: list[tuple[Path, str]]) -> str:
     """What the folders held instead of photos, for the "no input images" error."""
     why = []
     if other:
-        why.append(f"{len(other)} other files, e.g. {shown_name(other[0].name)}: not image names")
+        n = len(other)
+        why.append(f"{n} other file{'s' * (n > 1)}, e.g. {shown_name(other[0].name)}: not an "
+                   "image name")  # fmt: skip
     out = [p for p, reason in links if reason == OUTSIDE]
     if out:
-        why.append(f"{len(out)} links to outside the folder, e.g. {shown_name(out[0])}: skipped "
-                   "(--follow-symlinks follows them)")  # fmt: skip
+        n = len(out)
+        why.append(f"{n} link{'s' * (n > 1)} to outside the folder, e.g. {shown_name(out[0])}: "
+                   "skipped (--follow-symlinks follows them)")  # fmt: skip
     return f" ({'; '.join(why)})" if why else ""
