@@ -323,5 +323,6 @@ def test_driver_sigkill_at_other_moments(runtime, tmp_path, kill_at):
 
 @pytest.mark.slow
 def test_driver_sigkill_with_its_own_local_runtime(tmp_path):
-    """``--ray local``: the killed driver had started the runtime; the rerun starts a new one."""
+    """``--ray local``: the killed driver had started the runtime; no process of it is left (its
+    reaper stops the agents Ray leaves); the rerun starts a new one."""
     _kill_driver_then_rerun(tmp_path, "local", kill_at=4)
