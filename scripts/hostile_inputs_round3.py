@@ -1,14 +1,19 @@
-"""Issue 26's rows of ``docs/hostile-inputs.md``: bounded numbers, limits, memory units, GPS,
-escaped names, ``web --no-calibrate``, lossy re-saving, HEIC. Run by ``scripts/hostile_inputs.py``.
+"""Issue 26's rows of ``docs/hostile-inputs.md``: one file name in three folders on Ray, bounded
+numbers, limits, memory units, GPS, what ``--ray local`` leaves behind and prints, links out of a
+folder, escaped names, ``web --no-calibrate``, lossy re-saving, HEIC. Run by
+``scripts/hostile_inputs.py``; the ``--ray local`` rows take a minute or more each.
 
 Each row builds its files in a temporary folder, runs the real CLI in a subprocess and checks what
 must hold afterwards (the exit code, nothing written for a refusal, the files and EXIF written
 otherwise); ``(CHECK FAILED)`` marks a broken row. The unit tests are in
-``tests/test_reliability_round3.py``.
+``tests/test_reliability_round3.py``, ``tests/test_run_paths.py`` (2), ``tests/test_ray.py``,
+``tests/test_ray_reaper.py`` and ``tests/test_ray_hygiene.py`` (7, 8), ``tests/test_batch_links.py``
+(9).
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -22,6 +27,39 @@ NO_SERVE = (  # the real CLI with the page's serve() replaced: the start-up line
     "import sys, stillguard.web as w; w.serve = lambda *a, **k: None; sys.argv[0] = 'stillguard'\n"
     "from stillguard.cli import main; main()"
 )
+KILL = (  # the real CLI in a session of its own; SIGKILL its Ray worker (or itself) mid-run
+    "import os, signal, subprocess, sys, time\n"
+    "what = sys.argv[1]\n"
+    "p = subprocess.Popen([sys.executable, '-m', 'stillguard.cli', *sys.argv[2:]], "
+    "start_new_session=True)\n"
+    "def session():\n"
+    "    out = {}\n"
+    "    for d in filter(str.isdigit, os.listdir('/proc')):\n"
+    "        try:\n"
+    "            s, c = open(f'/proc/{d}/stat').read(), open(f'/proc/{d}/cmdline', 'rb').read()\n"
+    "        except OSError:\n"
+    "            continue\n"
+    "        f = s[s.rindex(')') + 2:].split()\n"
+    "        if int(f[3]) == p.pid and f[0] != 'Z':\n"
+    "            out[int(d)] = c\n"
+    "    return out\n"
+    "seen, killed = set(), False\n"
+    "while p.poll() is None:\n"
+    "    now = session(); seen |= set(now)\n"
+    "    busy = [k for k, c in now.items() if c.startswith(b'ray::ProtectWorker.protect')]\n"
+    "    if busy and not killed:\n"
+    "        os.kill(p.pid if what == 'driver' else busy[0], signal.SIGKILL); killed = True\n"
+    "    time.sleep(0.1)\n"
+    "deadline = time.monotonic() + 30\n"
+    "while session() and time.monotonic() < deadline:\n"
+    "    time.sleep(0.5)\n"
+    "left = session()\n"
+    "print(f'(script) the {what} SIGKILLed mid-run: {killed}; processes of the run still there '\n"
+    "      f'(waited up to 30 s): {len(left)} of {len(seen)}', file=sys.stderr)\n"
+    "[os.kill(k, signal.SIGKILL) for k in left]\n"
+    "sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)\n"
+)
+RAY = ["--ray", "local", "--workers", "1"]
 
 
 def _exif(orientation: int = 1) -> bytes:
@@ -61,11 +99,39 @@ def _upright_without_gps(png: Path) -> bool:
     return arr.shape == (48, 32) and arr[:24].mean() > 200 > 55 > arr[24:].mean() and not gps
 
 
+def _passwd(path: Path) -> None:
+    path.symlink_to("/etc/passwd")
+
+
+def _three_kept(t: Path, r: subprocess.CompletedProcess) -> bool:
+    """Three outputs; each ``ok`` manifest line's output SHA-256 is its file's."""
+    import json
+
+    from stillguard.files import sha256_file
+
+    lines = [json.loads(ln) for ln in (t / "out/manifest.jsonl").read_text().splitlines()]
+    ok = [rec for rec in lines if rec["status"] == "ok"]
+    intact = all(sha256_file(t / "out" / rec["output"]) == rec["output_sha256"] for rec in ok)
+    return len(ok) == 3 and len(list((t / "out").glob("*.png"))) == 3 and intact
+
+
+def _rays(text: str) -> list[str]:
+    """Lines of Ray's own (its loggers' format, its colour codes, its ``(raylet)`` prefix)."""
+    ray = re.compile(r"(INFO|WARNING|ERROR) [\w.]+\.py:\d+ -- |\x1b\[|^(INFO: )?\(raylet\)")
+    return [ln for ln in text.splitlines() if ray.search(ln)]
+
+
 REFUSED = lambda t, r: r.returncode == 2 and not (t / "out").exists()  # noqa: E731
+LEFT_NONE = ": True; processes of the run still there (waited up to 30 s): 0 of"
+NOTHING_LEFT = lambda t, r: LEFT_NONE in r.stderr  # noqa: E731
 OK = lambda t, r: r.returncode == 0  # noqa: E731
 P = ["protect", "{t}/a.png", "-o", "{t}/out", *FAST]
 # name -> ({file under TMP: maker}, the command ({t} = TMP), check(t, result))
 ROWS = {
+    "2 three folders, each holding `IMG_0001.png`, into one OUT with `--ray local`, one after "
+    "the other": ({f"{d}/IMG_0001.png": (lambda p, k=k: _good(p, size=(64 + 8 * k, 48)))
+                   for k, d in enumerate("abc")},
+        [["protect", f"{{t}}/{d}", "-o", "{t}/out", *FAST, *RAY] for d in "abc"], _three_kept),
     "3 `plan --target cogvideox-i2v --batch-size 100000000`": ({},
         ["plan", "--target", "cogvideox-i2v", "--batch-size", BIG], REFUSED),
     "3 `plan --rungs resolution=100000x100000`": ({},
@@ -98,6 +164,22 @@ ROWS = {
         lambda t, r: OK(t, r) and "GPS kept" in _png_facts(t / "p.png")),
     "6 `--keep-gps` without `--keep-metadata`": ({"a.jpg": _gps_jpeg},
         ["protect", "{t}/a.jpg", "-o", "{t}/out", *FAST, "--keep-gps"], REFUSED),
+    "7, 8 `--ray local`, its worker SIGKILLed mid-run (by a script)": ({"in/a.png": _good,
+        "in/b.png": _good}, ["-c", KILL, "worker", "protect", "{t}/in", "-o", "{t}/out",
+        "--model", "tiny", "--steps", "8", *RAY], lambda t, r: OK(t, r) and NOTHING_LEFT(t, r)
+        and not _rays(r.stderr + r.stdout)),
+    "7 `--ray local`, the driver itself SIGKILLed mid-run (by a script)": ({"in/a.png": _good,
+        "in/b.png": _good}, ["-c", KILL, "driver", "protect", "{t}/in", "-o", "{t}/out",
+        "--model", "tiny", "--steps", "8", *RAY], lambda t, r: r.returncode == 137
+        and NOTHING_LEFT(t, r)),
+    "8 `--ray local --verbose`": ({"in/a.png": _good}, ["protect", "{t}/in", "-o", "{t}/out",
+        *FAST, *RAY, "--verbose"], lambda t, r: OK(t, r) and _rays(r.stderr)),
+    "9 folder holding `a.png` and `passwd.png`, a link to `/etc/passwd`": ({"in/a.png": _good,
+        "in/passwd.png": _passwd}, ["protect", "{t}/in", "-o", "{t}/out", *FAST],
+        lambda t, r: OK(t, r) and len(list((t / "out").glob("*.png"))) == 1),
+    "9 the same with `--follow-symlinks`": ({"in/a.png": _good, "in/passwd.png": _passwd},
+        ["protect", "{t}/in", "-o", "{t}/out", *FAST, "--follow-symlinks"],
+        lambda t, r: r.returncode == 1 and len(list((t / "out").glob("*.png"))) == 1),
     "10 folder holding `a\\nb.png` and `c\\x1b[31m.png`": (
         {"in/a\nb.png": _good, "in/c\x1b[31m.png": _good},
         ["protect", "{t}/in", "-o", "{t}/out", *FAST],
@@ -138,6 +220,21 @@ def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
         return " / ".join(err + [_png_facts(t / "p.png")])
     if name.startswith("13 ") and r.returncode == 0:
         return " / ".join(err + out[-1:] + [_png_facts(t / "out/phone.protected.png")])
+    if name.startswith("2 "):
+        outs = sorted(p.name for p in (t / "out").glob("*.png"))
+        outs = [re.sub(r"-[0-9a-f]{8}\.", "-HASH.", n) for n in outs]
+        return " / ".join(out[-1:] + ["outputs: " + ", ".join(outs)])
+    if name.startswith(("7", "8 ")):  # everything on stderr: nothing of Ray's unless --verbose
+        lines = [ln for ln in r.stderr.replace(str(t), "TMP").splitlines() if ln.strip()]
+        ray = _rays(r.stderr)
+        if ray:
+            first = re.sub(r"^[\d-]+ [\d:,]+\s+", "", ray[0].replace(str(t), "TMP"))
+            lines = [ln for ln in lines if ln.startswith(keep)]
+            lines.append(f"{len(ray)} lines of Ray's, the first: {first}")
+        return " / ".join(lines + out[-1:])
+    if name.startswith("9 "):
+        return " / ".join([ln for ln in r.stderr.replace(str(t), "TMP").splitlines()
+                           if ln.startswith(("skipped", *keep))] + out[-1:])  # fmt: skip
     if name.startswith("12 `verify`"):
         return " / ".join(ln for ln in err if ln.startswith("warning"))
     return " / ".join(err if r.returncode and err else err + out[-1:])
@@ -145,5 +242,8 @@ def _said(name: str, r: subprocess.CompletedProcess, t: Path) -> str:
 
 def run_round3() -> int:
     """Print issue 26's table; return how many rows failed their check."""
-    rows = {name: (files, [command], check) for name, (files, command, check) in ROWS.items()}
+    rows = {
+        name: (files, command if isinstance(command[0], list) else [command], check)
+        for name, (files, command, check) in ROWS.items()
+    }
     return run_rows(rows, "issue 26 row", _said)

@@ -7,6 +7,7 @@ Imported as ``from helpers import ...`` (pytest puts this folder on ``sys.path``
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -237,3 +238,104 @@ def one_error(res) -> str:
     assert "Traceback" not in res.output, res.output
     assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
     return lines[0]
+
+
+class SessionWatch:
+    """The processes a command started, recorded while it runs; which of them are still there.
+
+    The command must be started in a session of its own (``Popen(..., start_new_session=True)``):
+    its members are the processes of that session and their descendants (one that left the
+    session but not the tree, or the tree but not the session, still counts), read from ``/proc``
+    (Linux) every ``every`` seconds and kept as ``(pid, start time)``, so a reused pid is never
+    mistaken for one of them. ``on_poll(members)`` is called with ``[(pid, command line)]`` after
+    each look (to kill a worker mid-run, say).
+    """
+
+    def __init__(self, proc, on_poll=None, every: float = 0.1) -> None:
+        import threading
+
+        if not Path("/proc/self/stat").exists():
+            import pytest
+
+            pytest.skip("needs /proc (Linux)")
+        self.proc, self.root, self.on_poll, self.every = proc, proc.pid, on_poll, every
+        self.seen: dict[tuple[int, int], str] = {}
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def table() -> dict[int, tuple[int, int, int, str]]:
+        """pid -> (parent pid, session id, start time, state) of every process."""
+        rows = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    stat = Path(f"/proc/{d}/stat").read_text()
+                except OSError:
+                    continue
+                f = stat[stat.rindex(")") + 2 :].split()
+                rows[int(d)] = (int(f[1]), int(f[3]), int(f[19]), f[0])
+        return rows
+
+    def _look(self) -> None:
+        rows = self.table()
+        pids = {p for p, start in self.seen if rows.get(p, (0, 0, start))[2] == start}
+        pids.add(self.root)
+        grew = True
+        while grew:  # the session, then every descendant of a member
+            new = {
+                p for p, r in rows.items() if p not in pids and (r[1] == self.root or r[0] in pids)
+            }
+            pids |= new
+            grew = bool(new)
+        members = []
+        for pid in pids & rows.keys():
+            key = (pid, rows[pid][2])
+            # the latest name: Ray renames its processes (ray::ProtectWorker.protect while it works)
+            self.seen[key] = _cmdline(pid) or self.seen.get(key, "")
+            members.append((pid, self.seen[key]))
+        if self.on_poll is not None:
+            self.on_poll(members)
+
+    def _watch(self) -> None:
+        import time
+
+        while self.proc.poll() is None:
+            self._look()
+            time.sleep(self.every)
+        self._look()  # what it started last
+
+    def left(self, within: float) -> list[str]:
+        """Command lines of the recorded processes (the command's own aside) still alive (not a
+        zombie) after waiting up to ``within`` seconds for them to go."""
+        import time
+
+        self._thread.join()
+        deadline = time.monotonic() + within
+        while True:
+            rows = self.table()
+            alive = [cmd or str(pid) for (pid, start), cmd in self.seen.items()
+                     if pid != self.root and pid in rows and rows[pid][2] == start
+                     and rows[pid][3] != "Z"]  # fmt: skip
+            if not alive or time.monotonic() > deadline:
+                return alive
+            time.sleep(0.2)
+
+    def kill_left(self) -> None:
+        """SIGKILL what is left of the command (so that a failed test leaves nothing either)."""
+        import signal
+
+        rows = self.table()
+        for pid, start in self.seen:
+            if pid in rows and rows[pid][2] == start:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""

@@ -22,7 +22,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import ray  # noqa: E402
-from helpers import rand_image  # noqa: E402
+from helpers import SessionWatch, rand_image  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from stillguard.app.config import build_config  # noqa: E402
@@ -282,6 +282,8 @@ def _kill_driver_then_rerun(tmp_path: Path, address: str, kill_at: int) -> None:
     cmd = _cli(src, out, address)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
+    own_runtime = address == "local"
+    watch = SessionWatch(proc) if own_runtime else None
     try:
         deadline = time.monotonic() + 240
         while len(read_manifest(out / MANIFEST)) < kill_at and time.monotonic() < deadline:
@@ -292,15 +294,17 @@ def _kill_driver_then_rerun(tmp_path: Path, address: str, kill_at: int) -> None:
         proc.wait(30)
     killed_at = len([r for r in read_manifest(out / MANIFEST) if r["status"] == "ok"])
     assert kill_at <= killed_at < N, "the kill did not land mid-run"
+    # the killed driver's own runtime goes too (its reaper stops the agents Ray leaves)
+    left = watch.left(within=30) if watch else []
     try:
         again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     finally:
-        with_orphans = address == "local"  # a local runtime's agents outlive a SIGKILLed driver
-        if with_orphans:
+        if left:  # not to the next tests
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    assert not left, f"a SIGKILLed driver's local runtime left: {left}"
     assert again.returncode == 0, again.stderr
     import json
 
@@ -323,5 +327,6 @@ def test_driver_sigkill_at_other_moments(runtime, tmp_path, kill_at):
 
 @pytest.mark.slow
 def test_driver_sigkill_with_its_own_local_runtime(tmp_path):
-    """``--ray local``: the killed driver had started the runtime; the rerun starts a new one."""
+    """``--ray local``: the killed driver had started the runtime; no process of it is left (its
+    reaper stops the agents Ray leaves); the rerun starts a new one."""
     _kill_driver_then_rerun(tmp_path, "local", kill_at=4)

@@ -28,6 +28,7 @@ from ..files import (
 )
 from ..images import LoadedImage
 from ..metadata import exif_to_write, has_gps
+from ..names import shown_name
 from ..protected import TOY_WARNING, Protected
 from ..tensors import to_uint8
 from .lossy import lossy_input_note
@@ -146,7 +147,7 @@ def save_protected(
     except BaseException:
         path.unlink(missing_ok=True)  # never a PNG without its sidecar (e.g. the disk got full)
         raise
-    log.info("saved %s and %s", path, side.name)
+    log.info("saved %s and %s", shown_name(path), shown_name(side.name))
     return path
 
 
@@ -168,7 +169,11 @@ def check_writable(folder: str | os.PathLike[str]) -> None:
         probe = probe.parent
     if not probe.is_dir():
         raise InputError(
-            f"{folder}: cannot create the output folder ({probe} is a file); choose another"
+            f"{shown_name(folder)}: cannot create the output folder ({shown_name(probe)} is a "
+            "file); choose another"
         )
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{folder}: the output folder is not writable ({probe}); choose another")
+        raise InputError(
+            f"{shown_name(folder)}: the output folder is not writable ({shown_name(probe)}); "
+            "choose another"
+        )

@@ -147,9 +147,17 @@ def _emit_json(obj: Any) -> None:
 
 
 def _ignored(result: Any, json_out: bool) -> None:
-    """List the files a bulk run left alone (not image names; in ``--json`` they are a key)."""
+    """List the files a bulk run left alone (links not followed, not image names; in ``--json``
+    they are keys)."""
+    from ..app.run.inputs import OUTSIDE
+
+    err = _stderr()
+    for link in result.skipped_links if not json_out else []:
+        hint = " (use --follow-symlinks to follow it)" if link["reason"] == OUTSIDE else ""
+        why = link["reason"] + hint
+        err.print(f"skipped {shown_name(link['path'])}: {why}", markup=False, style="yellow")
     for path in result.ignored if not json_out else []:
-        _stderr().print(
+        err.print(
             f"ignored {shown_name(path)} (not an image file name)", markup=False, style="yellow"
         )
 

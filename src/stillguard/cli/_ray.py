@@ -65,8 +65,17 @@ def protect_on_ray(
     cpus_per_worker: int,
     *,
     batch_size: int = 1,
+    follow_symlinks: bool = False,
+    verbose: bool = False,
 ) -> int:
-    """Run the batch on Ray (a local runtime for ``address == "local"``); returns the exit code."""
+    """Run the batch on Ray (a local runtime for ``address == "local"``); returns the exit code.
+
+    Ray's own messages reach the terminal only with ``verbose`` (``--verbose``, ``--debug``): then
+    its loggers and workers print as Ray does, and the errors its processes publish (a worker
+    died, a task is retried) are logged by ``stillguard.ray`` at INFO, which is shown.
+    """
+    import logging
+
     from ..app.outputs import check_writable
     from ..app.run import run_ray_batch
     from ..errors import InputError
@@ -79,6 +88,8 @@ def protect_on_ray(
     for _, model in cfg.targets():
         check_model_available(model)
         _warn_demo_model(model)
+    if verbose:
+        logging.getLogger("stillguard.ray").setLevel(logging.INFO)
     err = _stderr()
     with _ray_progress(err, disable=json_out) as on_event:
         result = run_ray_batch(
@@ -92,6 +103,8 @@ def protect_on_ray(
             callback=on_event,
             keep_metadata=keep_metadata,
             max_pixels=max_pixels,
+            follow_symlinks=follow_symlinks,
+            verbose=verbose,
         )
     _ignored(result, json_out)
     return _summary(result, cfg, json_out)

@@ -114,6 +114,22 @@ def protect(
         int | None, typer.Option(help="Ray workers [default: one per GPU or per CPU(s)].")
     ] = None,
     cpus_per_worker: Annotated[int, typer.Option(help="CPU cores per Ray worker.")] = 1,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="In input folders, also follow links that lead out of the folder (default: "
+            "skip them, with a line).",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            help="With --ray: show Ray's own messages too (its warnings, task retries, workers' "
+            "output); by default only stillguard's lines are printed.",
+        ),
+    ] = False,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
     with _errors(debug, json_out):  # every number and flag checked before any work
@@ -131,10 +147,13 @@ def protect(
             from ._ray import protect_on_ray
 
             code = protect_on_ray(inputs, out, cfg, json_out, keep_metadata, max_pixels, ray,
-                                  workers, cpus_per_worker, batch_size=size)  # fmt: skip
+                                  workers, cpus_per_worker, batch_size=size,
+                                  follow_symlinks=follow_symlinks,
+                                  verbose=verbose or debug)  # fmt: skip
         else:
             code = _protect(inputs, out, cfg, json_out, keep_metadata, max_pixels,
-                            gpu_memory=gpu_memory, batch_size=size)  # fmt: skip
+                            gpu_memory=gpu_memory, batch_size=size,
+                            follow_symlinks=follow_symlinks)  # fmt: skip
     raise typer.Exit(code)
 
 
@@ -148,6 +167,7 @@ def _protect(
     *,
     gpu_memory: str | None = None,
     batch_size: int = 1,
+    follow_symlinks: bool = False,
 ) -> int:
     """The batch (or one file) in this process; returns the exit code."""
     from ..app.lossy import resave_note
@@ -227,6 +247,7 @@ def _protect(
                 keep_metadata=keep_metadata,
                 max_pixels=max_pixels,
                 batch_size=batch_size,
+                follow_symlinks=follow_symlinks,
             )
     _ignored(result, json_out)
     if len(result.items) == 1 and result.items[0].status == "failed":

@@ -44,6 +44,7 @@ from typing import Any
 from ...errors import InputError
 from ...files import sha256_file
 from ...images import DEFAULT_MAX_PIXELS
+from ...names import shown_name
 from .driver import Driver
 from .groups import by_size, check_batch_size, header_size
 from .manifest import remove_stale_temporaries
@@ -79,6 +80,8 @@ def run_ray_batch(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_restarts: int = 10,
     max_task_retries: int = 3,
+    follow_symlinks: bool = False,
+    verbose: bool = False,
 ) -> BatchResult:
     """Protect every input into ``out_dir`` on Ray actors, resuming from ``out_dir/manifest.jsonl``.
 
@@ -100,6 +103,10 @@ def run_ray_batch(
         max_pixels: input size limit.
         max_restarts: restarts of a crashed actor (Ray ``max_restarts``).
         max_task_retries: re-sends of a job whose actor died (Ray ``max_task_retries``).
+        follow_symlinks: also follow links that lead out of an input folder (skipped and listed
+            in :attr:`BatchResult.skipped_links` otherwise; :func:`.inputs.collect`).
+        verbose: let Ray's own messages through (its loggers at INFO, its workers' output); by
+            default they are kept off the terminal (:func:`.ray_runtime.runtime`).
 
     Returns:
         A :class:`BatchResult` in input order; ``exit_code`` 1 if any input failed.
@@ -113,12 +120,15 @@ def run_ray_batch(
     for p in (*inputs, os.fspath(out_dir)):
         if "://" in p:
             raise InputError(
-                f"{p}: object stores are not supported (no atomic rename, no lock); mount a shared "
-                "POSIX filesystem (NFS) at the same path on every node, or copy the files to one"
+                f"{shown_name(p)}: object stores are not supported (no atomic rename, no lock); "
+                "mount a shared POSIX filesystem (NFS) at the same path on every node, or copy "
+                "the files to one"
             )
     check_batch_size(batch_size)
-    import_ray()  # before anything is written: say at once that Ray is missing
-    with Driver(inputs, out_dir, cfg, keep_metadata=keep_metadata, callback=callback) as run:
+    local = address in (None, "", "local")
+    import_ray(local)  # before anything is written: say at once that Ray is missing
+    with Driver(inputs, out_dir, cfg, keep_metadata=keep_metadata, callback=callback,
+                follow_symlinks=follow_symlinks) as run:  # fmt: skip
         cuda = str(cfg.device).startswith("cuda")
         gpus = (1 if cuda else 0) if gpus_per_worker is None else int(gpus_per_worker)
         if cuda and gpus < 1:
@@ -135,7 +145,7 @@ def run_ray_batch(
                 todo.append(i)
         if todo:
             want = num_workers * cpus_per_worker if num_workers else None
-            with runtime(address, max(os.cpu_count() or 1, want or 0)) as ray:
+            with runtime(address, max(os.cpu_count() or 1, want or 0), verbose=verbose) as ray:
                 n = worker_count(ray, num_workers, cpus_per_worker, gpus, len(todo))
                 groups = by_size(todo, batch_size, key=lambda i: header_size(run.items[i].input))
                 with workers(ray, n, cfg, cpus=cpus_per_worker, gpus=gpus,
@@ -204,6 +214,6 @@ def dispatch(
 def _failed(group: list[int], items: list[BatchItem], why: str) -> Iterator[tuple[int, ItemResult]]:
     for i in group:
         res = ItemResult(
-            input=str(items[i].input), status="failed", error=f"{items[i].input}: {why}"
+            input=str(items[i].input), status="failed", error=f"{shown_name(items[i].input)}: {why}"
         )
         yield i, res

@@ -37,6 +37,8 @@ class Driver:
         cfg: a :class:`stillguard.app.config.RunConfig`.
         keep_metadata: part of the run hash (it changes the output bytes).
         callback: receives every :class:`BatchEvent`.
+        follow_symlinks: also follow links that lead out of an input folder
+            (:func:`.inputs.collect`).
 
     Attributes:
         items: the inputs and their output paths, in input order; :meth:`decide` may tag a name.
@@ -55,10 +57,13 @@ class Driver:
         *,
         keep_metadata: bool = False,
         callback: Callable[[BatchEvent], None] | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         self.out = Path(out_dir)
         self.ignored: list[Path] = []
-        self.items = collect(inputs, self.out, self.ignored)
+        self.links: list[tuple[Path, str]] = []
+        self.items = collect(inputs, self.out, self.ignored, links=self.links,
+                             follow_symlinks=follow_symlinks)  # fmt: skip
         check_writable(self.out)
         self.config_hash = run_hash(cfg, keep_metadata)
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
@@ -108,5 +113,6 @@ class Driver:
             manifest=self.out / MANIFEST if self.manifest.opened else None,
             config_hash=self.config_hash,
             ignored=[str(p) for p in self.ignored],
+            skipped_links=[{"path": str(p), "reason": why} for p, why in self.links],
             nothing_read=not any(r.input_sha256 for r in items),
         )

@@ -60,6 +60,7 @@ def run_batch(
     keep_metadata: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     batch_size: int = 1,
+    follow_symlinks: bool = False,
 ) -> BatchResult:
     """Protect every input image into ``out_dir``, resuming from ``out_dir/manifest.jsonl``.
 
@@ -77,6 +78,8 @@ def run_batch(
             (:func:`stillguard.loop.protect_batch`); 1: one at a time. Not part of the run hash.
             With more than 1, outputs and manifest lines are written group by group (in input
             order within a group); :attr:`BatchResult.items` stay in input order.
+        follow_symlinks: also follow links that lead out of an input folder (skipped and listed
+            in :attr:`BatchResult.skipped_links` otherwise; :func:`.inputs.collect`).
 
     Returns:
         A :class:`BatchResult`; ``exit_code`` is 1 if any input failed, 2 if none could be read.
@@ -87,7 +90,8 @@ def run_batch(
     """
     pending: Pending[Waiting] = Pending(batch_size)
     model: list[Any] = [] if callable(adapter) and not hasattr(adapter, "describe") else [adapter]
-    with Driver(inputs, out_dir, cfg, keep_metadata=keep_metadata, callback=callback) as run:
+    with Driver(inputs, out_dir, cfg, keep_metadata=keep_metadata, callback=callback,
+                follow_symlinks=follow_symlinks) as run:  # fmt: skip
 
         def flush(group: list[Waiting]) -> None:
             if not model:

@@ -32,6 +32,7 @@ from typing import Any
 from ...errors import InputError
 from ...files import WriteError, sha256_file
 from ...files import remove_stale_temporaries as remove_temporaries
+from ...names import shown_name
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +144,8 @@ class Manifest:
                 pass
             except OSError:
                 raise InputError(
-                    f"{self.out}: another stillguard run is writing to this folder; wait for it "
-                    "to finish or choose another output folder"
+                    f"{shown_name(self.out)}: another stillguard run is writing to this folder; "
+                    "wait for it to finish or choose another output folder"
                 ) from None
             size = os.fstat(fd).st_size
             if size:

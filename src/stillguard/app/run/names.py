@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InputError
+from ...names import shown_name
 from .manifest import Manifest, relative
 from .results import ItemResult
 
@@ -73,7 +74,9 @@ def assign(found: Sequence[tuple[Path, Path]], out: Path) -> list[BatchItem]:
     for it in items:
         for o in (it.output, it.sidecar):
             if os.path.realpath(o) in inputs_real:
-                raise InputError(f"{o}: the output path is an input; choose another output folder")
+                raise InputError(
+                    f"{shown_name(o)}: the output path is an input; choose another output folder"
+                )
     return items
 
 

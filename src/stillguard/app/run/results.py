@@ -54,6 +54,9 @@ class BatchResult:
     config_hash: str = ""
     #: files inside the input folders that are not image names (listed, not protected)
     ignored: list[str] = field(default_factory=list)
+    #: links inside the input folders that were not followed: ``{"path", "reason"}``
+    #: (a link to outside the folder, a loop of links; :mod:`.inputs`)
+    skipped_links: list[dict[str, str]] = field(default_factory=list)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.items)
@@ -76,5 +79,6 @@ class BatchResult:
             "manifest": str(self.manifest) if self.manifest else None,
             "config_hash": self.config_hash,
             "ignored": list(self.ignored),
+            "skipped_links": list(self.skipped_links),
             "items": [r.to_dict() for r in self.items],
         }
