@@ -185,7 +185,7 @@ def test_prompt_comes_from_the_caller_or_the_folder(tiny_adapter, tmp_path):
         str(tmp_path / "m"), prompt_embeds=a.prompt["prompt_embeds"], modality_scale=2.0
     )
     assert b.s.modality_scale == 2.0 and b.prompt["prompt_attention_mask"].all()
-    assert not torch.equal(b.context["positive"].video, a.context["positive"].video)  # mask
+    assert not torch.equal(b.context["positive.video"], a.context["positive.video"])  # mask
     with pytest.raises(InputError, match="unknown ltx2-i2v option"):
         ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"), num_frame=5)
     with pytest.raises(InputError, match="codec"):
@@ -205,7 +205,7 @@ def test_real_config_on_meta_matches_published_figures():
     assert a.latent_shape(1) == (1, 16, 128, 16, 24)
     assert a.audio_shape(1, 16) == (1, 8, 126, 16)  # round(121/24 · 100 / 4) = 126 audio tokens
     assert a.prompt["prompt_embeds"].shape == (1, 1024, 3840 * 49)
-    assert a.context["positive"].video.shape == (1, 1024, 3840)
+    assert a.context["positive.video"].shape == (1, 1024, 3840)
     assert (a.height, a.width, a.num_frames, a.num_inference_steps) == (512, 768, 121, 30)
     assert a.s.image_crf == 33 and a.s.stg_blocks == [28] and a.stg_has_effect is False
     with pytest.raises(InputError, match="unknown ltx2-i2v option"):

@@ -17,6 +17,7 @@ from ..registry import ADAPTERS
 # isort: off
 # the registry: importing a family registers its target(s); one line a family
 from . import cogvideox  # noqa: F401
+from . import cosmos2  # noqa: F401
 from . import dynamicrafter  # noqa: F401
 from . import hunyuan  # noqa: F401
 from . import ltx  # noqa: F401

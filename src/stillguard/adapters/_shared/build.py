@@ -235,10 +235,12 @@ def config_pipeline(
     skip: tuple[str, ...] = (),
     needed: tuple[str, ...] = (),
     what: str = "this model's",
+    given: dict[str, Any] | None = None,
 ) -> Any:
     """``pipeline_cls`` on a config-only folder: every component of :func:`folder_components`
-    (random weights from ``seed``; those in ``skip`` are ``None``) and every value of
-    :func:`index_values`.
+    (random weights from ``seed``; those in ``skip`` are ``None``), every value of
+    :func:`index_values`, and the components in ``given`` as they are (e.g. a stand-in for a
+    component the pipeline refuses to be without; name them in ``skip`` too).
 
     Raises:
         ModelError: no ``model_index.json``, a missing config, or a component of ``needed``
@@ -248,4 +250,4 @@ def config_pipeline(
     missing = [k for k in needed if parts.get(k) is None]
     if missing:
         raise ModelError(f"{folder} lacks {', '.join(missing)}: not {what} pipeline folder")
-    return pipeline_cls(**parts, **index_values(folder))
+    return pipeline_cls(**{**parts, **(given or {})}, **index_values(folder))

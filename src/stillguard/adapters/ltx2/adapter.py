@@ -60,13 +60,10 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
             raise InputError(f"height and width must be multiples of {sr}, got {s.height}x{s.width}")
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
         self.codec = resolve_codec(s.codec, s.image_crf)
-        p = self.prompt
-        self.context = {
-            "positive": text_context(pipe, p["prompt_embeds"].to(dtype), p["prompt_attention_mask"]),
-            "negative": text_context(
-                pipe, p["negative_prompt_embeds"].to(dtype), p["negative_prompt_attention_mask"]
-            ),
-        }
+        p, self.context = self.prompt, {}  # a flat dict of tensors: "positive.video", ...
+        for which, key in (("positive", "prompt"), ("negative", "negative_prompt")):
+            ctx = text_context(pipe, p[f"{key}_embeds"].to(dtype), p[f"{key}_attention_mask"])
+            self.context.update({f"{which}.{k}": v for k, v in ctx._asdict().items()})
         #: LTX-2.0 blocks ignore STG's perturbation (only ``perturbed_attn`` blocks read it)
         self.stg_has_effect = bool(pipe.transformer.config.get("perturbed_attn", False))
 
@@ -82,7 +79,8 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
         return (lat - mean) / std
 
     def _ctx(self, which: str, batch: int) -> TextContext:
-        c = self.context[which]
+        """The connectors' output for the ``"positive"`` or ``"negative"`` prompt, ``batch`` rows."""
+        c = (self.context[f"{which}.{k}"] for k in TextContext._fields)
         return TextContext(*(v.expand(batch, *v.shape[1:]) for v in c))
 
     def audio_shape(self, batch: int, latent_frames: int) -> tuple[int, int, int, int]:

@@ -9,17 +9,15 @@ cross-attention cut, then ``guidance_rescale``; the audio stream has its own fou
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 from ...errors import InputError
-from ...registry import close_matches
+from .._shared.settings import FamilySettings, one_of
 from .codec import CODECS
 
 
 @dataclass
-class LTX2Settings:
+class LTX2Settings(FamilySettings):
     """Working size, sampler and guidance of a run (pipeline defaults; see the module docstring).
 
     ``image_crf``: the H.264 CRF the pipeline re-encodes the photo at (33 for Gemma-3 text
@@ -27,6 +25,8 @@ class LTX2Settings:
     (:mod:`.codec`); ``opt_num_frames``: frames while optimising (``None``: ``num_frames``);
     ``text_tokens``: Gemma tokens when the prompt is embedded (the pipeline's 1024).
     """
+
+    TARGET = "ltx2-i2v"
 
     height: int = 512
     width: int = 768
@@ -50,29 +50,9 @@ class LTX2Settings:
     codec: str = "straight-through"
     text_tokens: int = 1024
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LTX2Settings:
-        """The settings among ``values`` (other keys, e.g. ``stillguard.json``'s ``"adapter"``,
-        are ignored), checked."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        s = cls(**{k: v for k, v in values.items() if k in names and v is not None})
-        s.stg_blocks = [int(b) for b in s.stg_blocks]
-        if s.codec not in CODECS:
-            raise InputError(f"ltx2-i2v codec must be one of {CODECS}, got {s.codec!r}")
-        if int(s.image_crf) < 0 or int(s.image_crf) > 51:
-            raise InputError(f"image_crf must be in 0..51 (H.264), got {s.image_crf}")
-        s.image_crf = int(s.image_crf)
-        return s
-
-    @classmethod
-    def check_names(cls, options: dict[str, Any]) -> None:
-        """Refuse option names that are not settings."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise InputError(
-                f"unknown ltx2-i2v option(s) {unknown}: {close_matches(unknown[0], names)}"
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def check(self) -> None:
+        self.stg_blocks = [int(b) for b in self.stg_blocks]
+        self.codec = one_of(self.TARGET, "codec", self.codec, CODECS)
+        if not 0 <= int(self.image_crf) <= 51:
+            raise InputError(f"image_crf must be in 0..51 (H.264), got {self.image_crf}")
+        self.image_crf = int(self.image_crf)
