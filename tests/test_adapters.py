@@ -296,7 +296,9 @@ def test_cog_rollout_and_video_latents(tiny_cog, image):
     assert isinstance(a.encode(image), Conditioning)
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v", "hunyuan-i2v", "ltx-i2v"])
+@pytest.mark.parametrize(
+    "name", ["cogvideox-i2v", "hunyuan-i2v", "ltx-i2v", "ltx2-i2v", "cosmos2-i2v"]
+)
 def test_capture_under_gradient_checkpointing(name, image):
     """Recording recomputes q/k outside the checkpoint's bookkeeping: same gradient, one record
     (Wan and Open-Sora: in their own test files, with their own switches)."""
