@@ -4,6 +4,7 @@ real config (the contract itself: tests/test_adapters.py and friends)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -126,7 +127,7 @@ def test_rollout_equals_the_pipelines_sampler(monkeypatch, image):
     assert y.grad is not None and y.grad.abs().sum() > 0
 
 
-def test_the_guardrail_is_never_switched_off_silently(tiny_adapter, tmp_path, caplog):
+def test_the_guardrail_is_never_switched_off_silently(tiny_adapter, caplog):
     a = tiny_adapter(NAME)
     assert a.describe()["guardrail"] == "off"  # the tiny test model's setting
     with caplog.at_level(logging.WARNING):
@@ -139,18 +140,47 @@ def test_the_guardrail_is_never_switched_off_silently(tiny_adapter, tmp_path, ca
         strict.denoise(_photo(a), t, noise)  # protecting needs no guardrail
     with pytest.raises(ModelError, match=r"cosmos_guardrail is not installed.*guardrail=off"):
         strict.generate(_photo(a), seed=0, num_inference_steps=2)
-    # a folder naming the real checker (the hub layout) loads with the stand-in; the saved
-    # folder names none; a real model defaults to running the guardrail
-    a.save_pretrained(str(tmp_path / "m"))
-    index = (tmp_path / "m" / "model_index.json").read_text()
-    assert '"safety_checker": [\n    null,\n    null\n  ]' in index
-    (tmp_path / "m" / "model_index.json").write_text(
-        index.replace('"safety_checker": [\n    null,\n    null\n  ]',
-                      '"safety_checker": ["cosmos_guardrail", "CosmosSafetyChecker"]')
-    )  # fmt: skip
-    (tmp_path / "m" / "stillguard.json").unlink()
-    b = ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"), height=32, width=64, num_frames=9)
+
+
+def _hub_layout(a, folder):
+    """``a`` saved as the hub folder is laid out: ``model_index.json`` names the guardrail's
+    package (no folder of its own), no ``stillguard.json``."""
+    a.save_pretrained(str(folder))
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["safety_checker"] == [None, None]  # the stand-in is never saved
+    index["safety_checker"] = ["cosmos_guardrail", "CosmosSafetyChecker"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    (folder / "stillguard.json").unlink()
+    return folder
+
+
+def test_the_hub_layout_loads_offline_and_runs_the_guardrail_by_default(
+    tiny_adapter, tmp_path, monkeypatch
+):
+    """diffusers refuses a folder naming ``cosmos_guardrail`` unless it is installed; the adapter
+    loads component by component, and the offline check does not ask for a guardrail folder."""
+    import socket
+
+    import huggingface_hub.constants as hc
+    from helpers import hub_snapshot
+
+    from stillguard.app.models import load_target
+
+    def refuse(*_a, **_k):
+        raise AssertionError("network access while loading a model")
+
+    a = tiny_adapter(NAME)
+    folder = _hub_layout(a, tmp_path / "m")
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    hub_snapshot(tmp_path / "cache", "someone/tiny-cosmos", folder)
+    # a hub id's prompt comes from its T5 or the caller (the tiny folder has no T5)
+    options = dict(height=32, width=64, num_frames=9, prompt_embeds=a.prompt_embeds)
+    b = load_target(NAME, "someone/tiny-cosmos", "cpu", "float32", options)
     assert b.describe()["guardrail"] == "cosmos" and b.is_real
+    assert b.model_id == "someone/tiny-cosmos"
+    with pytest.raises(ModelError, match="cosmos_guardrail is not installed"):
+        b.generate(_photo(b), seed=0, num_inference_steps=2)
 
 
 def test_padding_stand_in_is_torchvisions_nearest_resize():

@@ -77,14 +77,22 @@ class Cosmos2Loading:
         gradient_checkpointing: bool = False,
         vae_slicing: bool = False,
         vae_tiling: bool = False,
+        guardrail: str | None = None,
+        condition_sample: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        opt_num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         **settings: Any,
     ) -> Any:
         """Load a hub id (local cache only) or a ``save_pretrained`` folder (safetensors only).
 
-        ``settings`` (the fields of :class:`~.settings.Cosmos2Settings`: height, width,
-        num_frames, opt_num_frames, fps, num_inference_steps, guidance_scale,
-        sigma_conditioning, condition_sample, guardrail, text_tokens) override the folder's
-        ``stillguard.json``, which overrides the pipeline's defaults.
+        ``guardrail``: ``"cosmos"`` (default) or ``"off"`` (:mod:`.guardrail`);
+        ``condition_sample``: ``"sample"`` (default) or ``"mode"``. These and the other fields
+        of :class:`~.settings.Cosmos2Settings` (fps, sigma_conditioning, text_tokens) override the
+        folder's ``stillguard.json``, which overrides the pipeline's defaults (``None``: keep).
 
         Raises:
             InputError: an unknown option, or ``vae_tiling``.
@@ -92,6 +100,11 @@ class Cosmos2Loading:
         """
         Cosmos2Settings.check_names(settings)
         _refuse_tiling(vae_tiling)
+        settings.update(
+            guardrail=guardrail, condition_sample=condition_sample, height=height, width=width,
+            num_frames=num_frames, opt_num_frames=opt_num_frames,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+        )  # fmt: skip
         opened = _open(model, device, dtype)
         stored = merged_settings(opened.folder, settings)
         tokens = int(stored.get("text_tokens") or Cosmos2Settings.text_tokens)

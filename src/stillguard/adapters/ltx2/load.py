@@ -54,13 +54,23 @@ class LTX2Loading(FlowLoading):
         gradient_checkpointing: bool = False,
         vae_slicing: bool = False,
         vae_tiling: bool = False,
+        image_crf: int | None = None,
+        codec: str | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        opt_num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
         **settings: Any,
     ) -> Any:
         """Load a hub id (local cache only) or a ``save_pretrained`` folder (safetensors only).
 
-        ``settings`` (the fields of :class:`~.settings.LTX2Settings`: height, width, num_frames,
-        opt_num_frames, frame_rate, the guidance scales, image_crf, codec, ...) override the
-        folder's ``stillguard.json``, which overrides the pipeline's defaults.
+        ``image_crf``: the pipeline's H.264 CRF (33; 0 = no re-encode); ``codec``:
+        ``"straight-through"`` (default) or ``"skip"`` (:mod:`.codec`). These and the other fields
+        of :class:`~.settings.LTX2Settings` (frame_rate, the STG/modality/audio guidance scales,
+        use_cross_timestep, text_tokens, ...) override the folder's ``stillguard.json``, which
+        overrides the pipeline's defaults (``None``: keep).
 
         Raises:
             InputError: an unknown option.
@@ -69,6 +79,11 @@ class LTX2Loading(FlowLoading):
         from diffusers import LTX2ImageToVideoPipeline
 
         LTX2Settings.check_names(settings)
+        settings.update(
+            image_crf=image_crf, codec=codec, height=height, width=width, num_frames=num_frames,
+            opt_num_frames=opt_num_frames, num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
+        )  # fmt: skip
         opened = open_pipeline(
             LTX2ImageToVideoPipeline, model, device, dtype, "LTX-2", text_encoder=None,
             tokenizer=None,
