@@ -3,11 +3,13 @@
 ``LTX2ImageToVideoPipeline`` re-encodes the photo as one H.264 frame (libx264, ``preset
 veryfast``, 4:2:0, ``image_crf`` 33 with Gemma-3 text encoders) before resizing it and running the
 VAE (diffusers' ``ltx2/utils.py::apply_image_conditioning_crf``, PyAV). Nothing about that codec
-is differentiable, and measured on the bundled sample photo (``benchmarks/ltx2_codec.py``) no
-smooth stand-in predicts it well: the change the codec makes to the coded photo when an 8/255
-perturbation is added points only loosely in the direction a differentiable JPEG or a 4x4
-DCT-quantiser predicts (cosine 0.06-0.27), no better than the identity (0.14-0.29), because
-CRF 33 quantises so coarsely that a perturbation mostly flips quantisation decisions.
+is differentiable, and no smooth stand-in predicts it well. Measured on the bundled sample photo
+(``benchmarks/ltx2_codec.py``, at 256x256 and at LTX-2's 512x768): the change the codec makes when
+an 8/255 perturbation is added points only loosely where a stand-in's change points: cosine
+0.09-0.39 for kornia's differentiable JPEG (quality 30-90) and 0.06-0.24 for a 4:2:0 + 4x4-DCT
+quantiser at x264's QP, against 0.14-0.41 for the identity; and for smooth perturbations the codec
+changes its output by 2-3 times the perturbation (CRF 33 quantises so coarsely that a small change
+mostly flips quantisation and mode decisions). One photo only: a hint, not a law.
 
 So the attack uses the **real codec in the forward pass and the identity in the backward pass**
 (a straight-through estimator; BPDA, Athalye et al., arXiv 1802.00420): the model sees exactly
