@@ -126,7 +126,9 @@ def rows(x: torch.Tensor, crf: int, eps: float, seed: int) -> list[list[str]]:
         for k, d in deltas.items():
             p, r = fn((x + d).clamp(0, 1)) - base, real[k]
             cos = float((p * r).sum() / (p.norm() * r.norm()).clamp_min(1e-12))
-            cells.append(f"{cos:.2f} ({float(p.norm() / d.norm()):.2f} vs {float(r.norm() / d.norm()):.2f})")
+            cells.append(
+                f"{cos:.2f} ({float(p.norm() / d.norm()):.2f} vs {float(r.norm() / d.norm()):.2f})"
+            )
         out.append(cells)
     return out
 

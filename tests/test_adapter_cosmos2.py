@@ -94,7 +94,9 @@ def test_inputs_are_the_pipelines_and_x0_is_its_edm_formula(tiny_adapter, image)
     tt = float(t) / 1000
     steps = seen["timestep"].flatten()
     assert steps[0] == pytest.approx(1e-4 / (1 + 1e-4)) and torch.allclose(steps[1:], t / 1000)
-    assert seen["condition_mask"][:, :, 0].eq(1).all() and seen["condition_mask"][:, :, 1:].eq(0).all()
+    assert (
+        seen["condition_mask"][:, :, 0].eq(1).all() and seen["condition_mask"][:, :, 1:].eq(0).all()
+    )
     assert seen["padding_mask"].shape == (1, 1, a.height, a.width) and seen["fps"] == 16
     assert torch.equal(out.target[:, 0], out.pred[:, 0])  # frame 0 is out of the loss
     # the pipeline's EDM form: x = z0 + σ·ε, input c_in·x, x0 = c_skip·x + c_out·pred
@@ -110,7 +112,9 @@ def test_rollout_equals_the_pipelines_sampler(monkeypatch, image):
     import diffusers.pipelines.cosmos.pipeline_cosmos2_video2world as mod
 
     orig = mod.retrieve_latents
-    monkeypatch.setattr(mod, "retrieve_latents", lambda out, generator=None: orig(out, generator, "argmax"))
+    monkeypatch.setattr(
+        mod, "retrieve_latents", lambda out, generator=None: orig(out, generator, "argmax")
+    )
     a = _tiny(condition_sample="mode")
     x = _photo(a, 2)
     _, noise = draw_inputs(a, 5)
@@ -190,7 +194,9 @@ def test_padding_stand_in_is_torchvisions_nearest_resize():
 
     padding.install()
     mask = (torch.rand(1, 1, 6, 10, generator=torch.Generator().manual_seed(0)) > 0.5).float()
-    got = tc.transforms.functional.resize(mask, [3, 5], interpolation=tc.transforms.InterpolationMode.NEAREST)
+    got = tc.transforms.functional.resize(
+        mask, [3, 5], interpolation=tc.transforms.InterpolationMode.NEAREST
+    )
     assert torch.equal(got, mask[:, :, ::2, ::2])  # nearest: every other pixel at half size
     sentinel = object()
     old, tc.transforms = tc.transforms, sentinel

@@ -13,8 +13,8 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...registry import ADAPTERS
-from .._shared.flow import keyed_randn
 from .._shared.generate import check_image, video_pixels
+from .._shared.latents import posterior_latent
 from .._shared.load import adopt_pipeline
 from ..base import Adapter, Conditioning, Denoised
 from . import padding
@@ -61,7 +61,9 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
             if (n - 1) % tf:
                 raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
         if self.height % step or self.width % step:
-            raise InputError(f"height and width must be multiples of {step}, got {s.height}x{s.width}")
+            raise InputError(
+                f"height and width must be multiples of {step}, got {s.height}x{s.width}"
+            )
         self.prompt_embeds = prompt_embeds.to(device, dtype)
         ne = negative_prompt_embeds
         self.negative_prompt_embeds = (
@@ -126,11 +128,7 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         check_image(x)
         img = self.prepare(x.to(self.device, self.dtype))
         dist = self.pipe.vae.encode((img * 2 - 1).unsqueeze(2)).latent_dist
-        lat = dist.mode()
-        if self.s.condition_sample == "sample":
-            eps = (torch.randn(lat.shape, generator=generator) if generator is not None
-                   else keyed_randn(lat.shape, *keys))  # fmt: skip
-            lat = dist.mean + dist.std * eps.to(lat)
+        lat = posterior_latent(dist, self.s.condition_sample == "sample", generator, keys)
         return self.condition_on_latent(lat[:, :, 0])
 
     def condition_on_latent(self, first_latent: Tensor) -> Conditioning:
@@ -157,7 +155,10 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         """``1000·t``, ``t = σ/(σ+1)``, σ on the sampler's Karras grid made continuous:
         ``σ = (σ_max^(1/7) + u·(σ_min^(1/7) − σ_max^(1/7)))^7``, ``u ~ U(0, 1)``. Shape ``(batch,)``."""
         cfg = self.pipe.scheduler.config
-        lo, hi = float(cfg.get("sigma_min", 0.002)) ** (1 / 7), float(cfg.get("sigma_max", 80.0)) ** (1 / 7)
+        lo, hi = (
+            float(cfg.get("sigma_min", 0.002)) ** (1 / 7),
+            float(cfg.get("sigma_max", 80.0)) ** (1 / 7),
+        )
         u = torch.rand(batch, generator=generator, device=generator.device).double()
         sigma = (hi + u * (lo - hi)) ** 7
         return (1000 * sigma / (sigma + 1)).float().to(self.device)

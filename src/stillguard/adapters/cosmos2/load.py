@@ -148,7 +148,10 @@ class Cosmos2Loading:
         )  # fmt: skip
         memory_switches(pipe, pipe.transformer, gradient_checkpointing=gradient_checkpointing,
                         vae_slicing=vae_slicing)  # fmt: skip
-        stored = {**read_settings(Path(folder)), **{k: v for k, v in settings.items() if v is not None}}
+        stored = {
+            **read_settings(Path(folder)),
+            **{k: v for k, v in settings.items() if v is not None},
+        }
         tokens = int(stored.get("text_tokens") or Cosmos2Settings.text_tokens)
         width = pipe.transformer.config.text_embed_dim
         zeros = torch.zeros(1, tokens, width, device=device, dtype=dtype)

@@ -13,8 +13,9 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...registry import ADAPTERS
-from .._shared.flow import flow_timesteps, keyed_randn
-from .._shared.generate import check_image, video_pixels
+from .._shared.flow import keyed_randn
+from .._shared.generate import check_image
+from .._shared.latents import LTXLatents
 from .._shared.load import adopt_pipeline
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LTX2Capture
@@ -26,7 +27,7 @@ from .settings import LTX2Settings
 
 
 @ADAPTERS.register("ltx2-i2v")
-class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
+class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
     """LTX-2: first latent frame replaced by the photo's latent, timestep 0 on its tokens; a joint
     audio stream the photo does not condition."""
 
@@ -57,7 +58,9 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
             if (n - 1) % tr:
                 raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
         if self.height % sr or self.width % sr:
-            raise InputError(f"height and width must be multiples of {sr}, got {s.height}x{s.width}")
+            raise InputError(
+                f"height and width must be multiples of {sr}, got {s.height}x{s.width}"
+            )
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
         self.codec = resolve_codec(s.codec, s.image_crf)
         p, self.context = self.prompt, {}  # a flat dict of tensors: "positive.video", ...
@@ -68,16 +71,6 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
         self.stg_has_effect = bool(pipe.transformer.config.get("perturbed_attn", False))
 
     # ------------------------------------------------------------------ helpers
-    def _latent_frames(self, num_frames: int) -> int:
-        return (num_frames - 1) // self.pipe.vae_temporal_compression_ratio + 1
-
-    def _normalize(self, lat: Tensor) -> Tensor:
-        """Raw VAE latent ``(B,C,...)`` -> the transformer's scale (the pipeline's normalisation)."""
-        vae = self.pipe.vae
-        shape = (1, -1) + (1,) * (lat.ndim - 2)
-        mean, std = vae.latents_mean.view(shape).to(lat), vae.latents_std.view(shape).to(lat)
-        return (lat - mean) / std
-
     def _ctx(self, which: str, batch: int) -> TextContext:
         """The connectors' output for the ``"positive"`` or ``"negative"`` prompt, ``batch`` rows."""
         c = (self.context[f"{which}.{k}"] for k in TextContext._fields)
@@ -89,7 +82,9 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
         pipe = self.pipe
         frames = (latent_frames - 1) * pipe.vae_temporal_compression_ratio + 1
         per_second = pipe.audio_sampling_rate / pipe.audio_hop_length
-        length = round(frames / self.s.frame_rate * per_second / pipe.audio_vae_temporal_compression_ratio)
+        length = round(
+            frames / self.s.frame_rate * per_second / pipe.audio_vae_temporal_compression_ratio
+        )
         mel = pipe.audio_vae.config.mel_bins // pipe.audio_vae_mel_compression_ratio
         return (batch, pipe.audio_vae.config.latent_channels, length, mel)
 
@@ -128,12 +123,6 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
         return v.to(lat.dtype), a.to(lat.dtype)
 
     # ------------------------------------------------------------------ differentiable pieces
-    def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
-        sr = self.pipe.vae_spatial_compression_ratio
-        ch = self.pipe.transformer.config.in_channels
-        frames = self._latent_frames(self.opt_num_frames)
-        return (batch, frames, ch, self.height // sr, self.width // sr)
-
     def encode(self, x: Tensor) -> Conditioning:
         """Image -> working size -> [H.264 re-encode, straight-through] -> 1-frame VAE encode
         (posterior mode, as the pipeline) -> normalised latent repeated over the latent frames.
@@ -148,24 +137,6 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
             img = h264_straight_through(img, self.s.image_crf)
         lat = self.pipe.vae.encode((img * 2 - 1).unsqueeze(2)).latent_dist.mode()
         return self.condition_on_latent(lat[:, :, 0])
-
-    def condition_on_latent(self, first_latent: Tensor) -> Conditioning:
-        """The conditioning from a raw 1-frame latent ``(B,C,h,w)`` (for latent-space studies)."""
-        frames = self._latent_frames(self.opt_num_frames)
-        scaled = self._normalize(first_latent)
-        image_latents = scaled.unsqueeze(1).expand(-1, frames, -1, -1, -1)
-        return Conditioning(image_latents=image_latents, first_latent=first_latent)
-
-    def encode_video(self, video: Tensor) -> Tensor:
-        """Video -> normalised posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        pixels = video_pixels(self, video, self.pipe.vae_temporal_compression_ratio)
-        lat = self.pipe.vae.encode(pixels).latent_dist.mode()
-        return self._normalize(lat).transpose(1, 2)
-
-    def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
-        """``t = 1000·σ``, σ = the sampler's token-count shift applied to ``U(0.001, 0.999)``."""
-        _, f, _, h, w = self.latent_shape(1)
-        return flow_timesteps(self.pipe.scheduler, batch, generator, f * h * w, self.device)
 
     def denoise(
         self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None
@@ -185,7 +156,9 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, Adapter):
         s = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
         noisy = torch.cat([c0.expand(b, -1, -1, -1, -1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
         audio = self.audio_noise(noise)
-        pred, _ = self._forward(noisy, audio, t, torch.full_like(t, 1000.0), self._ctx("positive", b))
+        pred, _ = self._forward(
+            noisy, audio, t, torch.full_like(t, 1000.0), self._ctx("positive", b)
+        )
         target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
         x0 = torch.cat([noisy[:, :1], (noisy - s * pred)[:, 1:]], 1)
         return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)

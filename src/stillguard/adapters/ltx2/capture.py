@@ -23,9 +23,15 @@ from typing import Any
 
 from torch import Tensor
 
-from .._shared.capture import CaptureOptions, Capturing, capture_stock, joint_layer_names
+from .._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    joint_layer_names,
+    packed_frames_hook,
+)
 from .._shared.processors import StockOutputProcessor
-from .._shared.recorder import Recorder, own_saved_tensors, record_joint
+from .._shared.recorder import own_saved_tensors, record_joint
 
 
 class RecordingLTX2AttnProcessor(StockOutputProcessor):
@@ -61,7 +67,11 @@ class RecordingLTX2AttnProcessor(StockOutputProcessor):
         context = hidden if context is None else context
         query, key = attn.norm_q(attn.to_q(hidden)), attn.norm_k(attn.to_k(context))
         if q_rope is not None:
-            rope = apply_split_rotary_emb if attn.rope_type == "split" else apply_interleaved_rotary_emb
+            rope = (
+                apply_split_rotary_emb
+                if attn.rope_type == "split"
+                else apply_interleaved_rotary_emb
+            )
             query, key = rope(query, q_rope), rope(key, k_rope if k_rope is not None else q_rope)
         query = query.unflatten(2, (attn.heads, -1)).transpose(1, 2)
         key = key.unflatten(2, (attn.heads, -1)).transpose(1, 2)
@@ -89,14 +99,6 @@ class LTX2Capture(Capturing):
 
         p_t = self.pipe.transformer_temporal_patch_size
 
-        def layout(rec: Recorder) -> Any:
-            def hook(_m: Any, args: tuple, kwargs: dict) -> None:
-                tokens = kwargs.get("hidden_states", args[0] if args else None)
-                frames = kwargs.get("num_frames") or 1  # packed tokens: the frame count is passed
-                rec.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
-
-            return [(self.pipe.transformer, hook)]
-
         return capture_stock(
             self,
             self.pipe.transformer,
@@ -105,5 +107,5 @@ class LTX2Capture(Capturing):
             options,
             stock=LTX2AudioVideoAttnProcessor,
             make=lambda rec, n, m: RecordingLTX2AttnProcessor(rec, n, m.processor),
-            hooks=layout,
+            hooks=lambda rec: [(self.pipe.transformer, packed_frames_hook(rec, patch=p_t))],
         )

@@ -33,7 +33,9 @@ class LTX2Video(VideoGeneration):
     s: Any
     pipe: Any
 
-    def _guided(self, lat: Tensor, audio: Tensor, t: Tensor, sigma: Tensor) -> tuple[Tensor, Tensor]:
+    def _guided(
+        self, lat: Tensor, audio: Tensor, t: Tensor, sigma: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """One guided step's velocities (video, audio), as the pipeline combines its passes on the
         x0 predictions ``x − σ·v``: CFG, STG (when it has an effect), modality isolation, rescale."""
         from diffusers.pipelines.ltx2.pipeline_ltx2_image2video import rescale_noise_cfg
@@ -58,7 +60,9 @@ class LTX2Video(VideoGeneration):
             xc, yc = x0(self._forward(lat, audio, t, t, pos))
             gv, ga = xc, yc
         if (s.stg_scale > 0 or s.audio_stg_scale > 0) and self.stg_has_effect:
-            xs, ys = x0(self._forward(lat, audio, t, t, pos, spatio_temporal_guidance_blocks=s.stg_blocks))
+            xs, ys = x0(
+                self._forward(lat, audio, t, t, pos, spatio_temporal_guidance_blocks=s.stg_blocks)
+            )
             gv, ga = gv + s.stg_scale * (xc - xs), ga + s.audio_stg_scale * (yc - ys)
         if s.modality_scale > 1 or s.audio_modality_scale > 1:
             xi, yi = x0(self._forward(lat, audio, t, t, pos, isolate_modalities=True))

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .._shared.flow_load import FlowLoading
-from .._shared.load import SWITCHES, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import SWITCHES, open_pipeline, save_pipeline, tiny_adapter
 from .prompt import complete_prompt, embed_prompt, zero_prompt
 from .settings import LTX2Settings
 from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx2_pipe
@@ -94,12 +94,9 @@ class LTX2Loading(FlowLoading):
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        saved = saved_prompt(opened.folder) if prompt_embeds is None and not prompt else None
-        if saved is not None:
-            given.update(saved)
-        elif prompt_embeds is None:
-            tokens = int(settings.get("text_tokens") or LTX2Settings.text_tokens)
-            given.update(embed_prompt(opened, prompt, tokens))
+        tokens = int(settings.get("text_tokens") or LTX2Settings.text_tokens)
+        given = cls.gathered_prompt(opened, prompt, given,
+                                    lambda: embed_prompt(opened, prompt, tokens))  # fmt: skip
         return cls.adapter_from_opened(
             opened, given, settings, gradient_checkpointing=gradient_checkpointing,
             vae_slicing=vae_slicing, vae_tiling=vae_tiling,
