@@ -43,6 +43,8 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "hunyuan-i2v-token-replace": ("hunyuan-i2v", {"image_condition_type": "token_replace"}),
     "open-sora-1.2": ("open-sora-1.2", {}),
     "dynamicrafter": ("dynamicrafter", {}),
+    "ltx2-i2v": ("ltx2-i2v", {}),
+    "cosmos2-i2v": ("cosmos2-i2v", {}),
 }
 
 

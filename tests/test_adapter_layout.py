@@ -27,8 +27,11 @@ PINNED = {
     "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan"),
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
+    "ltx2-i2v": ("LTX2I2V", "stillguard.adapters.ltx2"),
+    "cosmos2-i2v": ("Cosmos2I2V", "stillguard.adapters.cosmos2"),
 }
-FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
+FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "ltx2",
+            "cosmos2")  # fmt: skip
 #: what code outside ``adapters/`` may import
 PUBLIC = {PREFIX, *(f"{PREFIX}.{m}" for m in ("base", "captured", "official"))}
 

@@ -125,28 +125,37 @@ def _denoiser(adapter):
     return adapter.pipe.transformer if hasattr(adapter.pipe, "transformer") else adapter.pipe.unet
 
 
+def _processors(model) -> dict:
+    """The attention processors of ``model`` by module name: diffusers' ``attn_processors`` where
+    the model has it, else every module with ``set_processor`` (Cosmos' transformer has no
+    ``AttentionMixin``)."""
+    if hasattr(model, "attn_processors"):
+        return dict(model.attn_processors)
+    return {n: m.processor for n, m in model.named_modules() if hasattr(m, "set_processor")}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_capture_is_transparent_and_restores(name, tiny_adapter, image):
     a = tiny_adapter(name)
     t, noise = draw_inputs(a)
     model = _denoiser(a)
-    before, n_hooks = dict(model.attn_processors), _hooks(a)
+    before, n_hooks = _processors(model), _hooks(a)
     layers = a.layer_names("hidden") + a.layer_names("vae")
     with torch.no_grad():
         ref = a.denoise(image, t, noise).pred
         with a.capture(hidden=layers, attention=a.layer_names("attention")) as cap:
             got = a.denoise(image, t, noise).pred
-            assert model.attn_processors != before and _hooks(a) > n_hooks
+            assert _processors(model) != before and _hooks(a) > n_hooks
     assert torch.equal(ref, got)  # bit-identical outputs
     assert all(len(v) == 1 for v in cap.attention.values())
     assert set(cap.hidden) == set(layers)
-    assert all(model.attn_processors[k] is v for k, v in before.items())
+    assert all(_processors(model)[k] is v for k, v in before.items())
     assert _hooks(a) == n_hooks
     # also when the body raises
     with pytest.raises(RuntimeError, match="boom"):
         with a.capture(hidden=layers[:1], attention=a.layer_names("attention")):
             raise RuntimeError("boom")
-    assert all(model.attn_processors[k] is v for k, v in before.items())
+    assert all(_processors(model)[k] is v for k, v in before.items())
     assert _hooks(a) == n_hooks
 
 
@@ -287,7 +296,9 @@ def test_cog_rollout_and_video_latents(tiny_cog, image):
     assert isinstance(a.encode(image), Conditioning)
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v", "hunyuan-i2v", "ltx-i2v"])
+@pytest.mark.parametrize(
+    "name", ["cogvideox-i2v", "hunyuan-i2v", "ltx-i2v", "ltx2-i2v", "cosmos2-i2v"]
+)
 def test_capture_under_gradient_checkpointing(name, image):
     """Recording recomputes q/k outside the checkpoint's bookkeeping: same gradient, one record
     (Wan and Open-Sora: in their own test files, with their own switches)."""

@@ -283,6 +283,31 @@ def test_tiny_plans_of_more_targets_agree_with_measured(target) -> None:
     assert p.facts["res_step"] >= 8 and p.facts["res_step"] % 8 == 0
 
 
+@pytest.mark.parametrize("target", ["ltx2-i2v", "cosmos2-i2v"])
+def test_tiny_plans_of_the_2026_targets_agree_with_measured(target) -> None:
+    """LTX-2 (audio stream, connectors' output held as tensors, the codec skipped on fake tensors)
+    and Cosmos (guardrail stand-in, torchvision stand-in) plan under fake tensors as they run."""
+    p = plan(target, model="tiny", dtype="float32")
+    m = measured(target, "tiny")
+    assert abs(p.peak_bytes / m.peak_bytes - 1) < 0.10, (p.peak_breakdown, m.breakdown)
+    assert abs(p.flops_per_step / m.step_flops - 1) < 0.10
+    from stillguard.plan.fake import modules
+
+    mods = modules(ADAPTERS.get(target).tiny())
+    n = sum(q.numel() for q in {id(q): q for m_ in mods.values() for q in m_.parameters()}.values())
+    assert p.params == n > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("target", "params"), [("ltx2-i2v", 21.6e9), ("cosmos2-i2v", 2.08e9)])
+def test_real_plans_of_the_2026_targets(target, params) -> None:
+    """Real configs, no weights: every resident component counted (LTX-2: transformer, video and
+    audio VAEs, vocoder, connectors; Cosmos: transformer and VAE; no text encoders)."""
+    p = plan(target, method_options={"attention_mode": "pooled"}, gpu_memory="80GB")
+    assert p.params == pytest.approx(params, rel=0.01)
+    assert p.peak_bytes > p.weight_bytes >= 2 * p.params * 0.99 and p.flops_per_step > 1e13
+
+
 def test_open_sora_modules_are_found_on_its_pipeline_object() -> None:
     from stillguard.plan.fake import modules
 

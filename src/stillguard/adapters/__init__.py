@@ -17,9 +17,11 @@ from ..registry import ADAPTERS
 # isort: off
 # the registry: importing a family registers its target(s); one line a family
 from . import cogvideox  # noqa: F401
+from . import cosmos2  # noqa: F401
 from . import dynamicrafter  # noqa: F401
 from . import hunyuan  # noqa: F401
 from . import ltx  # noqa: F401
+from . import ltx2  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import svd  # noqa: F401
 from . import wan  # noqa: F401

@@ -115,6 +115,8 @@ def missing_files(folder: Path) -> list[str]:
     for name, spec in index.items():
         if name.startswith("_") or not isinstance(spec, list) or None in spec[:2]:
             continue
+        if not _files_in_repo(str(spec[0])):
+            continue  # e.g. Cosmos' guardrail: its own package brings its own models
         sub = folder / name
         if not sub.is_dir():
             missing.append(f"{name}/")
@@ -129,6 +131,17 @@ def missing_files(folder: Path) -> list[str]:
         if (sub / "config.json").is_file() and not weights:
             missing.append(f"{name}/*.safetensors")
     return missing
+
+
+def _files_in_repo(library: str) -> bool:
+    """Whether a component of ``library`` keeps its files in the pipeline repository: diffusers,
+    transformers and diffusers' pipeline packages (LTX-2's ``ltx2`` connectors) do; a separate
+    package named by ``model_index.json`` (Cosmos' ``cosmos_guardrail``) brings its own."""
+    if library in ("diffusers", "transformers"):
+        return True
+    import importlib.util
+
+    return library.isidentifier() and importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
 
 
 def _own_format(path: Path) -> bool:

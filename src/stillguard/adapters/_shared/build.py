@@ -130,11 +130,13 @@ _CONFIG_FILES = ("config.json", "scheduler_config.json", "preprocessor_config.js
 
 
 def component_class(library: str, name: str) -> type:
-    """The class ``model_index.json`` names, looked up in ``diffusers`` or ``transformers`` only;
-    an image processor as its torchvision-free ``...Pil`` class where transformers has one (what
+    """The class ``model_index.json`` names, looked up in ``diffusers`` or ``transformers``, or in
+    a pipeline package of diffusers (LTX-2's ``["ltx2", "LTX2TextConnectors"]`` is
+    ``diffusers.pipelines.ltx2.LTX2TextConnectors``, as diffusers' own loader resolves it); an
+    image processor as its torchvision-free ``...Pil`` class where transformers has one (what
     transformers falls back to anyway without torchvision, minus the warning)."""
     if library not in ("diffusers", "transformers"):
-        raise ModelError(f"component class {library}.{name} is not from diffusers or transformers")
+        return _pipeline_package_class(library, name)
     module = importlib.import_module(library)
     if name.endswith("ImageProcessor") and hasattr(module, name + "Pil"):
         name += "Pil"
@@ -142,6 +144,20 @@ def component_class(library: str, name: str) -> type:
         return getattr(module, name)
     except AttributeError as err:
         raise ModelError(f"this {library} has no {name}: upgrade {library}") from err
+
+
+def _pipeline_package_class(library: str, name: str) -> type:
+    """``name`` from ``diffusers.pipelines.<library>``; anything else (a separate package such as
+    Cosmos' ``cosmos_guardrail``) is refused: stillguard builds only diffusers/transformers code."""
+    try:
+        if not library.isidentifier():
+            raise ImportError(library)
+        module = importlib.import_module(f"diffusers.pipelines.{library}")
+        return getattr(module, name)
+    except (ImportError, AttributeError):
+        raise ModelError(
+            f"component class {library}.{name} is not from diffusers or transformers"
+        ) from None
 
 
 def read_json(file: Path) -> dict[str, Any]:
@@ -219,10 +235,12 @@ def config_pipeline(
     skip: tuple[str, ...] = (),
     needed: tuple[str, ...] = (),
     what: str = "this model's",
+    given: dict[str, Any] | None = None,
 ) -> Any:
     """``pipeline_cls`` on a config-only folder: every component of :func:`folder_components`
-    (random weights from ``seed``; those in ``skip`` are ``None``) and every value of
-    :func:`index_values`.
+    (random weights from ``seed``; those in ``skip`` are ``None``), every value of
+    :func:`index_values`, and the components in ``given`` as they are (e.g. a stand-in for a
+    component the pipeline refuses to be without; name them in ``skip`` too).
 
     Raises:
         ModelError: no ``model_index.json``, a missing config, or a component of ``needed``
@@ -232,4 +250,4 @@ def config_pipeline(
     missing = [k for k in needed if parts.get(k) is None]
     if missing:
         raise ModelError(f"{folder} lacks {', '.join(missing)}: not {what} pipeline folder")
-    return pipeline_cls(**parts, **index_values(folder))
+    return pipeline_cls(**{**parts, **(given or {})}, **index_values(folder))

@@ -29,7 +29,7 @@ an unknown name fails before anything is swapped), refuses attention modules who
 not the stock one the recording processor copies (a fused or custom processor would be silently
 replaced), builds the :class:`~.recorder.Recorder` and opens :func:`capture_context`;
 :func:`frames_hook` is the usual pre-hook that notes the batch size and the token-frame count of
-each denoiser call for ``pooled`` maps; :func:`joint_layer_names` lists the layers of a video
+each denoiser call for ``pooled`` maps (:func:`packed_frames_hook` for packed tokens); :func:`joint_layer_names` lists the layers of a video
 transformer with one kind of attention.
 """
 
@@ -116,6 +116,18 @@ def frames_hook(
     def hook(_m: Any, args: tuple, kwargs: dict) -> None:
         lat = kwargs.get(arg, args[0] if args else None)
         recorder.context.update(token_frames=lat.shape[axis] // patch, batch=lat.shape[0])
+
+    return hook
+
+
+def packed_frames_hook(recorder: Recorder, *, patch: int = 1) -> Callable[..., None]:
+    """:func:`frames_hook` for transformers fed flat (packed) tokens with the latent frame count
+    as the ``num_frames`` keyword (LTX-Video, LTX-2): ``token_frames = num_frames // patch``."""
+
+    def hook(_m: Any, args: tuple, kwargs: dict) -> None:
+        tokens = kwargs.get("hidden_states", args[0] if args else None)
+        frames = kwargs.get("num_frames") or 1
+        recorder.context.update(token_frames=frames // patch, batch=tokens.shape[0])
 
     return hook
 

@@ -5,7 +5,7 @@ Both adapters hold a pipeline, a dict of prompt tensors (completed by the family
 generation settings, and are constructed the same way:
 
 * ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
-  its own way, then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
+  (:meth:`~FlowLoading.gathered_prompt`, or its own way), then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
   (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
   ``stillguard.json`` overridden by the options that are not ``None``;
 * ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
@@ -17,6 +17,7 @@ generation settings, and are constructed the same way:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +26,14 @@ from torch import Tensor
 
 from .build import config_pipeline
 from .folders import read_settings
-from .load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
+from .load import (
+    SWITCHES,
+    Opened,
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    saved_prompt,
+)
 
 
 class FlowLoading:
@@ -46,6 +54,18 @@ class FlowLoading:
     def zero_prompt(cls, pipe: Any, settings: dict[str, Any], dtype: torch.dtype) -> dict:
         """Zero prompt tensors of the published shape for a pipeline built from a config."""
         raise NotImplementedError
+
+    @staticmethod
+    def gathered_prompt(
+        opened: Opened, prompt: str, given: dict[str, Tensor | None], embed: Callable[[], dict]
+    ) -> dict[str, Tensor | None]:
+        """The prompt tensors: ``given`` (the caller's) when they hold ``prompt_embeds``; else,
+        with no prompt text, the folder's ``prompt_embeds.safetensors`` if it has one; else
+        ``embed()`` (the model's text encoder, once)."""
+        if given.get("prompt_embeds") is not None:
+            return given
+        saved = saved_prompt(opened.folder) if not prompt else None
+        return {**given, **(saved if saved is not None else embed())}
 
     @classmethod
     def adapter_from_opened(

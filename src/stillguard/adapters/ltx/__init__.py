@@ -46,7 +46,8 @@ Files: :mod:`.adapter` (the differentiable pieces the loss sees: the keyed poste
 replacement, denoise, rollout), :mod:`.load` (from weights, from a config-only folder, tiny;
 saving), :mod:`.capture` (layer names, the recording processor of ``attn1``), :mod:`.generate`
 (the pipeline's own sampling), :mod:`.tiny` (the tiny random model). The flow-matching helpers it
-shares with HunyuanVideo are in :mod:`stillguard.adapters._shared.flow`.
+shares with HunyuanVideo are in :mod:`stillguard.adapters._shared.flow`, the latent bookkeeping it
+shares with LTX-2 in :mod:`stillguard.adapters._shared.latents`.
 """
 
 from .adapter import LTXI2V, SAMPLE_MODES

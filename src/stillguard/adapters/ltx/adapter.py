@@ -12,8 +12,9 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...registry import ADAPTERS
-from .._shared.flow import euler_scheduler, flow_timesteps, keyed_randn, shift_mu
-from .._shared.generate import check_image, video_pixels
+from .._shared.flow import euler_scheduler, keyed_randn, shift_mu
+from .._shared.generate import check_image
+from .._shared.latents import LTXLatents, posterior_latent
 from .._shared.load import adopt_pipeline
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LTXCapture
@@ -24,7 +25,7 @@ SAMPLE_MODES = ("sample", "mode")
 
 
 @ADAPTERS.register("ltx-i2v")
-class LTXI2V(LTXLoading, LTXCapture, LTXVideo, Adapter):
+class LTXI2V(LTXLoading, LTXCapture, LTXVideo, LTXLatents, Adapter):
     """LTX-Video: first latent frame replaced by the photo, timestep 0 on its tokens."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
@@ -71,16 +72,6 @@ class LTXI2V(LTXLoading, LTXCapture, LTXVideo, Adapter):
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
 
     # ------------------------------------------------------------------ helpers
-    def _latent_frames(self, num_frames: int) -> int:
-        return (num_frames - 1) // self.pipe.vae_temporal_compression_ratio + 1
-
-    def _normalize(self, lat: Tensor) -> Tensor:
-        """Raw VAE latent ``(B,C,...)`` -> the transformer's scale (the pipeline's normalisation)."""
-        vae = self.pipe.vae
-        shape = (1, -1) + (1,) * (lat.ndim - 2)
-        mean, std = vae.latents_mean.view(shape).to(lat), vae.latents_std.view(shape).to(lat)
-        return (lat - mean) / std
-
     def _text(self, batch: int, cfg: bool) -> tuple[Tensor, Tensor]:
         p = self.prompt
         e, m = p["prompt_embeds"].to(self.dtype), p["prompt_attention_mask"]
@@ -135,12 +126,6 @@ class LTXI2V(LTXLoading, LTXCapture, LTXVideo, Adapter):
         return c0 + self.condition_noise * sigma.view(-1, 1, 1, 1) ** 2 * eps
 
     # ------------------------------------------------------------------ differentiable pieces
-    def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
-        sr = self.pipe.vae_spatial_compression_ratio
-        ch = self.pipe.transformer.config.in_channels
-        frames = self._latent_frames(self.opt_num_frames)
-        return (batch, frames, ch, self.height // sr, self.width // sr)
-
     def encode(self, x: Tensor, *, generator: torch.Generator | None = None) -> Conditioning:
         """Image -> 1-frame VAE encode -> posterior draw (or mode) -> normalised, repeated latents.
 
@@ -159,32 +144,8 @@ class LTXI2V(LTXLoading, LTXCapture, LTXVideo, Adapter):
         check_image(x)
         img = self.prepare(x.to(self.device, self.dtype)) * 2 - 1
         dist = self.pipe.vae.encode(img.unsqueeze(2)).latent_dist
-        lat = dist.mode()
-        if self.condition_sample == "sample":
-            if generator is not None:
-                eps = torch.randn(lat.shape, generator=generator)
-            else:
-                eps = keyed_randn(lat.shape, *keys)
-            lat = dist.mean + dist.std * eps.to(lat)
+        lat = posterior_latent(dist, self.condition_sample == "sample", generator, keys)
         return self.condition_on_latent(lat[:, :, 0])
-
-    def condition_on_latent(self, first_latent: Tensor) -> Conditioning:
-        """The conditioning from a raw 1-frame latent ``(B,C,h,w)`` (for latent-space studies)."""
-        frames = self._latent_frames(self.opt_num_frames)
-        scaled = self._normalize(first_latent)
-        image_latents = scaled.unsqueeze(1).expand(-1, frames, -1, -1, -1)
-        return Conditioning(image_latents=image_latents, first_latent=first_latent)
-
-    def encode_video(self, video: Tensor) -> Tensor:
-        """Video -> normalised posterior-mode latent. Shape: ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        pixels = video_pixels(self, video, self.pipe.vae_temporal_compression_ratio)
-        lat = self.pipe.vae.encode(pixels).latent_dist.mode()
-        return self._normalize(lat).transpose(1, 2)
-
-    def sample_timesteps(self, batch: int, generator: torch.Generator) -> Tensor:
-        """``t = 1000·σ``, σ = the sampler's shift applied to ``U(0.001, 0.999)``. Shape ``(batch,)``."""
-        _, f, _, h, w = self.latent_shape(1)
-        return flow_timesteps(self.pipe.scheduler, batch, generator, f * h * w, self.device)
 
     def denoise(
         self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None

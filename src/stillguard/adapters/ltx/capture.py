@@ -18,9 +18,15 @@ from typing import Any
 
 from torch import Tensor
 
-from .._shared.capture import CaptureOptions, Capturing, capture_stock, joint_layer_names
+from .._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    joint_layer_names,
+    packed_frames_hook,
+)
 from .._shared.processors import StockOutputProcessor
-from .._shared.recorder import Recorder, record_joint
+from .._shared.recorder import record_joint
 
 
 class RecordingLTXAttnProcessor(StockOutputProcessor):
@@ -66,14 +72,6 @@ class LTXCapture(Capturing):
 
         p_t = self.pipe.transformer_temporal_patch_size
 
-        def layout(rec: Recorder) -> Any:
-            def hook(_m: Any, args: tuple, kwargs: dict) -> None:
-                tokens = kwargs.get("hidden_states", args[0] if args else None)
-                frames = kwargs.get("num_frames") or 1  # LTX's tokens are flat: frames come apart
-                rec.context.update(token_frames=frames // p_t, batch=tokens.shape[0])
-
-            return [(self.pipe.transformer, hook)]
-
         return capture_stock(
             self,
             self.pipe.transformer,
@@ -82,5 +80,5 @@ class LTXCapture(Capturing):
             options,
             stock=LTXVideoAttnProcessor,
             make=lambda rec, n, m: RecordingLTXAttnProcessor(rec, n, m.processor),
-            hooks=layout,
+            hooks=lambda rec: [(self.pipe.transformer, packed_frames_hook(rec, patch=p_t))],
         )

@@ -18,7 +18,7 @@ from torch import Tensor
 from ...errors import InputError, ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import Opened, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import Opened, open_pipeline, save_pipeline, tiny_adapter
 from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx_pipe
 
 logger = logging.getLogger(__name__)
@@ -107,11 +107,7 @@ class LTXLoading(FlowLoading):
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        saved = saved_prompt(opened.folder) if prompt_embeds is None and not prompt else None
-        if saved is not None:
-            given.update(saved)
-        elif prompt_embeds is None:
-            given.update(_embed_prompt(opened, prompt))
+        given = cls.gathered_prompt(opened, prompt, given, lambda: _embed_prompt(opened, prompt))
         return cls.adapter_from_opened(
             opened, given, settings, gradient_checkpointing=gradient_checkpointing,
             vae_slicing=vae_slicing, vae_tiling=vae_tiling,

@@ -1,0 +1,56 @@
+"""A family's generation settings as one checked dataclass (``ltx2-i2v``, ``cosmos2-i2v``).
+
+A subclass lists its settings as fields with the pipeline's ``__call__`` defaults and names its
+target in ``TARGET``; :meth:`FamilySettings.from_dict` takes the fields found in a dict (a folder's
+``stillguard.json`` merged with options: other keys such as ``"adapter"`` or ``"_source"`` are
+left alone, ``None`` means "the default") and runs :meth:`FamilySettings.check`;
+:meth:`FamilySettings.check_names` refuses option names that are not fields, with close matches;
+:meth:`FamilySettings.to_dict` is what ``save_pretrained`` writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, TypeVar
+
+from ...errors import InputError
+from ...registry import close_matches
+
+S = TypeVar("S", bound="FamilySettings")
+
+
+@dataclasses.dataclass
+class FamilySettings:
+    """Base of a family's settings dataclass (see the module docstring)."""
+
+    TARGET: ClassVar[str] = "target"
+
+    @classmethod
+    def from_dict(cls: type[S], values: dict[str, Any]) -> S:
+        names = {f.name for f in dataclasses.fields(cls)}
+        settings = cls(**{k: v for k, v in values.items() if k in names and v is not None})
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Validate and normalise the values in place (raise :class:`InputError`)."""
+
+    @classmethod
+    def check_names(cls, options: dict[str, Any]) -> None:
+        """Refuse option names that are not settings."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise InputError(
+                f"unknown {cls.TARGET} option(s) {unknown}: {close_matches(unknown[0], names)}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def one_of(target: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else an :class:`InputError` naming the option."""
+    if value not in allowed:
+        raise InputError(f"{target} {name} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
