@@ -5,7 +5,7 @@ settings, after the memory switches: ``gradient_checkpointing`` (every expert's 
 ``vae_slicing``; ``vae_tiling`` is refused (see the family's docstring).
 
 * :meth:`~WanLoading.from_pretrained`: a hub id (local cache only) or a ``save_pretrained`` folder;
-  the prompt is embedded once with the folder's UMT5 (:mod:`.conditioning`), then dropped;
+  the prompt is embedded once with the folder's UMT5 (:mod:`.._shared.umt5`), then dropped;
 * :meth:`~WanLoading.from_config`: every component of a config-only folder with random weights
   (:func:`~stillguard.adapters._shared.build.config_pipeline`), zero prompt embeddings;
 * :meth:`~WanLoading.tiny`: one tiny random model per flavour (:mod:`.tiny`).
@@ -32,7 +32,7 @@ from .._shared.load import (
     save_pipeline,
     tiny_adapter,
 )
-from .conditioning import TEXT_TOKENS, embed_prompts
+from .._shared.umt5 import TEXT_TOKENS, embed_prompts
 from .tiny import FRAMES, SIZE, wan_pipe
 
 #: generation settings an option or ``stillguard.json`` may set
