@@ -27,8 +27,9 @@ PINNED = {
     "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan"),
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
+    "skyreels-v2-i2v": ("SkyReelsV2I2V", "stillguard.adapters.skyreels"),
 }
-FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter")
+FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "skyreels")
 #: what code outside ``adapters/`` may import
 PUBLIC = {PREFIX, *(f"{PREFIX}.{m}" for m in ("base", "captured", "official"))}
 

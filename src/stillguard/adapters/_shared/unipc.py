@@ -47,15 +47,25 @@ def unipc_rollout(
     latents: Tensor,
     velocity: Callable[[Tensor, Tensor], Tensor],
     dtype: torch.dtype,
+    *,
+    stale_first_sample: bool = False,
 ) -> Tensor:
     """``steps`` differentiable UniPC steps of ``scheduler`` (a private copy) from ``latents``.
 
     ``velocity(latents, t)`` is the guided model output at the scheduler's timestep ``t`` (a
-    0-d int64 tensor). Shape: latents and velocity ``(B, F_lat, C, h, w)``.
+    0-d int64 tensor). ``stale_first_sample`` reproduces SkyReels-V2's diffusion-forcing pipeline
+    (diffusers 0.42.1), which steps each frame with its own scheduler on a *view* of its latents
+    and then writes the result into that view: after the first step (the only one without a
+    corrector, whose ``last_sample`` is the caller's tensor itself) the scheduler's
+    ``last_sample`` holds the stepped sample, so the corrector of the second step sees it instead
+    of the first sample. Shape: latents and velocity ``(B, F_lat, C, h, w)``.
     """
     scheduler.set_timesteps(steps, device=latents.device)
     lat = latents
-    for t in scheduler.timesteps:
+    for i, t in enumerate(scheduler.timesteps):
         v = velocity(lat, t)
-        lat = swap_fc(scheduler.step(swap_fc(v), t, swap_fc(lat), return_dict=False)[0]).to(dtype)
+        new = scheduler.step(swap_fc(v), t, swap_fc(lat), return_dict=False)[0]
+        if stale_first_sample and i == 0:
+            scheduler.last_sample = new
+        lat = swap_fc(new).to(dtype)
     return lat

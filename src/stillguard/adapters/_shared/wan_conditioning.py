@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
+from ..base import Conditioning
 from .clip_image import clip_pixels
-from .generate import video_pixels
+from .generate import check_image, video_pixels
 
 CONDITION_GRAD = ("all", "first")
 
@@ -60,6 +61,7 @@ class WanConditioning:
     num_frames: int
     opt_num_frames: int
     condition_grad: str
+    prepare: Any
 
     def _check_sizes(self, patch: int) -> None:
         """Refuse frame counts the causal VAE cannot take and sizes the patches do not tile.
@@ -121,6 +123,30 @@ class WanConditioning:
         enc = self.pipe.image_encoder
         pix = clip_pixels(img, self.pipe.image_processor).to(enc.dtype)
         return enc(pixel_values=pix, output_hidden_states=True).hidden_states[-2].to(self.dtype)
+
+    def _condition(self, x: Tensor, *, concat: bool, clip: bool) -> Conditioning:
+        """Image -> the pipeline's conditioning, differentiably: the 36-channel designs
+        (``concat``: the latent of ``[photo, 0, ...]`` and the 4-channel mask) or the first-frame
+        designs (the photo's latent on frame 0, zeros after); CLIP tokens if ``clip``.
+
+        Shape:
+            x ``(B,3,H,W)`` in [0,1] -> ``image_latents (B,F_lat,C,h,w)`` (normalised),
+            ``first_latent (B,C,h,w)`` (raw latent of the photo), ``image_embeds
+            (B,N_img,D_clip)`` (``clip``), ``extra["mask"] (B,F_lat,4,h,w)`` (``concat``).
+        """
+        check_image(x)
+        img = self.prepare(x.to(self.device, self.dtype))
+        pix = (img * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W)
+        frames = self._latent_frames(self.opt_num_frames)
+        raw = self._photo_raw(pix, concat=concat)
+        lat = swap_fc(self._norm(raw))
+        if not concat:
+            lat = torch.cat([lat, lat.new_zeros(lat.shape[0], frames - 1, *lat.shape[2:])], 1)
+        extra = {"mask": self._mask(frames, x.shape[0], lat).to(self.dtype)} if concat else {}
+        emb = self.clip_embeds(img) if clip else None
+        return Conditioning(
+            image_latents=lat, first_latent=raw[:, :, 0], image_embeds=emb, extra=extra
+        )
 
     def encode_video(self, video: Tensor) -> Tensor:
         """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""

@@ -14,7 +14,6 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...registry import ADAPTERS
-from .._shared.generate import check_image
 from .._shared.load import adopt_pipeline
 from .._shared.umt5 import pad_prompt
 from .._shared.unipc import flow_shift_timesteps, shifted_scheduler
@@ -107,19 +106,7 @@ class WanI2V(WanLoading, WanCapture, WanVideo, WanConditioning, Adapter):
             photo), ``image_embeds (B,N_img,D_clip)`` (Wan2.1 only), ``extra["mask"]
             (B,F_lat,4,h,w)`` (concat flavours).
         """
-        check_image(x)
-        img = self.prepare(x.to(self.device, self.dtype))
-        pix = (img * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W)
-        frames = self._latent_frames(self.opt_num_frames)
-        raw = self._photo_raw(pix, concat=not self.expand)
-        lat = swap_fc(self._norm(raw))
-        if self.expand:
-            lat = torch.cat([lat, lat.new_zeros(lat.shape[0], frames - 1, *lat.shape[2:])], 1)
-        extra = {} if self.expand else {"mask": self._mask(frames, x.shape[0], lat).to(self.dtype)}
-        emb = self.clip_embeds(img) if self.has_clip else None
-        return Conditioning(
-            image_latents=lat, first_latent=raw[:, :, 0], image_embeds=emb, extra=extra
-        )
+        return self._condition(x, concat=not self.expand, clip=self.has_clip)
 
     # ------------------------------------------------------------------ denoiser
     def _expert(self, t: float) -> tuple[Any, float]:
