@@ -28,8 +28,10 @@ PINNED = {
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
     "skyreels-v2-i2v": ("SkyReelsV2I2V", "stillguard.adapters.skyreels"),
+    "kandinsky5-i2v": ("Kandinsky5I2V", "stillguard.adapters.kandinsky5"),
 }
-FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "skyreels")
+FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "skyreels",
+            "kandinsky5")  # fmt: skip
 #: what code outside ``adapters/`` may import
 PUBLIC = {PREFIX, *(f"{PREFIX}.{m}" for m in ("base", "captured", "official"))}
 

@@ -19,6 +19,7 @@ from ..registry import ADAPTERS
 from . import cogvideox  # noqa: F401
 from . import dynamicrafter  # noqa: F401
 from . import hunyuan  # noqa: F401
+from . import kandinsky5  # noqa: F401
 from . import ltx  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import skyreels  # noqa: F401

@@ -66,7 +66,7 @@ Files: :mod:`.adapter` (the differentiable pieces: conditioning through the shar
 from a config-only folder, tiny; saving), :mod:`.generate` (rollout, the pipelines' own sampling),
 :mod:`.capture` (layer names, capture through the shared Wan-style recording processor),
 :mod:`.tiny` (the tiny random models, one per flavour). Shared with Wan in ``adapters/_shared``:
-``wan_conditioning``, ``wan_attention``, ``umt5``, ``clip_image``, ``unipc``.
+``wan_conditioning``, ``self_attention``, ``umt5``, ``clip_image``, ``unipc``.
 """
 
 from .adapter import SkyReelsV2I2V

@@ -4,7 +4,7 @@ Layers: ``blocks.i`` (block outputs ``(B, S, D)``), ``blocks.i.attn1`` (video se
 ``vae.encoder.down_blocks.i`` (causal Wan VAE encoder, one record per chunk). ``attn1`` is Wan's
 full 3D self-attention over the video tokens (``SkyReelsV2AttnProcessor`` is Wan's code; text and
 CLIP tokens enter through ``attn2``); its recording processor is the shared
-:class:`~.._shared.wan_attention.RecordingWanAttnProcessor` (stock output, q and k recomputed for
+:class:`~.._shared.self_attention.RecordingWanAttnProcessor` (stock output, q and k recomputed for
 the mode's rows), so maps are ``(B, heads, Q, F_lat·h/2·w/2)`` with ``layout.text = 0``. In the
 diffusion-forcing flavour the prefix frame's tokens are keys and queries like the others (the
 model attends to the photo's frame with full, non-causal attention: ``num_frame_per_block`` 1).
@@ -17,7 +17,7 @@ from typing import Any
 
 from .._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
 from .._shared.capture import joint_layer_names
-from .._shared.wan_attention import RecordingWanAttnProcessor
+from .._shared.self_attention import RecordingWanAttnProcessor
 
 
 class SkyReelsCapture(Capturing):

@@ -17,7 +17,7 @@ Targets (config folders shipped under ``adapters/configs/``; weights are never d
       is *replaced* by the photo's latent (a 1-frame encode) and its tokens get timestep 0.
     * SkyReels-V2 (Wan's architecture in its own diffusers classes) is the ``skyreels-v2-i2v``
       target (:mod:`stillguard.adapters.skyreels`); the pieces both families use are in
-      ``adapters/_shared`` (``wan_conditioning``, ``wan_attention``, ``umt5``, ``clip_image``,
+      ``adapters/_shared`` (``wan_conditioning``, ``self_attention``, ``umt5``, ``clip_image``,
       ``unipc``).
 
     TI2V is a *mode* of this adapter, not a second name: the pipeline class is the same and the

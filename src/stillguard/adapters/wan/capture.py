@@ -6,7 +6,7 @@ Layers: ``blocks.i`` (block outputs ``(B, S, D)``), ``blocks.i.attn1`` (video se
 name exists in both experts; a capture hooks both and records whichever runs.
 
 Wan's ``attn1`` is full 3D self-attention over the video tokens only; its recording processor
-(:class:`~.._shared.wan_attention.RecordingWanAttnProcessor`, shared with SkyReels-V2, whose
+(:class:`~.._shared.self_attention.RecordingWanAttnProcessor`, shared with SkyReels-V2, whose
 attention is the same code) keeps the stock output and recomputes q and k for the mode's rows.
 
 Wan2.2-A14B has two experts with the same block names; :class:`ExpertRecorder` records both under
@@ -31,7 +31,7 @@ from .._shared.capture import (
     joint_layer_names,
 )
 from .._shared.recorder import Recorder
-from .._shared.wan_attention import RecordingWanAttnProcessor
+from .._shared.self_attention import RecordingWanAttnProcessor
 
 __all__ = ["ExpertRecorder", "RecordingWanAttnProcessor", "WanCapture", "public"]
 

@@ -1,13 +1,15 @@
-"""The recording processor of the Wan-style video self-attention (``attn1`` of Wan 2.1/2.2's
-``WanAttnProcessor`` and SkyReels-V2's ``SkyReelsV2AttnProcessor``, the same code).
+"""Recording video self-attention that has no text keys: Wan-style ``attn1`` (Wan 2.1/2.2's
+``WanAttnProcessor`` and SkyReels-V2's ``SkyReelsV2AttnProcessor``, the same code) and the
+visual self-attention of Kandinsky 5 (its recording processor is the family's own, its maps go
+through :func:`record_video_self`).
 
-That attention is full 3D self-attention over the video tokens only (RoPE on q and k, RMS norm
-across heads); text and CLIP tokens enter through ``attn2`` (cross-attention), so the recorded maps
-have no text keys: ``layout = {"text": 0, "frames": F_tok, "per_frame": h/2·w/2}``.
+Such attention is full 3D self-attention over the video tokens only (RoPE on q and k, RMS norm);
+text (and CLIP) tokens enter through a separate cross-attention, so the recorded maps have no text
+keys: ``layout = {"text": 0, "frames": F_tok, "per_frame": h/2·w/2}``.
 
-:class:`RecordingWanAttnProcessor` leaves the stock processor in charge of the output (it calls it
-unchanged, so outputs stay bit-identical whatever attention backend is set) and recomputes q and k
-only for what the mode records:
+The recording processors leave the stock processor in charge of the output (they call it
+unchanged, so outputs stay bit-identical whatever attention backend is set) and recompute q and k
+only for what the mode records (:func:`record_video_self`):
 
 * ``exact``: all query rows against all keys (``S×S``; only for small models);
 * ``sampled``: ``max_queries`` random rows against all keys; ``to_q`` runs on those rows only,
@@ -29,7 +31,26 @@ import torch
 from torch import Tensor
 
 from .processors import StockOutputProcessor
-from .recorder import attention_probs, pool_per_frame
+from .recorder import Recorder, attention_probs, pool_per_frame
+
+
+def record_video_self(rec: Recorder, name: str, q: Tensor, k: Tensor, rows: Tensor | None) -> None:
+    """Record one map of video self-attention (no text keys) for the recorder's mode.
+
+    ``q``: ``(B, heads, Q, d)``, the query rows ``rows`` (``sampled``) or all ``S`` of them
+    (``rows=None``); ``k``: ``(B, heads, S, d)``. The frame count comes from
+    ``rec.context["token_frames"]``; ``pooled`` mean-pools q and k per frame (``F×F`` maps).
+    """
+    n_tok = k.shape[2]
+    frames = rec.context.get("token_frames", 1)
+    layout = {"text": 0, "frames": frames, "per_frame": n_tok // frames}
+    if rec.mode == "pooled":
+        q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
+        layout = {"text": 0, "frames": frames, "per_frame": 1}
+        rows = torch.arange(frames, device=k.device)
+    elif rows is None:
+        rows = torch.arange(n_tok, device=k.device)
+    rec.add_attention(name, attention_probs(q, k, None), rows, layout)
 
 
 def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -63,20 +84,10 @@ class RecordingWanAttnProcessor(StockOutputProcessor):
         rotary_emb: tuple[Tensor, Tensor] | None,
     ) -> None:
         rec = self.recorder
-        n_tok = hs.shape[1]
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": 0, "frames": frames, "per_frame": n_tok // frames}
-        rows = rec.rows(n_tok, hs.device) if rec.mode == "sampled" else None
+        rows = rec.rows(hs.shape[1], hs.device) if rec.mode == "sampled" else None
         q, k = self._qk(attn, hs, rows)
         if rotary_emb is not None:
             cos, sin = rotary_emb
             qc, qs = (cos, sin) if rows is None else (cos[:, rows], sin[:, rows])
             q, k = _rope(q, qc, qs), _rope(k, cos, sin)
-        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, S, d)
-        if rec.mode == "pooled":
-            q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-            rows = torch.arange(frames, device=hs.device)
-        elif rows is None:
-            rows = torch.arange(n_tok, device=hs.device)
-        rec.add_attention(self.name, attention_probs(q, k, None), rows, layout)
+        record_video_self(rec, self.name, q.transpose(1, 2), k.transpose(1, 2), rows)
