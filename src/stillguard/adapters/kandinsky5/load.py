@@ -108,6 +108,14 @@ class KandinskyLoading(FlowLoading):
         )  # fmt: skip
 
     @classmethod
+    def from_config(cls, folder: Any, **options: Any) -> Any:
+        """:meth:`FlowLoading.from_config <.._shared.flow_load.FlowLoading.from_config>` (random
+        weights, nothing allocated on ``"meta"``), marked ``random_weights``."""
+        adapter = super().from_config(folder, **options)
+        adapter.random_weights = True
+        return adapter
+
+    @classmethod
     def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> Any:
         """32×48, 17 frames (5 latent frames of 2×3 tokens), 4 visual blocks of 2×8 heads, 6
         Qwen tokens; random weights. CFG on (``guidance_scale=5``, the real default)."""

@@ -32,6 +32,7 @@ from .._shared.build import config_pipeline, read_json
 from .._shared.clip_image import clip_image_processor
 from .._shared.folders import load_error, read_settings
 from .._shared.load import (
+    config_model_id,
     memory_switches,
     merged_settings,
     open_pipeline,
@@ -121,11 +122,13 @@ class SkyReelsLoading:
             raise load_error(model, folder, err, "SkyReels-V2") from err
         flavour = flavour_of(index, repr(model))
         fixed: dict[str, Any] = dict(text_encoder=None, tokenizer=None)
-        if flavour == "i2v":
-            fixed["image_processor"] = clip_image_processor(src)
+        if flavour == "i2v":  # read from its JSON alone below (diffusers checks a given one's class)
+            fixed["image_processor"] = None
         pipe, model_id, folder, src, device, dtype = open_pipeline(
             _pipeline_class(flavour), model, device, dtype, "SkyReels-V2", refuse_toy=True, **fixed
         )
+        if flavour == "i2v":
+            pipe.register_modules(image_processor=clip_image_processor(src))
 
         def embed() -> tuple[Tensor, Tensor]:
             both = embed_prompts(src, [prompt, negative_prompt], device, dtype, local_only=True)
@@ -153,8 +156,8 @@ class SkyReelsLoading:
     ) -> Any:
         """Every component from a config-only folder with random weights (seeded), or nothing
         allocated on ``device="meta"`` or under ``FakeTensorMode``; prompt embeddings are zeros
-        ``(1, 512, text_dim)``. ``settings`` may hold the memory switches of
-        :meth:`from_pretrained`."""
+        ``(1, 512, text_dim)``; ``random_weights`` is True. ``settings`` may hold the memory
+        switches of :meth:`from_pretrained`."""
         settings = dict(settings)
         switches = [bool(settings.pop(k, False)) for k in SWITCHES]
         cls._check_settings(settings)
@@ -169,10 +172,12 @@ class SkyReelsLoading:
         stored = {**read_settings(path), **{k: v for k, v in settings.items() if v is not None}}
         text_dim = pipe.transformer.config.text_dim
         zeros = torch.zeros(1, TEXT_TOKENS, text_dim, device=device, dtype=dtype)
-        return cls(
-            pipe, model_id=str(stored.get("model", folder)), prompt_embeds=zeros,
+        adapter = cls(
+            pipe, model_id=config_model_id(stored, folder), prompt_embeds=zeros,
             negative_prompt_embeds=zeros, settings=stored, device=device, dtype=dtype,
         )  # fmt: skip
+        adapter.random_weights = True
+        return adapter
 
     @classmethod
     def tiny(
