@@ -43,6 +43,9 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "hunyuan-i2v-token-replace": ("hunyuan-i2v", {"image_condition_type": "token_replace"}),
     "open-sora-1.2": ("open-sora-1.2", {}),
     "dynamicrafter": ("dynamicrafter", {}),
+    "skyreels-v2-i2v": ("skyreels-v2-i2v", {}),
+    "skyreels-v2-i2v-df": ("skyreels-v2-i2v", {"flavour": "diffusion-forcing"}),
+    "kandinsky5-i2v": ("kandinsky5-i2v", {}),
 }
 
 

@@ -98,21 +98,39 @@ class SkyReelsLoading:
         negative_prompt_embeds: Tensor | None = None,
         gradient_checkpointing: bool = False,
         vae_slicing: bool = False,
-        **settings: Any,
+        height: int | None = None,
+        width: int | None = None,
+        num_frames: int | None = None,
+        opt_num_frames: int | None = None,
+        num_inference_steps: int | None = None,
+        guidance_scale: float | None = None,
+        flow_shift: float | None = None,
+        condition_grad: str | None = None,
+        fps: int | None = None,
+        addnoise_condition: float | None = None,
+        ar_step: int | None = None,
+        **unknown: Any,
     ) -> Any:
         """Load a hub id (local cache only) or a local ``save_pretrained`` folder.
 
-        ``settings`` (:data:`SETTINGS`) left out come from the folder's ``stillguard.json``, else
-        from the pipeline's defaults; ``flow_shift`` replaces the scheduler's shift (the published
+        Settings left as ``None`` come from the folder's ``stillguard.json``, else from the
+        pipeline's defaults; ``flow_shift`` replaces the scheduler's shift (the published
         folders keep the converter's 1.0, the model authors sample I2V at 5.0);
-        ``condition_grad="first"`` limits the VAE gradient to the photo's latent frame (memory).
+        ``condition_grad="first"`` limits the VAE gradient to the photo's latent frame (memory);
+        ``fps``, ``addnoise_condition``, ``ar_step`` (only 0) are the diffusion-forcing options.
 
         Raises:
             InputError: an unknown option.
             ModelError: no weights, pickle-only weights, not a SkyReels-V2 I2V/DF folder, or no
                 way to embed the prompt.
         """
-        cls._check_settings(settings)
+        cls._check_settings(unknown)
+        settings = dict(
+            height=height, width=width, num_frames=num_frames, opt_num_frames=opt_num_frames,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+            flow_shift=flow_shift, condition_grad=condition_grad, fps=fps,
+            addnoise_condition=addnoise_condition, ar_step=ar_step,
+        )  # fmt: skip
         _, folder, src, _, _ = resolve_source(model, device, dtype, cogvideox_only=True)
         try:
             from diffusers import DiffusionPipeline
