@@ -200,7 +200,9 @@ def test_flow_shift_option_and_config_build(a, tmp_path, image):
     b = K5.from_pretrained(str(tmp_path / "m"), flow_shift=5.0)
     assert b.pipe.scheduler.config.shift == 5.0 and a.pipe.scheduler.config.shift == 10.0
     g = torch.Generator().manual_seed(0)
-    assert (b.sample_timesteps(64, g) < a.sample_timesteps(64, torch.Generator().manual_seed(0))).all()
+    assert (
+        b.sample_timesteps(64, g) < a.sample_timesteps(64, torch.Generator().manual_seed(0))
+    ).all()
     for f in (tmp_path / "m").rglob("*.safetensors"):
         f.unlink()
     c = K5.from_config(tmp_path / "m", seed=1)

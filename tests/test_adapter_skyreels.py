@@ -105,7 +105,9 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
         if flavour == DF:  # the pipeline's per-frame stepping is not plain UniPC: reproduced
             plain = unipc.unipc_rollout
             monkeypatch.setattr(
-                unipc, "unipc_rollout", lambda *a_, **k: plain(*a_, **{**k, "stale_first_sample": False})
+                unipc,
+                "unipc_rollout",
+                lambda *a_, **k: plain(*a_, **{**k, "stale_first_sample": False}),
             )
             from stillguard.adapters.skyreels import generate
 
@@ -145,7 +147,9 @@ def test_diffusion_forcing_prefix_frame(image):
     """DF: the photo's latent is frame 0 with per-frame timestep 0, the fps flag goes in, frame 0
     is out of the loss and kept by the rollout."""
     a = tiny(DF)
-    assert a.flavour == DF and "image-embeds" not in a.capabilities and a.describe()["flavour"] == DF
+    assert (
+        a.flavour == DF and "image-embeds" not in a.capabilities and a.describe()["flavour"] == DF
+    )
     seen = {}
     hook = a.pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.update(kw),
                                                         with_kwargs=True)  # fmt: skip
@@ -215,7 +219,9 @@ def test_addnoise_condition_renoises_the_prefix(image, tmp_path):
 def test_flavour_is_read_from_the_folder(tmp_path, image):
     tiny(DF).save_pretrained(str(tmp_path / "df"))
     b = SKY.from_pretrained(str(tmp_path / "df"))
-    assert b.flavour == DF and type(b.pipe).__name__.endswith("DiffusionForcingImageToVideoPipeline")
+    assert b.flavour == DF and type(b.pipe).__name__.endswith(
+        "DiffusionForcingImageToVideoPipeline"
+    )
     # the published DF folders name the text-to-video DF class: it serves image-to-video too
     index = json.loads((tmp_path / "df" / "model_index.json").read_text())
     index["_class_name"] = "SkyReelsV2DiffusionForcingPipeline"
@@ -276,7 +282,9 @@ def test_condition_grad_first_keeps_the_values(image, tmp_path):
     tiny().save_pretrained(str(tmp_path / "m"))
     a = SKY.from_pretrained(str(tmp_path / "m"), condition_grad="first")
     with torch.no_grad():
-        torch.testing.assert_close(a.encode(image).image_latents, tiny().encode(image).image_latents)
+        torch.testing.assert_close(
+            a.encode(image).image_latents, tiny().encode(image).image_latents
+        )
     x = image.clone().requires_grad_(True)
     a.encode(x).image_latents.pow(2).mean().backward()
     assert x.grad.abs().sum() > 0

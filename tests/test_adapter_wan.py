@@ -10,8 +10,8 @@ from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_te
 
 from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
-from stillguard.adapters.official import config_folder
 from stillguard.adapters._shared.clip_image import clip_pixels
+from stillguard.adapters.official import config_folder
 from stillguard.errors import InputError
 
 WAN = ADAPTERS.get("wan-i2v")

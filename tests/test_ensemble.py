@@ -102,8 +102,10 @@ def test_cli_config_and_sidecar_name_every_target(tmp_path, image) -> None:
 
 @pytest.mark.parametrize(
     ("old", "new", "method"),
-    [("cogvideox-i2v", "skyreels-v2-i2v", "vid-freeze"),
-     ("wan-i2v", "kandinsky5-i2v", "rollout-freeze")],  # fmt: skip
+    [
+        ("cogvideox-i2v", "skyreels-v2-i2v", "vid-freeze"),
+        ("wan-i2v", "kandinsky5-i2v", "rollout-freeze"),
+    ],  # fmt: skip
 )
 def test_ensemble_of_an_old_and_a_new_family(old, new, method, tiny_adapter, image) -> None:
     """The 2026 targets join an ensemble with the older ones: one loop lowers each member's own

@@ -66,6 +66,8 @@ def clip_image_processor(src: str, subfolder: str = "image_processor") -> Any:
     from transformers import CLIPImageProcessorPil
 
     try:
-        return CLIPImageProcessorPil.from_pretrained(src, subfolder=subfolder, local_files_only=True)
+        return CLIPImageProcessorPil.from_pretrained(
+            src, subfolder=subfolder, local_files_only=True
+        )
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot read the CLIP image processor of {src}: {err}") from err

@@ -14,11 +14,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from ...errors import InputError, ModelError
+from .load import prompt_pair
 
 logger = logging.getLogger(__name__)
 
@@ -93,3 +95,24 @@ def embed_prompts(
     keep = ids.attention_mask.to(device).gt(0).unsqueeze(-1)
     logger.info("embedded %d prompt(s) with UMT5 and dropped the text encoder", len(prompts))
     return (out * keep).to(dtype)
+
+
+def umt5_prompt_pair(
+    folder: Path | None,
+    src: str,
+    prompt: str,
+    negative_prompt: str,
+    prompt_embeds: Tensor | None,
+    negative_prompt_embeds: Tensor | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor | None]:
+    """``(prompt_embeds, negative_prompt_embeds)`` of a Wan-derived pipeline: the given ones, else
+    the folder's saved ones (no prompt text given), else :func:`embed_prompts` of ``prompt`` and
+    ``negative_prompt`` with the folder's UMT5 (:func:`.load.prompt_pair` decides)."""
+
+    def embed() -> tuple[Tensor, Tensor]:
+        both = embed_prompts(src, [prompt, negative_prompt], device, dtype, local_only=True)
+        return both[:1], both[1:]
+
+    return prompt_pair(folder, prompt, prompt_embeds, negative_prompt_embeds, embed)

@@ -21,12 +21,14 @@ frame) and put it in place of latent frame 0 instead (:meth:`~WanConditioning._p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from ...errors import InputError
+from ...registry import close_matches
 from ..base import Conditioning
 from .clip_image import clip_pixels
 from .generate import check_image, video_pixels
@@ -48,6 +50,26 @@ def check_condition_grad(value: str) -> str:
     if value not in CONDITION_GRAD:
         raise InputError(f"condition_grad must be 'all' or 'first', got {value!r}")
     return value
+
+
+def check_options(target: str, options: dict[str, Any], allowed: Sequence[str]) -> None:
+    """Raise :class:`InputError` for option names of ``target`` that are not in ``allowed``, and
+    for ``vae_tiling`` with its reason (the Wan VAE).
+
+    Raises:
+        InputError: ``vae_tiling`` asked for, or an unknown option (with close matches).
+    """
+    if options.get("vae_tiling"):
+        raise InputError(
+            f"{target} has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles "
+            "(the latent changes) and under autograd keeps every tile's activations; use "
+            "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
+        )
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"unknown {target} option(s) {unknown}: {close_matches(unknown[0], list(allowed))}"
+        )
 
 
 class WanConditioning:

@@ -24,9 +24,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
-from .._shared.capture import joint_layer_names
-from .._shared.recorder import Recorder, own_saved_tensors
+from .._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    frames_hook,
+    joint_layer_names,
+)
+from .._shared.processors import StockOutputProcessor
+from .._shared.recorder import own_saved_tensors
 from .._shared.self_attention import record_video_self
 
 
@@ -37,15 +43,10 @@ def _rotary(x: Tensor, rope: Tensor) -> Tensor:
     return (rope * pairs).sum(dim=-1).reshape(*x.shape).to(torch.bfloat16).type_as(x)
 
 
-class RecordingKandinskyAttnProcessor:
+class RecordingKandinskyAttnProcessor(StockOutputProcessor):
     """Stock ``Kandinsky5AttnProcessor`` output plus probability recording (module docstring)."""
 
-    def __init__(self, recorder: Recorder, name: str, stock: Any) -> None:
-        self.recorder = recorder
-        self.name = name
-        self.stock = stock
-
-    def __call__(
+    def __call__(  # type: ignore[override]  # Kandinsky5Attention passes these by keyword
         self,
         attn: Any,
         hidden_states: Tensor,
@@ -55,13 +56,15 @@ class RecordingKandinskyAttnProcessor:
     ) -> Tensor:
         if self.recorder.active:
             with own_saved_tensors():
-                self._record(attn, hidden_states, rotary_emb)
+                self._record(attn, hidden_states, None, None, rotary_emb)
         return self.stock(
             attn, hidden_states, encoder_hidden_states=encoder_hidden_states,
             rotary_emb=rotary_emb, sparse_params=sparse_params,
         )  # fmt: skip
 
-    def _record(self, attn: Any, hs: Tensor, rope: Tensor | None) -> None:
+    def _record(
+        self, attn: Any, hs: Tensor, _context: Tensor | None, _mask: Tensor | None, rope: Any
+    ) -> None:
         rec = self.recorder
         rows = rec.rows(hs.shape[1], hs.device) if rec.mode == "sampled" else None
         q = attn.to_query(hs if rows is None else hs[:, rows])

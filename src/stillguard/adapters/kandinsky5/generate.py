@@ -52,7 +52,9 @@ class KandinskyVideo(VideoGeneration):
         if f < 5:
             return lat
         norm = self.pipe.adaptive_mean_std_normalization
-        first = [norm(lat[i : i + 1, :4], lat[i : i + 1, 4 : 4 + min(5, f - 1)]) for i in range(len(lat))]
+        first = [
+            norm(lat[i : i + 1, :4], lat[i : i + 1, 4 : 4 + min(5, f - 1)]) for i in range(len(lat))
+        ]
         return torch.cat([torch.cat(first), lat[:, 4:]], 1)
 
     def _generate_video(self, x: Tensor, seed: int, frames: int, steps: int) -> Tensor:
@@ -70,8 +72,14 @@ class KandinskyVideo(VideoGeneration):
                          f"{pre}prompt_cu_seqlens": cu})  # fmt: skip
         videos = [
             run_pipeline(
-                self, seed + i, image=photo, height=self.height, width=self.width,
-                num_frames=frames, num_inference_steps=steps, guidance_scale=self.guidance_scale,
+                self,
+                seed + i,
+                image=photo,
+                height=self.height,
+                width=self.width,
+                num_frames=frames,
+                num_inference_steps=steps,
+                guidance_scale=self.guidance_scale,
                 **text,
             )  # fmt: skip
             for i, photo in enumerate(working_photos(self, x))  # one photo per pipeline call

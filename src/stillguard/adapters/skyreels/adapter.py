@@ -141,7 +141,9 @@ class SkyReelsV2I2V(SkyReelsLoading, SkyReelsCapture, SkyReelsVideo, WanConditio
         return self._condition(x, concat=not self.forcing, clip=self.has_clip)
 
     # ------------------------------------------------------------------ denoiser
-    def _call(self, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor, t0: float) -> Tensor:
+    def _call(
+        self, lat: Tensor, cond: Conditioning, t: Tensor, embeds: Tensor, t0: float
+    ) -> Tensor:
         """One transformer call as the pipeline makes it. lat/result ``(B,F,C,h,w)``, t ``(B,)``;
         ``t0``: the prefix frame's timestep (diffusion forcing: ``lat`` holds the prefix)."""
         model = self.pipe.transformer

@@ -15,8 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._shared.capture import CaptureOptions, Capturing, capture_stock, frames_hook
-from .._shared.capture import joint_layer_names
+from .._shared.capture import (
+    CaptureOptions,
+    Capturing,
+    capture_stock,
+    frames_hook,
+    joint_layer_names,
+)
 from .._shared.self_attention import RecordingWanAttnProcessor
 
 

@@ -26,8 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
-from ...registry import close_matches
+from ...errors import ModelError
 from .._shared.build import config_pipeline, read_json
 from .._shared.clip_image import clip_image_processor
 from .._shared.folders import load_error, read_settings
@@ -36,13 +35,13 @@ from .._shared.load import (
     memory_switches,
     merged_settings,
     open_pipeline,
-    prompt_pair,
     resolve_dtype,
     resolve_source,
     save_pipeline,
     tiny_adapter,
 )
-from .._shared.umt5 import TEXT_TOKENS, embed_prompts
+from .._shared.umt5 import TEXT_TOKENS, umt5_prompt_pair
+from .._shared.wan_conditioning import check_options
 from .tiny import FRAMES, HEIGHT, WIDTH, skyreels_pipe
 
 #: flavour -> the diffusers pipeline class that runs it
@@ -140,21 +139,19 @@ class SkyReelsLoading:
             raise load_error(model, folder, err, "SkyReels-V2") from err
         flavour = flavour_of(index, repr(model))
         fixed: dict[str, Any] = dict(text_encoder=None, tokenizer=None)
-        if flavour == "i2v":  # read from its JSON alone below (diffusers checks a given one's class)
+        if (
+            flavour == "i2v"
+        ):  # read from its JSON alone below (diffusers checks a given one's class)
             fixed["image_processor"] = None
         pipe, model_id, folder, src, device, dtype = open_pipeline(
             _pipeline_class(flavour), model, device, dtype, "SkyReels-V2", refuse_toy=True, **fixed
         )
         if flavour == "i2v":
             pipe.register_modules(image_processor=clip_image_processor(src))
-
-        def embed() -> tuple[Tensor, Tensor]:
-            both = embed_prompts(src, [prompt, negative_prompt], device, dtype, local_only=True)
-            return both[:1], both[1:]
-
-        prompt_embeds, negative_prompt_embeds = prompt_pair(
-            folder, prompt, prompt_embeds, negative_prompt_embeds, embed
-        )
+        prompt_embeds, negative_prompt_embeds = umt5_prompt_pair(
+            folder, src, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, device,
+            dtype,
+        )  # fmt: skip
         cls._switch(pipe, gradient_checkpointing, vae_slicing)
         return cls(
             pipe, model_id=model_id, prompt_embeds=prompt_embeds,
@@ -232,18 +229,7 @@ class SkyReelsLoading:
     @classmethod
     def _check_settings(cls, settings: dict[str, Any]) -> None:
         """Raise :class:`InputError` for option names that are not settings."""
-        if settings.get("vae_tiling"):
-            raise InputError(
-                "skyreels-v2-i2v has no VAE tiling: diffusers' Wan VAE tiling blends overlapping "
-                "tiles (the latent changes) and under autograd keeps every tile's activations; use "
-                "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
-            )
-        unknown = sorted(set(settings) - set(SETTINGS) - {"vae_tiling"})
-        if unknown:
-            raise InputError(
-                f"unknown skyreels-v2-i2v option(s) {unknown}: "
-                f"{close_matches(unknown[0], list(SETTINGS))}"
-            )
+        check_options("skyreels-v2-i2v", settings, SETTINGS)
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds and ``stillguard.json`` generation defaults."""
