@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, draw_inputs
+from helpers import check_capture_under_checkpointing, draw_inputs, exact_map_and_io
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters.official import config_folder
@@ -152,23 +152,12 @@ def test_exact_maps_reproduce_the_attention_output(a, image):
     per-head norm, the rotary embedding with diffusers' bfloat16 rounding, the layout."""
     layer = a.layer_names("attention")[-1]
     mod = a.pipe.transformer.get_submodule(layer)
-    seen: dict[str, torch.Tensor] = {}
-    h1 = mod.register_forward_pre_hook(lambda m, args: seen.setdefault("in", args[0]))
-    h2 = mod.register_forward_hook(lambda m, args, out: seen.setdefault("out", out))
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad(), a.capture(attention=[layer]) as cap:
-            a.denoise(image, t, noise)
-    finally:
-        h1.remove()
-        h2.remove()
-    probs = cap.attention[layer][0]
-    lay = cap.layout[layer]
+    probs, lay, seen_in, seen_out = exact_map_and_io(a, image, layer)
     assert lay == {"text": 0, "frames": 5, "per_frame": 6} and probs.shape[-1] == 30
-    v = mod.to_value(seen["in"]).unflatten(2, (mod.num_heads, -1)).transpose(1, 2)
+    v = mod.to_value(seen_in).unflatten(2, (mod.num_heads, -1)).transpose(1, 2)
     out = mod.out_layer((probs @ v).transpose(1, 2).flatten(2))
     # SDPA sees the same bfloat16-rounded q and k; the sums differ only in float32 rounding
-    torch.testing.assert_close(out, seen["out"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out, seen_out, rtol=1e-4, atol=1e-5)
 
 
 def test_capture_under_gradient_checkpointing(image):
