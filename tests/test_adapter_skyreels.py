@@ -238,6 +238,24 @@ def test_flavour_is_read_from_the_folder(tmp_path, image):
     assert c.denoise(image, t, noise).pred.shape == c.latent_shape(1)
 
 
+def test_a_hub_id_in_the_local_cache_loads_with_its_flavour(tmp_path, monkeypatch, image):
+    """A hub id is read from the local hub cache only: its ``model_index.json`` names the flavour,
+    and the CLIP image processor is read from the cached JSON."""
+    import huggingface_hub.constants as hc
+    from helpers import hub_snapshot
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    for flavour, repo in (("i2v", "someone/sky-i2v"), (DF, "someone/sky-df")):
+        tiny(flavour).save_pretrained(str(tmp_path / flavour))
+        hub_snapshot(cache, repo, tmp_path / flavour)
+        b = SKY.from_pretrained(repo, prompt_embeds=tiny(flavour).prompt_embeds)  # no UMT5 here
+        assert b.flavour == flavour and b.model_id == repo and b.is_real
+        with torch.no_grad():
+            torch.testing.assert_close(b.encode(image).image_latents,
+                                       tiny(flavour).encode(image).image_latents)  # fmt: skip
+
+
 def test_a_clip_processor_folder_loads_without_tokenizer_files(tmp_path, image):
     """The published I2V folders name a ``CLIPProcessor`` (image processor + tokenizer): the
     image processor is read from its JSON alone, as a config-only build does."""

@@ -75,6 +75,19 @@ def flavour_of(index: dict[str, Any], where: str) -> str:
     )
 
 
+def _index(model: str, folder: Path | None) -> dict[str, Any]:
+    """The ``model_index.json`` of a local folder or of a hub id in the local cache (never
+    downloaded; a missing one is :func:`~.._shared.folders.load_error`'s clear message)."""
+    if folder is not None:
+        return read_json(folder / "model_index.json")
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return read_json(Path(hf_hub_download(model, "model_index.json", local_files_only=True)))
+    except (OSError, ValueError) as err:
+        raise load_error(model, None, err, "SkyReels-V2") from err
+
+
 def _pipeline_class(flavour: str) -> type:
     import diffusers
 
@@ -131,13 +144,7 @@ class SkyReelsLoading:
             addnoise_condition=addnoise_condition, ar_step=ar_step,
         )  # fmt: skip
         _, folder, src, _, _ = resolve_source(model, device, dtype, cogvideox_only=True)
-        try:
-            from diffusers import DiffusionPipeline
-
-            index = DiffusionPipeline.load_config(src, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise load_error(model, folder, err, "SkyReels-V2") from err
-        flavour = flavour_of(index, repr(model))
+        flavour = flavour_of(_index(model, folder), repr(model))
         fixed: dict[str, Any] = dict(text_encoder=None, tokenizer=None)
         if (
             flavour == "i2v"
