@@ -45,6 +45,9 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "dynamicrafter": ("dynamicrafter", {}),
     "ltx2-i2v": ("ltx2-i2v", {}),
     "cosmos2-i2v": ("cosmos2-i2v", {}),
+    "skyreels-v2-i2v": ("skyreels-v2-i2v", {}),
+    "skyreels-v2-i2v-df": ("skyreels-v2-i2v", {"flavour": "diffusion-forcing"}),
+    "kandinsky5-i2v": ("kandinsky5-i2v", {}),
 }
 
 

@@ -339,3 +339,19 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except (OSError, UnicodeDecodeError):
         return ""
+def exact_map_and_io(adapter, image, layer: str):
+    """One ``denoise`` (fixed draws) with an exact capture of the attention ``layer`` open; returns
+    ``(probs, layout, module input, module output)`` of that attention module, for checking that
+    the recorded map reproduces the module's own output."""
+    mod = adapter.pipe.transformer.get_submodule(layer)
+    seen: dict[str, torch.Tensor] = {}
+    h1 = mod.register_forward_pre_hook(lambda m, args: seen.setdefault("in", args[0]))
+    h2 = mod.register_forward_hook(lambda m, args, out: seen.setdefault("out", out))
+    t, noise = draw_inputs(adapter)
+    try:
+        with torch.no_grad(), adapter.capture(attention=[layer]) as cap:
+            adapter.denoise(image, t, noise)
+    finally:
+        h1.remove()
+        h2.remove()
+    return cap.attention[layer][0], cap.layout[layer], seen["in"], seen["out"]

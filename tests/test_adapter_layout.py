@@ -29,9 +29,11 @@ PINNED = {
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
     "ltx2-i2v": ("LTX2I2V", "stillguard.adapters.ltx2"),
     "cosmos2-i2v": ("Cosmos2I2V", "stillguard.adapters.cosmos2"),
+    "skyreels-v2-i2v": ("SkyReelsV2I2V", "stillguard.adapters.skyreels"),
+    "kandinsky5-i2v": ("Kandinsky5I2V", "stillguard.adapters.kandinsky5"),
 }
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "ltx2",
-            "cosmos2")  # fmt: skip
+            "cosmos2", "skyreels", "kandinsky5")  # fmt: skip
 #: what code outside ``adapters/`` may import
 PUBLIC = {PREFIX, *(f"{PREFIX}.{m}" for m in ("base", "captured", "official"))}
 

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
+from helpers import (
+    check_capture_under_checkpointing,
+    draw_inputs,
+    exact_map_and_io,
+    save_tiny_text_encoder,
+)
 
 from stillguard import protect
 from stillguard.adapters import ADAPTERS, real_config
+from stillguard.adapters._shared.clip_image import clip_pixels
 from stillguard.adapters.official import config_folder
-from stillguard.adapters.wan.conditioning import clip_pixels
 from stillguard.errors import InputError
 
 WAN = ADAPTERS.get("wan-i2v")
@@ -81,23 +86,12 @@ def test_exact_maps_reproduce_the_attention_output(image):
     a = tiny("wan2.1")
     layer = a.layer_names("attention")[-1]
     mod = a.pipe.transformer.get_submodule(layer)
-    seen: dict[str, torch.Tensor] = {}
-    h1 = mod.register_forward_pre_hook(lambda m, args: seen.setdefault("in", args[0]))
-    h2 = mod.register_forward_hook(lambda m, args, out: seen.setdefault("out", out))
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad(), a.capture(attention=[layer]) as cap:
-            a.denoise(image, t, noise)
-    finally:
-        h1.remove()
-        h2.remove()
-    probs = cap.attention[layer][0]  # (1, heads, S, S)
-    lay = cap.layout[layer]
+    probs, lay, seen_in, seen_out = exact_map_and_io(a, image, layer)
     assert lay["text"] == 0 and lay["frames"] * lay["per_frame"] == probs.shape[-1]
     assert lay["frames"] == a.latent_shape(1)[1]
-    v = mod.to_v(seen["in"]).unflatten(2, (mod.heads, -1)).transpose(1, 2)
+    v = mod.to_v(seen_in).unflatten(2, (mod.heads, -1)).transpose(1, 2)
     out = mod.to_out[0]((probs @ v).transpose(1, 2).flatten(2))
-    torch.testing.assert_close(out, seen["out"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(out, seen_out, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("mode", ["sampled", "pooled"])

@@ -123,3 +123,29 @@ def test_cli_config_and_sidecar_name_every_target(tmp_path, image) -> None:
     assert res.exit_code == 0, res.output
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["config"]["targets"] == ["cogvideox-i2v", "svd"] and side["real_model"] is False
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "method"),
+    [
+        ("cogvideox-i2v", "skyreels-v2-i2v", "vid-freeze"),
+        ("wan-i2v", "kandinsky5-i2v", "rollout-freeze"),
+    ],  # fmt: skip
+)
+def test_ensemble_of_an_old_and_a_new_family(old, new, method, tiny_adapter, image) -> None:
+    """The 2026 targets join an ensemble with the older ones: one loop lowers each member's own
+    loss (the same fixed draws before and after), and the sidecar names both."""
+    members = [tiny_adapter(old), tiny_adapter(new)]
+    steps = dict(STEPS, steps=4) if method == "rollout-freeze" else STEPS
+    p = protect(image, members, method, **steps)
+    for adapter in members:
+        m = METHODS.build(method)
+        state = m.setup(adapter, p.original, torch.Generator().manual_seed(0))
+        losses = []
+        for x in (p.original, p.image):
+            g = torch.Generator().manual_seed(123)
+            with torch.no_grad():
+                losses.append(sum(float(m.loss(adapter, x, g, state)[0]) for _ in range(3)))
+        assert losses[1] < losses[0], (adapter.registry_name, losses)
+    assert p.config["targets"] == [old, new] and {f"{old}/loss", f"{new}/loss"} <= set(p.terms[-1])
+    assert p.real_model is False and (p.delta.abs() * 255).round().max() <= 8

@@ -1,4 +1,5 @@
-"""Memory switches of dynamicrafter and wan-i2v: they change memory, never values or gradients.
+"""Memory switches of dynamicrafter, wan-i2v and skyreels-v2-i2v: they change memory, never values
+or gradients.
 
 ``gradient_checkpointing`` recomputes blocks in backward, ``vae_slicing`` encodes batch items one by
 one (``vae_tiling`` is refused by both, with the reason). For each, on tiny models: the denoiser
@@ -79,6 +80,7 @@ CASES = [
     ("dynamicrafter", {"gradient_checkpointing": True}),
     ("dynamicrafter", {"vae_slicing": True}),
     ("wan-i2v", {"gradient_checkpointing": True}),
+    ("skyreels-v2-i2v", {"gradient_checkpointing": True}),
 ]
 
 

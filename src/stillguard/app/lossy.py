@@ -65,6 +65,7 @@ def lossy_input_note(fmt: str | None) -> str | None:
         return None
     return f"the input was {fmt}; " + resave_note(fmt)
 
+
 def lossy_format(items: list[Any], single_format: str | None = None) -> str | None:
     """The lossy format (e.g. ``"JPEG"``) of the first protected input in one, else None.
 

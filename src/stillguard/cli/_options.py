@@ -66,5 +66,3 @@ def checked_options(
         elif not json_out:
             print_line(GPS_NOTE, style="yellow", markup=False)
     return KEEP_GPS if keep_gps else bool(keep_metadata)
-
-

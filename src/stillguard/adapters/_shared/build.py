@@ -212,10 +212,23 @@ def folder_components(
         if hasattr(cls, "set_timesteps"):
             out[name] = build_scheduler(cls, config)
         elif hasattr(cls, "from_dict") and not hasattr(cls, "config_class"):
-            out[name] = cls.from_dict(_public(config))  # an image processor
+            out[name] = processor_from_dict(cls, _public(config))
         else:
             out[name] = build_model(cls, config, seed=seed + i, device=device, dtype=dtype)
     return out
+
+
+def processor_from_dict(cls: type, config: dict[str, Any]) -> Any:
+    """An image processor from its JSON. A multimodal processor class (a transformers
+    ``ProcessorMixin`` such as SkyReels-V2's ``CLIPProcessor``: image processor + tokenizer) is
+    built as the image processor its JSON names (``image_processor_type``): a config-only folder
+    has no tokenizer files, and the image path is all stillguard runs."""
+    from transformers import ProcessorMixin
+
+    kind = config.get("image_processor_type")
+    if issubclass(cls, ProcessorMixin) and kind:
+        cls = component_class("transformers", kind)
+    return cls.from_dict(config)
 
 
 def index_values(folder: str | Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from torch import Tensor
 from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.flow import euler_scheduler, keyed_randn, shift_mu
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image
 from .._shared.latents import LTXLatents, posterior_latent
 from .._shared.load import adopt_pipeline
@@ -164,13 +165,9 @@ class LTXI2V(LTXLoading, LTXCapture, LTXVideo, LTXLatents, Adapter):
         z0 = z0.to(self.device, self.dtype)
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(z0.shape[0])
         sigma = (t / 1000).to(self.dtype)
-        s = sigma.view(-1, 1, 1, 1, 1)
+        text = self._text(z0.shape[0], False)
         c0 = self._frame0(cond, sigma, noise)
-        noisy = torch.cat([c0.unsqueeze(1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        pred = self._forward(noisy, t, *self._text(z0.shape[0], False))
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([c0.unsqueeze(1), (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+        return frame0_denoise(c0, z0, noise, sigma, lambda noisy: self._forward(noisy, t, *text))
 
     def rollout(self, x: Tensor | Conditioning, noise: Tensor, steps: int) -> Tensor:
         """``steps`` differentiable Euler steps of the pipeline's schedule (CFG as configured).

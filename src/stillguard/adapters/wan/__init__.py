@@ -15,14 +15,10 @@ Targets (config folders shipped under ``adapters/configs/``; weights are never d
       same-named layers of both experts, so records follow the expert that ran.
     * Wan2.2-TI2V-5B (``Wan-AI/Wan2.2-TI2V-5B-Diffusers``, ``expand_timesteps``): latent frame 0
       is *replaced* by the photo's latent (a 1-frame encode) and its tokens get timestep 0.
-    * SkyReels-V2-I2V (``Skywork/SkyReels-V2-I2V-*-Diffusers``) conditions exactly like Wan2.1
-      (CLIP ``hidden_states[-2]`` + 36-channel concat, Wan VAE) but diffusers gives it its own
-      classes: ``SkyReelsV2ImageToVideoPipeline``, ``SkyReelsV2Transformer3DModel`` (Wan's blocks
-      plus an optional fps embedding, ``inject_sample_info``, and a block-causal mask for
-      diffusion forcing) with ``SkyReelsV2AttnProcessor``. Covering it needs a subclass that
-      loads that pipeline class and accepts that processor in :meth:`WanI2V.capture` (its
-      q/k/RoPE math is Wan's; the block-causal mask would have to enter the recorded maps);
-      it is not loaded today.
+    * SkyReels-V2 (Wan's architecture in its own diffusers classes) is the ``skyreels-v2-i2v``
+      target (:mod:`stillguard.adapters.skyreels`); the pieces both families use are in
+      ``adapters/_shared`` (``wan_conditioning``, ``self_attention``, ``umt5``, ``clip_image``,
+      ``unipc``).
 
     TI2V is a *mode* of this adapter, not a second name: the pipeline class is the same and the
     mode is a property of the checkpoint (``expand_timesteps`` in its ``model_index.json``), so
@@ -30,7 +26,7 @@ Targets (config folders shipped under ``adapters/configs/``; weights are never d
     a folder. :attr:`WanI2V.flavour` says which design was found.
 
 Files: :mod:`.adapter` (the differentiable pieces the loss sees: conditioning, expert routing,
-denoise), :mod:`.conditioning` (UMT5 prompt embeddings, CLIP pixels in torch), :mod:`.load` (from
+denoise; the VAE/CLIP conditioning itself is the shared ``WanConditioning``), :mod:`.load` (from
 weights, from a config-only folder, tiny; saving), :mod:`.generate` (the differentiable rollout and
 the pipeline's own sampling), :mod:`.capture` (layer names, the recording processor of ``attn1``,
 both experts), :mod:`.tiny` (the tiny random models, one per flavour).

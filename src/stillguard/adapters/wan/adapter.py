@@ -1,7 +1,9 @@
 """The ``wan-i2v`` adapter: the differentiable pieces the loss sees (conditioning, the routing of
 each timestep to its expert, denoise). The model facts, the three flavours and the choices made are
 in the family's docstring (:mod:`stillguard.adapters.wan`). Latents are ``(B, F_lat, C, h, w)``
-here and ``(B, C, F_lat, h, w)`` inside diffusers; :func:`~.conditioning.swap_fc` swaps them."""
+here and ``(B, C, F_lat, h, w)`` inside diffusers; :func:`~.._shared.wan_conditioning.swap_fc` swaps
+them. The VAE/CLIP conditioning it shares with SkyReels-V2 is
+:class:`~.._shared.wan_conditioning.WanConditioning`."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...registry import ADAPTERS
-from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
+from .._shared.umt5 import pad_prompt
+from .._shared.unipc import flow_shift_timesteps, shifted_scheduler
+from .._shared.wan_conditioning import WanConditioning, check_condition_grad, swap_fc
 from ..base import Adapter, Conditioning, Denoised
 from .capture import WanCapture
-from .conditioning import clip_pixels, pad_prompt, swap_fc
 from .generate import WanVideo
 from .load import WanLoading
 
@@ -24,7 +27,7 @@ _DEFAULTS = dict(num_inference_steps=50, guidance_scale=5.0)  # the pipeline's _
 
 
 @ADAPTERS.register("wan-i2v")
-class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
+class WanI2V(WanLoading, WanCapture, WanVideo, WanConditioning, Adapter):
     """Wan 2.1 / 2.2 image-to-video (see the family's docstring for the three flavours)."""
 
     capabilities = frozenset(
@@ -49,8 +52,6 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
         device: torch.device,
         dtype: torch.dtype,
     ) -> None:
-        from diffusers import UniPCMultistepScheduler
-
         self.experts = self._experts_of(pipe)
         adopt_pipeline(
             self, pipe, model_id, device, dtype, pipe.vae, pipe.image_encoder, *self.experts
@@ -63,16 +64,9 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
         self.guidance_scale = float(s["guidance_scale"])
         g2 = s.get("guidance_scale_2")
         self.guidance_scale_2 = float(g2) if g2 is not None else None
-        self.condition_grad = str(s.get("condition_grad", "all"))
-        if self.condition_grad not in ("all", "first"):
-            raise InputError(
-                f"condition_grad must be 'all' or 'first', got {self.condition_grad!r}"
-            )
+        self.condition_grad = check_condition_grad(str(s.get("condition_grad", "all")))
         self.flow_shift = s.get("flow_shift")
-        if self.flow_shift is not None:  # the model authors' shift, when the folder's differs
-            cfg = {**pipe.scheduler.config, "flow_shift": float(self.flow_shift)}
-            pipe.scheduler = UniPCMultistepScheduler.from_config(cfg)
-        self._rollout_scheduler = UniPCMultistepScheduler.from_config(pipe.scheduler.config)
+        self._rollout_scheduler = shifted_scheduler(pipe, self.flow_shift)
         self.expand = bool(pipe.config.expand_timesteps)
         self.boundary = pipe.config.boundary_ratio
         self.has_clip = self.experts[0].config.image_dim is not None
@@ -83,15 +77,7 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
         if not self.has_clip:
             caps.discard("image-embeds")
         self.capabilities = frozenset(caps)  # type: ignore[misc]
-        tf, sf = pipe.vae_scale_factor_temporal, pipe.vae_scale_factor_spatial
-        mult = sf * self.experts[0].config.patch_size[1]
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
-        if self.height % mult or self.width % mult:
-            raise InputError(
-                f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
-            )
+        self._check_sizes(self.experts[0].config.patch_size[1])
         if self.has_clip:  # Wan splits image from text tokens assuming exactly 512 text tokens
             prompt_embeds = pad_prompt(prompt_embeds)
         self.prompt_embeds = prompt_embeds.to(device, dtype)
@@ -106,40 +92,11 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
         return {**super().describe(), "flavour": self.flavour, "experts": len(self.experts)}
 
     # ------------------------------------------------------------------ helpers
-    def _latent_frames(self, num_frames: int) -> int:
-        return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1
-
-    def _norm(self, raw: Tensor) -> Tensor:
-        """Raw VAE latent ``(B,C,F,h,w)`` -> the pipeline's ``(raw − mean) / std`` (in float32,
-        as the pipeline computes it)."""
-        cfg = self.pipe.vae.config
-        mean = torch.tensor(cfg.latents_mean, device=raw.device).view(1, -1, 1, 1, 1)
-        inv_std = 1.0 / torch.tensor(cfg.latents_std, device=raw.device).view(1, -1, 1, 1, 1)
-        return ((raw.float() - mean) * inv_std).to(self.dtype)
-
-    def _vae_mode(self, video: Tensor) -> Tensor:
-        return self.pipe.vae.encode(video.to(self.pipe.vae.dtype)).latent_dist.mode().to(self.dtype)
-
     def _embeds(self, batch: int, negative: bool = False) -> Tensor:
         e = self.negative_prompt_embeds if negative else self.prompt_embeds
         return e.expand(batch, -1, -1) if e.shape[0] == 1 else e
 
-    def _mask(self, frames: int, batch: int, like: Tensor) -> Tensor:
-        """The pipeline's 4-channel frame mask ``(B, F_lat, 4, h, w)``: 1 on the photo's frames."""
-        tf = self.pipe.vae_scale_factor_temporal
-        n = (frames - 1) * tf + 1
-        m = like.new_zeros(batch, 1, n, *like.shape[-2:])
-        m[:, :, 0] = 1
-        m = torch.cat([m[:, :, :1].repeat_interleave(tf, 2), m[:, :, 1:]], 2)
-        return m.view(batch, -1, tf, *like.shape[-2:])
-
     # ------------------------------------------------------------------ conditioning
-    def clip_embeds(self, img: Tensor) -> Tensor:
-        """CLIP ``hidden_states[-2]`` of a working-size image ``(B,3,H,W)`` -> ``(B, N_img, D)``."""
-        enc = self.pipe.image_encoder
-        pix = clip_pixels(img, self.pipe.image_processor).to(enc.dtype)
-        return enc(pixel_values=pix, output_hidden_states=True).hidden_states[-2].to(self.dtype)
-
     def encode(self, x: Tensor) -> Conditioning:
         """Image -> the pipeline's conditioning, differentiably.
 
@@ -149,46 +106,7 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
             photo), ``image_embeds (B,N_img,D_clip)`` (Wan2.1 only), ``extra["mask"]
             (B,F_lat,4,h,w)`` (concat flavours).
         """
-        check_image(x)
-        img = self.prepare(x.to(self.device, self.dtype))
-        pix = (img * 2 - 1).unsqueeze(2)  # (B, 3, 1, H, W)
-        frames = self._latent_frames(self.opt_num_frames)
-        if self.expand:
-            raw = self._vae_mode(pix)
-        else:
-            video = torch.cat(
-                [pix, pix.new_zeros(*pix.shape[:2], self.opt_num_frames - 1, *pix.shape[3:])], 2
-            )
-            if self.condition_grad == "first":
-                with torch.no_grad():
-                    rest = self._vae_mode(video)[:, :, 1:]
-                raw = torch.cat([self._vae_mode(pix), rest], 2)  # causal: frame 0 = 1-frame encode
-            else:
-                raw = self._vae_mode(video)
-        lat = swap_fc(self._norm(raw))
-        if self.expand:
-            lat = torch.cat([lat, lat.new_zeros(lat.shape[0], frames - 1, *lat.shape[2:])], 1)
-        extra = {} if self.expand else {"mask": self._mask(frames, x.shape[0], lat).to(self.dtype)}
-        emb = self.clip_embeds(img) if self.has_clip else None
-        return Conditioning(
-            image_latents=lat, first_latent=raw[:, :, 0], image_embeds=emb, extra=extra
-        )
-
-    def encode_video(self, video: Tensor) -> Tensor:
-        """Video -> normalised posterior-mode latent. ``(B,F,3,H,W)`` -> ``(B,F_lat,C,h,w)``."""
-        pixels = video_pixels(self, video, self.pipe.vae_scale_factor_temporal)
-        return swap_fc(self._norm(self._vae_mode(pixels)))
-
-    def latent_shape(self, batch: int = 1) -> tuple[int, ...]:
-        sf = self.pipe.vae_scale_factor_spatial
-        ch = self.pipe.vae.config.z_dim
-        return (
-            batch,
-            self._latent_frames(self.opt_num_frames),
-            ch,
-            self.height // sf,
-            self.width // sf,
-        )
+        return self._condition(x, concat=not self.expand, clip=self.has_clip)
 
     # ------------------------------------------------------------------ denoiser
     def _expert(self, t: float) -> tuple[Any, float]:
@@ -245,9 +163,7 @@ class WanI2V(WanLoading, WanCapture, WanVideo, Adapter):
 
         Shape: ``(batch,)``.
         """
-        s = float(self.pipe.scheduler.config.get("flow_shift", 1.0))
-        sigma = torch.rand(batch, generator=generator, device=generator.device).clamp_min(1e-3)
-        return (1000 * s * sigma / (1 + (s - 1) * sigma)).to(self.device)
+        return flow_shift_timesteps(self.pipe.scheduler, batch, generator, self.device)
 
     def denoise(
         self, x: Tensor | Conditioning, timestep: Tensor, noise: Tensor, *, z0: Tensor | None = None

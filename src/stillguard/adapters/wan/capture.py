@@ -1,24 +1,13 @@
-"""Layer names and capture of the ``wan-i2v`` adapter (a mixin), and the recording processor of
-Wan's video self-attention.
+"""Layer names and capture of the ``wan-i2v`` adapter (a mixin), and the recorder that follows
+Wan2.2-A14B's two experts.
 
 Layers: ``blocks.i`` (block outputs ``(B, S, D)``), ``blocks.i.attn1`` (video self-attention),
 ``vae.encoder.down_blocks.i`` (causal VAE encoder, one record per chunk). On Wan2.2-A14B each
 name exists in both experts; a capture hooks both and records whichever runs.
 
-Wan's ``attn1`` is full 3D self-attention over the video tokens only (RoPE on q and k, RMS norm
-across heads); text and CLIP tokens enter through ``attn2`` (cross-attention), so the recorded
-maps have no text keys: ``layout = {"text": 0, "frames": F_tok, "per_frame": h/2·w/2}``.
-
-:class:`RecordingWanAttnProcessor` leaves the stock ``WanAttnProcessor`` in charge of the output
-(it calls it unchanged, so outputs stay bit-identical whatever attention backend is set) and
-recomputes q and k only for what the mode records:
-
-* ``exact``: all query rows against all keys (``S×S``; only for small models);
-* ``sampled``: ``max_queries`` random rows against all keys; ``to_q`` runs on those rows only,
-  so the extra cost is one ``to_k`` projection plus ``Q×S`` logits per layer (Wan2.1 at 480p:
-  S = 21·30·52 = 32,760 video tokens);
-* ``pooled``: q and k mean-pooled per latent frame, ``F×F`` maps (an estimate, see
-  :mod:`.._shared.capture`).
+Wan's ``attn1`` is full 3D self-attention over the video tokens only; its recording processor
+(:class:`~.._shared.self_attention.RecordingWanAttnProcessor`, shared with SkyReels-V2, whose
+attention is the same code) keeps the stock output and recomputes q and k for the mode's rows.
 
 Wan2.2-A14B has two experts with the same block names; :class:`ExpertRecorder` records both under
 the public name (internal keys carry an ``@2`` suffix), so a capture follows whichever expert the
@@ -30,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ...errors import InputError
@@ -42,8 +30,10 @@ from .._shared.capture import (
     frames_hook,
     joint_layer_names,
 )
-from .._shared.processors import StockOutputProcessor
-from .._shared.recorder import Recorder, attention_probs, pool_per_frame
+from .._shared.recorder import Recorder
+from .._shared.self_attention import RecordingWanAttnProcessor
+
+__all__ = ["ExpertRecorder", "RecordingWanAttnProcessor", "WanCapture", "public"]
 
 
 def public(name: str) -> str:
@@ -59,56 +49,6 @@ class ExpertRecorder(Recorder):
 
     def add_attention(self, name: str, probs: Tensor, rows: Tensor, layout: dict[str, int]) -> None:
         super().add_attention(public(name), probs, rows, layout)
-
-
-def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Wan's interleaved rotary embedding (``transformer_wan.WanAttnProcessor``), out of place."""
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos[..., 0::2], sin[..., 1::2]
-    # out[..., 0::2] = even, out[..., 1::2] = odd, without in-place writes
-    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
-
-
-class RecordingWanAttnProcessor(StockOutputProcessor):
-    """Stock ``WanAttnProcessor`` output plus probability recording (see the module docstring)."""
-
-    def _qk(self, attn: Any, hs: Tensor, rows: Tensor | None) -> tuple[Tensor, Tensor]:
-        if getattr(attn, "fused_projections", False):
-            q, k, _ = attn.to_qkv(hs).chunk(3, dim=-1)
-            q = q if rows is None else q[:, rows]
-        else:
-            q = attn.to_q(hs if rows is None else hs[:, rows])
-            k = attn.to_k(hs)
-        q = attn.norm_q(q).unflatten(2, (attn.heads, -1))
-        k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
-        return q, k
-
-    def _record(
-        self,
-        attn: Any,
-        hs: Tensor,
-        _context: Tensor | None,
-        _mask: Tensor | None,
-        rotary_emb: tuple[Tensor, Tensor] | None,
-    ) -> None:
-        rec = self.recorder
-        n_tok = hs.shape[1]
-        frames = rec.context.get("token_frames", 1)
-        layout = {"text": 0, "frames": frames, "per_frame": n_tok // frames}
-        rows = rec.rows(n_tok, hs.device) if rec.mode == "sampled" else None
-        q, k = self._qk(attn, hs, rows)
-        if rotary_emb is not None:
-            cos, sin = rotary_emb
-            qc, qs = (cos, sin) if rows is None else (cos[:, rows], sin[:, rows])
-            q, k = _rope(q, qc, qs), _rope(k, cos, sin)
-        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, S, d)
-        if rec.mode == "pooled":
-            q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
-            layout = {"text": 0, "frames": frames, "per_frame": 1}
-            rows = torch.arange(frames, device=hs.device)
-        elif rows is None:
-            rows = torch.arange(n_tok, device=hs.device)
-        rec.add_attention(self.name, attention_probs(q, k, None), rows, layout)
 
 
 class WanCapture(Capturing):

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from .._shared.generate import VideoGeneration, run_pipeline, working_photos
+from .._shared.unipc import unipc_rollout
 from ..base import Conditioning
-from .conditioning import swap_fc
 
 
 class WanVideo(VideoGeneration):
@@ -23,29 +23,26 @@ class WanVideo(VideoGeneration):
             noise ``(B,F_lat,C,h,w)`` -> final latent ``(B,F_lat,C,h,w)`` (TI2V: frame 0 replaced).
         """
         cond = x if isinstance(x, Conditioning) else self.encode(x)
-        sch = self._rollout_scheduler
-        sch.set_timesteps(steps, device=self.device)
         lat = noise.to(self.device, self.dtype)
         b = lat.shape[0]
-        for t in sch.timesteps:
+
+        def velocity(lat: Tensor, t: Tensor) -> Tensor:
             model, scale = self._expert(float(t))
             tt = t.to(self.device).float().expand(b)
-            if scale > 1:
-                two = Conditioning(
-                    *(torch.cat([v, v]) if v is not None else None
-                      for v in (cond.image_latents, cond.first_latent, cond.image_embeds)),
-                    extra={k: torch.cat([v, v]) for k, v in cond.extra.items()},
-                )  # fmt: skip
-                embeds = torch.cat([self._embeds(b, True), self._embeds(b)])
-                uncond, text = self._call(
-                    model, torch.cat([lat, lat]), two, tt.repeat(2), embeds
-                ).chunk(2)
-                v = uncond + scale * (text - uncond)
-            else:
-                v = self._call(model, lat, cond, tt, self._embeds(b))
-            lat = swap_fc(sch.step(swap_fc(v), t, swap_fc(lat), return_dict=False)[0]).to(
-                self.dtype
-            )
+            if scale <= 1:
+                return self._call(model, lat, cond, tt, self._embeds(b))
+            two = Conditioning(
+                *(torch.cat([v, v]) if v is not None else None
+                  for v in (cond.image_latents, cond.first_latent, cond.image_embeds)),
+                extra={k: torch.cat([v, v]) for k, v in cond.extra.items()},
+            )  # fmt: skip
+            embeds = torch.cat([self._embeds(b, True), self._embeds(b)])
+            uncond, text = self._call(
+                model, torch.cat([lat, lat]), two, tt.repeat(2), embeds
+            ).chunk(2)
+            return uncond + scale * (text - uncond)
+
+        lat = unipc_rollout(self._rollout_scheduler, steps, lat, velocity, self.dtype)
         if self.expand:
             lat = torch.cat([cond.image_latents[:, :1], lat[:, 1:]], 1)
         return lat

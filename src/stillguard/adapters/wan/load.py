@@ -5,7 +5,7 @@ settings, after the memory switches: ``gradient_checkpointing`` (every expert's 
 ``vae_slicing``; ``vae_tiling`` is refused (see the family's docstring).
 
 * :meth:`~WanLoading.from_pretrained`: a hub id (local cache only) or a ``save_pretrained`` folder;
-  the prompt is embedded once with the folder's UMT5 (:mod:`.conditioning`), then dropped;
+  the prompt is embedded once with the folder's UMT5 (:mod:`.._shared.umt5`), then dropped;
 * :meth:`~WanLoading.from_config`: every component of a config-only folder with random weights
   (:func:`~stillguard.adapters._shared.build.config_pipeline`), zero prompt embeddings;
 * :meth:`~WanLoading.tiny`: one tiny random model per flavour (:mod:`.tiny`).
@@ -19,20 +19,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError
-from ...registry import close_matches
 from .._shared.build import config_pipeline
 from .._shared.folders import read_settings
 from .._shared.load import (
     memory_switches,
     merged_settings,
     open_pipeline,
-    prompt_pair,
     resolve_dtype,
     save_pipeline,
     tiny_adapter,
 )
-from .conditioning import TEXT_TOKENS, embed_prompts
+from .._shared.umt5 import TEXT_TOKENS, umt5_prompt_pair
+from .._shared.wan_conditioning import check_options
 from .tiny import FRAMES, SIZE, wan_pipe
 
 #: generation settings an option or ``stillguard.json`` may set
@@ -99,14 +97,10 @@ class WanLoading:
             text_encoder=None, tokenizer=None,
         )  # fmt: skip
         stored = merged_settings(folder, settings)
-
-        def embed() -> tuple[Tensor, Tensor]:
-            both = embed_prompts(src, [prompt, negative_prompt], device, dtype, local_only=True)
-            return both[:1], both[1:]
-
-        prompt_embeds, negative_prompt_embeds = prompt_pair(
-            folder, prompt, prompt_embeds, negative_prompt_embeds, embed
-        )
+        prompt_embeds, negative_prompt_embeds = umt5_prompt_pair(
+            folder, src, prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, device,
+            dtype,
+        )  # fmt: skip
         cls._switch(pipe, gradient_checkpointing, vae_slicing)
         return cls(
             pipe, model_id=model_id, prompt_embeds=prompt_embeds,
@@ -196,17 +190,7 @@ class WanLoading:
     @classmethod
     def _check_settings(cls, settings: dict[str, Any]) -> None:
         """Raise :class:`InputError` for option names that are not settings."""
-        if settings.get("vae_tiling"):
-            raise InputError(
-                "wan-i2v has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles "
-                "(the latent changes) and under autograd keeps every tile's activations; use "
-                "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
-            )
-        unknown = sorted(set(settings) - set(_SETTINGS))
-        if unknown:
-            raise InputError(
-                f"unknown wan-i2v option(s) {unknown}: {close_matches(unknown[0], list(_SETTINGS))}"
-            )
+        check_options("wan-i2v", settings, _SETTINGS)
 
     def save_pretrained(self, path: str) -> None:
         """Pipeline (safetensors), prompt embeds and ``stillguard.json`` generation defaults."""
