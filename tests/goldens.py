@@ -41,7 +41,10 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "ltx-i2v": ("ltx-i2v", {}),
     "hunyuan-i2v": ("hunyuan-i2v", {}),
     "hunyuan-i2v-token-replace": ("hunyuan-i2v", {"image_condition_type": "token_replace"}),
+    "hunyuan15-i2v": ("hunyuan15-i2v", {}),
     "open-sora-1.2": ("open-sora-1.2", {}),
+    "sana-video-i2v": ("sana-video-i2v", {}),
+    "sana-video-i2v-implied": ("sana-video-i2v", {"linear_map": "implied"}),
     "dynamicrafter": ("dynamicrafter", {}),
 }
 

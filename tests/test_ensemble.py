@@ -36,6 +36,19 @@ def test_ensemble_lowers_every_members_loss(tiny_cog, tiny_svd, image) -> None:
     assert p.real_model is False and (p.delta.abs() * 255).round().max() <= 8
 
 
+@pytest.mark.parametrize("new", ["sana-video-i2v", "hunyuan15-i2v"])
+def test_ensemble_across_an_old_and_a_new_family(new, tiny_cog, tiny_adapter, image) -> None:
+    """CogVideoX (2024) with a 2026 target in one loop: both members' losses fall."""
+    member = tiny_adapter(new)
+    p = protect(image, [tiny_cog, member], "vid-freeze", **STEPS)
+    for adapter in (tiny_cog, member):
+        assert _member_loss(adapter, p.original, p.image) < _member_loss(
+            adapter, p.original, p.original
+        )
+    assert p.config["targets"] == ["cogvideox-i2v", new]
+    assert {"cogvideox-i2v/loss", f"{new}/loss"} <= set(p.terms[-1])
+
+
 def test_one_member_list_is_the_plain_run(tiny_cog, image) -> None:
     a = protect(image, tiny_cog, "vid-freeze", **STEPS)
     b = protect(image, [tiny_cog], "vid-freeze", **STEPS)

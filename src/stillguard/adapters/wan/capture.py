@@ -42,7 +42,7 @@ from .._shared.capture import (
     frames_hook,
     joint_layer_names,
 )
-from .._shared.processors import StockOutputProcessor
+from .._shared.processors import StockOutputProcessor, interleaved_rope
 from .._shared.recorder import Recorder, attention_probs, pool_per_frame
 
 
@@ -59,14 +59,6 @@ class ExpertRecorder(Recorder):
 
     def add_attention(self, name: str, probs: Tensor, rows: Tensor, layout: dict[str, int]) -> None:
         super().add_attention(public(name), probs, rows, layout)
-
-
-def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Wan's interleaved rotary embedding (``transformer_wan.WanAttnProcessor``), out of place."""
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos[..., 0::2], sin[..., 1::2]
-    # out[..., 0::2] = even, out[..., 1::2] = odd, without in-place writes
-    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
 
 
 class RecordingWanAttnProcessor(StockOutputProcessor):
@@ -100,7 +92,7 @@ class RecordingWanAttnProcessor(StockOutputProcessor):
         if rotary_emb is not None:
             cos, sin = rotary_emb
             qc, qs = (cos, sin) if rows is None else (cos[:, rows], sin[:, rows])
-            q, k = _rope(q, qc, qs), _rope(k, cos, sin)
+            q, k = interleaved_rope(q, qc, qs), interleaved_rope(k, cos, sin)
         q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, heads, S, d)
         if rec.mode == "pooled":
             q, k = pool_per_frame(q, frames), pool_per_frame(k, frames)
