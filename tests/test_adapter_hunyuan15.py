@@ -149,20 +149,10 @@ def test_sizing_forward_equals_the_stock_forward(tiny_adapter, image):
     torch.testing.assert_close(got, ref, rtol=0, atol=1e-5 * float(ref.abs().max()))
 
 
-def test_tiny_plan_agrees_with_a_measured_step():
-    from stillguard.plan import plan
-    from stillguard.plan.agreement import measured
-
-    p = plan(NAME, model="tiny", dtype="float32")
-    m = measured(NAME, "tiny")
-    assert abs(p.peak_bytes / m.peak_bytes - 1) < 0.10
-    assert abs(p.flops_per_step / m.step_flops - 1) < 0.10
-
-
 def test_working_size_must_be_a_bucket(tiny_adapter, tmp_path):
     a = tiny_adapter(NAME)
     a.save_pretrained(str(tmp_path / "m"))
-    with pytest.raises(InputError, match="bucket.*use height="):
+    with pytest.raises(InputError, match="bucket.*use height=40, width=40"):
         ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"), height=32, width=32)
     assert a.pipe.video_processor.calculate_default_height_width(32, 48, 40) == (32, 48)
 
@@ -174,7 +164,7 @@ def test_the_stock_vae_cannot_encode_a_batch_and_ours_can():
 
     torch.manual_seed(0)
     vae = AutoencoderKLHunyuanVideo15(**VAE).eval()
-    x = torch.rand(2, 3, 1, 32, 48) * 2 - 1
+    x = torch.rand(2, 3, 1, 32, 48, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad(), pytest.raises(RuntimeError, match="broadcast"):
         vae.encode(x)
     batchable_vae(vae)

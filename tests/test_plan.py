@@ -261,13 +261,15 @@ def test_plan_agreement_table() -> None:
 
 
 # ----------------------------------------------------------------------------- more targets
-NON_DIFFUSERS = ["dynamicrafter", "open-sora-1.2", "wan-i2v"]
+NON_DIFFUSERS = ["dynamicrafter", "open-sora-1.2", "wan-i2v", "hunyuan15-i2v", "sana-video-i2v"]
 
 
 @pytest.mark.parametrize("target", NON_DIFFUSERS)
 def test_tiny_plans_of_more_targets_agree_with_measured(target) -> None:
-    """DynamiCrafter (kornia resize in CLIP preprocessing), Open-Sora (a plain pipeline object)
-    and Wan (a ``[t, h, w]`` patch size) plan under fake tensors and agree with a real step."""
+    """DynamiCrafter (kornia resize in CLIP preprocessing), Open-Sora (a plain pipeline object),
+    Wan (a ``[t, h, w]`` patch size), HunyuanVideo 1.5 (a forward that reads tensor values,
+    replaced on fake tensors) and SANA-Video (linear attention) plan under fake tensors and agree
+    with a real step."""
     p = plan(target, model="tiny", dtype="float32")
     m = measured(target, "tiny")
     assert m.peak_bytes > m.resident_bytes > 0 and m.step_flops > 0
@@ -329,7 +331,9 @@ def test_real_plans_of_more_targets(target) -> None:
     assert p.params > 1e9 and p.weight_bytes >= 2 * p.params * 0.99  # bf16, plus buffers
     assert p.peak_bytes > p.weight_bytes and p.flops_per_step > 1e13
     assert p.peak_breakdown["weights"] >= p.weight_bytes * 0.99 and p.fits is not None
-    assert p.facts["res_step"] == {"dynamicrafter": 64, "open-sora-1.2": 16, "wan-i2v": 16}[target]
+    steps = {"dynamicrafter": 64, "open-sora-1.2": 16, "wan-i2v": 16, "hunyuan15-i2v": 16,
+             "sana-video-i2v": 16}  # fmt: skip
+    assert p.facts["res_step"] == steps[target]
 
 
 # ----------------------------------------------------------------------------- real size

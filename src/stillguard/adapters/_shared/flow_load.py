@@ -1,11 +1,14 @@
-"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``) share.
+"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``,
+``hunyuan15-i2v``, ``sana-video-i2v``) share.
 
 Both adapters hold a pipeline, a dict of prompt tensors (completed by the family's
 :meth:`~FlowLoading.complete_prompt`: masks default to ones, negatives to zeros) and their
 generation settings, and are constructed the same way:
 
 * ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
-  its own way, then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
+  its own way (:meth:`~FlowLoading.from_given_prompt` when they come only from the caller or the
+  folder's ``prompt_embeds.safetensors``: ``hunyuan-i2v``, ``hunyuan15-i2v``,
+  ``sana-video-i2v``), then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
   (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
   ``stillguard.json`` overridden by the options that are not ``None``;
 * ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
@@ -23,9 +26,18 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ...errors import InputError, ModelError
 from .build import config_pipeline
 from .folders import read_settings
-from .load import SWITCHES, Opened, config_model_id, memory_switches, merged_settings
+from .load import (
+    SWITCHES,
+    Opened,
+    config_model_id,
+    memory_switches,
+    merged_settings,
+    open_pipeline,
+    saved_prompt,
+)
 
 
 class FlowLoading:
@@ -36,6 +48,8 @@ class FlowLoading:
     PIPELINE: ClassVar[str]
     #: pipeline components stillguard does not run (text encoders, tokenizers), set to ``None``
     ABSENT: ClassVar[tuple[str, ...]]
+    #: the adapter's registry name (set by the registry)
+    registry_name: ClassVar[str]
 
     @staticmethod
     def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
@@ -46,6 +60,49 @@ class FlowLoading:
     def zero_prompt(cls, pipe: Any, settings: dict[str, Any], dtype: torch.dtype) -> dict:
         """Zero prompt tensors of the published shape for a pipeline built from a config."""
         raise NotImplementedError
+
+    @classmethod
+    def from_given_prompt(
+        cls,
+        model: str,
+        device: str | torch.device,
+        dtype: torch.dtype | str,
+        options: dict[str, Any],
+        *,
+        keys: tuple[str, ...],
+        settings: tuple[str, ...],
+        required: tuple[str, ...],
+        what: str,
+        missing: str,
+        **switches: bool,
+    ) -> Any:
+        """``from_pretrained`` of an adapter whose prompt tensors (``keys``, the first the main
+        embedding) come from the caller's ``options`` or, when it gives none, from the folder's
+        ``prompt_embeds.safetensors``; every other option must be one of ``settings``.
+
+        Raises:
+            InputError: an option that is neither a prompt tensor nor a setting.
+            ModelError: no weights or pickle-only weights (``what`` names the model), or a
+                ``required`` tensor missing (``missing`` says how to supply it).
+        """
+        import diffusers
+
+        prompt = {k: options.pop(k, None) for k in keys}
+        unknown = sorted(set(options) - set(settings))
+        if unknown:
+            raise InputError(
+                f"unknown {cls.registry_name} options {unknown}: choose from {settings}"
+            )
+        opened = open_pipeline(
+            getattr(diffusers, cls.PIPELINE), model, device, dtype, what,
+            **dict.fromkeys(cls.ABSENT),
+        )  # fmt: skip
+        saved = saved_prompt(opened.folder) if prompt[keys[0]] is None else None
+        if saved is not None:
+            prompt.update(saved)
+        if any(prompt.get(k) is None for k in required):
+            raise ModelError(f"{model!r}: {missing}")
+        return cls.adapter_from_opened(opened, prompt, options, **switches)
 
     @classmethod
     def adapter_from_opened(

@@ -81,7 +81,9 @@ class RecordingHunyuan15AttnProcessor(StockOutputProcessor):
         query = torch.cat([qc, q], 1).transpose(1, 2)  # context first: (B, heads, T + N, d)
         key = torch.cat([kc, k], 1).transpose(1, 2)
         if key_mask is not None:
-            key_mask = torch.cat([key_mask, key_mask.new_zeros(*key_mask.shape[:3], q.shape[1])], -1)
+            key_mask = torch.cat(
+                [key_mask, key_mask.new_zeros(*key_mask.shape[:3], q.shape[1])], -1
+            )
             key_mask = key_mask.to(query.dtype)
         record_joint(self.recorder, self.name, query, key, key_mask, kept)
 

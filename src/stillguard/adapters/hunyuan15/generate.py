@@ -20,8 +20,9 @@ class Hunyuan15Video(VideoGeneration):
             k: v.to(self.dtype) if v.is_floating_point() else v for k, v in self.prompt.items()
         }
         videos = [
-            run_pipeline(self, seed, image=photo, num_frames=frames, num_inference_steps=steps,
-                         **prompt)  # fmt: skip
+            run_pipeline(
+                self, seed, image=photo, num_frames=frames, num_inference_steps=steps, **prompt
+            )  # fmt: skip
             for photo in working_photos(self, x)
         ]
         return torch.cat(videos)

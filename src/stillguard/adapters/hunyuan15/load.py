@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import save_pipeline, tiny_adapter
 from .tiny import SETTINGS as TINY_SETTINGS
 from .tiny import tiny_pipe
 
@@ -83,29 +83,15 @@ class Hunyuan15Loading(FlowLoading):
             InputError: an unknown option.
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        from diffusers import HunyuanVideo15ImageToVideoPipeline
-
-        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
-        unknown = sorted(set(options) - set(SETTINGS))
-        if unknown:
-            raise InputError(f"unknown hunyuan15-i2v options {unknown}: choose from {SETTINGS}")
-        opened = open_pipeline(
-            HunyuanVideo15ImageToVideoPipeline, model, device, dtype, "HunyuanVideo 1.5 I2V",
-            **dict.fromkeys(ABSENT),
-        )  # fmt: skip
-        saved = saved_prompt(opened.folder) if prompt["prompt_embeds"] is None else None
-        if saved is not None:
-            prompt.update(saved)
-        if prompt["prompt_embeds"] is None or prompt["prompt_embeds_2"] is None:
-            raise ModelError(
-                f"{model!r}: stillguard does not run HunyuanVideo 1.5's text encoders (Qwen2.5-VL-7B "
-                "and ByT5); pass prompt_embeds, prompt_embeds_mask, prompt_embeds_2 and "
-                "prompt_embeds_mask_2 as the pipeline's encode_prompt(prompt=...) returns them, or "
-                f"a folder whose {PROMPT_FILE} has them"
-            )
-        return cls.adapter_from_opened(
-            opened, prompt, options, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        return cls.from_given_prompt(
+            model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
+            required=("prompt_embeds", "prompt_embeds_2"), what="HunyuanVideo 1.5 I2V",
+            missing="stillguard does not run HunyuanVideo 1.5's text encoders (Qwen2.5-VL-7B and "
+            "ByT5); pass prompt_embeds, prompt_embeds_mask, prompt_embeds_2 and "
+            "prompt_embeds_mask_2 as the pipeline's encode_prompt(prompt=...) returns them, or a "
+            f"folder whose {PROMPT_FILE} has them",
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod
@@ -117,7 +103,7 @@ class Hunyuan15Loading(FlowLoading):
 
     @classmethod
     def tiny(cls, seed: int = 0, *, device: str | torch.device = "cpu") -> Any:
-        """32×48, 9 frames (5 latent frames of 8×12 tokens), 2 blocks of 2×8 heads, 16 SigLIP
+        """32×48, 9 frames (3 latent frames of 4×6 tokens), 2 blocks of 2×8 heads, 16 SigLIP
         tokens, 6 Qwen + 5 ByT5 text tokens (2 of each padding); random weights; CFG 6."""
         pipe, prompt = tiny_pipe(seed, ABSENT)
         return tiny_adapter(

@@ -4,9 +4,10 @@ After diffusers' fast test (``tests/pipelines/hunyuan_video1_5``) and the issue-
 (``scripts/probes/tiny_builds_a.py``), scaled so every road is exercised: the 9-channel input
 (4 noise + 4 photo latent + 1 mask, the real model's 32+32+1), 2 dual-stream blocks of 2x8 heads
 (Anti-I2V needs a shallow and a deep block), a SigLIP tower of 16 image tokens (the real one: 729),
-and a VAE with 4x spatial and 2x temporal compression (real: 16x, 4x). ``target_size=40`` makes the
-working size 32x48 one of the pipeline's aspect-ratio buckets (the pipeline picks its size from the
-photo among them), so the pipeline generates at the working size. The ByT5 projection
+and a VAE with 8x spatial and 4x temporal compression (real: 16x, 4x): 3 latent frames of 4x6
+tokens. ``target_size=40`` makes the working size 32x48 one of the pipeline's aspect-ratio
+buckets (the pipeline picks its size from the photo among them), so the pipeline generates at the
+working size. The ByT5 projection
 (``context_embedder_2``) has a hard-coded 2048 hidden width: 4.3 M of the tiny model's parameters.
 """
 
@@ -30,8 +31,8 @@ TRANSFORMER = dict(
     rope_axes_dim=(2, 2, 4), target_size=40, task_type="i2v",
 )  # fmt: skip
 VAE = dict(
-    latent_channels=4, block_out_channels=(16, 16), layers_per_block=1,
-    spatial_compression_ratio=4, temporal_compression_ratio=2, downsample_match_channel=False,
+    latent_channels=4, block_out_channels=(8, 8, 8, 8), layers_per_block=1,
+    spatial_compression_ratio=8, temporal_compression_ratio=4, downsample_match_channel=False,
     upsample_match_channel=False,
 )  # fmt: skip
 SIGLIP = dict(

@@ -33,7 +33,9 @@ class SanaVideo(VideoGeneration):
         for t in sch.timesteps:
             tt = t.to(self.device).float().expand(b)
             if cfg:
-                uncond, text = self._forward(torch.cat([lat, lat]), tt.repeat(2), embeds, mask).chunk(2)
+                uncond, text = self._forward(
+                    torch.cat([lat, lat]), tt.repeat(2), embeds, mask
+                ).chunk(2)
                 v = uncond + self.guidance_scale * (text - uncond)
             else:
                 v = self._forward(lat, tt, embeds, mask)
@@ -53,10 +55,19 @@ class SanaVideo(VideoGeneration):
         binning = self.pipe.transformer.config.sample_size in (30, 22)
         videos = [
             run_pipeline(
-                self, seed, image=photo, prompt_embeds=pe, prompt_attention_mask=pm,
-                negative_prompt=None, negative_prompt_embeds=ne,
-                negative_prompt_attention_mask=nm, height=self.height, width=self.width,
-                frames=frames, num_inference_steps=steps, guidance_scale=self.guidance_scale,
+                self,
+                seed,
+                image=photo,
+                prompt_embeds=pe,
+                prompt_attention_mask=pm,
+                negative_prompt=None,
+                negative_prompt_embeds=ne,
+                negative_prompt_attention_mask=nm,
+                height=self.height,
+                width=self.width,
+                frames=frames,
+                num_inference_steps=steps,
+                guidance_scale=self.guidance_scale,
                 use_resolution_binning=binning,
             )  # fmt: skip
             for photo in working_photos(self, x)

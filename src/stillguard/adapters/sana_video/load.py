@@ -19,7 +19,7 @@ from torch import Tensor
 from ...errors import InputError, ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import save_pipeline, tiny_adapter
 from .tiny import SETTINGS as TINY_SETTINGS
 from .tiny import tiny_pipe
 
@@ -85,28 +85,15 @@ class SanaLoading(FlowLoading):
             InputError: an unknown option, or ``vae_tiling``.
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        from diffusers import SanaImageToVideoPipeline
-
         refuse_tiling(vae_tiling)
-        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
-        unknown = sorted(set(options) - set(SETTINGS))
-        if unknown:
-            raise InputError(f"unknown sana-video-i2v options {unknown}: choose from {SETTINGS}")
-        opened = open_pipeline(
-            SanaImageToVideoPipeline, model, device, dtype, "SANA-Video", **dict.fromkeys(ABSENT)
-        )
-        saved = saved_prompt(opened.folder) if prompt["prompt_embeds"] is None else None
-        if saved is not None:
-            prompt.update(saved)
-        if prompt["prompt_embeds"] is None:
-            raise ModelError(
-                f"{model!r}: stillguard does not run SANA-Video's Gemma-2 text encoder; pass "
-                "prompt_embeds and prompt_attention_mask (and the negative pair) as the "
-                f"pipeline's encode_prompt returns them, or a folder whose {PROMPT_FILE} has them"
-            )
-        return cls.adapter_from_opened(
-            opened, prompt, options, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=False,
+        return cls.from_given_prompt(
+            model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
+            required=("prompt_embeds",), what="SANA-Video",
+            missing="stillguard does not run SANA-Video's Gemma-2 text encoder; pass "
+            "prompt_embeds and prompt_attention_mask (and the negative pair) as the pipeline's "
+            f"encode_prompt returns them, or a folder whose {PROMPT_FILE} has them",
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=False,
         )  # fmt: skip
 
     @classmethod
