@@ -25,6 +25,8 @@ PINNED = {
     "wan-i2v": ("WanI2V", "stillguard.adapters.wan"),
     "ltx-i2v": ("LTXI2V", "stillguard.adapters.ltx"),
     "hunyuan-i2v": ("HunyuanI2V", "stillguard.adapters.hunyuan"),
+    "hunyuan15-i2v": ("HunyuanVideo15I2V", "stillguard.adapters.hunyuan15"),
+    "sana-video-i2v": ("SanaVideoI2V", "stillguard.adapters.sana_video"),
     "open-sora-1.2": ("OpenSora12", "stillguard.adapters.open_sora"),
     "dynamicrafter": ("DynamiCrafter", "stillguard.adapters.dynamicrafter"),
     "ltx2-i2v": ("LTX2I2V", "stillguard.adapters.ltx2"),
@@ -33,7 +35,7 @@ PINNED = {
     "kandinsky5-i2v": ("Kandinsky5I2V", "stillguard.adapters.kandinsky5"),
 }
 FAMILIES = ("cogvideox", "svd", "wan", "ltx", "hunyuan", "open_sora", "dynamicrafter", "ltx2",
-            "cosmos2", "skyreels", "kandinsky5")  # fmt: skip
+            "cosmos2", "skyreels", "kandinsky5", "hunyuan15", "sana_video")  # fmt: skip
 #: what code outside ``adapters/`` may import
 PUBLIC = {PREFIX, *(f"{PREFIX}.{m}" for m in ("base", "captured", "official"))}
 

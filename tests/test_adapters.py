@@ -6,7 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, draw_inputs, save_tiny_text_encoder
+from helpers import (
+    check_capture_under_checkpointing,
+    draw_inputs,
+    hub_snapshot,
+    save_tiny_text_encoder,
+)
 
 from stillguard.adapters import ADAPTERS, Conditioning, load_adapter, resolve_dtype
 from stillguard.adapters._shared import folders
@@ -420,7 +425,8 @@ def test_opt_num_frames_shortens_optimisation_only(tiny_cog, image, tmp_path):
     assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v", "svd", "skyreels-v2-i2v", "kandinsky5-i2v"])
+@pytest.mark.parametrize("name", ["cogvideox-i2v", "svd", "skyreels-v2-i2v", "kandinsky5-i2v", "hunyuan15-i2v",
+                                  "sana-video-i2v"])
 def test_loading_never_touches_the_network(name, tiny_adapter, tmp_path, monkeypatch):
     """A saved folder loads with every socket refused; a hub id missing from the local cache is one
     ModelError that says how to download it (never a download, never a socket error)."""
@@ -436,3 +442,37 @@ def test_loading_never_touches_the_network(name, tiny_adapter, tmp_path, monkeyp
     assert cls.from_pretrained(str(tmp_path / "m")).model_id == str(tmp_path / "m")
     with pytest.raises(ModelError, match="not on this machine.*hf download stillguard-test/absent"):
         cls.from_pretrained("stillguard-test/absent-model")
+
+
+@pytest.mark.parametrize("name", ["hunyuan15-i2v", "sana-video-i2v"])
+def test_default_hub_id_loads_from_the_local_cache_only(name, tiny_adapter, tmp_path, monkeypatch):
+    """The default hub id resolves in the local Hugging Face cache (here a snapshot of the tiny
+    model), with every socket refused; absent from the cache, it is one ModelError."""
+    import socket
+
+    import huggingface_hub.constants as hc
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("network access while loading a model")
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    cls = ADAPTERS.get(name)
+    with pytest.raises(ModelError, match="not on this machine"):
+        cls.from_pretrained(cls.default_model)
+    tiny = tiny_adapter(name)
+    tiny.save_pretrained(str(tmp_path / "m"))
+    hub_snapshot(cache, cls.default_model, tmp_path / "m")
+    # a hub snapshot has no stillguard sidecars: the prompt and the tiny size come as options
+    size = dict(height=tiny.height, width=tiny.width, num_frames=tiny.num_frames)
+    a = cls.from_pretrained(cls.default_model, **tiny.prompt, **size)
+    assert a.model_id == cls.default_model and a.is_real
+    t, noise = draw_inputs(tiny)
+    image = torch.rand(1, 3, tiny.height, tiny.width, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got, want = a.denoise(image, t, noise).pred, tiny.denoise(image, t, noise).pred
+    # the same weights: float32 rounding only (see test_save_and_load_round_trip)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))

@@ -36,7 +36,7 @@ def test_ensemble_lowers_every_members_loss(tiny_cog, tiny_svd, image) -> None:
     assert p.real_model is False and (p.delta.abs() * 255).round().max() <= 8
 
 
-@pytest.mark.parametrize("new", ["ltx2-i2v", "cosmos2-i2v"])
+@pytest.mark.parametrize("new", ["ltx2-i2v", "cosmos2-i2v", "sana-video-i2v", "hunyuan15-i2v"])
 def test_ensemble_across_an_old_and_a_new_family(new, tiny_cog, tiny_adapter, image) -> None:
     """A 2026 family protects together with an old one: each member's loss goes down.
 

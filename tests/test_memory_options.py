@@ -136,7 +136,7 @@ def _dc_folder():
 @pytest.mark.parametrize(
     "target",
     ["dynamicrafter", "wan-i2v", "ltx-i2v", "hunyuan-i2v", "cogvideox-i2v", "svd", "ltx2-i2v",
-     "cosmos2-i2v"],
+     "cosmos2-i2v", "skyreels-v2-i2v", "kandinsky5-i2v", "hunyuan15-i2v", "sana-video-i2v"],
 )  # fmt: skip
 def test_switches_flow_through_from_pretrained_and_from_config(target, tmp_path) -> None:
     """What a plan (built by ``from_config``) sizes is what a run (``from_pretrained``) does."""

@@ -261,14 +261,16 @@ def test_plan_agreement_table() -> None:
 
 
 # ----------------------------------------------------------------------------- more targets
-NON_DIFFUSERS = ["dynamicrafter", "open-sora-1.2", "wan-i2v", "skyreels-v2-i2v", "kandinsky5-i2v"]
+NON_DIFFUSERS = ["dynamicrafter", "open-sora-1.2", "wan-i2v", "skyreels-v2-i2v", "kandinsky5-i2v",
+                 "hunyuan15-i2v", "sana-video-i2v"]  # fmt: skip
 
 
 @pytest.mark.parametrize("target", NON_DIFFUSERS)
 def test_tiny_plans_of_more_targets_agree_with_measured(target) -> None:
     """DynamiCrafter (kornia resize in CLIP preprocessing), Open-Sora (a plain pipeline object),
-    Wan and SkyReels-V2 (a ``[t, h, w]`` patch size) and Kandinsky 5 (keyed posterior draws,
-    channels-last latents) plan under fake tensors and agree with a real step."""
+    Wan and SkyReels-V2 (a ``[t, h, w]`` patch size), Kandinsky 5 (keyed posterior draws,
+    channels-last latents), HunyuanVideo 1.5 (a forward that reads tensor values, replaced on fake
+    tensors) and SANA-Video (linear attention) plan under fake tensors and agree with a real step."""
     p = plan(target, model="tiny", dtype="float32")
     m = measured(target, "tiny")
     assert m.peak_bytes > m.resident_bytes > 0 and m.step_flops > 0
@@ -356,7 +358,7 @@ def test_real_plans_of_more_targets(target) -> None:
     assert p.peak_bytes > p.weight_bytes and p.flops_per_step > 1e13
     assert p.peak_breakdown["weights"] >= p.weight_bytes * 0.99 and p.fits is not None
     steps = {"dynamicrafter": 64, "open-sora-1.2": 16, "wan-i2v": 16, "skyreels-v2-i2v": 16,
-             "kandinsky5-i2v": 16}  # fmt: skip
+             "kandinsky5-i2v": 16, "hunyuan15-i2v": 16, "sana-video-i2v": 16}  # fmt: skip
     assert p.facts["res_step"] == steps[target]
 
 

@@ -21,10 +21,12 @@ from . import cosmos2  # noqa: F401
 from . import dynamicrafter  # noqa: F401
 from . import hunyuan  # noqa: F401
 from . import kandinsky5  # noqa: F401
+from . import hunyuan15  # noqa: F401
 from . import ltx  # noqa: F401
 from . import ltx2  # noqa: F401
 from . import open_sora  # noqa: F401
 from . import skyreels  # noqa: F401
+from . import sana_video  # noqa: F401
 from . import svd  # noqa: F401
 from . import wan  # noqa: F401
 

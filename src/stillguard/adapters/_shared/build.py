@@ -126,7 +126,9 @@ def build_scheduler(cls: type, config: dict[str, Any]) -> Any:
         return cls.from_config(config)
 
 
-_CONFIG_FILES = ("config.json", "scheduler_config.json", "preprocessor_config.json")
+_CONFIG_FILES = (
+    "config.json", "scheduler_config.json", "preprocessor_config.json", "guider_config.json",
+)  # fmt: skip
 
 
 def component_class(library: str, name: str) -> type:
@@ -181,9 +183,11 @@ def folder_components(
     """Every component of a config-only pipeline folder, built with random weights.
 
     Models go through :func:`build_model` (component ``i`` draws from ``seed + i``), schedulers
-    through :func:`build_scheduler`, image processors from their JSON. Components listed in
-    ``skip`` (e.g. a text encoder whose output is replaced by zero prompt embeddings) and entries
-    set to ``null`` come back as ``None``; plain values are left to :func:`index_values`.
+    through :func:`build_scheduler`, image processors from their JSON, guiders (diffusers'
+    ``ClassifierFreeGuidance``: ``guider_config.json``, no weights) with ``from_config``.
+    Components listed in ``skip`` (e.g. a text encoder whose output is replaced by zero prompt
+    embeddings) and entries set to ``null`` come back as ``None``; plain values are left to
+    :func:`index_values`.
 
     Raises:
         ModelError: no ``model_index.json``, a component without its config file, or a class that
@@ -212,7 +216,9 @@ def folder_components(
         if hasattr(cls, "set_timesteps"):
             out[name] = build_scheduler(cls, config)
         elif hasattr(cls, "from_dict") and not hasattr(cls, "config_class"):
-            out[name] = processor_from_dict(cls, _public(config))
+            out[name] = processor_from_dict(cls, _public(config))  # an image processor
+        elif not issubclass(cls, torch.nn.Module):
+            out[name] = cls.from_config(config)  # a guider: settings, no weights
         else:
             out[name] = build_model(cls, config, seed=seed + i, device=device, dtype=dtype)
     return out

@@ -1,7 +1,9 @@
-"""Flow-matching helpers shared by ``ltx-i2v`` and ``hunyuan-i2v``.
+"""Flow-matching helpers shared by ``ltx-i2v``, ``hunyuan-i2v``, ``hunyuan15-i2v`` and
+``sana-video-i2v``.
 
-Both pipelines use diffusers' ``FlowMatchEulerDiscreteScheduler``: ``x_σ = (1 − σ)·z0 + σ·ε`` with
-the velocity ``v = ε − z0`` as the model output, and ``t = 1000·σ``. :func:`flow_timesteps` draws
+The first three use diffusers' ``FlowMatchEulerDiscreteScheduler`` (SANA-Video a DPM solver on the
+same flow sigmas): ``x_σ = (1 − σ)·z0 + σ·ε`` with the velocity ``v = ε − z0`` as the model
+output, and ``t = 1000·σ``. :func:`flow_timesteps` draws
 training timesteps shifted as the sampler shifts its grid (:func:`training_sigmas`,
 :func:`shift_mu`); :func:`euler_scheduler` is a private scheduler for a differentiable rollout;
 :func:`keyed_randn` draws noise the adapter contract passes no generator for, keyed by the inputs.
@@ -60,12 +62,15 @@ def training_sigmas(scheduler: Any, u: Tensor, seq_len: int) -> Tensor:
     schedule (resolution-dependent ``μ`` for dynamic shifting, else the static ``shift``).
 
     The terminal stretch (``shift_terminal``) is left out: it only reshapes the sampler's grid.
+    The static shift is ``shift`` (``FlowMatchEulerDiscreteScheduler``) or, for the multistep
+    solvers on flow sigmas (``DPMSolverMultistepScheduler``, ``UniPCMultistepScheduler``), which
+    shift their grid by the same formula, ``flow_shift``.
     """
     cfg = scheduler.config
     if cfg.get("use_dynamic_shifting"):
         mu = shift_mu(scheduler, seq_len)
         return float(np.exp(mu)) / (float(np.exp(mu)) + (1 / u - 1))
-    s = float(cfg.get("shift", 1.0))
+    s = float(cfg.get("shift", cfg.get("flow_shift", 1.0)))
     return s * u / (1 + (s - 1) * u)
 
 

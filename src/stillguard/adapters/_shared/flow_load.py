@@ -1,11 +1,14 @@
-"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``) share.
+"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``,
+``hunyuan15-i2v``, ``sana-video-i2v``) share.
 
 Both adapters hold a pipeline, a dict of prompt tensors (completed by the family's
 :meth:`~FlowLoading.complete_prompt`: masks default to ones, negatives to zeros) and their
 generation settings, and are constructed the same way:
 
 * ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
-  (:meth:`~FlowLoading.gathered_prompt`, or its own way), then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
+  (:meth:`~FlowLoading.gathered_prompt`; or :meth:`~FlowLoading.from_given_prompt` when they come
+  only from the caller or the folder's ``prompt_embeds.safetensors``: ``hunyuan-i2v``,
+  ``hunyuan15-i2v``, ``sana-video-i2v``), then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
   (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
   ``stillguard.json`` overridden by the options that are not ``None``;
 * ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
@@ -24,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ...errors import InputError, ModelError
 from .build import config_pipeline
 from .folders import read_settings
 from .load import (
@@ -32,6 +36,7 @@ from .load import (
     config_model_id,
     memory_switches,
     merged_settings,
+    open_pipeline,
     saved_prompt,
 )
 
@@ -44,6 +49,8 @@ class FlowLoading:
     PIPELINE: ClassVar[str]
     #: pipeline components stillguard does not run (text encoders, tokenizers), set to ``None``
     ABSENT: ClassVar[tuple[str, ...]]
+    #: the adapter's registry name (set by the registry)
+    registry_name: ClassVar[str]
 
     @staticmethod
     def complete_prompt(prompt: dict[str, Tensor | None]) -> dict[str, Tensor]:
@@ -66,6 +73,49 @@ class FlowLoading:
             return given
         saved = saved_prompt(opened.folder) if not prompt else None
         return {**given, **(saved if saved is not None else embed())}
+
+    @classmethod
+    def from_given_prompt(
+        cls,
+        model: str,
+        device: str | torch.device,
+        dtype: torch.dtype | str,
+        options: dict[str, Any],
+        *,
+        keys: tuple[str, ...],
+        settings: tuple[str, ...],
+        required: tuple[str, ...],
+        what: str,
+        missing: str,
+        **switches: bool,
+    ) -> Any:
+        """``from_pretrained`` of an adapter whose prompt tensors (``keys``, the first the main
+        embedding) come from the caller's ``options`` or, when it gives none, from the folder's
+        ``prompt_embeds.safetensors``; every other option must be one of ``settings``.
+
+        Raises:
+            InputError: an option that is neither a prompt tensor nor a setting.
+            ModelError: no weights or pickle-only weights (``what`` names the model), or a
+                ``required`` tensor missing (``missing`` says how to supply it).
+        """
+        import diffusers
+
+        prompt = {k: options.pop(k, None) for k in keys}
+        unknown = sorted(set(options) - set(settings))
+        if unknown:
+            raise InputError(
+                f"unknown {cls.registry_name} options {unknown}: choose from {settings}"
+            )
+        opened = open_pipeline(
+            getattr(diffusers, cls.PIPELINE), model, device, dtype, what,
+            **dict.fromkeys(cls.ABSENT),
+        )  # fmt: skip
+        saved = saved_prompt(opened.folder) if prompt[keys[0]] is None else None
+        if saved is not None:
+            prompt.update(saved)
+        if any(prompt.get(k) is None for k in required):
+            raise ModelError(f"{model!r}: {missing}")
+        return cls.adapter_from_opened(opened, prompt, options, **switches)
 
     @classmethod
     def adapter_from_opened(

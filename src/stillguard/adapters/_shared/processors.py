@@ -5,14 +5,16 @@ q, k, v (bit-identical outputs), then records ``softmax(q kᵀ / sqrt(d))`` for 
 :class:`~.recorder.Recorder`'s mode asks for: :class:`RecordingAttnProcessor` (the legacy
 ``Attention`` family: SVD's UNet, DynamiCrafter's own blocks) computes the output itself;
 :class:`StockOutputProcessor` (the newer processors of LTX-Video, HunyuanVideo and Wan) leaves it
-to the stock processor. :func:`split_heads`, :func:`qk_norm` and :func:`attend` are the steps the
-stock processors take, for families that write their own recording processor.
+to the stock processor. :func:`split_heads`, :func:`qk_norm`, :func:`attend` and
+:func:`interleaved_rope` are the steps the stock processors take, for families that write their
+own recording processor.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -37,6 +39,16 @@ def qk_norm(norm_q: Any, norm_k: Any, query: Tensor, key: Tensor) -> tuple[Tenso
         query if norm_q is None else norm_q(query),
         key if norm_k is None else norm_k(key),
     )
+
+
+def interleaved_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """The interleaved rotary embedding of Wan's ``WanAttnProcessor`` (also SANA-Video's linear
+    attention), out of place: pairs ``(x[2i], x[2i+1])`` rotated by ``cos[..., 2i]``,
+    ``sin[..., 2i+1]``."""
+    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
+    c, s = cos[..., 0::2], sin[..., 1::2]
+    # out[..., 0::2] = even, out[..., 1::2] = odd, without in-place writes
+    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
 
 
 def attend(attn: Any, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> Tensor:

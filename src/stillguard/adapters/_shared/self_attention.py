@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .processors import StockOutputProcessor
+from .processors import StockOutputProcessor, interleaved_rope
 from .recorder import Recorder, attention_probs, pool_per_frame
 
 
@@ -51,14 +51,6 @@ def record_video_self(rec: Recorder, name: str, q: Tensor, k: Tensor, rows: Tens
     elif rows is None:
         rows = torch.arange(n_tok, device=k.device)
     rec.add_attention(name, attention_probs(q, k, None), rows, layout)
-
-
-def _rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Wan's interleaved rotary embedding (``transformer_wan.WanAttnProcessor``), out of place."""
-    x1, x2 = x.unflatten(-1, (-1, 2)).unbind(-1)
-    c, s = cos[..., 0::2], sin[..., 1::2]
-    # out[..., 0::2] = even, out[..., 1::2] = odd, without in-place writes
-    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2).type_as(x)
 
 
 class RecordingWanAttnProcessor(StockOutputProcessor):
@@ -89,5 +81,5 @@ class RecordingWanAttnProcessor(StockOutputProcessor):
         if rotary_emb is not None:
             cos, sin = rotary_emb
             qc, qs = (cos, sin) if rows is None else (cos[:, rows], sin[:, rows])
-            q, k = _rope(q, qc, qs), _rope(k, cos, sin)
+            q, k = interleaved_rope(q, qc, qs), interleaved_rope(k, cos, sin)
         record_video_self(rec, self.name, q.transpose(1, 2), k.transpose(1, 2), rows)

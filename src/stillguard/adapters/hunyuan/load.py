@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import save_pipeline, tiny_adapter
 from .tiny import TINY_SETTINGS, hunyuan_pipe
 
 PROMPT_KEYS = ("prompt_embeds", "prompt_attention_mask", "pooled_prompt_embeds",
@@ -72,29 +72,15 @@ class HunyuanLoading(FlowLoading):
         Raises:
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        from diffusers import HunyuanVideoImageToVideoPipeline
-
-        prompt = {k: options.pop(k, None) for k in PROMPT_KEYS}
-        unknown = sorted(set(options) - set(SETTINGS))
-        if unknown:
-            raise InputError(f"unknown hunyuan-i2v options {unknown}: choose from {SETTINGS}")
-        opened = open_pipeline(
-            HunyuanVideoImageToVideoPipeline, model, device, dtype, "HunyuanVideo-I2V",
-            **dict.fromkeys(ABSENT),
-        )  # fmt: skip
-        saved = saved_prompt(opened.folder) if prompt["prompt_embeds"] is None else None
-        if saved is not None:
-            prompt.update(saved)
-        if prompt["prompt_embeds"] is None or prompt["pooled_prompt_embeds"] is None:
-            raise ModelError(
-                f"{model!r}: HunyuanVideo-I2V embeds the prompt together with the photo in "
-                "LLaVA-Llama-3-8B, which stillguard does not run; pass prompt_embeds, "
-                "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
-                f"encode_prompt(image=photo, prompt=...), or a folder whose {PROMPT_FILE} has them"
-            )
-        return cls.adapter_from_opened(
-            opened, prompt, options, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        return cls.from_given_prompt(
+            model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
+            required=("prompt_embeds", "pooled_prompt_embeds"), what="HunyuanVideo-I2V",
+            missing="HunyuanVideo-I2V embeds the prompt together with the photo in "
+            "LLaVA-Llama-3-8B, which stillguard does not run; pass prompt_embeds, "
+            "prompt_attention_mask and pooled_prompt_embeds computed by the pipeline's "
+            f"encode_prompt(image=photo, prompt=...), or a folder whose {PROMPT_FILE} has them",
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod
