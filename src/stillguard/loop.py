@@ -281,6 +281,9 @@ def _run(
     with torch.no_grad():
         adv = sp.to_image(x, param.detach())
     orig, out = quantise(x, adv, budget)
+    report = targets.report(m)
+    if report:
+        config_out["method_report"] = report
     seconds = (time.perf_counter() - t_start) / n
     if targets.members[0].adapter is not None and not targets.is_real:
         log.warning(TOY_WARNING)
