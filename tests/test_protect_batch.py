@@ -72,11 +72,26 @@ def test_images_are_grouped_by_size_and_returned_in_input_order(tiny_cog) -> Non
 
 
 def test_spaces_and_eot_transforms_draw_per_image(tiny_cog) -> None:
+    """Each image draws its own EOT transforms in every space.
+
+    The whole runs are compared with transforms whose output is continuous in the image (crop,
+    blur): then batched and one-image runs differ only by float rounding, which a sign step turns
+    into a different pixel only where a gradient is about zero. The differentiable JPEG is not
+    continuous (it quantises its DCT coefficients): a rounding difference of 1e-7 can move a
+    coefficient across a quantisation step, and from there the runs legitimately part (seen on one
+    machine: the second step's loss differed by 7e-5, 10 levels on 0.6 % of pixel values). With
+    JPEG, the first step - same draws, same start - must still agree.
+    """
     ims = _images([(32, 32)] * 2)
     for space in ("lab", "dct", "dual"):
-        kw = dict(space=space, eot=["jpeg:75", "blur:1"], eot_samples=2, **STEPS)
+        kw = dict(space=space, eot=["crop:4", "blur:1"], eot_samples=2, **STEPS)
         singles = [protect(x, tiny_cog, "photoguard", **kw) for x in ims]
         _assert_same(singles, protect_batch(ims, tiny_cog, "photoguard", batch_size=2, **kw))
+        kw = dict(space=space, eot=["jpeg:75", "blur:1"], eot_samples=2, **STEPS)
+        singles = [protect(x, tiny_cog, "photoguard", **kw) for x in ims]
+        batch = protect_batch(ims, tiny_cog, "photoguard", batch_size=2, **kw)
+        for s, b in zip(singles, batch, strict=True):
+            assert b.losses[0] == pytest.approx(s.losses[0], rel=1e-4, abs=1e-7)
 
 
 def test_an_ensemble_batch_equals_its_one_image_runs(tiny_cog, tiny_svd) -> None:
