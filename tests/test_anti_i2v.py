@@ -90,6 +90,28 @@ def test_missing_aux_networks_are_said_at_the_start(tiny_cog, image, caplog) -> 
     assert "auxiliary term lpips skipped" in caplog.text
 
 
+def test_the_auxiliary_term_runs_clip_and_lpips_from_local_folders(tmp_path, tiny_cog) -> None:
+    from stillguard.encoders import ClipImage, Lpips
+
+    ClipImage.tiny().save(tmp_path / "clip")
+    Lpips.tiny().save(tmp_path / "lpips")
+    img = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(4))
+    opts = {"clip_model": str(tmp_path / "clip"), "lpips_model": str(tmp_path / "lpips"),
+            "reference": "static", "balance_steps": 1}  # fmt: skip
+    p = protect(img, tiny_cog, "anti-i2v", steps=2, method_options=opts)
+    rep = p.config["method_report"]
+    assert rep["terms_run"] == [*TERMS[:3], "clip_cosine", "lpips", "diffusion"]
+    assert rep["terms_skipped"] == {}
+    assert -1 <= p.terms[0]["clip_cosine"] <= 1 and p.terms[0]["lpips"] > 0  # random start
+    assert p.terms[0]["share.lpips"] == pytest.approx(1 / 6, abs=1e-4)
+
+
+def test_a_bad_aux_folder_is_one_clear_error(tmp_path, tiny_cog, image) -> None:
+    m = METHODS.build("anti-i2v", lpips_model=str(tmp_path), reference="static")
+    with pytest.raises(ModelError, match="no .safetensors"):
+        m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
+
+
 def test_the_default_anchor_is_the_bundled_natural_photo(image) -> None:
     assert METHODS.build("anti-i2v").target == "anchor"
     a = target_image("anchor", image)

@@ -4,7 +4,8 @@ Paper (arXiv 2603.24570, "Loss & Training"): "The auxiliary loss maximizes CLIP 
 and LPIPS perceptual distance." Neither network ships with stillguard; both come from LOCAL
 folders (safetensors only, never downloaded) through the shared loaders of
 :mod:`stillguard.encoders`: CLIP from the method option ``clip_model`` or ``$STILLGUARD_CLIP``,
-LPIPS from ``lpips_model`` or ``$STILLGUARD_LPIPS``. A target with its own CLIP image embedding
+LPIPS from ``lpips_model`` or ``$STILLGUARD_LPIPS`` (the folders ``--clip DIR`` / ``--lpips DIR``
+name elsewhere; ``--set method.clip_model=DIR`` on ``stillguard protect``). A target with its own CLIP image embedding
 (SVD) uses that one for the CLIP part. Whatever is missing is skipped, said once at the start
 of the run (a logged warning naming the option that supplies it) and listed in the sidecar's
 ``method_report`` (``terms_run`` / ``terms_skipped``).
@@ -20,11 +21,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-from ..errors import ModelError
 
 log = logging.getLogger(__name__)
 CLIP_ENV, LPIPS_ENV = "STILLGUARD_CLIP", "STILLGUARD_LPIPS"
@@ -39,35 +36,14 @@ def _warn_once(message: str, run: int) -> None:
         log.warning(message)
 
 
-def _encoders() -> Any:
-    """The shared encoders package, or ``None`` where this build has none."""
-    try:
-        from .. import encoders
-    except ImportError:
-        return None
-    return encoders
-
-
 def _load(kind: str, folder: str, adapter: Any) -> Any:
     """A network of ``kind`` ("clip"/"lpips") from ``folder``, cached per folder and device."""
     key = (kind, folder, str(adapter.device))
     if key not in _LOADED:
-        enc = _encoders()
-        if enc is None and kind == "clip":
-            _LOADED[key] = LocalClip(folder, adapter.device)
-        elif enc is None:
-            raise ModelError(
-                "the LPIPS part of anti-i2v's auxiliary term needs stillguard.encoders, which this "
-                "build lacks; leave lpips_model unset"
-            )
-        elif kind == "clip":
-            from ..encoders.clip import ClipImage
+        from ..encoders import ClipImage, Lpips
 
-            _LOADED[key] = ClipImage.from_folder(folder, device=adapter.device)
-        else:
-            from ..encoders.lpips import Lpips
-
-            _LOADED[key] = Lpips.from_folder(folder, device=adapter.device)
+        cls = ClipImage if kind == "clip" else Lpips
+        _LOADED[key] = cls.from_folder(folder, device=str(adapter.device))
     return _LOADED[key]
 
 
@@ -126,34 +102,3 @@ def build_aux(
         _warn_once(f"anti-i2v: auxiliary term {name} skipped: {why}", run)
     return aux
 
-
-_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-class LocalClip:
-    """A CLIP vision tower from a local folder (safetensors only), differentiable in the image:
-    the stand-in for :class:`stillguard.encoders.clip.ClipImage` where that package is absent."""
-
-    def __init__(self, folder: str, device: torch.device) -> None:
-        from transformers import CLIPVisionModelWithProjection
-
-        try:
-            model = CLIPVisionModelWithProjection.from_pretrained(
-                folder, local_files_only=True, use_safetensors=True
-            )
-        except (OSError, ValueError) as e:
-            raise ModelError(
-                f"cannot load a CLIP vision model from {folder!r}: {e}; point clip_model (or "
-                f"{CLIP_ENV}) at a folder saved with save_pretrained in safetensors format"
-            ) from None
-        self.model = model.to(device).eval().requires_grad_(False)
-        self.size = int(model.config.image_size)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """Image embeddings. Shape: ``(B,3,H,W)`` in [0,1] -> ``(B, D)``."""
-        x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True)
-        mean = torch.tensor(_CLIP_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(_CLIP_STD, device=x.device).view(1, 3, 1, 1)
-        dtype = next(self.model.parameters()).dtype
-        return self.model(pixel_values=((x - mean) / std).to(dtype)).image_embeds
