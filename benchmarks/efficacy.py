@@ -6,6 +6,7 @@ Usage (one command regenerates ``docs/efficacy.md`` and ``docs/efficacy.json``):
         [--quick] [--only vid-freeze,noise] [--ablation eps --ablation steps ...]
         [--no-headline] [--merge] [--transfer-model DIR] [--images N] [--seeds 0,1,2]
         [--ablation-method rollout-freeze] [--merge-from OTHER/efficacy.json]
+        [--section NAME --supersede vid-freeze,anti-i2v]
 
 Protocol, per method variant and held-out image: ``protect()`` with the method's defaults (budget
 L-infinity 8/255, ``--steps`` PGD steps, default 100), ``Protected.save`` to an 8-bit PNG, then
@@ -30,7 +31,10 @@ Choices made here:
     * ablations use the defaults of ``--ablation-method`` (vid-freeze unless told) and change one
       thing; the 8/255, 100-step, rgb variant is the headline one and is computed once per run;
     * ``--merge-from OTHER.json`` folds in the sections of a run written elsewhere, so two slow
-      sections can run side by side (one core each) and still end up in one table.
+      sections can run side by side (one core each) and still end up in one table;
+    * ``--supersede METHODS`` (with ``--section NAME``): the rows of those methods in the other
+      headline-kind sections were measured with older defaults; they stay in the report, marked,
+      and the goals use section ``NAME``'s rows instead.
 """
 
 from __future__ import annotations
@@ -310,6 +314,8 @@ def _find(doc: dict, method: str, eps_255: float) -> dict | None:
         for key in sec["keys"]:
             res = doc["results"][key]
             v = res["variant"]
+            if v["method"] in sec.get("superseded", ()):  # older defaults: a newer section has it
+                continue
             if (
                 v["method"] == method
                 and math.isclose(v["eps_255"], eps_255)
@@ -517,6 +523,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
             "",
         ]
         lines += [f"- **{k} failed**: {e}" for k, e in sec.get("errors", {}).items()]
+        if sec.get("superseded"):
+            lines += [
+                f"Superseded rows: {', '.join(sec['superseded'])} were measured with the defaults "
+                f"of their time; {sec.get('superseded_by', 'a later section')} measures the "
+                "current ones, and the goals use those.",
+                "",
+            ]
         if sec.get("note"):
             lines.append(sec["note"])
         elif sec["kind"] == "headline":
@@ -595,6 +608,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also keep the sections of this efficacy.json (a run written elsewhere, e.g. in parallel)",
     )
     ap.add_argument("--no-headline", action="store_true")
+    ap.add_argument(
+        "--supersede",
+        default=None,
+        help="comma-separated methods whose rows in the other (merged) headline-kind sections "
+        "used older defaults: they are marked, and the goals use --section's rows",
+    )
     ap.add_argument("--merge", action="store_true", help="keep other sections of --out's JSON")
     ap.add_argument("--transfer-model", type=Path, default=None)
     ap.add_argument("--steps", type=int, default=None, help="PGD steps (default 100; quick 10)")
@@ -649,6 +668,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 base["sections"][k] = sec
         base["results"].update(extra["results"])
     sections: dict[str, dict[str, Any]] = {}
+    for name in base["sections"] if args.supersede else ():
+        sec = base["sections"][name]
+        methods = {base["results"][k]["variant"]["method"] for k in sec["keys"]}
+        old = sorted(methods & {m.strip() for m in args.supersede.split(",")})
+        if old and name != args.section and sec.get("kind") == "headline":
+            sec["superseded"] = sorted(set(sec.get("superseded", [])) | set(old))
+            sec["superseded_by"] = f"section \"{args.section}\""
 
     def write(finished: bool) -> dict[str, Any]:
         """Write both files now (after every section, so an interrupted run keeps its results)."""

@@ -19,7 +19,11 @@ Studies:
       same L-infinity (8/255) and at the same PSNR (RGB with a smaller box; the dual space with
       larger part budgets), and the dual space with a saliency or face mask;
     * ``terms``: Anti-I2V with each term removed in turn (the paper's ablation direction: each
-      term removed should cost something).
+      term removed should cost something);
+    * ``vf-budget``: Vid-Freeze at 8/255 and 32/255 and same-budget noise at 32/255: whether more
+      uniform attention slows the video once the budget lets the image move it. For these rows
+      the table adds Vid-Freeze's ``excess`` (its loss minus the uniform-attention floor) on the
+      protected PNG as a ratio to the clean photo's, mean over 8 fixed (timestep, noise) draws.
 """
 
 from __future__ import annotations
@@ -69,7 +73,26 @@ def studies() -> dict[str, list[dict[str, Any]]]:
             v("without -L_DM", mopts={"diff_weight": 0}),
             v("equal weights, no balancing", mopts={"balance": "none"}),
         ],
+        "vf-budget": [
+            {**v("vid-freeze 8/255"), "method": "vid-freeze"},
+            {**v("vid-freeze 32/255", 32), "method": "vid-freeze"},
+            {**v("same-budget noise 32/255", 32), "method": "noise"},
+        ],
     }
+
+
+def excess_ratio(adapter: Any, clean: torch.Tensor, x: torch.Tensor, draws: int = 8) -> float:
+    """Vid-Freeze's ``excess`` at ``x`` over the clean photo's, mean over fixed draws (seed 123)."""
+    from stillguard.plugins import METHODS
+
+    vf = METHODS.build("vid-freeze")
+    state = vf.setup(adapter, clean, torch.Generator().manual_seed(0))
+    out = []
+    for img in (clean, x):
+        g = torch.Generator().manual_seed(123)
+        with torch.no_grad():
+            out.append(np.mean([vf.loss(adapter, img, g, state)[1]["excess"] for _ in range(draws)]))
+    return float(out[1] / out[0])
 
 
 def run_variant(adapter: Any, var: dict, images: list, seeds: list[int], work: Path) -> dict:
@@ -78,8 +101,9 @@ def run_variant(adapter: Any, var: dict, images: list, seeds: list[int], work: P
     recs = []
     for name, _, img in images:
         t0 = time.perf_counter()
-        p = protect(img, adapter, var["method"], eps=var["eps_255"] / 255, steps=var["steps"],
-                    space=var["space"], space_options=var["space_options"] or None,
+        p = protect(img, None if var["method"] == "noise" else adapter, var["method"],
+                    eps=var["eps_255"] / 255, steps=var["steps"], space=var["space"],
+                    space_options=var["space_options"] or None,
                     method_options=var["method_options"] or None, seed=0)  # fmt: skip
         png = work / f"{var['key']}-{name}.png"
         save_protected(p, png)
@@ -89,7 +113,9 @@ def run_variant(adapter: Any, var: dict, images: list, seeds: list[int], work: P
         rows = [r for r in rep.rows if r["subject"] == "protected"]
         imp = rep.imperceptibility["protected"]
         diag = p.config.get("method_report", {}).get("terms", {})
+        excess = excess_ratio(adapter, p.original, p.image) if var["study"] == "vf-budget" else None
         recs.append({
+            "excess_ratio": excess,
             "image": name, "protect_s": t_prot, "psnr": imp["psnr"], "linf": imp["linf_255"],
             "drop": [(r["clean_ssim_all"] - r["ssim_all"]) / r["clean_ssim_all"] for r in rows],
             "video_ssim": [r["video_ssim"] for r in rows],
@@ -116,13 +142,13 @@ def render(study: str, results: list[dict], cmd: str, seconds: float, design: st
         "says how a variant does on a real model.",
         "",
         "| variant | frames-to-input SSIM drop | SSIM to clean video | motion ratio | PSNR dB | "
-        "L-inf x255 | term share / sign agreement (mean over images) |",
-        "|---|---|---|---|---|---|---|",
+        "L-inf x255 | term share / sign agreement (mean over images) | Vid-Freeze excess ratio |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         recs = res["images"]
         if not recs:
-            lines.append(f"| {res['variant']['label']} | not run: {res.get('error', '')} |||||||")
+            lines.append(f"| {res['variant']['label']} | not run: {res.get('error', '')} ||||||||")
             continue
         drop = _stat([d for r in recs for d in r["drop"]])
         vs = _stat([d for r in recs for d in r["video_ssim"]])
@@ -135,10 +161,12 @@ def render(study: str, results: list[dict], cmd: str, seconds: float, design: st
             f"{np.mean([r['agree'][k] for r in recs]):.2f}"
             for k in terms
         )
+        exc = [r["excess_ratio"] for r in recs if r.get("excess_ratio") is not None]
+        exc_s = "n/a" if not exc else f"{np.mean(exc):.3f} ({min(exc):.3f}-{max(exc):.3f})"
         lines.append(
             f"| {res['variant']['label']} | {drop[0]:.4f} ± {drop[1]:.4f} | {vs[0]:.4f} ± "
             f"{vs[1]:.4f} | {mo[0]:.3f} ± {mo[1]:.3f} | {ps[0]:.2f} ± {ps[1]:.2f} | {linf:.0f} | "
-            f"{diag or 'n/a'} |"
+            f"{diag or 'n/a'} | {exc_s} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -174,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.work.mkdir(parents=True, exist_ok=True)
     results = []
     for i, var in enumerate(variants):
-        var = {**var, "steps": args.steps, "key": f"{args.study}-{i}"}
+        var = {**var, "steps": args.steps, "key": f"{args.study}-{i}", "study": args.study}
         try:
             results.append(run_variant(adapter, var, images, seeds, args.work))
         except StillguardError as err:  # e.g. the face mask where dlib is unavailable
