@@ -101,9 +101,11 @@ def measure(adapter: Any, x: torch.Tensor, estimates: list, draws: int) -> dict[
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     from efficacy import held_out_images
 
+    from stillguard.errors import StillguardError
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="toy,tiny,tiny-1.5")
-    ap.add_argument("--sizes", default="9x64,17x64,9x96")
+    ap.add_argument("--sizes", default="9x64,17x64,33x64,9x96")
     ap.add_argument("--queries", default="16,64,256")
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--out", type=Path, default=None, help="write attention-estimates.md here")
@@ -121,9 +123,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for model in args.models.split(","):
         for size in args.sizes.split(","):
             frames, side = (int(v) for v in size.split("x"))
-            a = load(model, frames, side)
-            tokens = a.latent_shape(1)
-            res = measure(a, img, estimates, args.draws)
+            try:
+                a = load(model, frames, side)
+                tokens = a.latent_shape(1)
+                res = measure(a, img, estimates, args.draws)
+            except (ValueError, RuntimeError, StillguardError) as err:  # e.g. learned pos. emb.
+                why = " ".join(str(err).split())[:90]
+                rows.append({"model": model, "size": f"{frames} frames, {side}x{side}",
+                             "error": f"{type(err).__name__}: {why}"})  # fmt: skip
+                log.info("%s %s: not supported (%s)", model, size, why)
+                continue
             for label, r in res.items():
                 rows.append({
                     "model": model, "size": f"{frames} frames, {side}x{side}",
@@ -155,6 +164,9 @@ def render(rows: list[dict[str, Any]], cmd: str, seconds: float) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['size']} | not supported: {r['error']} | | | | |")
+            continue
         lines.append(
             f"| {r['model']} | {r['size']} | {r['latent']} | {r['estimate']} | "
             f"{r['cosine']:.3f} ({r['cos_min']:.3f}) | {r['sign']:.3f} | {r['mib']:.3f} |"

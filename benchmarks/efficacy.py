@@ -33,8 +33,8 @@ Choices made here:
     * ``--merge-from OTHER.json`` folds in the sections of a run written elsewhere, so two slow
       sections can run side by side (one core each) and still end up in one table;
     * ``--supersede METHODS`` (with ``--section NAME``): the rows of those methods in the other
-      headline-kind sections were measured with older defaults; they stay in the report, marked,
-      and the goals use section ``NAME``'s rows instead.
+      sections were measured with older code; they stay in the report, marked, and the goals use
+      section ``NAME``'s rows instead.
 """
 
 from __future__ import annotations
@@ -525,9 +525,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines += [f"- **{k} failed**: {e}" for k, e in sec.get("errors", {}).items()]
         if sec.get("superseded"):
             lines += [
-                f"Superseded rows: {', '.join(sec['superseded'])} were measured with the defaults "
-                f"of their time; {sec.get('superseded_by', 'a later section')} measures the "
-                "current ones, and the goals use those.",
+                f"Superseded rows: {', '.join(sec['superseded'])} were measured with the code of "
+                f"their time (since changed); {sec.get('superseded_by', 'a later section')} "
+                "measures the current defaults, and the goals use those.",
                 "",
             ]
         if sec.get("note"):
@@ -611,8 +611,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--supersede",
         default=None,
-        help="comma-separated methods whose rows in the other (merged) headline-kind sections "
-        "used older defaults: they are marked, and the goals use --section's rows",
+        help="comma-separated methods whose rows in the other (merged) sections were measured "
+        "with older code: they are marked, and the goals use --section's rows",
     )
     ap.add_argument("--merge", action="store_true", help="keep other sections of --out's JSON")
     ap.add_argument("--transfer-model", type=Path, default=None)
@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sec = base["sections"][name]
         methods = {base["results"][k]["variant"]["method"] for k in sec["keys"]}
         old = sorted(methods & {m.strip() for m in args.supersede.split(",")})
-        if old and name != args.section and sec.get("kind") == "headline":
+        if old and name != args.section:
             sec["superseded"] = sorted(set(sec.get("superseded", [])) | set(old))
             sec["superseded_by"] = f"section \"{args.section}\""
 
