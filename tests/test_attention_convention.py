@@ -34,3 +34,19 @@ def test_exact_and_all_rows_sampled_optimise_the_same_maps(tiny_cog, image) -> N
     sampled, _ = _loss(tiny_cog, image, "sampled")
     assert exact == pytest.approx(sampled, rel=1e-5)
     assert t_exact["excess"] > 0  # above the uniform floor over the video keys
+
+
+def test_attention_estimates_benchmark_scores_every_estimate_against_exact() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "attention_estimates.py"
+    spec = importlib.util.spec_from_file_location("attention_estimates", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--models", "tiny", "--sizes", "9x64", "--queries", "8,10000", "--draws", "1"])
+    by = {r["estimate"]: r for r in rows}
+    assert by["exact"]["cosine"] == 1.0 and by["exact"]["mib"] > 0
+    assert by["sampled 10000 rows"]["cosine"] == pytest.approx(1.0, abs=1e-5)  # every row: exact
+    assert by["sampled 8 rows"]["cosine"] < 0.999
+    assert by["sampled 8 rows"]["mib"] < by["exact"]["mib"] and by["pooled"]["mib"] < by["exact"]["mib"]
