@@ -5,19 +5,24 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stillguard.methods._video_maps import video_block
+from stillguard.losses import attention_frobenius, uniform_attention_floor
 from stillguard.plugins import METHODS
 
 
 def test_the_video_block_is_the_softmax_over_video_keys() -> None:
     torch.manual_seed(0)
-    logits = torch.randn(2, 3, 6, 6)  # 2 text + 4 video tokens, exact: every row
-    block = video_block(logits.softmax(-1), text=2)
-    torch.testing.assert_close(block, logits[..., 2:, 2:].softmax(-1))
+    logits = torch.randn(2, 3, 6, 6, requires_grad=True)  # 2 text + 4 video tokens, every row
+    got = attention_frobenius([logits.softmax(-1)], text=[2])
+    want = attention_frobenius([logits[..., 2:, 2:].softmax(-1)])
+    torch.testing.assert_close(got, want)
+    g_got, g_want = (torch.autograd.grad(v, logits)[0] for v in (got, want))
+    torch.testing.assert_close(g_got, g_want)
     rows = logits[..., [3, 5], :]  # sampled: video rows only, against every key
-    torch.testing.assert_close(video_block(rows.softmax(-1), text=2), rows[..., 2:].softmax(-1))
+    torch.testing.assert_close(attention_frobenius([rows.softmax(-1)], text=[2]),
+                               attention_frobenius([rows[..., 2:].softmax(-1)]))  # fmt: skip
+    assert uniform_attention_floor([logits], text=[2]) == pytest.approx(1 / 4)
     probs = logits.softmax(-1)
-    assert video_block(probs, text=0) is probs
+    assert float(attention_frobenius([probs], text=[0])) == float(attention_frobenius([probs]))
 
 
 def _loss(adapter, x, mode: str) -> float:

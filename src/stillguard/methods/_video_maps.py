@@ -20,30 +20,19 @@ from ..adapters.captured import Captured
 from ..errors import CapabilityError
 
 
-def video_block(probs: Tensor, text: int) -> Tensor:
-    """The video rows and video keys of one recorded map, each row renormalised to sum to 1.
-
-    A square map holds every row (``exact``: rows ``0..T+N-1``, the text rows first); the capture
-    draws ``sampled`` rows among the video rows only, so a non-square map has no text row (no
-    data-dependent indexing, so planning on fake tensors works).
-
-    Shape:
-        ``probs`` ``(B', heads, Q, T + N)`` -> ``(B', heads, Q_video, N)``.
-    """
-    if text <= 0:
-        return probs
-    block = probs[..., text:, :] if probs.shape[-2] == probs.shape[-1] else probs
-    block = block[..., text:]
-    return block / block.sum(-1, keepdim=True).clamp_min(1e-12)
-
-
-def video_maps(cap: Captured, names: Sequence[str]) -> list[Tensor]:
-    """Every recorded map of ``names`` (layer then call order, as :func:`.base.flat`) reduced to
-    its video block (:func:`video_block`)."""
-    out: list[Tensor] = []
+def video_maps(cap: Captured, names: Sequence[str]) -> tuple[list[Tensor], list[int]]:
+    """Every recorded map of ``names`` (layer then call order, as :func:`.base.flat`) and its text
+    token count, for :func:`stillguard.losses.attention_frobenius`'s ``text`` (which takes the
+    video block of each map without copying it). A square map holds every row (``exact``); the
+    capture draws ``sampled`` rows among the video rows only, so a non-square map has no text
+    row (no data-dependent indexing: planning on fake tensors works)."""
+    maps: list[Tensor] = []
+    text: list[int] = []
     for n in names:
-        text = int(cap.layout.get(n, {}).get("text", 0))
-        out.extend(video_block(probs, text) for probs in cap.attention.get(n, []))
-    if not out:
+        t = int(cap.layout.get(n, {}).get("text", 0))
+        for probs in cap.attention.get(n, []):
+            maps.append(probs)
+            text.append(t)
+    if not maps:
         raise CapabilityError(f"capture recorded nothing for layers {list(names)}")
-    return out
+    return maps, text

@@ -109,8 +109,8 @@ class VidFreeze(Method):
                         adapter.denoise(x, t, noise)
                     except StopForward:
                         pass  # every attacked layer is recorded: the later blocks are not needed
-            maps = video_maps(cap, state.layers)
-            loss = attention_frobenius(maps, x.shape[0])
-            floor = uniform_attention_floor(maps)
+            maps, text = video_maps(cap, state.layers)
+            loss = attention_frobenius(maps, x.shape[0], text)
+            floor = uniform_attention_floor(maps, text)
         value = logged(loss)
         return loss, {"frobenius": value, "excess": value - floor}
