@@ -524,10 +524,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         ]
         lines += [f"- **{k} failed**: {e}" for k, e in sec.get("errors", {}).items()]
         if sec.get("superseded"):
+            now = ", ".join(f'{m} (now: section "{n}")' for m, n in sec["superseded"].items())
             lines += [
-                f"Superseded rows: {', '.join(sec['superseded'])} were measured with the code of "
-                f"their time (since changed); {sec.get('superseded_by', 'a later section')} "
-                "measures the current defaults, and the goals use those.",
+                f"Superseded rows: {now} were measured with the code of their time (since "
+                "changed); the goals use the newer sections.",
                 "",
             ]
         if sec.get("note"):
@@ -671,10 +671,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in base["sections"] if args.supersede else ():
         sec = base["sections"][name]
         methods = {base["results"][k]["variant"]["method"] for k in sec["keys"]}
-        old = sorted(methods & {m.strip() for m in args.supersede.split(",")})
+        old = methods & {m.strip() for m in args.supersede.split(",")}
         if old and name != args.section:
-            sec["superseded"] = sorted(set(sec.get("superseded", [])) | set(old))
-            sec["superseded_by"] = f"section \"{args.section}\""
+            marks = dict(sec.get("superseded", {}))
+            marks.update(dict.fromkeys(old, args.section))
+            sec["superseded"] = dict(sorted(marks.items()))
 
     def write(finished: bool) -> dict[str, Any]:
         """Write both files now (after every section, so an interrupted run keeps its results)."""

@@ -22,7 +22,7 @@ TERMS = ["irc", "ira_denoiser", "ira_vae", "diffusion"]
 def test_combine_gives_the_weighted_gradient_and_equal_shares_at_the_first_call() -> None:
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
     a, b = (x**2).sum(), 100 * (x * torch.linspace(0, 1, 192).view(1, 3, 8, 8)).sum()
-    bal = TermBalance({"a": 1.0, "b": 2.0}, "grad-norm", balance_steps=2, every=0)
+    bal = TermBalance({"a": 1.0, "b": 2.0}, mode="grad-norm", balance_steps=2, every=0)
     loss, log = bal.combine({"a": a, "b": b}, x)
     (g,) = torch.autograd.grad(loss, x)
     ga, gb = 2 * x.detach(), 100 * torch.linspace(0, 1, 192).view(1, 3, 8, 8)
@@ -43,9 +43,19 @@ def test_combine_gives_the_weighted_gradient_and_equal_shares_at_the_first_call(
     assert log == {} and bal.weights() == w
 
 
+def test_the_parts_of_one_item_share_its_balance() -> None:
+    x = torch.randn(16, requires_grad=True)
+    terms = {"irc": (x**2).sum(), "den": (3 * x).sum(), "vae": x.sin().sum()}
+    bal = TermBalance(dict.fromkeys(terms, 1.0), {"den": "ira", "vae": "ira"}, balance_steps=1)
+    _, log = bal.combine(terms, x)
+    assert log["share.irc"] == pytest.approx(0.5, abs=1e-6)  # two items: IRC and IRA
+    assert log["share.den"] == pytest.approx(0.25, abs=1e-6)  # IRA's half, split in two
+    assert bal.report()["groups"] == {"irc": "irc", "den": "ira", "vae": "ira"}
+
+
 def test_no_balancing_keeps_the_multipliers() -> None:
     x = torch.randn(4, requires_grad=True)
-    bal = TermBalance({"a": 0.5}, "none", balance_steps=5, every=2)
+    bal = TermBalance({"a": 0.5}, mode="none", balance_steps=5, every=2)
     assert not bal.diagnose_now()  # no balancing calls: the first diagnostic is at call 5
     loss, log = bal.combine({"a": (x**2).sum()}, x)
     assert log == {} and bal.weights() == {"a": 0.5}
@@ -62,8 +72,9 @@ def run(tiny_cog):
 
 def test_every_term_steers_after_balancing(run) -> None:
     first = run.terms[0]
+    shares = {"irc": 1 / 3, "ira_denoiser": 1 / 6, "ira_vae": 1 / 6, "diffusion": 1 / 3}
     for k in TERMS:
-        assert first[f"share.{k}"] == pytest.approx(0.25, abs=1e-4)
+        assert first[f"share.{k}"] == pytest.approx(shares[k], abs=1e-4)
         assert 0.0 <= first[f"agree.{k}"] <= 1.0 and first[f"weight.{k}"] > 0
     assert "share.irc" in run.terms[2] and "share.irc" not in run.terms[3]  # 2 balancing, every 2
     rep = run.config["method_report"]
@@ -103,7 +114,7 @@ def test_the_auxiliary_term_runs_clip_and_lpips_from_local_folders(tmp_path, tin
     assert rep["terms_run"] == [*TERMS[:3], "clip_cosine", "lpips", "diffusion"]
     assert rep["terms_skipped"] == {}
     assert -1 <= p.terms[0]["clip_cosine"] <= 1 and p.terms[0]["lpips"] > 0  # random start
-    assert p.terms[0]["share.lpips"] == pytest.approx(1 / 6, abs=1e-4)
+    assert p.terms[0]["share.lpips"] == pytest.approx(1 / 8, abs=1e-4)  # half of aux's quarter
 
 
 def test_a_bad_aux_folder_is_one_clear_error(tmp_path, tiny_cog, image) -> None:

@@ -176,7 +176,7 @@ def test_goals_skip_superseded_rows(efficacy):
     doc["sections"]["seed-methods"] = {"keys": ["new"], "run": {"steps": 3}}
     vf8 = "vid-freeze 8/255, identity: motion and dissim ratio <= 0.10"
     assert {g["goal"]: g["status"] for g in efficacy.goals(doc)}[vf8] == "PASS"  # the first found
-    doc["sections"]["headline"]["superseded"] = ["vid-freeze"]
+    doc["sections"]["headline"]["superseded"] = {"vid-freeze": "seed-methods"}
     record = next(g for g in efficacy.goals(doc) if g["goal"] == vf8)
     assert record["status"] == "FAIL" and "0.900" in record["measured"]  # the newer section's
 

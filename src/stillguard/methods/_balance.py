@@ -4,9 +4,12 @@ The idea: a minimised loss ``sum_k w_k c_k`` made of terms ``c_k`` of unrelated 
 term with the largest image-space gradient set the sign of every PGD step, whatever the paper
 meant (measured on Anti-I2V with equal weights: the VAE anchor set 96-99 % of the signs). So at the
 first ``balance_steps`` loss calls each term's gradient with respect to the candidate image is
-computed on its own, and the weights become ``w_k = lambda_k / mean_i ||grad c_k||_2`` (the
-user's multiplier ``lambda_k`` over the term's mean gradient norm so far), then stay fixed for the
-rest of the run: every term starts with the same gradient norm (times ``lambda_k``). This is plain
+computed on its own, and the weights become ``w_k = lambda_k / (n_g * mean_i ||grad c_k||_2)``
+(the user's multiplier ``lambda_k`` over the term's mean gradient norm so far, shared among the
+``n_g`` running parts of its group ``g``), then stay fixed for the rest of the run: every group
+starts with the same gradient norm (times ``lambda``), split equally among its parts. A group is
+one item of the paper's total (Anti-I2V: IRC, IRA = denoiser + VAE parts, aux = CLIP + LPIPS,
+-L_DM), so a term the paper writes as a sum of parts is not counted once per part. This is plain
 gradient-norm balancing; the papers give no weights.
 
 The diagnostic, at the balancing calls and then every ``every`` calls, records per term:
@@ -19,7 +22,8 @@ The diagnostic, at the balancing calls and then every ``every`` calls, records p
 On a diagnostic call the returned loss is a surrogate with the true value and gradient ``G``
 (``value + <x, G> - <x, G>.detach()``), so the per-term gradients are not computed twice.
 With independent terms of equal norm, one term's expected sign agreement with the sum of ``n`` is
-``1/2 + arcsin(1/sqrt(n))/pi`` (0.67 for 4 terms, 0.65 for 5): the ideal for a balanced loss.
+``1/2 + arcsin(1/sqrt(n))/pi`` (0.67 for 4 terms, 0.65 for 5): the ideal for a balanced loss; a
+part of a group (half its group's norm) expects less (0.60 for one of two halves among 3 groups).
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ class TermBalance:
 
     Args:
         multipliers: ``lambda_k`` per term name (terms not named get 1).
+        groups: term name -> its group (a term not named is a group of its own).
         mode: ``"grad-norm"`` (balance at the first calls) or ``"none"`` (``w_k = lambda_k``).
         balance_steps: loss calls that estimate the gradient norms (>= 1).
         every: diagnose every ``every`` calls after those (0: never again).
     """
 
     multipliers: dict[str, float]
+    groups: dict[str, str] = field(default_factory=dict)
     mode: str = "grad-norm"
     balance_steps: int = 5
     every: int = 10
@@ -54,12 +60,15 @@ class TermBalance:
     diag_calls: list[int] = field(default_factory=list)
 
     def weight(self, name: str) -> float:
-        """``w_k`` now: ``lambda_k`` over the mean gradient norm seen so far (or ``lambda_k``)."""
+        """``w_k`` now: ``lambda_k`` over the group size and the mean gradient norm seen so far
+        (or ``lambda_k``)."""
         lam = float(self.multipliers.get(name, 1.0))
         seen = self.norms.get(name)
         if self.mode == "none" or not seen:
             return lam
-        return lam / max(sum(seen) / len(seen), 1e-30)
+        group = self.groups.get(name, name)
+        size = sum(1 for k in self.multipliers if self.groups.get(k, k) == group)
+        return lam / (size * max(sum(seen) / len(seen), 1e-30))
 
     def weights(self) -> dict[str, float]:
         return {k: self.weight(k) for k in self.multipliers}
@@ -123,6 +132,7 @@ class TermBalance:
             "balance": self.mode,
             "balance_steps": self.balance_steps if self.mode == "grad-norm" else 0,
             "multipliers": dict(self.multipliers),
+            "groups": {k: self.groups.get(k, k) for k in self.multipliers},
             "weights": self.weights(),
             "diagnostic_calls": list(self.diag_calls),
         }

@@ -24,11 +24,13 @@ logged warning). Default space ``dual`` (the paper's Lab + DCT Dual-Space Pertur
 
 Choices where the sources are silent, tagged [INF] (inferred) or [ENG] (engineering):
     * [ENG] weights: the paper gives none, and equal weights let one term set every step's signs
-      (measured: the VAE anchor, 96-99 %). ``balance="grad-norm"`` (default) sets
-      ``w_k = lambda_k / ||grad c_k||`` from the first ``balance_steps`` loss calls, so every term
-      starts with the same image-gradient norm (:mod:`._balance`; ``lambda_k`` are the
-      ``*_weight`` options, ``ira_weight`` for both IRA parts, ``aux_weight`` for both aux parts);
-      ``balance="none"`` uses ``lambda_k`` as they are (the behaviour before balancing);
+      (measured: the VAE anchor, 96-99 %). ``balance="grad-norm"`` (default) sets the weights from
+      the image-gradient norms of the first ``balance_steps`` loss calls so that each item of the
+      paper's total (IRC, IRA, aux, -L_DM) starts with the same gradient norm, an item's parts
+      (IRA: denoiser and VAE; aux: CLIP and LPIPS) sharing it equally (:mod:`._balance`; the
+      ``*_weight`` options multiply: ``ira_weight`` both IRA parts, ``aux_weight`` both aux
+      parts); ``balance="none"`` uses the ``*_weight`` options as they are (the behaviour before
+      balancing);
     * [ENG] a per-term diagnostic (gradient share, sign agreement with the step, weight) at the
       balancing calls and every ``diagnose_every`` calls after: in the loss log
       (``share.<term>``...) and in the sidecar's ``method_report``;
@@ -82,6 +84,8 @@ from .base import (
 
 log = logging.getLogger(__name__)
 REFERENCES = ("generate", "static")
+#: the paper's items ``L_IRC + L_IRA + L_aux - L_DM``: the parts of one item share its balance
+GROUPS = {"ira_denoiser": "ira", "ira_vae": "ira", "clip_cosine": "aux", "lpips": "aux"}
 
 
 @METHODS.register("anti-i2v")
@@ -166,7 +170,7 @@ class AntiI2V(Method):
                        "lpips": self.aux_weight, "diffusion": self.diff_weight}  # fmt: skip
         state.balance = TermBalance(
             {k: v for k, v in multipliers.items() if v and k not in state.skipped},
-            self.balance, self.balance_steps, self.diagnose_every,
+            GROUPS, self.balance, self.balance_steps, self.diagnose_every,
         )  # fmt: skip
         return state
 
