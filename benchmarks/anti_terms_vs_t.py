@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             for k, v in terms.items():
                 values.setdefault(k, []).append(v)
         for k, v in values.items():
-            r = float(np.corrcoef(ts, v)[0, 1])
+            r = float(np.corrcoef(ts, v)[0, 1]) if np.std(v) > 0 else None  # None: no t in it
             rows.append({"image": name, "term": k, "r": r, "min": min(v), "max": max(v)})
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "| image | term | r with t | range over t |",
             "|---|---|---|---|",
         ]
-        lines += [f"| {r['image']} | {r['term']} | {r['r']:.2f} | {r['min']:.4g} – {r['max']:.4g} |"
-                  for r in rows]  # fmt: skip
+        lines += [f"| {r['image']} | {r['term']} | "
+                  f"{'does not depend on t' if r['r'] is None else format(r['r'], '.2f')} | "
+                  f"{r['min']:.4g} – {r['max']:.4g} |" for r in rows]  # fmt: skip
         (args.out / "anti-terms-vs-t.md").write_text("\n".join(lines) + "\n")
     return rows
 
