@@ -6,6 +6,7 @@ Usage (one command regenerates ``docs/efficacy.md`` and ``docs/efficacy.json``):
         [--quick] [--only vid-freeze,noise] [--ablation eps --ablation steps ...]
         [--no-headline] [--merge] [--transfer-model DIR] [--images N] [--seeds 0,1,2]
         [--ablation-method rollout-freeze] [--merge-from OTHER/efficacy.json]
+        [--section NAME --supersede vid-freeze,anti-i2v]
 
 Protocol, per method variant and held-out image: ``protect()`` with the method's defaults (budget
 L-infinity 8/255, ``--steps`` PGD steps, default 100), ``Protected.save`` to an 8-bit PNG, then
@@ -38,7 +39,10 @@ Choices made here:
     * ablations use the defaults of ``--ablation-method`` (vid-freeze unless told) and change one
       thing; the 8/255, 100-step, rgb variant is the headline one and is computed once per run;
     * ``--merge-from OTHER.json`` folds in the sections of a run written elsewhere, so two slow
-      sections can run side by side (one core each) and still end up in one table.
+      sections can run side by side (one core each) and still end up in one table;
+    * ``--supersede METHODS`` (with ``--section NAME``): the rows of those methods in the other
+      sections were measured with older code; they stay in the report, marked, and the goals use
+      section ``NAME``'s rows instead.
 """
 
 from __future__ import annotations
@@ -309,6 +313,8 @@ def _find(doc: dict, method: str, eps_255: float) -> dict | None:
         for key in sec["keys"]:
             res = doc["results"][key]
             v = res["variant"]
+            if v["method"] in sec.get("superseded", ()):  # older defaults: a newer section has it
+                continue
             if (
                 v["method"] == method
                 and math.isclose(v["eps_255"], eps_255)
@@ -516,6 +522,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
             "",
         ]
         lines += [f"- **{k} failed**: {e}" for k, e in sec.get("errors", {}).items()]
+        if sec.get("superseded"):
+            now = ", ".join(f'{m} (now: section "{n}")' for m, n in sec["superseded"].items())
+            lines += [
+                f"Superseded rows: {now} were measured with the code of their time (since "
+                "changed); the goals use the newer sections.",
+                "",
+            ]
         if sec.get("note"):
             lines.append(sec["note"])
         elif sec["kind"] == "headline":
@@ -594,6 +607,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="also keep the sections of this efficacy.json (a run written elsewhere, e.g. in parallel)",
     )
     ap.add_argument("--no-headline", action="store_true")
+    ap.add_argument(
+        "--supersede",
+        default=None,
+        help="comma-separated methods whose rows in the other (merged) sections were measured "
+        "with older code: they are marked, and the goals use --section's rows",
+    )
     ap.add_argument("--merge", action="store_true", help="keep other sections of --out's JSON")
     ap.add_argument("--transfer-model", type=Path, default=None)
     ap.add_argument("--steps", type=int, default=None, help="PGD steps (default 100; quick 10)")
@@ -648,6 +667,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 base["sections"][k] = sec
         base["results"].update(extra["results"])
     sections: dict[str, dict[str, Any]] = {}
+    for name in base["sections"] if args.supersede else ():
+        sec = base["sections"][name]
+        methods = {base["results"][k]["variant"]["method"] for k in sec["keys"]}
+        old = methods & {m.strip() for m in args.supersede.split(",")}
+        if old and name != args.section:
+            marks = dict(sec.get("superseded", {}))
+            marks.update(dict.fromkeys(old, args.section))
+            sec["superseded"] = dict(sorted(marks.items()))
 
     def write(finished: bool) -> dict[str, Any]:
         """Write both files now (after every section, so an interrupted run keeps its results)."""

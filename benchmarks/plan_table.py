@@ -34,7 +34,7 @@ def _row(target: str, gpu: str, memory: str) -> dict:
             rungs, fit = choose_rungs(target, gpu=gpu, gpu_memory=memory)
             row.update(rungs=rungs, ladder_peak=fit.peak_bytes, ladder_need=fit.need_bytes,
                        ladder_seconds_per_image=fit.seconds_per_image,
-                       skipped=fit.skipped_rungs)  # fmt: skip
+                       skipped=fit.skipped_rungs, attention=fit.attention)  # fmt: skip
         except LadderError as err:
             row.update(rungs=None, ladder_error=" ".join(str(err).split()))
     except Exception as err:  # noqa: BLE001 - a target the planner cannot size is reported
@@ -60,20 +60,24 @@ def _md(rows: list[dict], gpu: str, memory: str, argv: list[str]) -> str:
         "estimates from an assumed sustained throughput (`stillguard/plan/gpus.py`).",
         "",
         f"| target | parameters | peak as is | ladder rungs for {memory} | peak with ladder | "
-        f"time per image ({gpu}) |",
-        "|---|---|---|---|---|---|",
+        f"time per image ({gpu}) | attention optimised |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "error" in r:
-            out.append(f"| {r['target']} | not planned: {r['error'][:120]} | | | | |")
+            out.append(f"| {r['target']} | not planned: {r['error'][:120]} | | | | | |")
             continue
         rungs = ", ".join(r["rungs"]) if r.get("rungs") is not None else "does not fit"
         peak_l = human_bytes(r["ladder_peak"]) if r.get("ladder_peak") else "n/a"
         out.append(
             f"| {r['target']} | {r['params'] / 1e9:.2f} B | {human_bytes(r['peak'])} | {rungs} | "
-            f"{peak_l} | {t(r.get('ladder_seconds_per_image'))} |"
+            f"{peak_l} | {t(r.get('ladder_seconds_per_image'))} | "
+            f"{(r.get('attention') or 'n/a').split(' (')[0]} |"
         )
-    out += ["", "Why gradient checkpointing saves what it saves, and what fills memory after it: "
+    out += ["", "The ladder tries exact-row sampling (`sampled-attention=N`: N exact query rows per "
+            "map, halving N) before frame-pooled attention; how close each estimate's gradient is "
+            "to the exact maps': [`attention-estimates.md`](attention-estimates.md).", "",
+            "Why gradient checkpointing saves what it saves, and what fills memory after it: "
             "[`checkpointing.md`](checkpointing.md)."]  # fmt: skip
     return "\n".join(out) + "\n"
 

@@ -5,6 +5,9 @@
 #                               attention)
 #   docs/latent-bound*.md/.json the latent-space bounds (freeze, collapse)
 #   docs/attention-effect.md    Vid-Freeze's attention loss vs the rollout motion loss
+#   docs/seed-variants-*.md     the seed methods' variants (docs/fidelity.md): Dual-Space vs RGB,
+#                               Anti-I2V's terms removed, Vid-Freeze's budget (about 4 h more)
+#   docs/attention-estimates.md each attention estimate's gradient vs the exact maps'
 # Independent runs go two at a time, one CPU thread each: about 2.5 h on 2 cores, plus about 1 h
 # to train the second toy model for the transfer rows if runs/toy/seed1/export does not exist yet.
 # Usage: scripts/reproduce_efficacy.sh   (from the repository root, after ./run.sh test or ./run.sh demo)
@@ -44,4 +47,12 @@ $PY benchmarks/attention_effect.py --model toy --images 4 --steps 100 --draws 16
 merge=()
 for x in B C D E F G; do merge+=(--merge-from "runs/eff-$x/efficacy.json"); done
 $PY "${EFF[@]}" --out docs/ --no-headline --merge "${merge[@]}"
+SV=(benchmarks/seed_variants.py --out docs/ --work runs/seed-variants)
+$PY "${SV[@]}" --study dsp --only 0,1,2,4,5 > runs/sv-dsp.log 2>&1 &
+s=$!
+$PY "${SV[@]}" --study terms --images 4 > runs/sv-terms.log 2>&1
+$PY "${SV[@]}" --study vf-budget --images 4 > runs/sv-vfb.log 2>&1
+wait $s
+$PY benchmarks/attention_estimates.py --real --out docs/ > runs/attention-estimates.log 2>&1
 echo "done: docs/efficacy.md docs/latent-bound.md docs/latent-bound-collapse.md docs/attention-effect.md"
+echo "      docs/seed-variants-*.md docs/attention-estimates.md"

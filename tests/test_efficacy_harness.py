@@ -169,6 +169,18 @@ def test_goals_pass_and_fail_on_thresholds(efficacy):
     )
 
 
+def test_goals_skip_superseded_rows(efficacy):
+    doc = _fake_doc(efficacy, 0.05, 0.08, 0.95)  # an old vid-freeze row that passes
+    newer = _fake_doc(efficacy, 0.9, 0.9, 0.95)
+    doc["results"]["new"] = newer["results"]["k"]
+    doc["sections"]["seed-methods"] = {"keys": ["new"], "run": {"steps": 3}}
+    vf8 = "vid-freeze 8/255, identity: motion and dissim ratio <= 0.10"
+    assert {g["goal"]: g["status"] for g in efficacy.goals(doc)}[vf8] == "PASS"  # the first found
+    doc["sections"]["headline"]["superseded"] = {"vid-freeze": "seed-methods"}
+    record = next(g for g in efficacy.goals(doc) if g["goal"] == vf8)
+    assert record["status"] == "FAIL" and "0.900" in record["measured"]  # the newer section's
+
+
 def test_ablation_variants_restate_defaults_as_the_headline(efficacy):
     layers = ["a", "b", "c", "d"]
     head = efficacy.variant("vid-freeze", "vid-freeze", steps=100)

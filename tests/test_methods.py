@@ -152,23 +152,14 @@ def test_anti_i2v_default_space_is_dual(tiny_cog, image) -> None:
 
 
 def test_anti_i2v_clip_term(tmp_path, tiny_cog, image, caplog) -> None:
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from stillguard.encoders import ClipImage
 
-    torch.manual_seed(0)
-    cfg = CLIPVisionConfig(
-        hidden_size=32,
-        projection_dim=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=37,
-        image_size=32,
-        patch_size=16,
-    )
-    CLIPVisionModelWithProjection(cfg).save_pretrained(tmp_path / "clip", safe_serialization=True)
+    ClipImage.tiny().save(tmp_path / "clip")
+    opts = {"aux_weight": 1.0, "reference": "static"}
     with caplog.at_level(logging.WARNING):
-        p = protect(image, tiny_cog, "anti-i2v", steps=2, method_options={"aux_weight": 1.0})
-    assert "CLIP term skipped" in caplog.text and "clip_cosine" not in p.terms[0]
-    opts = {"clip_model": str(tmp_path / "clip")}
+        p = protect(image, tiny_cog, "anti-i2v", steps=2, method_options=opts)
+    assert "clip_cosine skipped" in caplog.text and "clip_cosine" not in p.terms[0]
+    opts = {"clip_model": str(tmp_path / "clip"), "reference": "static"}
     q = protect(image, tiny_cog, "anti-i2v", steps=2, method_options=opts)
     assert -1 <= q.terms[0]["clip_cosine"] <= 1
 

@@ -189,7 +189,40 @@ def test_ladder_refuses_with_the_smallest_need() -> None:
     # advdm has no attention_mode/layers options; tiny CogVideoX has learned positional
     # embeddings, so its diffusers model refuses another resolution (and diffusers' tiled VAE
     # encode gives a 9x9 latent for a 64-px image)
-    assert "pooled-attention, resolution, depth)" in msg and "left out: vae-tiling" in msg
+    assert "sampled-attention, pooled-attention, resolution, depth)" in msg
+    assert "left out: vae-tiling" in msg
+
+
+def test_sampled_attention_rung_and_its_levels() -> None:
+    from stillguard.plan.ladder import _levels
+
+    s = R.apply("sampled-attention=64", R.Settings("bf16"))
+    assert s.method == {"attention_mode": "sampled", "max_queries": 64}
+    assert R.in_effect(s) == ["bf16", "sampled-attention=64"]
+    assert R.apply("sampled-attention", R.Settings()).method == {"attention_mode": "sampled"}
+    assert _levels("sampled-attention", {"max_queries": 256}) == [
+        f"sampled-attention={q}" for q in (256, 128, 64, 32, 16)]  # fmt: skip
+    assert LADDER.index("sampled-attention") < LADDER.index("pooled-attention")
+    assert R.attention_estimate({"attention_mode": "exact"}).startswith("exact")
+    assert "16 exact query rows" in R.attention_estimate({"attention_mode": "sampled",
+                                                          "max_queries": 16})  # fmt: skip
+    assert R.attention_estimate({"z0": "clean"}) is None
+
+
+def test_ladder_prefers_exact_row_sampling_to_pooling() -> None:
+    # the toy: its maps are part of the peak (the tiny model's are lost in the rounding); it
+    # refuses vae-tiling, which the ladder leaves out
+    base = ["bf16", "gradient-checkpointing", "vae-slicing"]
+    exact = plan("cogvideox-i2v", model="toy", rungs=base)
+    small = plan("cogvideox-i2v", model="toy", rungs=[*base, "sampled-attention=64"])
+    pooled = plan("cogvideox-i2v", model="toy", rungs=[*base, "pooled-attention"])
+    assert pooled.peak_bytes < small.peak_bytes < exact.peak_bytes
+    assert exact.attention.startswith("exact") and pooled.attention.startswith("pooled")
+    rungs, p = choose_rungs("cogvideox-i2v", model="toy", rungs=base, gpu_memory=small.need_bytes)
+    assert p.fits and "pooled-attention" not in rungs and "vae-tiling" in p.skipped_rungs
+    assert any(r.startswith("sampled-attention=") for r in rungs)
+    assert p.attention.startswith("sampled") and p.method_options["attention_mode"] == "sampled"
+    assert plan("cogvideox-i2v", model="tiny", method="advdm").attention is None
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -279,8 +279,9 @@ def _run(
             event.images = tuple(idx)
             callback(event)
     with torch.no_grad():
-        adv = sp.to_image(x, param.detach())
-    orig, out = quantise(x, adv, budget)
+        orig, out = quantise(x, sp.to_image(x, param.detach()), budget)
+    if report := targets.report(m):
+        config_out["method_report"] = report
     seconds = (time.perf_counter() - t_start) / n
     if targets.members[0].adapter is not None and not targets.is_real:
         log.warning(TOY_WARNING)

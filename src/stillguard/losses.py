@@ -32,7 +32,9 @@ def per_image(values: Tensor, batch: int) -> Tensor:
     return out[0] if batch == 1 else out
 
 
-def attention_frobenius(maps: Sequence[Tensor], batch: int = 1) -> Tensor:
+def attention_frobenius(
+    maps: Sequence[Tensor], batch: int = 1, text: Sequence[int] | None = None
+) -> Tensor:
     """Mean over maps of the squared Frobenius norm of each map, divided by its number of rows.
 
     This is Vid-Freeze's ``(1/L) sum_l ||A_l||_F^2`` (arXiv 2509.23279, Eq. 7) with every map
@@ -40,24 +42,40 @@ def attention_frobenius(maps: Sequence[Tensor], batch: int = 1) -> Tensor:
     (sampled vs exact, text vs video rows) weigh the same. Each row of a probability map sums to 1,
     so a row contributes at least ``1/K`` (uniform over ``K`` keys) and at most 1 (one-hot).
 
+    ``text[i] = T > 0``: map ``i`` has ``T`` text tokens first on its key axis (and on its query
+    axis when it is square, i.e. holds every row); only its video rows against its video keys
+    count, each row renormalised over the video keys, computed as ``sum p^2 / (sum p)^2`` on
+    views (no copy of the map; the same value and gradient as renormalising first).
+
     Shape:
         each map ``(B', heads, Q, K)`` with rows summing to 1 and ``B'`` a batch-major multiple of
         ``batch`` -> ``(batch,)`` per-image values (0-dim for one image).
     """
     if not maps:
         raise ValueError("attention_frobenius needs at least one attention map")
-    return torch.stack([per_image(m.float().pow(2).sum(-1), batch) for m in maps]).mean(0)
+    text = list(text) if text is not None else [0] * len(maps)
+    vals = []
+    for m, t in zip(maps, text, strict=True):
+        if t > 0:
+            block = (m[..., t:, :] if m.shape[-2] == m.shape[-1] else m)[..., t:].float()
+            rows = block.pow(2).sum(-1) / block.sum(-1).pow(2).clamp_min(1e-24)
+        else:
+            rows = m.float().pow(2).sum(-1)
+        vals.append(per_image(rows, batch))
+    return torch.stack(vals).mean(0)
 
 
-def uniform_attention_floor(maps: Sequence[Tensor]) -> float:
-    """The value :func:`attention_frobenius` takes when every map is uniform: ``mean(1/K)``.
+def uniform_attention_floor(maps: Sequence[Tensor], text: Sequence[int] | None = None) -> float:
+    """The value :func:`attention_frobenius` takes when every map is uniform: ``mean(1/K)`` over
+    the keys that count (``K - text[i]``).
 
     Shape:
         each map ``(..., Q, K)`` -> float.
     """
     if not maps:
         raise ValueError("uniform_attention_floor needs at least one attention map")
-    return sum(1.0 / m.shape[-1] for m in maps) / len(maps)
+    text = list(text) if text is not None else [0] * len(maps)
+    return sum(1.0 / (m.shape[-1] - t) for m, t in zip(maps, text, strict=True)) / len(maps)
 
 
 def attention_entropy(maps: Sequence[Tensor]) -> Tensor:

@@ -122,6 +122,15 @@ class Targets:
                 xm = x.to(m.adapter.device) if m.adapter is not None else x
                 m.state = method.setup(m.adapter, xm, generator)
 
+    def report(self, method: Any) -> Any:
+        """The method's :meth:`~stillguard.methods.base.Method.report` of the run: one member's
+        dict, or ``{label: dict}`` for an ensemble (empty when the method reports nothing)."""
+        reports = {m.label: method.report(m.state) for m in self.members if m.state is not None}
+        reports = {k: v for k, v in reports.items() if v}
+        if not self.many:
+            return next(iter(reports.values()), {})
+        return reports
+
     def gradient(
         self, method: Any, xi: Tensor, generator: Any, step: int
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:

@@ -3,8 +3,8 @@
 ``stillguard protect --gpu-memory 24GiB`` (or ``auto`` on CUDA: the free memory) plans the run on
 fake tensors from the target's configuration (:mod:`stillguard.plan`), climbs the ladder in its
 fixed, documented order (:data:`stillguard.plan.LADDER`: bf16, gradient checkpointing, VAE slicing
-and tiling, frame-pooled attention, fewer attack frames, lower attack resolution, fewer attacked
-layers) until the plan fits, and returns the run configuration with those settings applied; the
+and tiling, exact-row sampled attention with fewer and fewer rows, frame-pooled attention, fewer
+attack frames, lower attack resolution, fewer attacked layers) until the plan fits, and returns the run configuration with those settings applied; the
 rungs are recorded in the run configuration (and so in every sidecar). When nothing fits, the
 planner's error gives the smallest need.
 

@@ -116,6 +116,8 @@ def table(p: Any) -> list[str]:
         f"{p.gpu_peak_tflops:g} TFLOP/s bf16 datasheet peak",
         f"{'memory rungs in effect':<36}{', '.join(p.rungs) or 'none':>14}",
     ]
+    if p.attention:
+        lines.append(f"attention optimised: {p.attention}")
     for rung, why in p.skipped_rungs.items():
         lines.append(f"  left out {rung}: {why}")
     if p.fits is not None:

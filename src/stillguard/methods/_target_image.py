@@ -15,6 +15,8 @@ from torch import Tensor
 from ..errors import InputError
 from ..tensors import gaussian_blur
 
+#: the bundled unrelated natural photo (``target_image("anchor", ...)``)
+ANCHOR = Path(__file__).resolve().parent.parent / "assets" / "anchor.png"
 #: Seed of the private generator behind synthetic target images (see :func:`target_image`).
 TARGET_SEED = 20250923
 
@@ -26,7 +28,9 @@ def target_image(spec: str, like: Tensor) -> Tensor:
     ``spec``: ``"gray"`` (0.5 everywhere), ``"noise"`` (uniform noise from a private fixed seed),
     ``"pattern"`` (a high-contrast diagonal stripe/checker texture, a stand-in for Mist's textured
     target), ``"blur"`` (``like`` blurred with a wide Gaussian and 8x down/up-sampling: a
-    low-quality version of the same content), or a path to an image file (resized to fit).
+    low-quality version of the same content), ``"anchor"`` (the bundled natural photo
+    ``assets/anchor.png``, a CC0 fundus photograph unrelated to any input; provenance in
+    ``assets/README.md``), or a path to an image file (resized to fit).
     """
     _, _, h, w = like.shape
     if spec == "gray":
@@ -45,10 +49,11 @@ def target_image(spec: str, like: Tensor) -> Tensor:
         small = F.interpolate(like, scale_factor=1 / 8, mode="area") if min(h, w) >= 16 else like
         up = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
         return gaussian_blur(up, sigma=max(1.0, min(h, w) / 64)).clamp(0, 1)
-    path = Path(spec)
+    path = ANCHOR if spec == "anchor" else Path(spec)
     if not path.is_file():
         raise InputError(
-            f"target {spec!r} is neither gray, noise, pattern, blur nor an existing image file"
+            f"target {spec!r} is neither gray, noise, pattern, blur, anchor nor an existing image "
+            "file"
         )
     from ..images import load_image
 

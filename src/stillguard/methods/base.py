@@ -113,6 +113,12 @@ class Method:
         """Scalar loss to minimise for the candidate image ``x`` ``(1,3,H,W)``, plus named terms."""
         raise NotImplementedError
 
+    def report(self, state: State) -> dict[str, Any]:
+        """JSON-able facts about one finished run that the options alone do not tell (which terms
+        ran, the weights a method chose, a diagnostic); the loop stores them in the result's
+        ``config["method_report"]`` (so in the sidecar). Default: nothing."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """JSON-able name and options, for sidecars and reports."""
         out: dict[str, Any] = {"name": self.registry_name}

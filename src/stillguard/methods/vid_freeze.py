@@ -13,11 +13,16 @@ when ``unroll > 0``.
 
 Choices where the paper is silent (no public code):
     * every map is normalised by its row count (see :func:`stillguard.losses.attention_frobenius`);
-      all rows the adapter records are used, text-token rows and keys included on CogVideoX;
+    * text tokens (joint-attention models: CogVideoX...): one convention in every attention mode,
+      the video query rows against the video keys, each row renormalised over them
+      (:mod:`._video_maps`); before, ``exact`` kept text rows and keys, ``sampled`` text keys and
+      ``pooled`` neither;
     * ``layers="all"`` attention layers by default; ``"first:N"`` saves memory on big models;
     * ``attention_mode="exact"`` by default (full maps; fine on tiny models); ``"sampled"`` takes
-      ``max_queries`` exact rows, ``"pooled"`` is the frame-pooled approximation of a third-party
-      re-implementation; use one of them on real CogVideoX, whose full maps do not fit in memory;
+      ``max_queries`` exact rows against all keys (an unbiased row subset of Eq. 7: the faithful
+      way to save memory, and what the memory ladder picks first on real CogVideoX, whose full
+      maps do not fit); ``"pooled"`` is the frame-pooled approximation of a third-party
+      re-implementation, whose gradient is far from the exact one (``docs/attention-estimates.md``);
     * one timestep and noise per step from :meth:`Adapter.sample_timesteps` (the model's training
       distribution); ``unroll=K`` instead runs ``K`` differentiable sampler steps from pure noise
       and averages over every denoiser call, our reading of the paper's "sampling steps" ablation;
@@ -42,7 +47,8 @@ from ..adapters.base import Adapter
 from ..errors import CapabilityError, InputError
 from ..losses import attention_frobenius, uniform_attention_floor
 from ..registry import METHODS
-from .base import ATTENTION_MODES, Method, State, attention_kind, draw, flat, logged, resolve_layers
+from ._video_maps import video_maps
+from .base import ATTENTION_MODES, Method, State, attention_kind, draw, logged, resolve_layers
 
 
 @METHODS.register("vid-freeze")
@@ -103,8 +109,8 @@ class VidFreeze(Method):
                         adapter.denoise(x, t, noise)
                     except StopForward:
                         pass  # every attacked layer is recorded: the later blocks are not needed
-            maps = flat(cap.attention, state.layers)
-            loss = attention_frobenius(maps, x.shape[0])
-            floor = uniform_attention_floor(maps)
+            maps, text = video_maps(cap, state.layers)
+            loss = attention_frobenius(maps, x.shape[0], text)
+            floor = uniform_attention_floor(maps, text)
         value = logged(loss)
         return loss, {"frobenius": value, "excess": value - floor}

@@ -59,4 +59,6 @@ def ladder_facts(adapter: Any, method: Any) -> dict[str, int]:
 
         kind = attention_kind(adapter, getattr(method, "attention", "auto"))
         facts["attention_layers"] = len(adapter.layer_names(kind))
+    if hasattr(method, "max_queries"):
+        facts["max_queries"] = int(method.max_queries)
     return facts

@@ -1,9 +1,12 @@
 """The memory ladder: climb the rungs of :mod:`.rungs`, in their fixed order, until a plan fits.
 
 ``choose_rungs(target, ..., gpu_memory=...)`` plans the run as asked; if it does not fit, it adds
-rungs one at a time (``bf16``, ``gradient-checkpointing``, ``vae-slicing``, ``vae-tiling``,
-``pooled-attention``, then the levels of ``frames``, ``resolution`` and ``depth``), re-planning
-after each, and stops at the first plan that fits. Levels halve what they cut: ``frames`` keeps
+rungs one at a time (``bf16``, ``gradient-checkpointing``, ``vae-slicing``, ``vae-tiling``, the
+levels of ``sampled-attention``, ``pooled-attention``, then the levels of ``frames``,
+``resolution`` and ``depth``), re-planning after each, and stops at the first plan that fits.
+``sampled-attention`` halves the exact query rows per map from the method's ``max_queries`` down
+to :data:`.rungs.MIN_QUERIES`, so exact-row sampling is always tried before pooling. Levels
+halve what they cut: ``frames`` keeps
 about 1/2, then 1/4 of the latent frames (at least 2), ``resolution`` 3/4 then 1/2 of each side
 (multiples of the model's size step), ``depth`` 1/2, 1/4, 1/8 of the attention layers (at least 1).
 A rung whose option the target or the method does not take, or whose plan fails (the model
@@ -48,6 +51,12 @@ def _method_has(method: str, name: str) -> bool:
 
 
 def _levels(rung: str, facts: dict[str, int]) -> list[str]:
+    if rung == "sampled-attention":
+        q, out = facts.get("max_queries", 256), []
+        while q >= R.MIN_QUERIES:
+            out.append(f"sampled-attention={q}")
+            q //= 2
+        return out
     if rung == "frames":
         step, latent = facts["frame_step"], (facts["opt_num_frames"] - 1) // facts["frame_step"] + 1
         out = []
@@ -77,7 +86,8 @@ def _unavailable(rung: str, target: str, method: str) -> str | None:
     adapter_opts = {"gradient-checkpointing": ("gradient_checkpointing",),
                     "vae-slicing": ("vae_slicing",), "vae-tiling": ("vae_tiling",),
                     "frames": ("opt_num_frames",), "resolution": ("height", "width")}  # fmt: skip
-    method_opts = {"pooled-attention": "attention_mode", "depth": "layers"}
+    method_opts = {"sampled-attention": "attention_mode", "pooled-attention": "attention_mode",
+                   "depth": "layers"}  # fmt: skip
     if rung in adapter_opts and not _adapter_takes(target, *adapter_opts[rung]):
         return f"target {target!r} has no option {', '.join(adapter_opts[rung])}"
     if rung in method_opts and not _method_has(method, method_opts[rung]):

@@ -52,6 +52,8 @@ class Plan:
         need_bytes: memory to ask for (peak plus the assumed margin of :mod:`.gpus`).
         fits: ``need_bytes <= gpu_memory``; ``None`` when no ``gpu_memory`` was given.
         rungs: memory-ladder rungs in effect (:mod:`.rungs`).
+        attention: which attention estimate the run optimises, in words (``None``: the method
+            reads no attention maps; :func:`.rungs.attention_estimate`).
         facts: what the ladder needs: working size, frame counts and the size steps they take.
         skipped_rungs: rungs the memory ladder left out, and why (set by :func:`.choose_rungs`).
     """
@@ -86,6 +88,7 @@ class Plan:
     need_bytes: int
     fits: bool | None
     rungs: list[str]
+    attention: str | None = None
     facts: dict[str, int] = field(default_factory=dict)
     skipped_rungs: dict[str, str] = field(default_factory=dict)
     plan_seconds: float = 0.0
@@ -240,6 +243,7 @@ def plan(
         need_bytes=need,
         fits=None if memory is None else need <= memory,
         rungs=R.in_effect(settings),
+        attention=R.attention_estimate(m.describe()),
         facts=ladder_facts(adapter, m),
         plan_seconds=round(time.perf_counter() - t0, 2),
         notes=list(NOTES),

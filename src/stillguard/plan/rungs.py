@@ -7,15 +7,21 @@ Order (cheapest in quality first; :mod:`.ladder` climbs it until a plan fits):
    ``gradient_checkpointing``): no quality cost, about one more forward of time.
 3. ``vae-slicing``: the VAE encodes batch items one by one (adapter option ``vae_slicing``).
 4. ``vae-tiling``: the VAE works on overlapping spatial tiles (adapter option ``vae_tiling``).
-5. ``pooled-attention``: the method reads frame-pooled attention instead of full maps (method
-   option ``attention_mode="pooled"``): an estimate of frame-to-frame attention, not the maps.
-6. ``frames=N``: attack with ``N`` video frames instead of the model's count (adapter option
+5. ``sampled-attention=N``: the method reads ``N`` exact query rows of every attention map, each
+   against all keys (method options ``attention_mode="sampled"``, ``max_queries=N``): an unbiased
+   row subset of the paper's maps (Vid-Freeze Eq. 7), so preferred to pooling; levels start at
+   the method's ``max_queries`` and halve down to :data:`MIN_QUERIES`.
+6. ``pooled-attention``: the method reads frame-pooled attention instead of the maps (method
+   option ``attention_mode="pooled"``): a third-party estimate of frame-to-frame attention whose
+   gradient is far from the exact one (``docs/attention-estimates.md``); only when no row count
+   fits.
+7. ``frames=N``: attack with ``N`` video frames instead of the model's count (adapter option
    ``opt_num_frames``); the video generated later keeps its own count.
-7. ``resolution=HxW``: attack at a lower working resolution (adapter options ``height``,
+8. ``resolution=HxW``: attack at a lower working resolution (adapter options ``height``,
    ``width``); the image keeps its full resolution, the adapter resizes it inside torch.
-8. ``depth=N``: attack only the first ``N`` attention layers (method option ``layers="first:N"``).
+9. ``depth=N``: attack only the first ``N`` attention layers (method option ``layers="first:N"``).
 
-Rungs 6-8 have levels (halving); a later level of the same rung replaces the earlier one.
+Rungs 5 and 7-9 have levels (halving); a later level of the same rung replaces the earlier one.
 A rung whose option the target or the method does not have is left out (the ladder says which,
 and why). Not yet a rung, because no option exists: a truncated forward that stops the denoiser
 after the last attacked block (today ``depth`` saves the captured maps, not the later blocks).
@@ -37,6 +43,7 @@ LADDER = (
     "gradient-checkpointing",
     "vae-slicing",
     "vae-tiling",
+    "sampled-attention",
     "pooled-attention",
     "frames",
     "resolution",
@@ -48,6 +55,10 @@ _FLAGS = {
     "vae-tiling": "vae_tiling",
 }
 BF16 = ("bf16", "bfloat16")
+#: the fewest query rows per map the ladder tries before it falls back to pooled attention
+MIN_QUERIES = 16
+#: rungs whose value is required
+_VALUED = ("frames", "resolution", "depth")
 
 
 @dataclass
@@ -70,7 +81,7 @@ def parse(rung: str) -> tuple[str, str | None]:
         raise InputError(
             f"unknown memory-ladder rung {rung!r}: {close_matches(name, list(LADDER))}"
         )
-    if name in ("frames", "resolution", "depth") and not value:
+    if name in _VALUED and not value:
         raise InputError(
             f"rung {name!r} needs a value, e.g. frames=25, resolution=360x540, depth=8"
         )
@@ -85,6 +96,10 @@ def apply(rung: str, settings: Settings) -> Settings:
         s.dtype = "bf16"
     elif name in _FLAGS:
         s.adapter[_FLAGS[name]] = True
+    elif name == "sampled-attention":
+        s.method["attention_mode"] = "sampled"
+        if value:
+            s.method["max_queries"] = check("max_queries", _whole(value, rung), "rung sampled-attention")
     elif name == "pooled-attention":
         s.method["attention_mode"] = "pooled"
     elif name == "frames":
@@ -111,6 +126,9 @@ def in_effect(settings: Settings) -> list[str]:
     """The rungs ``settings`` amount to, in ladder order (``bf16`` when the dtype is bf16)."""
     out = ["bf16"] if str(settings.dtype).lower().replace("torch.", "") in BF16 else []
     out += [r for r, opt in _FLAGS.items() if settings.adapter.get(opt)]
+    if settings.method.get("attention_mode") == "sampled":
+        q = settings.method.get("max_queries")
+        out.append(f"sampled-attention={q}" if q else "sampled-attention")
     if settings.method.get("attention_mode") == "pooled":
         out.append("pooled-attention")
     if settings.adapter.get("opt_num_frames"):
@@ -128,3 +146,19 @@ def _whole(value: str | None, rung: str) -> int:
         return int(value or "")
     except ValueError:
         raise InputError(f"rung {rung!r}: the value must be a whole number") from None
+
+
+def attention_estimate(method_options: dict[str, Any]) -> str | None:
+    """Which attention a run optimises, in words (``None``: the method reads no attention maps).
+
+    ``method_options``: the method's described options (``Method.describe()``).
+    """
+    mode = method_options.get("attention_mode")
+    if mode is None:
+        return None
+    if mode == "exact":
+        return "exact: every row of every attention map"
+    if mode == "sampled":
+        q = method_options.get("max_queries")
+        return f"sampled: {q} exact query rows per map, each against all keys (unbiased rows)"
+    return "pooled: frame-pooled q and k (a third-party estimate, not the maps)"

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ..errors import InputError
 from ..registry import SPACES
+from ._mask import budget_weight, check_mask, mask_of
 from .base import Space, rgb_box
 from .dct import Dct
 from .lab import Lab
@@ -21,10 +22,14 @@ class Dual(Space):
     low-frequency DCT part, updated alternately, composed and clipped into the RGB box.
 
     From the paper: perturb only a*, b* (L* untouched); perturb low-frequency DCT coefficients;
-    alternate the two updates; project the final perturbation into the RGB box. Our choices (the
-    paper gives none of them): composition ``x' = x + delta_lab(x) + delta_dct``, each part with
-    the budgets and block layout of the ``lab`` and ``dct`` spaces; ``schedule="alternate"``
-    updates Lab on even iterations and DCT on odd ones (``"joint"`` updates both every step).
+    alternate the two updates; project the final perturbation into the RGB box; "concentrating on
+    salient pixels" (abstract). Our choices (the paper gives none of them): composition
+    ``x' = x + w * (delta_lab(x) + delta_dct)``, each part with the budgets and block layout of
+    the ``lab`` and ``dct`` spaces; ``schedule="alternate"`` updates Lab on even iterations and
+    DCT on odd ones (``"joint"`` updates both every step); ``w`` is 1 everywhere unless ``mask``
+    is ``"face"``, ``"saliency"`` or a mask file, then ``mask_floor + (1 - mask_floor) * m``
+    (:mod:`._mask`: the whole budget on the salient pixels, ``mask_floor`` of it elsewhere). The
+    mask is computed once per image (cached on the image tensor's identity).
 
     Shape:
         x: ``(B, 3, H, W)``; param: ``(B, len(channels) + 3, Hp, Wp)``: the Lab part in the first
@@ -38,11 +43,17 @@ class Dual(Space):
     eps_coef: float | None = None
     color: str = "rgb"
     schedule: str = "alternate"
+    mask: str | None = None
+    mask_floor: float = 0.25
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.schedule not in ("alternate", "joint"):
             raise InputError(f"dual schedule={self.schedule!r}: choose 'alternate' or 'joint'")
+        check_mask(self.mask)
+        if not 0.0 <= self.mask_floor <= 1.0:
+            raise InputError(f"mask_floor={self.mask_floor!r} must be in [0, 1]")
+        self._weights: dict[tuple, Tensor] = {}
         self.lab = Lab(eps=self.eps, eps_ab=self.eps_ab, channels=self.channels)
         self.dct = Dct(self.eps, self.block, self.keep, self.eps_coef, self.color)
         self.eps_ab, self.channels, self.eps_coef = (
@@ -64,9 +75,24 @@ class Dual(Space):
         lab = self.lab.init(x, generator, random_start)
         return self._join(lab, self.dct.init(x, generator, random_start))
 
+    def weight(self, x: Tensor) -> Tensor | None:
+        """The per-pixel budget fraction ``(B,1,H,W)`` of ``x``, or ``None`` without a mask."""
+        if self.mask is None:
+            return None
+        key = (x.data_ptr(), tuple(x.shape), x._version, str(x.device))
+        if key not in self._weights:
+            if len(self._weights) > 8:
+                self._weights.clear()
+            self._weights[key] = budget_weight(mask_of(self.mask, x), self.mask_floor).detach()
+        return self._weights[key]
+
     def to_image(self, x: Tensor, param: Tensor) -> Tensor:
         lab, dct = self.split(x, param)
-        return rgb_box(x, x + self.lab.delta(x, lab) + self.dct.delta(x, dct), self.eps)
+        delta = self.lab.delta(x, lab) + self.dct.delta(x, dct)
+        w = self.weight(x)
+        if w is None:
+            return rgb_box(x, x + delta, self.eps)
+        return torch.clamp(x + w * torch.clamp(delta, -self.eps, self.eps), 0.0, 1.0)
 
     @torch.no_grad()
     def step(self, param: Tensor, grad: Tensor, frac: float, it: int) -> Tensor:

@@ -104,7 +104,7 @@ class CogVideoXLoading:
             lambda: embed_prompt(pipe, src, prompt, device, dtype),
         )  # fmt: skip
         _switch(pipe, options)
-        return cls(
+        adapter = cls(
             pipe,
             model_id=model_id,
             prompt_embeds=prompt_embeds,
@@ -113,6 +113,26 @@ class CogVideoXLoading:
             device=device,
             dtype=dtype,
         )
+        adapter.text_source = src
+        return adapter
+
+    def embed_text(self, text: str) -> dict[str, Tensor]:
+        """The ``prompt_embeds`` of ``text`` from the model folder's T5 (reloaded, then dropped;
+        cached per text), for a method's own caption (:mod:`stillguard.methods._caption`).
+
+        Raises:
+            ModelError: the adapter was not loaded from a folder with a text encoder.
+        """
+        cache = self.__dict__.setdefault("_text_cache", {})
+        if text not in cache:
+            src = getattr(self, "text_source", None)
+            if src is None:
+                raise ModelError(
+                    f"cogvideox-i2v model {self.model_id!r} cannot embed a caption: it has no text "
+                    "encoder (tiny and config-built models have none)"
+                )
+            cache[text] = C.embed_prompt(self.pipe, src, text, self.device, self.dtype)[0]
+        return {"prompt_embeds": cache[text]}
 
     @classmethod
     def from_config(
