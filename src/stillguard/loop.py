@@ -180,7 +180,7 @@ def protect_batch(
     own random stream (:mod:`stillguard.generators`), its own loss (a batchable method's loss is
     one value per image) and its own sign step. Only float rounding in batched kernels differs,
     which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds
-    one size), in input order; a method that is not batchable (sampled attention rows, rollouts,
+    one size), in input order; a method that is not batchable (sampled attention rows,
     Anti-I2V, I2VGuard) runs one image at a time. Arguments as :func:`protect`.
 
     Returns:
