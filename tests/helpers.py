@@ -229,3 +229,22 @@ def save_tiny_text_encoder(folder: Path, words: list[str], model_class, config_c
         index["tokenizer"] = ["transformers", "PreTrainedTokenizerFast"]
         (folder / "model_index.json").write_text(json.dumps(index))
     return tok, encoder
+
+
+def random_protector(
+    path: Path,
+    method: str = "advdm",
+    targets: tuple = (("cogvideox-i2v", "tiny"),),
+    seed: int = 0,
+    method_options: dict | None = None,
+) -> Path:
+    """A protector file with small random weights (it perturbs, it protects nothing), recording
+    ``method`` (what ``refine`` runs) and ``targets``."""
+    from stillguard.protector import Architecture, Protector, ProtectorNet, save_protector
+
+    torch.manual_seed(seed)
+    net = ProtectorNet(Architecture(width=8, levels=2))
+    torch.nn.init.normal_(net.out[-1].weight, std=0.5)  # the fresh last layer is zero
+    training = {"method": method, "method_options": method_options or {},
+                "targets": [{"target": t, "model": m} for t, m in targets]}  # fmt: skip
+    return save_protector(Protector(net, 8 / 255, (64, 64), training), path)

@@ -78,6 +78,32 @@ def resolve_loop(method: Any, config: LoopConfig) -> LoopConfig:
     return config
 
 
+def split_settings(
+    method: str | Any, settings: dict[str, Any], options: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Keywords of :func:`protect`: loop settings, and options of a method given by name.
+
+    Raises:
+        InputError: a keyword that is neither (the message lists both kinds).
+    """
+    from . import plugins  # noqa: F401  (fills the registries)
+    from .registry import METHODS, close_matches
+
+    loop_keys = list(LoopConfig.__dataclass_fields__)
+    extra = {k: v for k, v in settings.items() if k not in loop_keys}
+    if not extra:
+        return settings, options
+    names = [f for f, _, _ in METHODS.options(method)] if isinstance(method, str) else []
+    for key in extra:
+        if key not in names:
+            raise InputError(
+                f"unknown setting {key!r}: not a loop setting ({close_matches(key, loop_keys)})"
+                + (f" nor an option of method {method!r}" if isinstance(method, str) else "")
+            )
+    loop = {k: v for k, v in settings.items() if k in loop_keys}
+    return loop, {**(options or {}), **extra}
+
+
 def build_method(method: str | Any, options: dict[str, Any] | None, targets: Any) -> Any:
     """The method object, checked against every target (a :class:`Targets`) before any work.
 
@@ -142,7 +168,9 @@ def protect(
             first member's device; or a device name), the others on the CPU.
         callback: called with a :class:`ProgressEvent` after every step.
         **settings: loop settings overriding ``config`` (``eps``, ``steps``, ``seed``, ...; see
-            :class:`LoopConfig`).
+            :class:`LoopConfig`), or options of a method given by name (e.g.
+            ``protect(x, a, "amortized", protector="p.safetensors")``), merged into
+            ``method_options``.
     Returns:
         :class:`Protected`.
     Raises:
@@ -193,6 +221,7 @@ def protect_batch(
     xs = [check_image(im) for im in images]
     if not xs:
         raise InputError("protect_batch takes a non-empty list of images (1,3,H,W)")
+    settings, method_options = split_settings(method, settings, method_options)
     cfg = (config or LoopConfig()).replace(**settings) if settings else (config or LoopConfig())
     targets = Targets(adapter, weights, offload=offload)
     m = build_method(method, method_options, targets)

@@ -73,6 +73,16 @@ def protect(
         list[str] | None,
         typer.Option("--set", help="Override a preset key: section.key=value (repeatable)."),
     ] = None,
+    protector: Annotated[
+        Path | None,
+        typer.Option(help="Protector file for --method amortized (stillguard train-protector) "
+                     "[default: the one shipped for the toy targets].", readable=False),  # fmt: skip
+    ] = None,
+    refine: Annotated[
+        int | None,
+        typer.Option(min=0, help="--method amortized: PGD steps of the protector's method after "
+                     "its one forward pass [0]."),  # fmt: skip
+    ] = None,
     json_out: JSON = False,
     keep_metadata: Annotated[
         bool, typer.Option(help="Copy the input's EXIF into the PNG (default: strip).")
@@ -103,6 +113,9 @@ def protect(
     cpus_per_worker: Annotated[int, typer.Option(min=1, help="CPU cores per Ray worker.")] = 1,
 ) -> None:
     """Protect images: writes NAME.protected.png + NAME.protected.json (+ manifest.jsonl for folders)."""
+    if protector is not None or refine is not None:
+        with _errors(debug, json_out):
+            method, set_ = _amortized_flags(method, protector, refine, set_ or [])
     if ray is not None:
         from ._ray import protect_on_ray
 
@@ -122,6 +135,30 @@ def protect(
             batch_size=_batch_size(batch_size),
         )  # fmt: skip
     raise typer.Exit(code)
+
+
+def _amortized_flags(
+    method: str | None, protector: Path | None, refine: int | None, sets: list[str]
+) -> tuple[str, list[str]]:
+    """``--protector`` / ``--refine`` as options of the amortized method (which they imply)."""
+    import json
+
+    from ..errors import InputError
+
+    if method not in (None, "amortized"):
+        raise InputError(f"--protector and --refine go with --method amortized, not {method!r}")
+    extra = [f"method.protector={json.dumps(str(protector))}"] if protector is not None else []
+    extra += [f"method.refine={int(refine)}"] if refine is not None else []
+    return "amortized", [*sets, *extra]
+
+
+def _check_protector(path: str | None, targets: list[tuple[str, str]]) -> None:
+    from ..protector import load_protector, shipped_for
+
+    if path is not None:
+        load_protector(Path(path).expanduser())
+    else:
+        shipped_for(targets)
 
 
 def _protect(
@@ -144,6 +181,8 @@ def _protect(
     from ..images import image_extensions, load_image
 
     cfg = build_config(preset, sets=sets, **flags)
+    if cfg.method_name == "amortized":  # a missing or foreign protector file: before any work
+        _check_protector(cfg.method_options.get("protector"), cfg.targets())
     if gpu_memory is not None:
         from ..app.fit import fit_config
 
