@@ -198,3 +198,23 @@ def test_the_cli_trains_then_protects_with_the_file(tmp_path) -> None:
     res = run("train-protector", "-o", tmp_path / "run2", "--model", "tiny", "--photos",
               tmp_path / "none", *SMALL)  # fmt: skip
     assert res.exit_code == 2 and "error: --photos" in res.stderr
+
+
+def test_train_protector_plans_its_memory_first(tmp_path) -> None:
+    res = run("train-protector", "-o", tmp_path / "run", "--model", "tiny", "--steps", "1",
+              "--batch", "2", *SMALL, "--gpu-memory", "1KB")  # fmt: skip
+    assert res.exit_code == 2 and not (tmp_path / "run").exists()
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: one training step needs") and "--gpu-memory 1KB" in line
+
+
+def test_the_step_plan_counts_the_protector_and_the_target() -> None:
+    from stillguard.toy.training.protector_plan import plan_training, protector_bytes
+
+    small, big = (protector_bytes(Architecture(8, 2), b, (64, 64)) for b in (1, 4))
+    assert small["resident"] == big["resident"] > 0
+    assert big["activations"] > 3 * small["activations"] > 0  # activations grow with the batch
+    p = plan_training([("cogvideox-i2v", "tiny")], "rollout-freeze", {"unroll": 2},
+                      Architecture(8, 2), 2, gpu_memory="64GiB")  # fmt: skip
+    assert p["fits"] and p["photos_per_pass"] == 2
+    assert p["peak_bytes"] == p["members"][0]["peak_bytes"] + p["protector"]["resident"] + p["protector"]["activations"]

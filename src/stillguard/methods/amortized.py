@@ -59,7 +59,7 @@ def _load(path: Path, source: str) -> Protector:
 @METHODS.register("amortized")
 @dataclass
 class Amortized(Method):
-    """The protector's perturbation as the start point, plus ``refine`` PGD steps (see above).
+    """One forward pass of a trained protector network, plus ``refine`` PGD steps (see above).
 
     Attributes:
         protector: path of a protector file (``stillguard train-protector``); ``None``: the one

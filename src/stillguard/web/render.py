@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .choices import CHOICES, describe_seconds
+from .choices import describe_seconds
 from .session import Session
 
 CSS = """
@@ -71,7 +71,7 @@ def _eot_words(specs: list[str]) -> str:
 def choices_table(session: Session) -> str:
     """Method, steps, budget and expected time per photo of each choice, on this machine."""
     rows = []
-    for key, c in CHOICES.items():
+    for key, c in session.choices.items():
         cfg = session.config(key)
         steps = cfg.loop.steps
         eot = _eot_words(list(cfg.loop.eot))
