@@ -51,7 +51,9 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _effect(s: dict[str, Any], model: str = "cogvideox-toy", t: str = "identity", k: str = "mean") -> float:
+def _effect(
+    s: dict[str, Any], model: str = "cogvideox-toy", t: str = "identity", k: str = "mean"
+) -> float:
     return 1 - s["evals"][model][t]["motion_ratio"][k]
 
 
@@ -119,7 +121,9 @@ def markdown(doc: dict[str, Any], keep_from: Path | None = None) -> str:
             continue
         v = s[label]
         on = {"cog": "CogVideoX toy", "pair": "toy pair (ensemble)", None: "no model"}[v["on"]]
-        lines.append(f"| {label} | {on} | {_pm(v['seconds'], 3)} | {_pm(v['loss_ratio'])} | {v['linf_255_max']:.0f} |")
+        lines.append(
+            f"| {label} | {on} | {_pm(v['seconds'], 3)} | {_pm(v['loss_ratio'])} | {v['linf_255_max']:.0f} |"
+        )
     net = doc.get("network_ms", {})
     if net:
         lines += ["", "The protector's forward pass alone (median of 20): "
@@ -139,5 +143,9 @@ def markdown(doc: dict[str, Any], keep_from: Path | None = None) -> str:
                              f"{_pm(m['dissim_ratio'])} | {_pm(m['input_fidelity_drop'])} | "
                              f"{_pm(m['video_ssim'])} |")  # fmt: skip
     old = keep_from.read_text() if keep_from is not None and keep_from.exists() else ""
-    notes = old[old.index(NOTES[0]) : old.index(NOTES[1]) + len(NOTES[1])] if NOTES[0] in old else "\n".join(NOTES)
+    notes = (
+        old[old.index(NOTES[0]) : old.index(NOTES[1]) + len(NOTES[1])]
+        if NOTES[0] in old
+        else "\n".join(NOTES)
+    )
     return "\n".join(lines) + "\n\n" + notes + "\n"

@@ -53,7 +53,9 @@ def test_protector_output_is_inside_the_budget_at_any_size(size, work) -> None:
 
 
 def test_a_fresh_network_perturbs_nothing() -> None:
-    assert torch.equal(Protector(ProtectorNet()).perturb(torch.rand(1, 3, 20, 30)), torch.zeros(1, 3, 20, 30))
+    assert torch.equal(
+        Protector(ProtectorNet()).perturb(torch.rand(1, 3, 20, 30)), torch.zeros(1, 3, 20, 30)
+    )
 
 
 def test_the_saved_png_keeps_the_budget(tiny_cog, pfile, tmp_path) -> None:
@@ -79,7 +81,11 @@ def test_refine_starts_from_the_network_and_runs_the_recorded_method(tiny_cog, p
     assert float((tiny_step.image - alone.image).abs().max()) * 255 <= 1.001  # same start point
     refined = protect(x, tiny_cog, "amortized", protector=str(pfile), refine=3, seed=4)
     assert len(refined.losses) == 3 and set(refined.terms[0]) == {"motion"}
-    assert refined.config["method"]["refine_method"] == {"name": "rollout-freeze", "target": "first", "unroll": 2}
+    assert refined.config["method"]["refine_method"] == {
+        "name": "rollout-freeze",
+        "target": "first",
+        "unroll": 2,
+    }
     assert not torch.equal(refined.image, alone.image)
     assert float(refined.delta.abs().max()) * 255 <= 8 + 1e-4
 
@@ -106,7 +112,9 @@ def test_bad_protector_files_are_one_clear_error(tmp_path, tiny_cog) -> None:
     (tmp_path / "text.safetensors").write_text("not a tensor file")
     save_file({"a": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
     net = ProtectorNet(Architecture(width=8, levels=2))
-    wrong = Protector(net).metadata() | {"architecture": json.dumps({"width": 16, "levels": 2, "coords": True})}
+    wrong = Protector(net).metadata() | {
+        "architecture": json.dumps({"width": 16, "levels": 2, "coords": True})
+    }
     save_file({k: v.contiguous() for k, v in net.state_dict().items()},
               str(tmp_path / "shapes.safetensors"), metadata=wrong)  # fmt: skip
     cases = {"missing.safetensors": "no such file", "text.safetensors": "not a readable safetensors",
@@ -122,7 +130,9 @@ def test_the_cli_refuses_a_bad_protector_before_any_work(tmp_path) -> None:
     for extra in (["--protector", tmp_path / "nope.safetensors"], ["--method", "amortized"],
                   ["--method", "vid-freeze", "--refine", "2"]):  # fmt: skip
         res = run("protect", img, "-o", tmp_path / "out", "--model", "tiny", *extra)
-        lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("warning")]
+        lines = [
+            ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("warning")
+        ]
         assert res.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), res.output
         assert not (tmp_path / "out").exists()
 
@@ -157,7 +167,10 @@ def test_training_resumes_after_a_kill_where_it_stopped(tiny_cog, tmp_path) -> N
     resumed = train(tiny_cog, s, tmp_path / "killed", callback=lambda e: steps.append(e.step),
                     checkpoint_minutes=0)  # fmt: skip
     assert steps == [3, 4]  # steps 1-2 came from the checkpoint
-    a, b = _weights(tmp_path / "whole" / "protector.safetensors"), _weights(tmp_path / "killed" / "protector.safetensors")
+    a, b = (
+        _weights(tmp_path / "whole" / "protector.safetensors"),
+        _weights(tmp_path / "killed" / "protector.safetensors"),
+    )
     for k in a:  # same draws and optimizer state: equal up to float rounding of the reload
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-6)
     assert resumed.training["resumed_at_steps"] == [2]
@@ -178,7 +191,9 @@ def test_an_ensemble_protector_records_its_members(tiny_adapter, tmp_path, caplo
                                         {"target": "wan-i2v", "model": "tiny"}]  # fmt: skip
     assert {"cogvideox-i2v", "wan-i2v"} <= set(prot.training["validation"])
     with caplog.at_level(logging.WARNING, logger="stillguard.methods.amortized"):
-        protect(_odd(32, 32), pair[0], "amortized", protector=str(tmp_path / "protector.safetensors"))
+        protect(
+            _odd(32, 32), pair[0], "amortized", protector=str(tmp_path / "protector.safetensors")
+        )
     assert "is a transfer" in caplog.text
 
 
@@ -217,4 +232,9 @@ def test_the_step_plan_counts_the_protector_and_the_target() -> None:
     p = plan_training([("cogvideox-i2v", "tiny")], "rollout-freeze", {"unroll": 2},
                       Architecture(8, 2), 2, gpu_memory="64GiB")  # fmt: skip
     assert p["fits"] and p["photos_per_pass"] == 2
-    assert p["peak_bytes"] == p["members"][0]["peak_bytes"] + p["protector"]["resident"] + p["protector"]["activations"]
+    assert (
+        p["peak_bytes"]
+        == p["members"][0]["peak_bytes"]
+        + p["protector"]["resident"]
+        + p["protector"]["activations"]
+    )

@@ -41,7 +41,7 @@ from torch import Tensor
 from .errors import InputError
 from .generators import Generators
 from .protected import TOY_WARNING, ProgressEvent, Protected, quantise
-from .settings import SCHEDULES, LoopConfig
+from .settings import SCHEDULES, LoopConfig, split_settings
 from .targets import Targets
 from .tensors import check_image
 from .versions import package_versions
@@ -76,32 +76,6 @@ def resolve_loop(method: Any, config: LoopConfig) -> LoopConfig:
             "the same-budget noise baseline: use --method noise)"
         )
     return config
-
-
-def split_settings(
-    method: str | Any, settings: dict[str, Any], options: dict[str, Any] | None
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Keywords of :func:`protect`: loop settings, and options of a method given by name.
-
-    Raises:
-        InputError: a keyword that is neither (the message lists both kinds).
-    """
-    from . import plugins  # noqa: F401  (fills the registries)
-    from .registry import METHODS, close_matches
-
-    loop_keys = list(LoopConfig.__dataclass_fields__)
-    extra = {k: v for k, v in settings.items() if k not in loop_keys}
-    if not extra:
-        return settings, options
-    names = [f for f, _, _ in METHODS.options(method)] if isinstance(method, str) else []
-    for key in extra:
-        if key not in names:
-            raise InputError(
-                f"unknown setting {key!r}: not a loop setting ({close_matches(key, loop_keys)})"
-                + (f" nor an option of method {method!r}" if isinstance(method, str) else "")
-            )
-    loop = {k: v for k, v in settings.items() if k in loop_keys}
-    return loop, {**(options or {}), **extra}
 
 
 def build_method(method: str | Any, options: dict[str, Any] | None, targets: Any) -> Any:
@@ -168,9 +142,7 @@ def protect(
             first member's device; or a device name), the others on the CPU.
         callback: called with a :class:`ProgressEvent` after every step.
         **settings: loop settings overriding ``config`` (``eps``, ``steps``, ``seed``, ...; see
-            :class:`LoopConfig`), or options of a method given by name (e.g.
-            ``protect(x, a, "amortized", protector="p.safetensors")``), merged into
-            ``method_options``.
+            :class:`LoopConfig`), or options of a method given by name (``protector=...``).
     Returns:
         :class:`Protected`.
     Raises:

@@ -161,9 +161,13 @@ def load_protector(path: str | os.PathLike[str], *, source: str | None = None) -
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise InputError(f"protector {p} is not a readable safetensors file ({e}); {hint}") from None
+        raise InputError(
+            f"protector {p} is not a readable safetensors file ({e}); {hint}"
+        ) from None
     if meta.get("format") != FORMAT:
-        raise InputError(f"protector {p} is not a stillguard protector (format {meta.get('format')!r}); {hint}")
+        raise InputError(
+            f"protector {p} is not a stillguard protector (format {meta.get('format')!r}); {hint}"
+        )
     try:
         arch = Architecture(**json.loads(meta["architecture"]))
         eps = float(meta["eps"])

@@ -83,9 +83,7 @@ class ProtectorNet(nn.Module):
         self.up = nn.ModuleList(
             nn.Conv2d(b, a, 3, padding=1) for a, b in zip(chans, chans[1:], strict=False)
         )
-        self.dec = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(2 * c, c, 1), _Res(c)) for c in chans[:-1]
-        )
+        self.dec = nn.ModuleList(nn.Sequential(nn.Conv2d(2 * c, c, 1), _Res(c)) for c in chans[:-1])
         self.out = nn.Sequential(_norm(chans[0]), nn.SiLU(), nn.Conv2d(chans[0], 3, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)

@@ -75,13 +75,19 @@ def protect(
     ] = None,
     protector: Annotated[
         Path | None,
-        typer.Option(help="Protector file for --method amortized (stillguard train-protector) "
-                     "[default: the one shipped for the toy targets].", readable=False),  # fmt: skip
+        typer.Option(
+            help="Protector file for --method amortized (stillguard train-protector) "
+            "[default: the one shipped for the toy targets].",
+            readable=False,
+        ),  # fmt: skip
     ] = None,
     refine: Annotated[
         int | None,
-        typer.Option(min=0, help="--method amortized: PGD steps of the protector's method after "
-                     "its one forward pass [0]."),  # fmt: skip
+        typer.Option(
+            min=0,
+            help="--method amortized: PGD steps of the protector's method after "
+            "its one forward pass [0].",
+        ),  # fmt: skip
     ] = None,
     json_out: JSON = False,
     keep_metadata: Annotated[

@@ -19,7 +19,8 @@ from ._common import DEBUG, JSON, _emit_json, _errors, _load_target, _stderr, _w
 @app.command(name="train-protector")
 def train_protector(
     out: Annotated[
-        Path, typer.Option("-o", "--out", help="Run folder (checkpoint, protector).", readable=False)
+        Path,
+        typer.Option("-o", "--out", help="Run folder (checkpoint, protector).", readable=False),
     ],
     target: Annotated[
         str, typer.Option(help="Target family, or several separated by commas (an ensemble).")
@@ -27,7 +28,9 @@ def train_protector(
     model: Annotated[
         str, typer.Option(help="One model per target, separated by commas (folder, 'toy', ...).")
     ] = "toy",
-    method: Annotated[str, typer.Option(help="The method whose loss is trained.")] = "rollout-freeze",
+    method: Annotated[
+        str, typer.Option(help="The method whose loss is trained.")
+    ] = "rollout-freeze",
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="A method option: method.KEY=VALUE (repeatable)."),
@@ -43,12 +46,15 @@ def train_protector(
     ] = None,
     photos: Annotated[
         Path | None,
-        typer.Option(help="Folder of training photos [default: the toy's synthetic scenes].",
-                     readable=False),  # fmt: skip
+        typer.Option(
+            help="Folder of training photos [default: the toy's synthetic scenes].", readable=False
+        ),  # fmt: skip
     ] = None,
     synthetic: Annotated[
         float | None,
-        typer.Option(help="Share of synthetic scenes among the draws [1 without --photos, else 0]."),
+        typer.Option(
+            help="Share of synthetic scenes among the draws [1 without --photos, else 0]."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the network, the data and every draw.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
@@ -57,8 +63,10 @@ def train_protector(
     checkpoint_minutes: Annotated[float, typer.Option(help="Minutes between checkpoints.")] = 5.0,
     gpu_memory: Annotated[
         str | None,
-        typer.Option(help="Plan one step (protector + target forward/backward) against this size "
-                     "first, e.g. 80GiB; stop if it does not fit."),  # fmt: skip
+        typer.Option(
+            help="Plan one step (protector + target forward/backward) against this size "
+            "first, e.g. 80GiB; stop if it does not fit."
+        ),  # fmt: skip
     ] = None,
     export: Annotated[
         Path | None, typer.Option(help="Also copy the protector to this .safetensors file.")
@@ -100,14 +108,18 @@ def _train(
     names = [n.strip() for n in target.split(",")]
     models = [m.strip() for m in model.split(",")]
     if len(names) != len(models):
-        raise InputError(f"{len(names)} targets but {len(models)} models: give one model per target")
+        raise InputError(
+            f"{len(names)} targets but {len(models)} models: give one model per target"
+        )
     for n in names:
         ADAPTERS.get(n)
     raw: dict[str, Any] = {}
     for text in sets:
         keys, value = parse_override(text)
         if keys[0] != "method" or len(keys) != 2:
-            raise InputError(f"--set {text!r}: train-protector takes method options only (method.KEY=VALUE)")
+            raise InputError(
+                f"--set {text!r}: train-protector takes method options only (method.KEY=VALUE)"
+            )
         raw[keys[1]] = value
     METHODS.get(method)
     options = plugin_options(METHODS, "method", method, raw)
@@ -169,7 +181,13 @@ class _bar:
         self.console, self.steps, self.disable = console, steps, disable
 
     def __enter__(self) -> Any:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("loss {task.fields[loss]}"), TimeRemainingColumn(),

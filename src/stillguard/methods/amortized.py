@@ -74,7 +74,9 @@ class Amortized(Method):
 
     def __post_init__(self) -> None:
         if isinstance(self.refine, bool) or not isinstance(self.refine, int) or self.refine < 0:
-            raise InputError(f"refine must be a whole number of PGD steps >= 0, got {self.refine!r}")
+            raise InputError(
+                f"refine must be a whole number of PGD steps >= 0, got {self.refine!r}"
+            )
         if self.protector is not None and not isinstance(self.protector, (str, Path)):
             raise InputError(f"protector must be a file path, got {self.protector!r}")
 

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from ..adapters.base import Adapter
+from ..losses import per_image
 from ..registry import METHODS
 from ._rollout import RolloutMethod
-from ..losses import per_image
 from .base import State, logged
 
 

@@ -32,9 +32,9 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..errors import InputError
+from ..losses import per_image
 from ..registry import METHODS
 from ._rollout import RolloutMethod
-from ..losses import per_image
 from .base import State, logged
 
 TARGETS = ("first", "input", "first+input")

@@ -45,8 +45,13 @@ CHOICES: dict[str, Choice] = {
         Choice("fast", "Fast", "default", 30, "a quick pass; weaker, to try things out"),
         Choice("default", "Default", "default", None, "the paper's setting; the usual choice"),
         Choice("strong", "Strong", "strong", None, "the longest and most visible; the strongest"),
-        Choice("instant", "Instant", "instant", None,
-               "one pass of a trained network, under a second; weaker than Default"),  # fmt: skip
+        Choice(
+            "instant",
+            "Instant",
+            "instant",
+            None,
+            "one pass of a trained network, under a second; weaker than Default",
+        ),  # fmt: skip
     )
 }
 

@@ -131,7 +131,9 @@ class Session:
             seed: ``None`` keeps the preset's.
         """
         if choice not in self.choices:
-            raise InputError(f"unknown protection {choice!r}: choose one of {', '.join(self.choices)}")
+            raise InputError(
+                f"unknown protection {choice!r}: choose one of {', '.join(self.choices)}"
+            )
         c = CHOICES[choice]
         eps = None
         if budget_255 is not None:

@@ -160,7 +160,9 @@ def train(
     t0, last_save = time.perf_counter(), time.perf_counter()
     for step in range(start, s.steps):
         x = photos.batch(step * s.batch, s.batch).to(device)
-        gens = Generators(torch.Generator().manual_seed(step_seed(s.seed, step, b)) for b in range(s.batch))
+        gens = Generators(
+            torch.Generator().manual_seed(step_seed(s.seed, step, b)) for b in range(s.batch)
+        )
         for group in opt.param_groups:
             group["lr"] = learning_rate(s, step)
         xa = (x + prot.perturb(x)).clamp(0, 1)
@@ -177,7 +179,13 @@ def train(
         if (step + 1) % s.validate_every == 0 or step + 1 == s.steps:
             event.validation = validate(targets, method, val, prot, s.seed, clean)
             entry["validation"] = event.validation
-            log.info("step %d/%d loss %.4f validation %s", step + 1, s.steps, entry["loss"], event.validation)
+            log.info(
+                "step %d/%d loss %.4f validation %s",
+                step + 1,
+                s.steps,
+                entry["loss"],
+                event.validation,
+            )
         history.append(entry)
         if callback is not None:
             callback(event)

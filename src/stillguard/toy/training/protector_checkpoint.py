@@ -77,7 +77,11 @@ def load(
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
         saved = json.loads(meta["settings"])
-        step, history, seconds = int(meta["step"]), json.loads(meta["history"]), float(meta["seconds"])
+        step, history, seconds = (
+            int(meta["step"]),
+            json.loads(meta["history"]),
+            float(meta["seconds"]),
+        )
     except (SafetensorError, OSError, KeyError, ValueError) as e:
         raise InputError(f"{path} is not a readable training checkpoint ({e}); remove it or "
                          "choose another --out") from None  # fmt: skip

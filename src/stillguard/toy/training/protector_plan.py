@@ -55,9 +55,9 @@ def plan_training(
         InputError / ModelError: what :func:`stillguard.plan.plan` raises for a target it cannot
             build from its configuration.
     """
+    import stillguard.plugins  # noqa: F401  (fills the registries)
     from stillguard.plan import parse_memory, plan
     from stillguard.plan.gpus import human_bytes, need_bytes
-    from stillguard import plugins  # noqa: F401  (fills the registries)
     from stillguard.registry import METHODS
 
     batchable = METHODS.build(method, **method_options).batchable()
