@@ -56,6 +56,10 @@ def train_protector(
             help="Share of synthetic scenes among the draws [1 without --photos, else 0]."
         ),
     ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(help="An ensemble's member weights, e.g. 3,1 [equal]."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the network, the data and every draw.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
     dtype: Annotated[str, typer.Option(help="Target dtype.")] = "float32",
@@ -78,13 +82,30 @@ def train_protector(
     with _errors(debug, json_out):
         summary = _train(
             out, target, model, method, set_ or [], dict(eps=eps, steps=steps, batch=batch, lr=lr,
-            width=width, levels=levels, eot=tuple(eot or ()), seed=seed), photos, synthetic,
+            width=width, levels=levels, eot=tuple(eot or ()), seed=seed,
+            weights=_weights(weights)), photos, synthetic,
             device, dtype, threads, checkpoint_minutes, gpu_memory, export, json_out,
         )  # fmt: skip
         if json_out:
             _emit_json(summary)
         else:
             typer.echo(f"protector written to {summary['protector']}")
+
+
+def _weights(text: str | None) -> tuple[float, ...]:
+    from ..errors import InputError
+
+    if not text:
+        return ()
+    try:
+        out = tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--weights {text!r}: give numbers separated by commas, e.g. 3,1"
+        ) from None
+    if any(not w > 0 for w in out):
+        raise InputError(f"--weights {text!r}: every weight must be positive")
+    return out
 
 
 def _train(

@@ -20,7 +20,10 @@ editors):
     * validation every ``validate_every`` steps on a fixed set (:meth:`Photos.validation`) with
       fixed draws: each member's loss on the clean and on the protected photos, so the file
       records how far training moved the loss;
-    * a method that cannot take a batch (``batchable() == False``) is run photo by photo.
+    * a method that cannot take a batch (``batchable() == False``) is run photo by photo;
+    * an ensemble's member ``weights`` (default equal) weigh the members' normalised gradients,
+      as in ``protect``: a member whose gradient is noisier from draw to draw (the toy
+      CogVideoX's, next to the toy Wan's) can be given more weight so that both losses fall.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class TrainSettings:
     synthetic: float = 1.0
     validate_every: int = 100
     validation_size: int = 8
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.eps = parse_eps(self.eps)
@@ -80,6 +84,7 @@ class TrainSettings:
         if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
             raise InputError(f"lr must be in (0, 1), got {self.lr!r}")
         self.eot = tuple(self.eot)
+        self.weights = tuple(float(w) for w in self.weights)
         Architecture(self.width, self.levels)  # validates the sizes
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +137,7 @@ def train(
         the trained :class:`Protector` (also written to ``out/protector.safetensors``).
     """
     s = settings
-    targets = Targets(adapters)
+    targets = Targets(adapters, list(s.weights) or None)
     method = build_method(s.method, s.method_options, targets)
     if not method.optimizes:
         raise InputError(f"method {s.method!r} has no loss to train a protector with")
@@ -265,6 +270,7 @@ def _record(
         "method": s.method,
         "method_options": dict(s.method_options),
         "targets": [{"target": a.registry_name, "model": a.model_id} for a in members],
+        "weights": list(s.weights) or None,
         "eps": s.eps,
         "steps": s.steps,
         "batch": s.batch,
