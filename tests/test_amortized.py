@@ -238,3 +238,24 @@ def test_the_step_plan_counts_the_protector_and_the_target() -> None:
         + p["protector"]["resident"]
         + p["protector"]["activations"]
     )
+
+
+def test_the_toy_targets_have_shipped_protectors(image) -> None:
+    from stillguard import load_adapter
+    from stillguard.protector import shipped_dir, shipped_for
+    from stillguard.web.choices import offered
+
+    pair = [("cogvideox-i2v", "toy"), ("wan-i2v", "toy-wan")]
+    assert shipped_for(pair[:1]).name == "cogvideox-toy.safetensors"
+    assert shipped_for(pair).name == "toy-pair.safetensors"
+    held_out = {"chelsea.png", "cat.png", "coffee.png", "rocket.png", "camera.png"}
+    for path in shipped_dir().glob("*.safetensors"):
+        assert path.stat().st_size <= 20 * 2**20
+        t = load_protector(path).training
+        assert t["method"] == "rollout-freeze" and t["eps"] == pytest.approx(8 / 255)
+        assert not held_out & set(t["data"]["folder"]["photos"])  # the benchmark's photos stay out
+        assert t["data"]["synthetic"]["stream"] == 4  # the held-out scenes are stream 3
+    p = protect(image, load_adapter("cogvideox-i2v", model="toy"), "amortized")
+    assert p.config["method"]["network"]["protector"] == "shipped:cogvideox-toy.safetensors"
+    assert 6 <= float(p.delta.abs().max()) * 255 <= 8
+    assert "instant" in offered("cogvideox-i2v", "toy") and "instant" not in offered("cogvideox-i2v", "tiny")
