@@ -258,4 +258,24 @@ def test_the_toy_targets_have_shipped_protectors(image) -> None:
     p = protect(image, load_adapter("cogvideox-i2v", model="toy"), "amortized")
     assert p.config["method"]["network"]["protector"] == "shipped:cogvideox-toy.safetensors"
     assert 6 <= float(p.delta.abs().max()) * 255 <= 8
-    assert "instant" in offered("cogvideox-i2v", "toy") and "instant" not in offered("cogvideox-i2v", "tiny")
+    assert "instant" in offered("cogvideox-i2v", "toy") and "instant" not in offered(
+        "cogvideox-i2v", "tiny"
+    )
+
+
+def test_training_with_eot_and_a_folder_of_photos(tiny_cog, tmp_path) -> None:
+    from stillguard.toy.training.protector import TrainSettings, train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (50, 70, 3), np.uint8)).save(
+            photos / f"{i}.png"
+        )
+    s = TrainSettings(steps=2, batch=2, width=8, levels=2, method_options={"unroll": 2},
+                      eot=("blur:1.0", "jpeg:75"), photos=str(photos), synthetic=0.5,
+                      validation_size=2)  # fmt: skip
+    prot = train(tiny_cog, s, tmp_path / "run")
+    assert prot.training["eot"] == ["blur:1.0", "jpeg:75"]
+    assert prot.training["data"]["folder"]["photos"] == ["0.png", "1.png"]
+    assert float(prot.perturb(torch.rand(1, 3, 64, 64)).detach().abs().max()) > 0  # it learnt
