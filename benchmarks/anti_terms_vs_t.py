@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for t in ts:
             state.balance.calls = 10**6  # plain calls: no diagnostic
 
-            def fixed(_a, _g, t=int(t)):  # noqa: ANN001, ANN202
+            def fixed(_a, _g, t=int(t), noise=noise):  # noqa: ANN001, ANN202
                 return torch.tensor([t], device=adapter.device), noise.to(adapter.device)
 
             with torch.no_grad():

@@ -72,9 +72,12 @@ def gradient(adapter: Any, x: torch.Tensor, mode: str, queries: int, seed: int) 
     (g,) = torch.autograd.grad(loss, leaf)
     gen = torch.Generator().manual_seed(seed)
     t, noise = draw(adapter, gen)
-    with torch.no_grad(), adapter.capture(
-        attention=state.layers, mode=mode, max_queries=queries, generator=gen
-    ) as cap:
+    with (
+        torch.no_grad(),
+        adapter.capture(
+            attention=state.layers, mode=mode, max_queries=queries, generator=gen
+        ) as cap,
+    ):
         adapter.denoise(x, t, noise)
         nbytes = sum(p.numel() * p.element_size() for n in state.layers for p in cap.attention[n])
     return g.flatten(), nbytes
@@ -110,8 +113,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--out", type=Path, default=None, help="write attention-estimates.md here")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--real", action="store_true",
-                    help="also plan CogVideoX-5b-I2V with each estimate (fake tensors, minutes)")
+    ap.add_argument(
+        "--real",
+        action="store_true",
+        help="also plan CogVideoX-5b-I2V with each estimate (fake tensors, minutes)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -162,10 +168,14 @@ def plan_real(queries: list[int]) -> list[dict[str, Any]]:
     from stillguard.plan import plan
 
     out = []
-    for label, opts in [("exact", {"attention_mode": "exact"})] + [
-        (f"sampled {q} rows", {"attention_mode": "sampled", "max_queries": q})
-        for q in sorted({*queries, 32, 128}, reverse=True)
-    ] + [("pooled", {"attention_mode": "pooled"})]:
+    for label, opts in (
+        [("exact", {"attention_mode": "exact"})]
+        + [
+            (f"sampled {q} rows", {"attention_mode": "sampled", "max_queries": q})
+            for q in sorted({*queries, 32, 128}, reverse=True)
+        ]
+        + [("pooled", {"attention_mode": "pooled"})]
+    ):
         p = plan("cogvideox-i2v", rungs=BASE_RUNGS, method_options=opts, gpu_memory="80GiB")
         out.append({"estimate": label, "peak": p.peak_bytes, "need": p.need_bytes, "fits": p.fits})
         log.info("real size %s: peak %.2f GiB", label, p.peak_bytes / 2**30)

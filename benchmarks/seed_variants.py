@@ -62,7 +62,11 @@ def studies() -> dict[str, list[dict[str, Any]]]:
             v("rgb 8/255 (equal L-inf)", space="rgb"),
             v("rgb 6/255 (about equal PSNR)", 6, space="rgb"),
             v("rgb 5/255", 5, space="rgb"),
-            v("dual 8/255, part budgets x2", space="dual", sopts={"eps_ab": 8.0, "eps_coef": 0.502}),
+            v(
+                "dual 8/255, part budgets x2",
+                space="dual",
+                sopts={"eps_ab": 8.0, "eps_coef": 0.502},
+            ),
             v("dual 8/255 + saliency mask", space="dual", sopts={"mask": "saliency"}),
             v("dual 8/255 + face mask", space="dual", sopts={"mask": "face"}),
         ],
@@ -91,7 +95,9 @@ def excess_ratio(adapter: Any, clean: torch.Tensor, x: torch.Tensor, draws: int 
     for img in (clean, x):
         g = torch.Generator().manual_seed(123)
         with torch.no_grad():
-            out.append(np.mean([vf.loss(adapter, img, g, state)[1]["excess"] for _ in range(draws)]))
+            out.append(
+                np.mean([vf.loss(adapter, img, g, state)[1]["excess"] for _ in range(draws)])
+            )
     return float(out[1] / out[0])
 
 

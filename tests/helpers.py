@@ -339,6 +339,8 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except (OSError, UnicodeDecodeError):
         return ""
+
+
 def exact_map_and_io(adapter, image, layer: str):
     """One ``denoise`` (fixed draws) with an exact capture of the attention ``layer`` open; returns
     ``(probs, layout, module input, module output)`` of that attention module, for checking that
@@ -355,3 +357,22 @@ def exact_map_and_io(adapter, image, layer: str):
         h1.remove()
         h2.remove()
     return cap.attention[layer][0], cap.layout[layer], seen["in"], seen["out"]
+
+
+def random_protector(
+    path: Path,
+    method: str = "advdm",
+    targets: tuple = (("cogvideox-i2v", "tiny"),),
+    seed: int = 0,
+    method_options: dict | None = None,
+) -> Path:
+    """A protector file with small random weights (it perturbs, it protects nothing), recording
+    ``method`` (what ``refine`` runs) and ``targets``."""
+    from stillguard.protector import Architecture, Protector, ProtectorNet, save_protector
+
+    torch.manual_seed(seed)
+    net = ProtectorNet(Architecture(width=8, levels=2))
+    torch.nn.init.normal_(net.out[-1].weight, std=0.5)  # the fresh last layer is zero
+    training = {"method": method, "method_options": method_options or {},
+                "targets": [{"target": t, "model": m} for t, m in targets]}  # fmt: skip
+    return save_protector(Protector(net, 8 / 255, (64, 64), training), path)

@@ -425,8 +425,17 @@ def test_opt_num_frames_shortens_optimisation_only(tiny_cog, image, tmp_path):
     assert a.generate(image, seed=0, num_inference_steps=1).shape[1] == 9
 
 
-@pytest.mark.parametrize("name", ["cogvideox-i2v", "svd", "skyreels-v2-i2v", "kandinsky5-i2v", "hunyuan15-i2v",
-                                  "sana-video-i2v"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cogvideox-i2v",
+        "svd",
+        "skyreels-v2-i2v",
+        "kandinsky5-i2v",
+        "hunyuan15-i2v",
+        "sana-video-i2v",
+    ],
+)
 def test_loading_never_touches_the_network(name, tiny_adapter, tmp_path, monkeypatch):
     """A saved folder loads with every socket refused; a hub id missing from the local cache is one
     ModelError that says how to download it (never a download, never a socket error)."""

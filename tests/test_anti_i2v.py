@@ -28,7 +28,9 @@ def test_combine_gives_the_weighted_gradient_and_equal_shares_at_the_first_call(
     ga, gb = 2 * x.detach(), 100 * torch.linspace(0, 1, 192).view(1, 3, 8, 8)
     wa, wb = 1 / float(ga.norm()), 2 / float(gb.norm())
     torch.testing.assert_close(g, wa * ga + wb * gb, rtol=1e-5, atol=1e-7)
-    assert float(loss.detach()) == pytest.approx(wa * float(a.detach()) + wb * float(b.detach()), rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(
+        wa * float(a.detach()) + wb * float(b.detach()), rel=1e-5
+    )
     # balanced: each term's share is its multiplier's share (1 : 2)
     assert log["share.a"] == pytest.approx(1 / 3, abs=1e-6)
     assert log["share.b"] == pytest.approx(2 / 3, abs=1e-6)
@@ -150,7 +152,10 @@ def _diffusion_grad(adapter, x, z0: str) -> torch.Tensor:
 
 def test_z0_perturbed_differentiates_through_the_clean_latent(tiny_cog, image) -> None:
     x = torch.round(image * 255) / 255 + 0.01 * torch.randn_like(image).clamp(-1, 1)
-    g_pert, g_clean = _diffusion_grad(tiny_cog, x, "perturbed"), _diffusion_grad(tiny_cog, x, "clean")
+    g_pert, g_clean = (
+        _diffusion_grad(tiny_cog, x, "perturbed"),
+        _diffusion_grad(tiny_cog, x, "clean"),
+    )
     cos = torch.nn.functional.cosine_similarity(g_pert.flatten(), g_clean.flatten(), dim=0)
     assert float(g_pert.abs().sum()) > 0 and float(g_clean.abs().sum()) > 0
     assert float(cos) < 0.999  # the z0 path adds its own gradient
@@ -227,8 +232,8 @@ def test_a_caption_conditions_the_target_during_the_attack(cog_with_t5, image) -
     torch.testing.assert_close(a.prompt_embeds, own)  # restored after setup
     seen = []
     real = a.pipe.transformer.forward
-    a.pipe.transformer.forward = lambda *x, **k: seen.append(k["encoder_hidden_states"]) or real(
-        *x, **k
+    a.pipe.transformer.forward = lambda *x, **k: (
+        seen.append(k["encoder_hidden_states"]) or real(*x, **k)
     )
     try:
         m.loss(a, image.clone().requires_grad_(True), torch.Generator().manual_seed(1), state)

@@ -54,4 +54,7 @@ def test_attention_estimates_benchmark_scores_every_estimate_against_exact() -> 
     assert by["exact"]["cosine"] == 1.0 and by["exact"]["mib"] > 0
     assert by["sampled 10000 rows"]["cosine"] == pytest.approx(1.0, abs=1e-5)  # every row: exact
     assert by["sampled 8 rows"]["cosine"] < 0.999
-    assert by["sampled 8 rows"]["mib"] < by["exact"]["mib"] and by["pooled"]["mib"] < by["exact"]["mib"]
+    assert (
+        by["sampled 8 rows"]["mib"] < by["exact"]["mib"]
+        and by["pooled"]["mib"] < by["exact"]["mib"]
+    )

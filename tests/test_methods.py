@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from helpers import random_protector
 
 from stillguard.errors import CapabilityError, InputError
 from stillguard.loop import protect
@@ -33,8 +35,16 @@ def _mean_loss(method: Method, adapter, x_clean, x, n: int = 6) -> float:
         return sum(float(method.loss(adapter, x, g, state)[0]) for _ in range(n)) / n
 
 
+@pytest.fixture(scope="module")
+def protector_file(tmp_path_factory) -> Path:
+    """A random protector whose refinement runs ``advdm`` (which every target supports)."""
+    return random_protector(tmp_path_factory.mktemp("protector") / "p.safetensors")
+
+
 @pytest.mark.parametrize("method_name, adapter_name", PAIRS)
-def test_method_on_every_adapter(method_name, adapter_name, tiny_adapter, image) -> None:
+def test_method_on_every_adapter(
+    method_name, adapter_name, tiny_adapter, image, protector_file
+) -> None:
     adapter = tiny_adapter(adapter_name)
     cls = METHODS.get(method_name)
     if not _compatible(cls, adapter.capabilities):
@@ -42,12 +52,14 @@ def test_method_on_every_adapter(method_name, adapter_name, tiny_adapter, image)
             protect(image, adapter, method_name, steps=1)
         return
     eps = 6 / 255
-    p = protect(image, adapter, method_name, steps=3, random_start=False, eps=eps, space="rgb")
-    if cls.optimizes:
+    opts = {"protector": str(protector_file), "refine": 3} if method_name == "amortized" else {}
+    p = protect(image, adapter, method_name, steps=3, random_start=False, eps=eps, space="rgb",
+                method_options=opts)  # fmt: skip
+    if METHODS.build(method_name, **opts).optimizes:
         assert len(p.losses) == len(p.terms) == 3
         assert all(math.isfinite(v) for v in p.losses)
         assert all(math.isfinite(v) for t in p.terms for v in t.values())
-    if cls.optimizes:
+    if METHODS.build(method_name, **opts).optimizes:
         assert p.delta.abs().max() > 0  # from a zero start: the gradient reached the image
     else:  # the noise baseline never looks at the model: the same draw with no model at all
         assert p.losses == [] and p.config["steps"] == 0

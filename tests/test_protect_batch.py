@@ -45,6 +45,9 @@ def _assert_same(singles, batch, *, rel: float = 1e-4) -> None:
         ("photoguard", {}),
         ("sds", {}),
         ("noise", {}),
+        ("rollout-freeze", {"unroll": 2}),
+        ("rollout-freeze", {"unroll": 2, "target": "first+input"}),
+        ("rollout-collapse", {"unroll": 2}),
     ],
 )
 def test_a_batch_gives_each_image_what_it_gets_alone(tiny_cog, method, options) -> None:

@@ -41,7 +41,7 @@ from torch import Tensor
 from .errors import InputError
 from .generators import Generators
 from .protected import TOY_WARNING, ProgressEvent, Protected, quantise
-from .settings import SCHEDULES, LoopConfig
+from .settings import SCHEDULES, LoopConfig, split_settings
 from .targets import Targets
 from .tensors import check_image
 from .versions import package_versions
@@ -142,7 +142,7 @@ def protect(
             first member's device; or a device name), the others on the CPU.
         callback: called with a :class:`ProgressEvent` after every step.
         **settings: loop settings overriding ``config`` (``eps``, ``steps``, ``seed``, ...; see
-            :class:`LoopConfig`).
+            :class:`LoopConfig`), or options of a method given by name (``protector=...``).
     Returns:
         :class:`Protected`.
     Raises:
@@ -180,7 +180,7 @@ def protect_batch(
     own random stream (:mod:`stillguard.generators`), its own loss (a batchable method's loss is
     one value per image) and its own sign step. Only float rounding in batched kernels differs,
     which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds
-    one size), in input order; a method that is not batchable (sampled attention rows, rollouts,
+    one size), in input order; a method that is not batchable (sampled attention rows,
     Anti-I2V, I2VGuard) runs one image at a time. Arguments as :func:`protect`.
 
     Returns:
@@ -193,6 +193,7 @@ def protect_batch(
     xs = [check_image(im) for im in images]
     if not xs:
         raise InputError("protect_batch takes a non-empty list of images (1,3,H,W)")
+    settings, method_options = split_settings(method, settings, method_options)
     cfg = (config or LoopConfig()).replace(**settings) if settings else (config or LoopConfig())
     targets = Targets(adapter, weights, offload=offload)
     m = build_method(method, method_options, targets)

@@ -124,3 +124,29 @@ class LoopConfig:
         d = dataclasses.asdict(self)
         d["eot"] = [t if isinstance(t, str) else getattr(t, "label", repr(t)) for t in self.eot]
         return d
+
+
+def split_settings(
+    method: str | Any, settings: dict[str, Any], options: dict[str, Any] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Keywords of :func:`protect`: loop settings, and options of a method given by name.
+
+    Raises:
+        InputError: a keyword that is neither (the message lists both kinds).
+    """
+    from . import plugins  # noqa: F401  (fills the registries)
+    from .registry import METHODS
+
+    loop_keys = list(LoopConfig.__dataclass_fields__)
+    extra = {k: v for k, v in settings.items() if k not in loop_keys}
+    if not extra:
+        return settings, options
+    names = [f for f, _, _ in METHODS.options(method)] if isinstance(method, str) else []
+    for key in extra:
+        if key not in names:
+            raise InputError(
+                f"unknown setting {key!r}: not a loop setting ({close_matches(key, loop_keys)})"
+                + (f" nor an option of method {method!r}" if isinstance(method, str) else "")
+            )
+    loop = {k: v for k, v in settings.items() if k in loop_keys}
+    return loop, {**(options or {}), **extra}

@@ -105,7 +105,8 @@ class Targets:
         return [{**m.adapter.describe(), "weight": m.weight} for m in self.members]
 
     def check(self, method: Any) -> None:
-        """Refuse, before any work, a method some member cannot run."""
+        """Refuse, before any work, a method some member cannot run; then let the method see
+        every target (:meth:`~stillguard.methods.base.Method.prepare`)."""
         for m in self.members:
             if m.adapter is None:
                 if method.optimizes:
@@ -114,6 +115,7 @@ class Targets:
                     )
                 continue
             method.check(m.adapter)
+        method.prepare(self.adapters)
 
     def setup(self, method: Any, x: Tensor, generator: torch.Generator) -> None:
         """The method's no-grad precompute, once per member."""

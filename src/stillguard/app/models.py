@@ -141,7 +141,10 @@ def _files_in_repo(library: str) -> bool:
         return True
     import importlib.util
 
-    return library.isidentifier() and importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
+    return (
+        library.isidentifier()
+        and importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
+    )
 
 
 def _own_format(path: Path) -> bool:

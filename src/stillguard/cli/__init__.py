@@ -15,6 +15,8 @@ Commands (one module each, or a pair sharing one):
 * ``web`` (:mod:`.web_cmd`): the web page (gradio) over the same library calls;
 * ``bench`` (:mod:`.bench_cmd`): protect photos with several methods against several targets,
   attack them, generate and measure; a table, a report, resumable;
+* ``train-protector`` (:mod:`.train_protector_cmd`): train a network that protects a photo in one
+  forward pass (``protect --method amortized``);
 * ``plan`` (:mod:`.plan_cmd`): whether a protection fits a GPU and how long it takes, planned on
   fake tensors from the target's published configuration (no weights, no GPU).
 
@@ -37,6 +39,7 @@ from . import (  # noqa: F401  (registers the commands)
     info_cmd,
     plan_cmd,
     protect_cmd,
+    train_protector_cmd,
     verify_cmd,
     web_cmd,
 )

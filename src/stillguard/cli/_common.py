@@ -125,7 +125,7 @@ BATCH_SIZE = Annotated[
         "model per step. Each image gets what it gets alone (same seed, own loss and step; only "
         "float rounding differs, a few pixels by one 8-bit level), so a run resumed with another "
         "N skips finished images. Helps on GPUs; on a few CPU cores it may not. Methods that "
-        "cannot batch (sampled attention, rollouts, anti-i2v, i2vguard) run one at a time; "
+        "cannot batch (sampled attention, anti-i2v, i2vguard) run one at a time; "
         "--gpu-memory plans the whole batch.",
     ),
 ]

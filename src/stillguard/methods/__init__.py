@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (  # noqa: F401  (registers the methods)
     advdm,
+    amortized,
     anti_i2v,
     i2vguard,
     mist,
@@ -20,6 +21,7 @@ __all__ = [
     "Method",
     "State",
     "advdm",
+    "amortized",
     "anti_i2v",
     "i2vguard",
     "mist",

@@ -101,4 +101,3 @@ def build_aux(
     for name, why in aux.skipped.items():
         _warn_once(f"anti-i2v: auxiliary term {name} skipped: {why}", run)
     return aux
-

@@ -78,7 +78,11 @@ class TermBalance:
         i = self.calls
         if self.mode == "grad-norm" and i < self.balance_steps:
             return True
-        return bool(self.every) and i >= self.balance_steps and (i - self.balance_steps) % self.every == 0
+        return (
+            bool(self.every)
+            and i >= self.balance_steps
+            and (i - self.balance_steps) % self.every == 0
+        )
 
     def combine(self, terms: dict[str, Tensor], x: Tensor) -> tuple[Tensor, dict[str, float]]:
         """The weighted total of the (minimised) ``terms`` and the diagnostic entries of this call.

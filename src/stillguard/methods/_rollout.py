@@ -9,7 +9,10 @@ Choices (none comes from a paper):
       one the evaluation runs; a smaller ``unroll`` is cheaper (time and activation memory grow
       linearly with it) and still a full trajectory, on a coarser schedule;
     * losses are normalised by the mean square of the rollout so that their values are comparable
-      across models and images; this does not change the sign-gradient PGD steps.
+      across models and images; this does not change the sign-gradient PGD steps;
+    * batches (:func:`stillguard.loop.protect_batch`): each image draws its noise from its own
+      generator and is normalised by its own rollout's mean square, so a batch gives each image
+      the loss it gets alone (the adapters' rollouts are per image: ``tests/test_adapter_batch.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..errors import InputError
+from ..generators import per_image
+from ..losses import per_image as mean_per_image
 from .base import Method, State
 
 
@@ -36,6 +41,9 @@ class RolloutMethod(Method):
         if self.unroll < 0:
             raise InputError(f"unroll must be >= 0 (0: the model's own steps), got {self.unroll}")
 
+    def batchable(self) -> bool:
+        return True
+
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
         """The number of sampler steps and the clean photo's (still) latent ``(1, 1, C, h, w)``."""
         state = State(steps=self.unroll or int(getattr(adapter, "num_inference_steps", 0) or 10))
@@ -47,11 +55,12 @@ class RolloutMethod(Method):
     def rollout(
         self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, Tensor]:
-        """The generated latent video for one fresh noise draw and its (detached) mean square.
+        """The generated latent video for one fresh noise draw per image and each image's
+        (detached) mean square.
 
         Shape:
-            returns ``(1, F_lat, C_lat, h, w)`` and a scalar.
+            ``x`` ``(B,3,H,W)`` -> ``(B, F_lat, C_lat, h, w)`` and ``(B,)`` (0-dim for one image).
         """
-        noise = torch.randn(adapter.latent_shape(1), generator=generator)
+        noise = per_image(lambda g: torch.randn(adapter.latent_shape(1), generator=g), generator)
         z = adapter.rollout(x, noise.to(adapter.device, adapter.dtype), state.steps).float()
-        return z, z.detach().pow(2).mean().clamp_min(1e-8)
+        return z, mean_per_image(z.detach().pow(2), z.shape[0]).clamp_min(1e-8)

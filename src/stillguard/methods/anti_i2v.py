@@ -122,9 +122,13 @@ class AntiI2V(Method):
             raise InputError("irc_ref must be >= 0 and irc_last >= 1")
         check_z0(self.z0)
         if self.reference not in REFERENCES:
-            raise InputError(f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}")
+            raise InputError(
+                f"reference must be one of {', '.join(REFERENCES)}, got {self.reference!r}"
+            )
         if self.balance not in BALANCE_MODES:
-            raise InputError(f"balance must be one of {', '.join(BALANCE_MODES)}, got {self.balance!r}")
+            raise InputError(
+                f"balance must be one of {', '.join(BALANCE_MODES)}, got {self.balance!r}"
+            )
         if self.balance_steps < 1 or self.diagnose_every < 0:
             raise InputError("balance_steps must be >= 1 and diagnose_every >= 0")
 
@@ -193,7 +197,9 @@ class AntiI2V(Method):
                     d = adapter.denoise(cond, t, noise)  # z0: the candidate's own latent, live
                 raw["diffusion"] = diffusion_loss(d.pred, d.target)
         signs = {"lpips": -1.0, "diffusion": -1.0}  # maximised quantities enter negated
-        contrib = {k: signs.get(k, 1.0) * v for k, v in raw.items() if k in state.balance.multipliers}
+        contrib = {
+            k: signs.get(k, 1.0) * v for k, v in raw.items() if k in state.balance.multipliers
+        }
         total, diag = state.balance.combine(contrib, x)
         logged = {k: scalar(v) for k, v in raw.items()}
         logged.update(diag)

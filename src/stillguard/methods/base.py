@@ -97,6 +97,11 @@ class Method:
                 "or another method"
             )
 
+    def prepare(self, adapters: Sequence[Adapter | None]) -> None:
+        """Called once with every target of a run (one, or an ensemble's members) after
+        :meth:`check` and before any work. Default: nothing. A method whose behaviour depends on
+        the set of targets resolves it here (``amortized`` picks the protector trained for them)."""
+
     def setup(self, adapter: Adapter, x_clean: Tensor, generator: torch.Generator) -> State:
         """No-grad precompute from the clean image ``(1,3,H,W)`` (reference features, targets...)."""
         return State()

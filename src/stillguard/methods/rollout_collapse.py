@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 
 from ..adapters.base import Adapter
+from ..losses import per_image
 from ..registry import METHODS
 from ._rollout import RolloutMethod
-from .base import State, scalar
+from .base import State, logged
 
 
 @METHODS.register("rollout-collapse")
@@ -31,5 +32,5 @@ class RolloutCollapse(RolloutMethod):
         self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         z, scale = self.rollout(adapter, x, generator, state)
-        away = (z - state.still.float()).pow(2).mean() / scale
-        return -away, {"away": scalar(away)}
+        away = per_image((z - state.still.float()).pow(2), z.shape[0]) / scale
+        return -away, {"away": logged(away)}

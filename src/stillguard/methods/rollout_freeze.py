@@ -32,9 +32,10 @@ from torch import Tensor
 
 from ..adapters.base import Adapter
 from ..errors import InputError
+from ..losses import per_image
 from ..registry import METHODS
 from ._rollout import RolloutMethod
-from .base import State, scalar
+from .base import State, logged
 
 TARGETS = ("first", "input", "first+input")
 
@@ -55,10 +56,11 @@ class RolloutFreeze(RolloutMethod):
         self, adapter: Adapter, x: Tensor, generator: torch.Generator, state: State
     ) -> tuple[Tensor, dict[str, float]]:
         z, scale = self.rollout(adapter, x, generator, state)
+        n = z.shape[0]
         terms: dict[str, Tensor] = {}
         if "first" in self.target:
-            terms["motion"] = (z[:, 1:] - z[:, :1]).pow(2).mean() / scale
+            terms["motion"] = per_image((z[:, 1:] - z[:, :1]).pow(2), n) / scale
         if "input" in self.target:
-            terms["to_input"] = (z - state.still.float()).pow(2).mean() / scale
+            terms["to_input"] = per_image((z - state.still.float()).pow(2), n) / scale
         loss = sum(terms.values())
-        return loss, {k: scalar(v) for k, v in terms.items()}
+        return loss, {k: logged(v) for k, v in terms.items()}

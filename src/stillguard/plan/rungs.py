@@ -99,7 +99,9 @@ def apply(rung: str, settings: Settings) -> Settings:
     elif name == "sampled-attention":
         s.method["attention_mode"] = "sampled"
         if value:
-            s.method["max_queries"] = check("max_queries", _whole(value, rung), "rung sampled-attention")
+            s.method["max_queries"] = check(
+                "max_queries", _whole(value, rung), "rung sampled-attention"
+            )
     elif name == "pooled-attention":
         s.method["attention_mode"] = "pooled"
     elif name == "frames":

@@ -6,7 +6,9 @@ Choices (ours; the issue asks for "fast / default / strong" named for people):
       ``stillguard protect --preset NAME --steps N`` runs (the same checks and the same sidecar):
       **fast** = the ``default`` preset (Vid-Freeze) with 30 steps instead of 100, **default** =
       the ``default`` preset, **strong** = the ``strong`` preset (200 steps, EOT over JPEG, resize
-      and blur, 16/255 unless the slider says otherwise);
+      and blur, 16/255 unless the slider says otherwise); **instant** = the ``instant`` preset (one
+      pass of the protector network shipped for the served model; offered only where one exists;
+      the steps field then sets its refinement steps);
     * the budget slider goes from 4/255 to 16/255 (the range the papers and our presets use); the
       note next to it says in plain words what a person will see at that budget;
     * limits for a page anyone on the network may reach: 30 MB per file, 25 megapixels per photo
@@ -43,8 +45,30 @@ CHOICES: dict[str, Choice] = {
         Choice("fast", "Fast", "default", 30, "a quick pass; weaker, to try things out"),
         Choice("default", "Default", "default", None, "the paper's setting; the usual choice"),
         Choice("strong", "Strong", "strong", None, "the longest and most visible; the strongest"),
+        Choice(
+            "instant",
+            "Instant",
+            "instant",
+            None,
+            "one pass of a trained network, under a second; weaker than Default",
+        ),  # fmt: skip
     )
 }
+
+
+def offered(target: str, model: str) -> dict[str, Choice]:
+    """The choices this model can run: **Instant** only where a protector was trained for it
+    (shipped for the toy models; see ``docs/amortized.md``)."""
+    from ..errors import InputError
+    from ..protector import shipped_for
+
+    pairs = list(zip(target.split(","), model.split(","), strict=False))
+    try:
+        shipped_for(pairs)
+        instant = True
+    except InputError:
+        instant = False
+    return {k: c for k, c in CHOICES.items() if c.preset != "instant" or instant}
 
 
 def budget_note(budget_255: float) -> str:

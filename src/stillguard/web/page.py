@@ -18,7 +18,7 @@ import gradio as gr
 
 from ..errors import StillguardError
 from . import render
-from .choices import BUDGET_MAX, BUDGET_MIN, CHOICES, budget_note
+from .choices import BUDGET_MAX, BUDGET_MIN, budget_note
 from .runner import run_streaming
 from .session import Session
 from .verify import verify_pair
@@ -123,7 +123,7 @@ def build_page(session: Session) -> gr.Blocks:
                                        f"{lim.max_upload_mb:g} MB and {lim.max_pixels / 1e6:g} "
                                        "megapixels each)",
                                  file_count="multiple", type="filepath", elem_id="sg-photos")  # fmt: skip
-                protection = gr.Radio([(c.title, k) for k, c in CHOICES.items()], value="default",
+                protection = gr.Radio([(c.title, k) for k, c in session.choices.items()], value="default",
                                       label="2. Protection", elem_id="sg-protection")  # fmt: skip
                 choices = gr.HTML(render.choices_table(session))
                 budget = gr.Slider(BUDGET_MIN, BUDGET_MAX, value=default_budget, step=1,

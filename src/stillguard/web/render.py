@@ -11,7 +11,7 @@ from typing import Any
 
 from ..app.lossy import resave_note
 from ..names import one_line, shown_name
-from .choices import CHOICES, describe_seconds
+from .choices import describe_seconds
 from .session import Session
 
 CSS = """
@@ -73,7 +73,7 @@ def _eot_words(specs: list[str]) -> str:
 def choices_table(session: Session) -> str:
     """Method, steps, budget and expected time per photo of each choice, on this machine."""
     rows = []
-    for key, c in CHOICES.items():
+    for key, c in session.choices.items():
         cfg = session.config(key)
         steps = cfg.loop.steps
         eot = _eot_words(list(cfg.loop.eot))

@@ -37,6 +37,7 @@ from .choices import (
     DEFAULT_MAX_PHOTOS,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_UPLOAD_MB,
+    offered,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ class Session:
         """True for the tiny/toy model: what it protects against is not a real I2V model."""
         return self.model in DEMO_MODELS or not getattr(self.adapter, "is_real", True)
 
+    @property
+    def choices(self) -> dict[str, Any]:
+        """The protections offered for this model (:func:`~.choices.offered`)."""
+        return offered(self.target, self.model)
+
     def describe(self) -> str:
         return f"{self.target} · {self.model} · {self.device}"
 
@@ -122,8 +128,10 @@ class Session:
             steps: PGD steps; ``None`` or 0 keeps the choice's.
             seed: ``None`` keeps the preset's.
         """
-        if choice not in CHOICES:
-            raise InputError(f"unknown protection {choice!r}: choose one of {', '.join(CHOICES)}")
+        if choice not in self.choices:
+            raise InputError(
+                f"unknown protection {choice!r}: choose one of {', '.join(self.choices)}"
+            )
         c = CHOICES[choice]
         eps = None
         if budget_255 is not None:
@@ -137,6 +145,7 @@ class Session:
         return build_config(
             c.preset, target=self.target, model=self.model, device=self.device, dtype=self.dtype,
             eps=eps, steps=int(steps) if steps else c.steps, seed=None if seed is None else int(seed),
+            sets=[f"method.refine={int(steps)}"] if steps and c.preset == "instant" else [],
         )  # fmt: skip
 
     def prune(self, max_age_s: float = KEEP_SECONDS) -> int:
@@ -165,7 +174,7 @@ class Session:
 
         x = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(0))
         with self.lock:
-            for key in {self.cost_key(c): c for c in CHOICES}.values():
+            for key in {self.cost_key(c): c for c in self.choices}.values():
                 kw = self.config(key, steps=1).protect_kwargs()
                 protect(x, self.adapter, **kw)  # warm-up (first call allocates, compiles kernels)
                 t0 = time.perf_counter()

@@ -131,7 +131,7 @@ class CogVideoXLoading:
                     f"cogvideox-i2v model {self.model_id!r} cannot embed a caption: it has no text "
                     "encoder (tiny and config-built models have none)"
                 )
-            cache[text] = C.embed_prompt(self.pipe, src, text, self.device, self.dtype)[0]
+            cache[text] = embed_prompt(self.pipe, src, text, self.device, self.dtype)[0]
         return {"prompt_embeds": cache[text]}
 
     @classmethod
