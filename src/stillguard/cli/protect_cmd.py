@@ -86,7 +86,6 @@ def protect(
     refine: Annotated[
         int | None,
         typer.Option(
-            min=0,
             help="--method amortized: PGD steps of the protector's method after "
             "its one forward pass [0].",
         ),  # fmt: skip
@@ -187,6 +186,8 @@ def _amortized_flags(
 
     if method not in (None, "amortized"):
         raise InputError(f"--protector and --refine go with --method amortized, not {method!r}")
+    if refine is not None and refine < 0:
+        raise InputError(f"--refine must be a whole number >= 0, got {refine}")
     extra = [f"method.protector={json.dumps(str(protector))}"] if protector is not None else []
     extra += [f"method.refine={int(refine)}"] if refine is not None else []
     return "amortized", [*sets, *extra]
