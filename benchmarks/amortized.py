@@ -21,10 +21,13 @@ photos ``photos`` writes, which are scikit-image's sample photos minus these fou
 ``cat``, which is ``chelsea``); the synthetic held-out scenes come from stream 3 with another
 seed. Nothing of the held-out set was seen in training.
 
-Diagnostics (written beside the tables): the method's loss (rollout-freeze's, fixed draws) on the
-held-out photos for each variant, next to the protector's own validation loss ratio: reaching
-PGD's loss but not its motion points at the loss; a larger ratio on held-out photos than on the
-validation set points at the data; not reaching PGD's loss anywhere points at capacity.
+Diagnostics (written beside the tables): the method's loss (rollout-freeze's, fixed draws; the
+full sampler in the seconds table, the protectors' training loss ``unroll=2`` on both toys in the
+diagnostics table, from the saved PNGs, cached in ``WORK/diagnostics.jsonl``) on the held-out
+photos for each variant, next to the protectors' own validation loss ratios, and per photo how
+the training loss and the motion ratio go together: reaching PGD's loss but not its motion points
+at the loss; a larger ratio on held-out photos than on the validation set points at the data;
+not reaching PGD's loss anywhere points at capacity.
 
 Records are appended to ``WORK/records.jsonl`` as they are measured, so a killed run resumes.
 """
@@ -95,11 +98,14 @@ def variants(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 @torch.no_grad()
-def method_loss(adapter: Any, clean: torch.Tensor, x: torch.Tensor, draws: int = 4) -> float:
+def method_loss(
+    adapter: Any, clean: torch.Tensor, x: torch.Tensor, draws: int = 4, **options: Any
+) -> float:
     """rollout-freeze's loss (defaults: the full sampler) at ``x``, mean of ``draws`` fixed draws."""
+    import stillguard.methods  # noqa: F401 (registers the methods)
     from stillguard.registry import METHODS
 
-    m = METHODS.build("rollout-freeze")
+    m = METHODS.build("rollout-freeze", **options)
     state = m.setup(adapter, clean, torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(12345)
     return float(np.mean([float(m.loss(adapter, x, g, state)[0]) for _ in range(draws)]))
@@ -150,6 +156,55 @@ def measure(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                 f.write(json.dumps(rec) + "\n")
             records.append(rec)
     return records
+
+
+def diagnose(args: argparse.Namespace, work: Path, records: list[dict[str, Any]]) -> list[dict]:
+    """Per record, the TRAINING loss (rollout-freeze, ``unroll=2``, as the protectors were trained)
+    protected / clean on each toy, from the saved PNGs; cached in ``work/diagnostics.jsonl``.
+
+    Read against the protector's own validation ratio (same loss, its validation photos): a
+    larger ratio on held-out photos points at the data; PGD reaching a much lower ratio than the
+    network points at capacity or optimisation; variants with the same loss ratio but different
+    motion point at the loss.
+    """
+    from stillguard import load_adapter, load_image
+
+    path, done = work / "diagnostics.jsonl", {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["variant"], r["image"])] = r
+    ads = {"cogvideox-toy": load_adapter("cogvideox-i2v", model=args.model),
+           "wan-toy": load_adapter("wan-i2v", model=args.wan_model)}  # fmt: skip
+    clean = {n: img for n, _, img in held_out_images(args.images)}
+    out = []
+    for r in records:
+        key = (r["variant"], r["image"])
+        if key not in done:
+            png = work / f"{r['variant'].replace(' ', '_').replace('+', 'p')}-{r['image']}.png"
+            x, c = load_image(png).tensor, clean[r["image"]]
+            done[key] = {"variant": key[0], "image": key[1], "train_loss_ratio": {
+                m: method_loss(ad, c, x, unroll=2) / method_loss(ad, c, c, unroll=2)
+                for m, ad in ads.items()}}  # fmt: skip
+            with path.open("a") as f:
+                f.write(json.dumps(done[key]) + "\n")
+        out.append(done[key])
+    return out
+
+
+def validation_ratios(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """The protectors' own final validation ratios, from their files' training records."""
+    from stillguard.protector import load_protector, shipped_for
+
+    files = {"single": args.protector or shipped_for([("cogvideox-i2v", args.model)])}
+    if not args.no_pair:
+        files["pair"] = args.pair_protector or shipped_for(
+            [("cogvideox-i2v", args.model), ("wan-i2v", args.wan_model)])  # fmt: skip
+    out = {}
+    for k, f in files.items():
+        val = load_protector(f).training.get("validation", {})
+        out[k] = {m: v for m, v in val.items() if m.endswith("/ratio")}
+    return out
 
 
 def network_ms(protector: str | None, reps: int = 20) -> dict[str, float]:
@@ -212,6 +267,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "images": [n for n, _, _ in held_out_images(args.images)],
         "variants": [v["label"] for v in variants(args)],
         "network_ms": network_ms(args.protector),
+        "diagnostics": diagnose(args, args.work, records),
+        "validation_ratios": validation_ratios(args),
         "seconds": round(time.perf_counter() - t0, 1),
         "records": records,
     }

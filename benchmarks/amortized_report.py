@@ -48,6 +48,35 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
             }
         out[label] = s
     out["goals"] = goals(doc, out)
+    out["diagnostics"] = diagnostics(doc)
+    return out
+
+
+def diagnostics(doc: dict[str, Any]) -> dict[str, Any]:
+    """Training-loss ratios per variant and toy, and how loss and motion go together per photo.
+
+    ``loss_vs_motion``: Pearson correlation, over every (variant, photo) but noise, between the
+    training-loss ratio on a toy and that toy's motion ratio (identity, mean over seeds).
+    """
+    diag = doc.get("diagnostics") or []
+    if not diag:
+        return {}
+    by = {(d["variant"], d["image"]): d["train_loss_ratio"] for d in diag}
+    out: dict[str, Any] = {"variants": {}, "loss_vs_motion": {}}
+    for label in doc["variants"]:
+        rows = [v for (lab, _), v in by.items() if lab == label]
+        if rows:
+            out["variants"][label] = {m: _stat([r[m] for r in rows]) for m in rows[0]}
+    for model in ("cogvideox-toy", "wan-toy"):
+        pairs = [(by[(r["variant"], r["image"])][model],
+                  float(np.mean([e["motion_ratio"] for e in r["evals"][model]
+                                 if e["transform"] == "identity"])))
+                 for r in doc["records"] if r["on"] is not None
+                 and (r["variant"], r["image"]) in by]  # fmt: skip
+        if len(pairs) > 2:
+            a = np.array(pairs)
+            out["loss_vs_motion"][model] = {"r": float(np.corrcoef(a[:, 0], a[:, 1])[0, 1]),
+                                            "n": len(pairs)}  # fmt: skip
     return out
 
 
@@ -142,6 +171,7 @@ def markdown(doc: dict[str, Any], keep_from: Path | None = None) -> str:
                 lines.append(f"| {label} | {t} | {eff:.3f} | {_pm(m['motion_ratio'])} | "
                              f"{_pm(m['dissim_ratio'])} | {_pm(m['input_fidelity_drop'])} | "
                              f"{_pm(m['video_ssim'])} |")  # fmt: skip
+    lines += _diagnostics_md(doc)
     old = keep_from.read_text() if keep_from is not None and keep_from.exists() else ""
     notes = (
         old[old.index(NOTES[0]) : old.index(NOTES[1]) + len(NOTES[1])]
@@ -149,3 +179,24 @@ def markdown(doc: dict[str, Any], keep_from: Path | None = None) -> str:
         else "\n".join(NOTES)
     )
     return "\n".join(lines) + "\n\n" + notes + "\n"
+
+
+def _diagnostics_md(doc: dict[str, Any]) -> list[str]:
+    d = doc["summary"].get("diagnostics") or {}
+    if not d:
+        return []
+    lines = ["", "## Diagnostics: the training loss on the held-out photos", "",
+             "rollout-freeze with `unroll=2` (the loss the protectors were trained on), protected "
+             "/ clean, 4 fixed draws, on the saved PNGs; mean ± std (median) over photos. The "
+             "protectors' own final validation ratios (same loss, their validation photos): "
+             + "; ".join(f"{k}: " + ", ".join(f"{m.split('/')[0]} {v:.3f}" for m, v in r.items())
+                         for k, r in doc.get("validation_ratios", {}).items()) + ".", "",
+             "| variant | on the CogVideoX toy | on the Wan toy |", "|---|---|---|"]  # fmt: skip
+    for label, v in d["variants"].items():
+        lines.append(f"| {label} | {_pm(v['cogvideox-toy'])} | {_pm(v['wan-toy'])} |")
+    for model, c in d["loss_vs_motion"].items():
+        lines.append(
+            f"\nPer photo, training-loss ratio vs motion ratio on the {model}: Pearson "
+            f"r = {c['r']:.2f} over {c['n']} (variant, photo) pairs (noise left out)."
+        )
+    return lines

@@ -128,7 +128,7 @@ def test_the_cli_refuses_a_bad_protector_before_any_work(tmp_path) -> None:
     img = tmp_path / "in.png"
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(img)
     for extra in (["--protector", tmp_path / "nope.safetensors"], ["--method", "amortized"],
-                  ["--method", "vid-freeze", "--refine", "2"]):  # fmt: skip
+                  ["--method", "vid-freeze", "--refine", "2"], ["--refine", "-1"]):  # fmt: skip
         res = run("protect", img, "-o", tmp_path / "out", "--model", "tiny", *extra)
         lines = [
             ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("warning")
@@ -257,7 +257,7 @@ def test_the_toy_targets_have_shipped_protectors(image) -> None:
         assert t["data"]["synthetic"]["stream"] == 4  # the held-out scenes are stream 3
     p = protect(image, load_adapter("cogvideox-i2v", model="toy"), "amortized")
     assert p.config["method"]["network"]["protector"] == "shipped:cogvideox-toy.safetensors"
-    assert 6 <= float(p.delta.abs().max()) * 255 <= 8
+    assert 6 <= float(p.delta.abs().max()) * 255 <= 8 + 1e-4  # float32 subtraction of 8-bit levels
     assert "instant" in offered("cogvideox-i2v", "toy") and "instant" not in offered(
         "cogvideox-i2v", "tiny"
     )

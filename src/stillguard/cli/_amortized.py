@@ -16,6 +16,8 @@ def amortized_flags(
 
     if method not in (None, "amortized"):
         raise InputError(f"--protector and --refine go with --method amortized, not {method!r}")
+    if refine is not None and refine < 0:
+        raise InputError(f"--refine must be a whole number >= 0, got {refine}")
     extra = [f"method.protector={json.dumps(str(protector))}"] if protector is not None else []
     extra += [f"method.refine={int(refine)}"] if refine is not None else []
     return "amortized", [*sets, *extra]

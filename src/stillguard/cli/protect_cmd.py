@@ -86,7 +86,6 @@ def protect(
     refine: Annotated[
         int | None,
         typer.Option(
-            min=0,
             help="--method amortized: PGD steps of the protector's method after "
             "its one forward pass [0].",
         ),  # fmt: skip
