@@ -244,6 +244,28 @@ def test_a_caption_conditions_the_target_during_the_attack(cog_with_t5, image) -
     assert m.report(state)["caption"] == "a photo of a cat"
 
 
+def test_embed_text_is_the_folders_t5_on_the_padded_caption(cog_with_t5) -> None:
+    """``embed_text`` reloads the folder's T5 and tokenizer, pads to the transformer's text length
+    as CogVideoX's pipeline does, drops T5 again and caches per text. Same weights, same CPU
+    kernels; the tolerance only allows for a different reduction order."""
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    a = cog_with_t5
+    got = a.embed_text("a red cat")["prompt_embeds"]
+    n = a.pipe.transformer.config.max_text_seq_length
+    tok = AutoTokenizer.from_pretrained(a.text_source, subfolder="tokenizer")
+    ids = tok("a red cat", padding="max_length", max_length=n, truncation=True,
+              add_special_tokens=True, return_tensors="pt").input_ids  # fmt: skip
+    t5 = T5EncoderModel.from_pretrained(a.text_source, subfolder="text_encoder")
+    with torch.no_grad():
+        want = t5(ids)[0].to(got.dtype)
+    assert got.shape == (1, n, t5.config.d_model)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert a.pipe.text_encoder is None and a.pipe.tokenizer is None  # dropped after use
+    assert a.embed_text("a red cat")["prompt_embeds"] is got  # cached per text
+    assert not torch.allclose(a.embed_text("a blue cat")["prompt_embeds"], got)
+
+
 def test_a_local_captioner_writes_the_caption(tmp_path, cog_with_t5, image) -> None:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor
     from transformers.models.blip import BlipImageProcessorPil
