@@ -295,3 +295,19 @@ def test_a_broken_captioner_folder_is_one_clear_error(tmp_path, tiny_cog, image)
     m = METHODS.build("anti-i2v", captioner=str(tmp_path), reference="static")
     with pytest.raises(ModelError, match="cannot load a captioner"):
         m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
+
+
+def test_a_term_without_gradient_gets_weight_zero_not_an_unbounded_one(caplog) -> None:
+    """On a model where a term is constant in the image (IRC on a tiny Kandinsky 5 whose blocks
+    are still the identity) balancing must not divide by its zero gradient norm."""
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    bal = TermBalance({"flat": 1.0, "live": 1.0}, mode="grad-norm", balance_steps=2, every=1)
+    with caplog.at_level(logging.WARNING, logger="stillguard.methods._balance"):
+        for _ in range(4):
+            flat = (x * 0).sum() + 3.0  # depends on x, gradient exactly 0
+            loss, log = bal.combine({"flat": flat, "live": (x**2).sum()}, x)
+            assert all(math.isfinite(v) for v in log.values()) and "agree.flat" not in log
+            assert math.isfinite(float(loss))
+    assert bal.weight("flat") == 0.0 and 0 < bal.weight("live") < 1
+    assert "flat had no image gradient" in caplog.text
+    assert bal.report()["terms"]["flat"]["agree"] is None
