@@ -179,9 +179,9 @@ def protect_batch(
     Each image gets what :func:`protect` would give it alone with the same settings and seed: its
     own random stream (:mod:`stillguard.generators`), its own loss (a batchable method's loss is
     one value per image) and its own sign step. Only float rounding in batched kernels differs,
-    which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds
-    one size), in input order; a method that is not batchable (sampled attention rows,
-    Anti-I2V, I2VGuard) runs one image at a time. Arguments as :func:`protect`.
+    which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds one
+    size), in input order; a method that is not batchable (sampled attention rows, Anti-I2V,
+    I2VGuard) runs one image at a time. Arguments as :func:`protect`.
 
     Returns:
         one :class:`Protected` per image, in input order.
@@ -210,8 +210,7 @@ def protect_batch(
         for k in range(0, len(group), batch_size):
             idx = group[k : k + batch_size]
             batch = torch.cat([xs[i] for i in idx])
-            for i, p in zip(idx, _run(batch, targets, m, sp, cfg, idx, callback), strict=True):
-                out[i] = p
+            out.update(zip(idx, _run(batch, targets, m, sp, cfg, idx, callback), strict=True))
     return [out[i] for i in range(len(xs))]
 
 

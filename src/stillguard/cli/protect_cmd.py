@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..errors import InputError
 from ..images import DEFAULT_MAX_PIXELS
 from ..names import shown_name
 from ._common import (
@@ -181,10 +183,6 @@ def _amortized_flags(
     method: str | None, protector: Path | None, refine: int | None, sets: list[str]
 ) -> tuple[str, list[str]]:
     """``--protector`` / ``--refine`` as options of the amortized method (which they imply)."""
-    import json
-
-    from ..errors import InputError
-
     if method not in (None, "amortized"):
         raise InputError(f"--protector and --refine go with --method amortized, not {method!r}")
     extra = [f"method.protector={json.dumps(str(protector))}"] if protector is not None else []
@@ -218,7 +216,6 @@ def _protect(
     from ..app.outputs import check_writable
     from ..app.run import BatchEvent, BatchItem, BatchResult, protect_one, run_batch
     from ..app.run.unit import read
-    from ..errors import InputError
     from ..formats import format_of_name, is_lossy
     from ..images import image_extensions
 
