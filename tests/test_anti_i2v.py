@@ -298,8 +298,8 @@ def test_a_broken_captioner_folder_is_one_clear_error(tmp_path, tiny_cog, image)
 
 
 def test_a_term_without_gradient_gets_weight_zero_not_an_unbounded_one(caplog) -> None:
-    """On a model where a term is constant in the image (IRC on a tiny Kandinsky 5 whose blocks
-    are still the identity) balancing must not divide by its zero gradient norm."""
+    """On a model where a term is constant in the image (IRC when every block is the identity, as
+    zero-initialised modulation makes it) balancing must not divide by its zero gradient norm."""
     x = torch.randn(1, 3, 8, 8, requires_grad=True)
     bal = TermBalance({"flat": 1.0, "live": 1.0}, mode="grad-norm", balance_steps=2, every=1)
     with caplog.at_level(logging.WARNING, logger="stillguard.methods._balance"):

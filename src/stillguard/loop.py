@@ -41,7 +41,7 @@ from torch import Tensor
 from .errors import InputError
 from .generators import Generators
 from .protected import TOY_WARNING, ProgressEvent, Protected, quantise
-from .settings import SCHEDULES, LoopConfig, split_settings
+from .settings import LoopConfig, split_settings, step_fraction
 from .targets import Targets
 from .tensors import check_image
 from .versions import package_versions
@@ -49,18 +49,6 @@ from .versions import package_versions
 __all__ = ["TOY_WARNING", "ProgressEvent", "Protected", "protect", "protect_batch"]
 
 log = logging.getLogger(__name__)
-
-
-def step_fraction(it: int, steps: int, start: float, end: float, schedule: str) -> float:
-    """Step size of step ``it`` (0-based) as a fraction of the space's own budget."""
-    if schedule == "constant" or steps <= 1:
-        return start
-    p = it / (steps - 1)
-    if schedule == "linear":
-        return start + (end - start) * p
-    if schedule == "cosine":
-        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * p))
-    raise InputError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
 
 def resolve_loop(method: Any, config: LoopConfig) -> LoopConfig:
@@ -179,9 +167,9 @@ def protect_batch(
     Each image gets what :func:`protect` would give it alone with the same settings and seed: its
     own random stream (:mod:`stillguard.generators`), its own loss (a batchable method's loss is
     one value per image) and its own sign step. Only float rounding in batched kernels differs,
-    which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds one
-    size), in input order; a method that is not batchable (sampled attention rows, Anti-I2V,
-    I2VGuard) runs one image at a time. Arguments as :func:`protect`.
+    which can move a few pixels by one 8-bit level. Images are grouped by size (a batch holds
+    one size), in input order; a method that is not batchable (sampled attention rows,
+    Anti-I2V, I2VGuard) runs one image at a time. Arguments as :func:`protect`.
 
     Returns:
         one :class:`Protected` per image, in input order.
@@ -210,7 +198,8 @@ def protect_batch(
         for k in range(0, len(group), batch_size):
             idx = group[k : k + batch_size]
             batch = torch.cat([xs[i] for i in idx])
-            out.update(zip(idx, _run(batch, targets, m, sp, cfg, idx, callback), strict=True))
+            for i, p in zip(idx, _run(batch, targets, m, sp, cfg, idx, callback), strict=True):
+                out[i] = p
     return [out[i] for i in range(len(xs))]
 
 

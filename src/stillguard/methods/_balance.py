@@ -11,16 +11,16 @@ starts with the same gradient norm (times ``lambda``), split equally among its p
 one item of the paper's total (Anti-I2V: IRC, IRA = denoiser + VAE parts, aux = CLIP + LPIPS,
 -L_DM), so a term the paper writes as a sum of parts is not counted once per part. This is plain
 gradient-norm balancing; the papers give no weights. A term with no image gradient at all in those
-calls (e.g. IRC on a tiny random model whose zero-initialised blocks are still the identity) gets
-weight 0 and a logged warning, never an unbounded weight.
+calls (e.g. IRC on a model whose blocks are the identity, as zero-initialised modulation makes
+them) gets weight 0 and a logged warning, never an unbounded weight.
 
 The diagnostic, at the balancing calls and then every ``every`` calls, records per term:
     * ``share``: ``||w_k g_k||_2 / sum_j ||w_j g_j||_2``, its part of the step's gradient norm;
     * ``agree``: the fraction of pixels where ``sign(w_k g_k)`` equals the sign of the total
       ``G = sum_j w_j g_j`` (pixels where either is exactly 0 are left out): 1 means the term
-      points where the step goes, 0.5 is chance. Measured on the gradient with respect to the
+      points where the step goes, 0.5 is chance; left out of the log (``None`` in the report)
+      when the term's gradient is 0 on every pixel (it does not steer at all; its share says 0). Measured on the gradient with respect to the
       *image*; a non-RGB space maps it linearly to its own parameter before taking signs.
-      Undefined (no pixel where both are non-zero): left out of the loss log, ``None`` in the report.
 
 On a diagnostic call the returned loss is a surrogate with the true value and gradient ``G``
 (``value + <x, G> - <x, G>.detach()``), so the per-term gradients are not computed twice.
@@ -136,7 +136,7 @@ class TermBalance:
             agree = float((s == sign_total)[both].float().mean()) if both.any() else math.nan
             share = norms[k] / norm_sum
             log[f"share.{k}"], log[f"weight.{k}"] = share, w[k]
-            if not math.isnan(agree):  # undefined for a term with no gradient: left out
+            if not math.isnan(agree):  # a term with no gradient on the image has no sign to agree
                 log[f"agree.{k}"] = agree
             self.diag.setdefault(k, {"share": [], "agree": []})
             self.diag[k]["share"].append(share)
