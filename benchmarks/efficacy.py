@@ -233,8 +233,9 @@ class Runner:
                 )
                 save_protected(p, png)
                 orig = p.original
+                report = p.config.get("method_report", {})
             else:
-                orig = torch.round(img * 255) / 255
+                orig, report = torch.round(img * 255) / 255, {}
             t_prot = time.perf_counter() - t0
             nkey = (name + tag, eps)
             t0 = time.perf_counter()
@@ -261,6 +262,9 @@ class Runner:
                 "rows": _rows(rep, "protected"),
                 "noise_rows": self._noise[nkey],
             }
+            if report.get("terms"):  # Anti-I2V's per-term diagnostic (gradient share, agreement)
+                rec["terms"] = report["terms"]
+                rec["terms_skipped"] = report.get("terms_skipped", {})
             records.append(rec)
             idm = np.mean([r["motion_ratio"] for r in rec["rows"] if r["transform"] == "identity"])
             log.info(
@@ -444,6 +448,39 @@ def _headline_md(doc: dict, sec: dict) -> list[str]:
                 f"{m['dissim_ratio']:.3f} | {m['video_ssim']:.3f} | {m['ssim_first']:.3f} | "
                 f"{_num(rec['psnr'], 2)} | {rec['linf_255']:.0f} | {rec['protect_seconds']:.1f} |"
             )
+    return lines + _terms_md(labels, results)
+
+
+def _terms_md(labels: list[str], results: list[dict]) -> list[str]:
+    """The per-term diagnostic of the methods that report one (Anti-I2V): mean over images of
+    each term's gradient share and sign agreement with the step, and the lowest agreement seen."""
+    lines: list[str] = []
+    for label, res in zip(labels, results, strict=True):
+        recs = [r for r in res["images"] if r.get("terms")]
+        if not recs:
+            continue
+        if not lines:
+            lines += [
+                "",
+                "Per-term diagnostic (the sidecar's `method_report`: share of the step's gradient "
+                "and sign agreement with the step, mean over the diagnostic calls, then over "
+                "images; min = the lowest per-image agreement):",
+                "",
+                "| method | term | gradient share | sign agreement | min agreement | images |",
+                "|---|---|---|---|---|---|",
+            ]
+        for term in sorted({k for r in recs for k in r["terms"]}):
+            share = [r["terms"][term]["share"] for r in recs if term in r["terms"]]
+            agree = [r["terms"][term]["agree"] for r in recs if term in r["terms"]]
+            agree = [a for a in agree if a is not None]
+            lo = f"{min(agree):.2f}" if agree else "n/a"
+            lines.append(
+                f"| {label} | {term} | {np.mean(share):.3f} | "
+                f"{_num(float(np.mean(agree)) if agree else math.nan, 3)} | {lo} | {len(share)} |"
+            )
+        skipped = {k: v for r in recs for k, v in r.get("terms_skipped", {}).items()}
+        if skipped:
+            lines += [""] + [f"- {label}: `{k}` did not run ({v})." for k, v in sorted(skipped.items())]
     return lines
 
 

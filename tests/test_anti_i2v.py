@@ -244,6 +244,28 @@ def test_a_caption_conditions_the_target_during_the_attack(cog_with_t5, image) -
     assert m.report(state)["caption"] == "a photo of a cat"
 
 
+def test_embed_text_is_the_folders_t5_on_the_padded_caption(cog_with_t5) -> None:
+    """``embed_text`` reloads the folder's T5 and tokenizer, pads to the transformer's text length
+    as CogVideoX's pipeline does, drops T5 again and caches per text. Same weights, same CPU
+    kernels; the tolerance only allows for a different reduction order."""
+    from transformers import AutoTokenizer, T5EncoderModel
+
+    a = cog_with_t5
+    got = a.embed_text("a red cat")["prompt_embeds"]
+    n = a.pipe.transformer.config.max_text_seq_length
+    tok = AutoTokenizer.from_pretrained(a.text_source, subfolder="tokenizer")
+    ids = tok("a red cat", padding="max_length", max_length=n, truncation=True,
+              add_special_tokens=True, return_tensors="pt").input_ids  # fmt: skip
+    t5 = T5EncoderModel.from_pretrained(a.text_source, subfolder="text_encoder")
+    with torch.no_grad():
+        want = t5(ids)[0].to(got.dtype)
+    assert got.shape == (1, n, t5.config.d_model)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    assert a.pipe.text_encoder is None and a.pipe.tokenizer is None  # dropped after use
+    assert a.embed_text("a red cat")["prompt_embeds"] is got  # cached per text
+    assert not torch.allclose(a.embed_text("a blue cat")["prompt_embeds"], got)
+
+
 def test_a_local_captioner_writes_the_caption(tmp_path, cog_with_t5, image) -> None:
     from transformers import BlipConfig, BlipForConditionalGeneration, BlipProcessor
     from transformers.models.blip import BlipImageProcessorPil
@@ -273,3 +295,19 @@ def test_a_broken_captioner_folder_is_one_clear_error(tmp_path, tiny_cog, image)
     m = METHODS.build("anti-i2v", captioner=str(tmp_path), reference="static")
     with pytest.raises(ModelError, match="cannot load a captioner"):
         m.setup(tiny_cog, image, torch.Generator().manual_seed(0))
+
+
+def test_a_term_without_gradient_gets_weight_zero_not_an_unbounded_one(caplog) -> None:
+    """On a model where a term is constant in the image (IRC when every block is the identity, as
+    zero-initialised modulation makes it) balancing must not divide by its zero gradient norm."""
+    x = torch.randn(1, 3, 8, 8, requires_grad=True)
+    bal = TermBalance({"flat": 1.0, "live": 1.0}, mode="grad-norm", balance_steps=2, every=1)
+    with caplog.at_level(logging.WARNING, logger="stillguard.methods._balance"):
+        for _ in range(4):
+            flat = (x * 0).sum() + 3.0  # depends on x, gradient exactly 0
+            loss, log = bal.combine({"flat": flat, "live": (x**2).sum()}, x)
+            assert all(math.isfinite(v) for v in log.values()) and "agree.flat" not in log
+            assert math.isfinite(float(loss))
+    assert bal.weight("flat") == 0.0 and 0 < bal.weight("live") < 1
+    assert "flat had no image gradient" in caplog.text
+    assert bal.report()["terms"]["flat"]["agree"] is None

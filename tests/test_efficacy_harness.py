@@ -253,3 +253,16 @@ def test_attention_effect_measures_all_subjects(tmp_path):
         assert math.isfinite(r["excess_ratio"]) and r["excess_ratio"] > 0
         assert math.isfinite(r["motion_ratio"]) and r["motion_ratio"] > 0
     assert "| chelsea | noise |" in (tmp_path / "attention-effect.md").read_text()
+
+
+def test_terms_table_averages_the_diagnostic_over_images(efficacy):
+    recs = [
+        {"terms": {"irc": {"share": 0.2, "agree": 0.6}, "diffusion": {"share": 0.8, "agree": 0.9}},
+         "terms_skipped": {"lpips": "no folder"}},
+        {"terms": {"irc": {"share": 0.4, "agree": 0.7}, "diffusion": {"share": 0.6, "agree": None}}},
+    ]  # fmt: skip
+    lines = efficacy._terms_md(["anti-i2v"], [{"images": recs}])
+    assert "| anti-i2v | irc | 0.300 | 0.650 | 0.60 | 2 |" in lines
+    assert "| anti-i2v | diffusion | 0.700 | 0.900 | 0.90 | 2 |" in lines  # None: no agreement
+    assert any("`lpips` did not run (no folder)" in line for line in lines)
+    assert efficacy._terms_md(["vid-freeze"], [{"images": [{"rows": []}]}]) == []

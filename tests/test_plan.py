@@ -207,6 +207,10 @@ def test_sampled_attention_rung_and_its_levels() -> None:
     assert "16 exact query rows" in R.attention_estimate({"attention_mode": "sampled",
                                                           "max_queries": 16})  # fmt: skip
     assert R.attention_estimate({"z0": "clean"}) is None
+    for bad, why in (("0", "outside"), ("70000", "outside"), ("many", "whole number"),
+                     ("1.5", "whole number")):  # fmt: skip
+        with pytest.raises(InputError, match=why):  # one clear line, the bound's range
+            R.apply(f"sampled-attention={bad}", R.Settings())
 
 
 def test_ladder_prefers_exact_row_sampling_to_pooling() -> None:

@@ -10,7 +10,9 @@ computed on its own, and the weights become ``w_k = lambda_k / (n_g * mean_i ||g
 starts with the same gradient norm (times ``lambda``), split equally among its parts. A group is
 one item of the paper's total (Anti-I2V: IRC, IRA = denoiser + VAE parts, aux = CLIP + LPIPS,
 -L_DM), so a term the paper writes as a sum of parts is not counted once per part. This is plain
-gradient-norm balancing; the papers give no weights.
+gradient-norm balancing; the papers give no weights. A term with no image gradient at all in those
+calls (e.g. IRC on a model whose blocks are the identity, as zero-initialised modulation makes
+them) gets weight 0 and a logged warning, never an unbounded weight.
 
 The diagnostic, at the balancing calls and then every ``every`` calls, records per term:
     * ``share``: ``||w_k g_k||_2 / sum_j ||w_j g_j||_2``, its part of the step's gradient norm;
@@ -29,6 +31,7 @@ part of a group (half its group's norm) expects less (0.60 for one of two halves
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -36,6 +39,7 @@ import torch
 from torch import Tensor
 
 BALANCE_MODES = ("grad-norm", "none")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,9 +71,12 @@ class TermBalance:
         seen = self.norms.get(name)
         if self.mode == "none" or not seen:
             return lam
+        mean = sum(seen) / len(seen)
+        if not (math.isfinite(mean) and mean > 0):  # no image gradient to balance: cannot steer
+            return 0.0
         group = self.groups.get(name, name)
         size = sum(1 for k in self.multipliers if self.groups.get(k, k) == group)
-        return lam / (size * max(sum(seen) / len(seen), 1e-30))
+        return lam / (size * mean)
 
     def weights(self) -> dict[str, float]:
         return {k: self.weight(k) for k in self.multipliers}
@@ -110,6 +117,11 @@ class TermBalance:
         if self.mode == "grad-norm" and self.calls <= self.balance_steps:
             for k in names:
                 self.norms.setdefault(k, []).append(float(grads[k].float().norm()))
+            if self.calls == self.balance_steps:
+                for k in names:
+                    if self.weight(k) == 0.0 and self.multipliers.get(k, 1.0):
+                        logger.warning("term %s had no image gradient at the %d balancing calls "
+                                       "(weight 0: it does not steer this run)", k, self.calls)  # fmt: skip
         w = {k: self.weight(k) for k in names}
         parts = {k: w[k] * grads[k] for k in names}
         total_grad = sum(parts.values())
