@@ -31,8 +31,10 @@ def swap_fc(z: Tensor) -> Tensor:
 
 @ADAPTERS.register("cosmos2-i2v")
 class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
-    """Cosmos-Predict2 Video2World: the photo's latent is the first latent frame (condition mask 1,
-    timestep σ_c/(σ_c+1)); EDM preconditioning, i.e. flow matching with ``t = σ/(σ+1)``."""
+    """Cosmos-Predict2 Video2World: the photo's latent is latent frame 0 (condition mask 1).
+
+    Frame 0 gets its own timestep σ_c/(σ_c+1); EDM preconditioning, i.e. flow matching with
+    ``t = σ/(σ+1)``."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "nvidia/Cosmos-Predict2-2B-Video2World"

@@ -28,8 +28,9 @@ from .settings import LTX2Settings
 
 @ADAPTERS.register("ltx2-i2v")
 class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
-    """LTX-2: first latent frame replaced by the photo's latent, timestep 0 on its tokens; a joint
-    audio stream the photo does not condition."""
+    """LTX-2: first latent frame replaced by the photo, timestep 0 on its tokens; audio untouched.
+
+    A joint audio stream runs beside the video; the photo does not condition it."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "Lightricks/LTX-2"
