@@ -147,7 +147,7 @@ def test_folder_without_prompt_or_text_encoder_is_refused(tiny_adapter, tmp_path
         str(tmp_path / "m"), prompt_embeds=a.prompt["prompt_embeds"], condition_noise=0.1
     )
     assert b.condition_noise == 0.1 and b.prompt["prompt_attention_mask"].all()
-    with pytest.raises(InputError, match="unknown ltx-i2v options"):
+    with pytest.raises(InputError, match="unknown ltx-i2v option"):
         ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"), num_frame=5)
 
 
