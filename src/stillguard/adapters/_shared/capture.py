@@ -81,8 +81,8 @@ def joint_layer_names(
 
     ``blocks``: the block names (``hidden``), or the name of the transformer's block list
     (``"transformer_blocks"``: ``transformer_blocks.0``, ...); ``attn``: the attention module's
-    name inside a block; ``vae``: the encoder's down blocks; ``what`` says which attention the model has, for
-    the refusal of ``attention-temporal``/``attention-spatial``.
+    name inside a block; ``vae``: the encoder's down blocks; ``what`` says which attention the
+    model has, for the refusal of ``attention-temporal``/``attention-spatial``.
     """
     if isinstance(blocks, str):
         n = len(getattr(adapter.pipe.transformer, blocks))
