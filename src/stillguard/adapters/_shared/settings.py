@@ -57,6 +57,19 @@ def refuse_unknown(target: str, options: Iterable[str], allowed: Sequence[str]) 
         )
 
 
+def check_video_size(
+    frames: Iterable[int], temporal: int, height: int, width: int, spatial: int | None
+) -> None:
+    """Raise :class:`InputError` unless every count in ``frames`` is ``1 + k·temporal`` (the
+    causal video VAEs' first frame plus whole chunks) and, when ``spatial`` is given, ``height``
+    and ``width`` are multiples of it (VAE factor × patch, or the pipeline's own check)."""
+    for n in frames:
+        if (n - 1) % temporal:
+            raise InputError(f"num_frames={n} must be 1 + a multiple of {temporal}")
+    if spatial is not None and (height % spatial or width % spatial):
+        raise InputError(f"height and width must be multiples of {spatial}, got {height}x{width}")
+
+
 def one_of(target: str, name: str, value: Any, allowed: tuple[str, ...]) -> str:
     """``value`` if it is one of ``allowed``, else an :class:`InputError` naming the option."""
     if value not in allowed:

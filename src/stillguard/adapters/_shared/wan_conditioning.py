@@ -31,7 +31,7 @@ from ...errors import InputError
 from ..base import Conditioning
 from .clip_image import clip_pixels
 from .generate import check_image, video_pixels
-from .settings import refuse_unknown
+from .settings import check_video_size, refuse_unknown
 
 CONDITION_GRAD = ("all", "first")
 
@@ -95,14 +95,8 @@ class WanConditioning:
                 not multiples of the VAE factor × the spatial ``patch``.
         """
         tf, sf = self.pipe.vae_scale_factor_temporal, self.pipe.vae_scale_factor_spatial
-        mult = sf * patch
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
-        if self.height % mult or self.width % mult:
-            raise InputError(
-                f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
-            )
+        frames = (self.num_frames, self.opt_num_frames)
+        check_video_size(frames, tf, self.height, self.width, sf * patch)
 
     def _latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.generate import check_image, video_pixels
 from .._shared.latents import posterior_latent
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from . import padding
 from .capture import Cosmos2Capture
@@ -59,13 +59,7 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         self.num_inference_steps = int(s.num_inference_steps)
         tf = pipe.vae_scale_factor_temporal
         step = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
-        if self.height % step or self.width % step:
-            raise InputError(
-                f"height and width must be multiples of {step}, got {s.height}x{s.width}"
-            )
+        check_video_size((self.num_frames, self.opt_num_frames), tf, self.height, self.width, step)
         self.prompt_embeds = prompt_embeds.to(device, dtype)
         ne = negative_prompt_embeds
         self.negative_prompt_embeds = (

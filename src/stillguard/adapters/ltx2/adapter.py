@@ -11,12 +11,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.flow import keyed_randn
 from .._shared.generate import check_image
 from .._shared.latents import LTXLatents
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LTX2Capture
 from .codec import h264_straight_through, resolve_codec
@@ -55,13 +55,7 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
         self.opt_num_frames = int(s.opt_num_frames or s.num_frames)
         self.num_inference_steps = int(s.num_inference_steps)
         tr, sr = pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
-        if self.height % sr or self.width % sr:
-            raise InputError(
-                f"height and width must be multiples of {sr}, got {s.height}x{s.width}"
-            )
+        check_video_size((self.num_frames, self.opt_num_frames), tr, self.height, self.width, sr)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
         self.codec = resolve_codec(s.codec, s.image_crf)
         p, self.context = self.prompt, {}  # a flat dict of tensors: "positive.video", ...

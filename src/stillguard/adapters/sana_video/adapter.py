@@ -14,6 +14,7 @@ from ...registry import ADAPTERS
 from .._shared.flow import flow_timesteps
 from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LINEAR_MAPS, SanaCapture
 from .generate import SanaVideo
@@ -53,14 +54,8 @@ class SanaVideoI2V(SanaLoading, SanaCapture, SanaVideo, Adapter):
                 f"linear_map must be one of {LINEAR_MAPS} (see the sana-video-i2v docs), got "
                 f"{self.linear_map!r}"
             )
-        tr = pipe.vae_scale_factor_temporal
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
-        if self.height % 32 or self.width % 32:  # the pipeline's check_inputs
-            raise InputError(
-                f"height and width must be multiples of 32, got {self.height}x{self.width}"
-            )
+        frames, tr = (self.num_frames, self.opt_num_frames), pipe.vae_scale_factor_temporal
+        check_video_size(frames, tr, self.height, self.width, 32)  # 32: the pipeline's check
         self._rollout_scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
 
