@@ -176,6 +176,23 @@ def draw_inputs(adapter, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return adapter.sample_timesteps(1, g), torch.randn(adapter.latent_shape(1), generator=g)
 
 
+def denoise_seen(adapter, x, seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor, object]:
+    """One no-grad ``adapter.denoise(x, t, noise)`` at inputs drawn from ``seed``
+    (:func:`draw_inputs`); returns ``(seen, t, noise, out)``, ``seen`` the keyword inputs of the
+    transformer's last call (what the pipeline's own transformer call gets)."""
+    seen: dict = {}
+    hook = adapter.pipe.transformer.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.update(kw), with_kwargs=True
+    )
+    try:
+        t, noise = draw_inputs(adapter, seed)
+        with torch.no_grad():
+            out = adapter.denoise(x, t, noise)
+    finally:
+        hook.remove()
+    return seen, t, noise, out
+
+
 def check_capture_under_checkpointing(
     adapter, image, t, noise, layer: str, block: str, enable, options=dict
 ) -> None:

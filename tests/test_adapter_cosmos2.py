@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-from helpers import draw_inputs, save_tiny_text_encoder
+from helpers import denoise_seen, draw_inputs, save_tiny_text_encoder
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._shared.folders import PROMPT_FILE
@@ -82,15 +82,7 @@ def test_keyed_posterior_draws_are_reproducible_and_fresh(tiny_adapter, image):
 
 def test_inputs_are_the_pipelines_and_x0_is_its_edm_formula(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda _m, _a, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    try:
-        t, noise = draw_inputs(a)
-        with torch.no_grad():
-            out = a.denoise(image, t, noise)
-    finally:
-        hook.remove()
+    seen, t, noise, out = denoise_seen(a, image)
     tt = float(t) / 1000
     steps = seen["timestep"].flatten()
     assert steps[0] == pytest.approx(1e-4 / (1 + 1e-4)) and torch.allclose(steps[1:], t / 1000)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, draw_inputs, exact_map_and_io
+from helpers import check_capture_under_checkpointing, denoise_seen, draw_inputs, exact_map_and_io
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters.official import config_folder
@@ -90,16 +90,9 @@ def test_posterior_draws_are_keyed_and_average_to_the_mode(a, image, tmp_path):
 
 
 def test_denoise_uses_one_global_timestep_and_keeps_frame_0(a, image):
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad():
-            cond = a.encode(image)
-            out = a.denoise(cond, t, noise)
-    finally:
-        hook.remove()
+    with torch.no_grad():
+        cond = a.encode(image)
+    seen, t, noise, out = denoise_seen(a, cond)
     assert seen["timestep"].shape == (1,) and torch.equal(seen["timestep"], t)
     hs = seen["hidden_states"]  # channels-last: latents | visual_cond (zeros) | frame-0 mask
     assert hs.shape[-1] == 33 and not hs[..., 16:32].any() and hs[:, 0, ..., 32].eq(1).all()

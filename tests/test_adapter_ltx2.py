@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from helpers import draw_inputs
+from helpers import denoise_seen, draw_inputs
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._shared.folders import PROMPT_FILE
@@ -97,15 +97,7 @@ def test_without_pyav_the_attack_and_generate_say_they_skip_the_codec(monkeypatc
 
 def test_timesteps_are_zero_on_the_photo_and_audio_is_pure_noise(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda _m, _a, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    try:
-        t, noise = draw_inputs(a)
-        with torch.no_grad():
-            out = a.denoise(image, t, noise)
-    finally:
-        hook.remove()
+    seen, t, noise, out = denoise_seen(a, image)
     _, f, _, h, w = a.latent_shape(1)
     assert seen["timestep"].shape == (1, f * h * w)
     assert (seen["timestep"][0, : h * w] == 0).all()

@@ -11,6 +11,7 @@ import pytest
 import torch
 from helpers import (
     check_capture_under_checkpointing,
+    denoise_seen,
     draw_inputs,
     exact_map_and_io,
     save_tiny_text_encoder,
@@ -144,16 +145,9 @@ def test_diffusion_forcing_prefix_frame(image):
     assert (
         a.flavour == DF and "image-embeds" not in a.capabilities and a.describe()["flavour"] == DF
     )
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad():
-            cond = a.encode(image)
-            out = a.denoise(cond, t, noise)
-    finally:
-        hook.remove()
+    with torch.no_grad():
+        cond = a.encode(image)
+    seen, t, noise, out = denoise_seen(a, cond)
     f = a.latent_shape(1)[1]
     assert seen["enable_diffusion_forcing"] is True and seen["fps"] == [1]  # fps 24 -> 1
     assert seen["timestep"].shape == (1, f) and seen["timestep"][0, 0] == 0
