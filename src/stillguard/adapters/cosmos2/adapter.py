@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from ...registry import ADAPTERS
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image, video_pixels
 from .._shared.latents import posterior_latent
 from .._shared.load import adopt_pipeline
@@ -177,12 +178,10 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b) / 1000
-        s = t.to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0.expand(b, -1, -1, -1, -1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        pred = self._forward(noisy, t, self._embeds(b))
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([noisy[:, :1], (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+        embeds = self._embeds(b)
+        return frame0_denoise(
+            c0[:, 0], z0, noise, t.to(self.dtype), lambda v: self._forward(v, t, embeds)
+        )
 
     def describe(self) -> dict[str, Any]:
         """The base description plus the posterior choice and whether the guardrail runs."""

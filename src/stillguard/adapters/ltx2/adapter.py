@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ...registry import ADAPTERS
 from .._shared.flow import keyed_randn
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image
 from .._shared.latents import LTXLatents
 from .._shared.load import adopt_pipeline
@@ -148,15 +149,13 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b)
-        s = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0.expand(b, -1, -1, -1, -1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        audio = self.audio_noise(noise)
-        pred, _ = self._forward(
-            noisy, audio, t, torch.full_like(t, 1000.0), self._ctx("positive", b)
-        )
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([noisy[:, :1], (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+
+        def forward(noisy: Tensor) -> Tensor:
+            audio = self.audio_noise(noise)
+            ctx = self._ctx("positive", b)
+            return self._forward(noisy, audio, t, torch.full_like(t, 1000.0), ctx)[0]
+
+        return frame0_denoise(c0[:, 0], z0, noise, (t / 1000).to(self.dtype), forward)
 
     def describe(self) -> dict[str, Any]:
         """The base description plus what happens to the photo's H.264 re-encode."""

@@ -12,6 +12,7 @@ from torch import Tensor
 from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.flow import flow_timesteps
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
 from .._shared.settings import check_video_size
@@ -155,9 +156,7 @@ class SanaVideoI2V(SanaLoading, SanaCapture, SanaVideo, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b)
-        s = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0, ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        pred = self._forward(noisy, t, *self._text(b, False))
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([c0, (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+        text = self._text(b, False)
+        return frame0_denoise(
+            c0[:, 0], z0, noise, (t / 1000).to(self.dtype), lambda v: self._forward(v, t, *text)
+        )
