@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import stillguard, pytest, cv2, dlib, gradio, playwright, ray, pillow_heif" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import stillguard, pytest, cv2, dlib, gradio, playwright, ray, pillow_heif, av" 2>/dev/null; then
   echo "setting up .venv (first run only) ..." >&2
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"

@@ -235,14 +235,14 @@ def test_a_hub_id_in_the_local_cache_loads_with_its_flavour(tmp_path, monkeypatc
     for flavour, repo in (("i2v", "someone/sky-i2v"), (DF, "someone/sky-df")):
         tiny(flavour).save_pretrained(str(tmp_path / flavour))
         hub_snapshot(cache, repo, tmp_path / flavour)
-        t = tiny(flavour)
-        # a hub id has no stillguard.json beside it: the tiny size is passed as options
-        size = dict(height=t.height, width=t.width, num_frames=t.num_frames)
-        b = SKY.from_pretrained(repo, prompt_embeds=t.prompt_embeds, **size)  # no UMT5 here
+        ref = tiny(flavour)
+        # a hub id carries no stillguard.json: the working size is the caller's (no UMT5 here)
+        b = SKY.from_pretrained(repo, prompt_embeds=ref.prompt_embeds, height=ref.height,
+                                width=ref.width, num_frames=ref.num_frames)  # fmt: skip
         assert b.flavour == flavour and b.model_id == repo and b.is_real
         with torch.no_grad():
             torch.testing.assert_close(b.encode(image).image_latents,
-                                       t.encode(image).image_latents)  # fmt: skip
+                                       ref.encode(image).image_latents)  # fmt: skip
 
 
 def test_a_clip_processor_folder_loads_without_tokenizer_files(tmp_path, image):

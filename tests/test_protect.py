@@ -13,7 +13,8 @@ from PIL import Image
 
 from stillguard.app.outputs import save_protected
 from stillguard.errors import CapabilityError, InputError, StillguardError
-from stillguard.loop import ProgressEvent, Protected, protect, step_fraction
+from stillguard.loop import ProgressEvent, Protected, protect
+from stillguard.settings import step_fraction
 from stillguard.spaces import Rgb
 from stillguard.transforms import Transform
 

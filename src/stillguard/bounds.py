@@ -94,6 +94,14 @@ BOUNDS: dict[str, Bound] = {
     # unrolled sampler steps (0: the model's own count); memory grows with each, and no sampler
     # has more than 1000 steps.
     "unroll": Bound(0, 1000, int, "unrolled sampler steps (memory grows with each)"),
+    # amortized protection: PGD steps after the protector's pass, as many as a plain run may take
+    "refine": Bound(0, 100_000, int, "PGD steps after the protector's one pass"),
+    # Anti-I2V's term balance: loss calls that set the weights, and the diagnostic's period
+    # (0: off); both count loss calls, which never exceed the steps
+    "balance_steps": Bound(1, 100_000, int, "loss calls that set Anti-I2V's term weights"),
+    "diagnose_every": Bound(0, 100_000, int, "loss calls between two term diagnostics (0: off)"),
+    # the seed of Anti-I2V's reference video (a generation seed)
+    "reference_seed": Bound(0, 2**63 - 1, int, "seeds are 64-bit integers"),
     # attacked attention layers (plan rung depth=N): the largest published denoisers have 60.
     "depth": Bound(1, 1000, int, "attacked attention layers"),
     # denoiser block indices: the largest published denoisers have 60 blocks.

@@ -41,7 +41,7 @@ from torch import Tensor
 from .errors import InputError
 from .generators import Generators
 from .protected import TOY_WARNING, ProgressEvent, Protected, quantise
-from .settings import SCHEDULES, LoopConfig, split_settings
+from .settings import LoopConfig, split_settings, step_fraction
 from .targets import Targets
 from .tensors import check_image
 from .versions import package_versions
@@ -49,18 +49,6 @@ from .versions import package_versions
 __all__ = ["TOY_WARNING", "ProgressEvent", "Protected", "protect", "protect_batch"]
 
 log = logging.getLogger(__name__)
-
-
-def step_fraction(it: int, steps: int, start: float, end: float, schedule: str) -> float:
-    """Step size of step ``it`` (0-based) as a fraction of the space's own budget."""
-    if schedule == "constant" or steps <= 1:
-        return start
-    p = it / (steps - 1)
-    if schedule == "linear":
-        return start + (end - start) * p
-    if schedule == "cosine":
-        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * p))
-    raise InputError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
 
 
 def resolve_loop(method: Any, config: LoopConfig) -> LoopConfig:

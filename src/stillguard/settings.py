@@ -150,3 +150,15 @@ def split_settings(
             )
     loop = {k: v for k, v in settings.items() if k in loop_keys}
     return loop, {**(options or {}), **extra}
+
+
+def step_fraction(it: int, steps: int, start: float, end: float, schedule: str) -> float:
+    """Step size of step ``it`` (0-based) as a fraction of the space's own budget."""
+    if schedule == "constant" or steps <= 1:
+        return start
+    p = it / (steps - 1)
+    if schedule == "linear":
+        return start + (end - start) * p
+    if schedule == "cosine":
+        return end + (start - end) * 0.5 * (1 + math.cos(math.pi * p))
+    raise InputError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")

@@ -155,14 +155,18 @@ def protect(
             keep_metadata=keep_metadata, keep_gps=keep_gps, json_out=json_out,
         )  # fmt: skip
         if protector is not None or refine is not None:
-            method, set_ = _amortized_flags(method, protector, refine, set_ or [])
+            from ._amortized import amortized_flags
+
+            method, set_ = amortized_flags(method, protector, refine, set_ or [])
         size = _batch_size(batch_size)
         from ..app.config import build_config
 
         cfg = build_config(preset, sets=set_ or [], method=method, target=target, model=model,
                            eps=eps, steps=steps, seed=seed, device=device, dtype=dtype)  # fmt: skip
         if cfg.method_name == "amortized":  # a missing or foreign protector file: before any work
-            _check_protector(cfg.method_options.get("protector"), cfg.targets())
+            from ._amortized import check_protector
+
+            check_protector(cfg.method_options.get("protector"), cfg.targets())
         if ray is not None:
             from ._ray import protect_on_ray
 
@@ -175,30 +179,6 @@ def protect(
                             gpu_memory=gpu_memory, batch_size=size,
                             follow_symlinks=follow_symlinks)  # fmt: skip
     raise typer.Exit(code)
-
-
-def _amortized_flags(
-    method: str | None, protector: Path | None, refine: int | None, sets: list[str]
-) -> tuple[str, list[str]]:
-    """``--protector`` / ``--refine`` as options of the amortized method (which they imply)."""
-    import json
-
-    from ..errors import InputError
-
-    if method not in (None, "amortized"):
-        raise InputError(f"--protector and --refine go with --method amortized, not {method!r}")
-    extra = [f"method.protector={json.dumps(str(protector))}"] if protector is not None else []
-    extra += [f"method.refine={int(refine)}"] if refine is not None else []
-    return "amortized", [*sets, *extra]
-
-
-def _check_protector(path: str | None, targets: list[tuple[str, str]]) -> None:
-    from ..protector import load_protector, shipped_for
-
-    if path is not None:
-        load_protector(Path(path).expanduser())
-    else:
-        shipped_for(targets)
 
 
 def _protect(

@@ -16,7 +16,8 @@ The diagnostic, at the balancing calls and then every ``every`` calls, records p
     * ``share``: ``||w_k g_k||_2 / sum_j ||w_j g_j||_2``, its part of the step's gradient norm;
     * ``agree``: the fraction of pixels where ``sign(w_k g_k)`` equals the sign of the total
       ``G = sum_j w_j g_j`` (pixels where either is exactly 0 are left out): 1 means the term
-      points where the step goes, 0.5 is chance. Measured on the gradient with respect to the
+      points where the step goes, 0.5 is chance; left out of the log (``None`` in the report)
+      when the term's gradient is 0 on every pixel (it does not steer at all; its share says 0). Measured on the gradient with respect to the
       *image*; a non-RGB space maps it linearly to its own parameter before taking signs.
 
 On a diagnostic call the returned loss is a surrogate with the true value and gradient ``G``
@@ -122,7 +123,9 @@ class TermBalance:
             both = (s != 0) & (sign_total != 0)
             agree = float((s == sign_total)[both].float().mean()) if both.any() else math.nan
             share = norms[k] / norm_sum
-            log[f"share.{k}"], log[f"agree.{k}"], log[f"weight.{k}"] = share, agree, w[k]
+            log[f"share.{k}"], log[f"weight.{k}"] = share, w[k]
+            if not math.isnan(agree):  # a term with no gradient on the image has no sign to agree
+                log[f"agree.{k}"] = agree
             self.diag.setdefault(k, {"share": [], "agree": []})
             self.diag[k]["share"].append(share)
             self.diag[k]["agree"].append(agree)

@@ -7,7 +7,8 @@ checkpoint), regular (dense) attention. The HunyuanVideo VAE at 8× spatial and 
 compression. **17 frames** (5 latent frames): the pipeline's ``normalize_first_frame`` rescales the
 first 4 latent frames to the statistics of the next ones and gives NaN when there are none (fewer
 than 5 latent frames, diffusers 0.42.1). The scheduler's shift 10 is the real one (derived from the
-official config's ``scheduler_scale``). Prompt embeddings stand in for Qwen2.5-VL (6 tokens) and
+official config's ``scheduler_scale``). The modulation output layers, zero in diffusers' constructor,
+get a default random draw (else every block is the identity). Prompt embeddings stand in for Qwen2.5-VL (6 tokens) and
 the pooled CLIP-L text vector.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .._shared.build import random_models
+from .._shared.build import random_models, seeded
 
 HEIGHT, WIDTH, FRAMES = 32, 48, 17
 TEXT_TOKENS, TEXT_DIM, POOLED_DIM = 6, 32, 16
@@ -50,6 +51,13 @@ def tiny_kandinsky_pipe(seed: int) -> tuple[Any, dict[str, Tensor]]:
             "vae": (diffusers.AutoencoderKLHunyuanVideo, VAE),
         },
     )
+    # diffusers zero-initialises every modulation's output layer (a trained checkpoint has learned
+    # ones): left so, each block's gates are 0 and every visual block is the identity, so no block
+    # depth would be seen by the attacks; give them torch's default Linear draw instead
+    with seeded(seed + 1):
+        for name, module in models["transformer"].named_modules():
+            if name.endswith("modulation.out_layer"):
+                module.reset_parameters()
     pipe = diffusers.Kandinsky5I2VPipeline(
         text_encoder=None, tokenizer=None, text_encoder_2=None, tokenizer_2=None,
         scheduler=diffusers.FlowMatchEulerDiscreteScheduler(**SCHEDULER), **models,
