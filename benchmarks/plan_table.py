@@ -1,6 +1,7 @@
 """Planned memory and time of every shipped real target, with and without the memory ladder.
 
     python benchmarks/plan_table.py [--out docs/] [--gpu H100] [--gpu-memory 80GB] [--targets a,b]
+                                    [--merge]
 
 For each target's default checkpoint (its shipped configuration, no weights) and the default
 preset (Vid-Freeze, exact attention, 100 PGD steps; bf16), :func:`stillguard.plan.plan` sizes one
@@ -8,7 +9,10 @@ protection step on fake tensors: the peak memory of the step as it stands, then 
 memory ladder (:func:`stillguard.plan.choose_rungs`) needs to fit ``--gpu-memory``, that plan's
 peak and its estimated time per image on ``--gpu``. Every number is **planned**, not measured on a
 GPU (none was available); the time assumes the sustained throughput listed in
-``stillguard/plan/gpus.py``. Writes ``plans.md`` and ``plans.json``.
+``stillguard/plan/gpus.py``. Writes ``plans.md`` and ``plans.json`` after every target (a run
+cut short keeps the rows it finished); ``--merge`` keeps the rows already in ``--out`` for the
+targets not re-planned (each row records the date it was planned), so ``--targets`` can add or
+refresh a few rows of a full table.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ def _row(target: str, gpu: str, memory: str) -> dict:
     except Exception as err:  # noqa: BLE001 - a target the planner cannot size is reported
         row["error"] = f"{type(err).__name__}: {' '.join(str(err).split())[:300]}"
     row["plan_seconds"] = round(time.perf_counter() - t0, 1)
+    row["date"] = time.strftime("%Y-%m-%d")
     print(target, {k: (human_bytes(v) if k in ("peak", "ladder_peak") and v else v)
                    for k, v in row.items() if k != "skipped"}, flush=True)  # fmt: skip
     return row
@@ -54,7 +59,8 @@ def _md(rows: list[dict], gpu: str, memory: str, argv: list[str]) -> str:
     out = [
         "# Planned memory and time per image (no GPU measurement)",
         "",
-        f"Command: `python benchmarks/plan_table.py {' '.join(argv)}` ({time.strftime('%Y-%m-%d')}).",
+        f"Command: `python benchmarks/plan_table.py {' '.join(argv)}` (rows planned "
+        f"{', '.join(sorted({r.get('date', 'earlier') for r in rows}))}).",
         f"Default checkpoint of each target, default preset (vid-freeze, exact attention, 100 PGD "
         f"steps), bf16, planned on fake tensors; the ladder fits {memory}; times on {gpu} are "
         "estimates from an assumed sustained throughput (`stillguard/plan/gpus.py`).",
@@ -89,14 +95,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--gpu", default="H100")
     ap.add_argument("--gpu-memory", default="80GB")
     ap.add_argument("--targets", default=None, help="comma-separated (default: every target)")
+    ap.add_argument("--merge", action="store_true", help="keep --out's rows of other targets")
     args = ap.parse_args(argv)
     from stillguard.plugins import ADAPTERS
 
     targets = args.targets.split(",") if args.targets else ADAPTERS.names()
-    rows = [_row(t, args.gpu, args.gpu_memory) for t in targets]
+    order = {name: i for i, name in enumerate(ADAPTERS.names())}
+    old = args.out / "plans.json"
+    kept = json.loads(old.read_text()) if args.merge and old.is_file() else []
+    done = {r["target"]: r for r in kept if r["target"] not in targets}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "plans.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
-    (args.out / "plans.md").write_text(_md(rows, args.gpu, args.gpu_memory, argv))
+    rows: list[dict] = list(done.values())
+    for target in targets:
+        done[target] = _row(target, args.gpu, args.gpu_memory)
+        rows = sorted(done.values(), key=lambda r: order.get(r["target"], len(order)))
+        (args.out / "plans.json").write_text(json.dumps(rows, indent=1, default=str) + "\n")
+        (args.out / "plans.md").write_text(_md(rows, args.gpu, args.gpu_memory, argv))
     return rows
 
 

@@ -176,6 +176,44 @@ def draw_inputs(adapter, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return adapter.sample_timesteps(1, g), torch.randn(adapter.latent_shape(1), generator=g)
 
 
+def eight_bit(adapter, image) -> torch.Tensor:
+    """``image`` at the adapter's working size, rounded to 8 bits (what the pipeline's PIL gets)."""
+    return (adapter.prepare(image) * 255).round() / 255
+
+
+def smooth_photo8(adapter, seed: int = 0) -> torch.Tensor:
+    """A smooth 8-bit photo ``(1, 3, H, W)`` at the working size (the pipeline's PIL path then
+    resizes nothing): a 4×8 random image upsampled bilinearly."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(1, 3, 4, 8, generator=g)
+    x = torch.nn.functional.interpolate(low, size=(adapter.height, adapter.width), mode="bilinear")
+    return (x.clamp(0, 1) * 255).round() / 255
+
+
+def as_pil(x8: torch.Tensor):
+    """The first image of an 8-bit ``(B, 3, H, W)`` tensor in [0, 1] as a PIL image."""
+    from PIL import Image
+
+    return Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
+
+
+def denoise_seen(adapter, x, seed: int = 0) -> tuple[dict, torch.Tensor, torch.Tensor, object]:
+    """One no-grad ``adapter.denoise(x, t, noise)`` at inputs drawn from ``seed``
+    (:func:`draw_inputs`); returns ``(seen, t, noise, out)``, ``seen`` the keyword inputs of the
+    transformer's last call (what the pipeline's own transformer call gets)."""
+    seen: dict = {}
+    hook = adapter.pipe.transformer.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.update(kw), with_kwargs=True
+    )
+    try:
+        t, noise = draw_inputs(adapter, seed)
+        with torch.no_grad():
+            out = adapter.denoise(x, t, noise)
+    finally:
+        hook.remove()
+    return seen, t, noise, out
+
+
 def check_capture_under_checkpointing(
     adapter, image, t, noise, layer: str, block: str, enable, options=dict
 ) -> None:

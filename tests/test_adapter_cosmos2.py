@@ -9,7 +9,7 @@ import logging
 
 import pytest
 import torch
-from helpers import draw_inputs, save_tiny_text_encoder
+from helpers import as_pil, denoise_seen, draw_inputs, save_tiny_text_encoder, smooth_photo8
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._shared.folders import PROMPT_FILE
@@ -27,31 +27,17 @@ def _tiny(**settings):
     return a
 
 
-def _photo(a, seed: int = 0) -> torch.Tensor:
-    """An 8-bit photo at the working size (the pipeline's PIL path then resizes nothing)."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(1, 3, 4, 8, generator=g)
-    x = torch.nn.functional.interpolate(low, size=(a.height, a.width), mode="bilinear")
-    return (x.clamp(0, 1) * 255).round() / 255
-
-
-def _pil(x):
-    from PIL import Image
-
-    return Image.fromarray((x[0].permute(1, 2, 0) * 255).round().byte().numpy())
-
-
 def test_one_frame_encode_is_the_first_latent_of_the_repeated_clip(tiny_adapter):
     """The pipeline encodes the photo repeated over every frame; the causal Wan VAE makes the
     first latent frame depend on frame 0 only: the posterior (mean and std) of a 1-frame encode is
     the first frame's of the 9-frame one, and so is the normalised condition."""
     a = tiny_adapter(NAME)
-    x = _photo(a)
+    x = smooth_photo8(a)
     pix = (x * 2 - 1).unsqueeze(2)
     with torch.no_grad():
         one = a.pipe.vae.encode(pix).latent_dist
         clip = a.pipe.vae.encode(pix.repeat(1, 1, a.num_frames, 1, 1)).latent_dist
-        pre = a.pipe.video_processor.preprocess(_pil(x), a.height, a.width).unsqueeze(2)
+        pre = a.pipe.video_processor.preprocess(as_pil(x), a.height, a.width).unsqueeze(2)
         _, ref, ind, *_ = a.pipe.prepare_latents(pre, 1, 16, a.height, a.width, a.num_frames,
                                                  True, torch.float32, a.device,
                                                  torch.Generator().manual_seed(4))  # fmt: skip
@@ -82,15 +68,7 @@ def test_keyed_posterior_draws_are_reproducible_and_fresh(tiny_adapter, image):
 
 def test_inputs_are_the_pipelines_and_x0_is_its_edm_formula(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda _m, _a, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    try:
-        t, noise = draw_inputs(a)
-        with torch.no_grad():
-            out = a.denoise(image, t, noise)
-    finally:
-        hook.remove()
+    seen, t, noise, out = denoise_seen(a, image)
     tt = float(t) / 1000
     steps = seen["timestep"].flatten()
     assert steps[0] == pytest.approx(1e-4 / (1 + 1e-4)) and torch.allclose(steps[1:], t / 1000)
@@ -116,11 +94,11 @@ def test_rollout_equals_the_pipelines_sampler(monkeypatch, image):
         mod, "retrieve_latents", lambda out, generator=None: orig(out, generator, "argmax")
     )
     a = _tiny(condition_sample="mode")
-    x = _photo(a, 2)
+    x = smooth_photo8(a, 2)
     _, noise = draw_inputs(a, 5)
     with torch.no_grad():
         ref = a.pipe(
-            image=_pil(x), prompt_embeds=a.prompt_embeds, negative_prompt_embeds=a.negative_prompt_embeds,
+            image=as_pil(x), prompt_embeds=a.prompt_embeds, negative_prompt_embeds=a.negative_prompt_embeds,
             height=a.height, width=a.width, num_frames=a.num_frames, num_inference_steps=3,
             guidance_scale=a.s.guidance_scale, latents=noise.transpose(1, 2), output_type="latent",
         ).frames.transpose(1, 2)  # fmt: skip
@@ -135,15 +113,15 @@ def test_the_guardrail_is_never_switched_off_silently(tiny_adapter, caplog):
     a = tiny_adapter(NAME)
     assert a.describe()["guardrail"] == "off"  # the tiny test model's setting
     with caplog.at_level(logging.WARNING):
-        a.generate(_photo(a), seed=0, num_inference_steps=2)
+        a.generate(smooth_photo8(a), seed=0, num_inference_steps=2)
     assert any("guardrail is OFF" in r.getMessage() for r in caplog.records)
     strict = _tiny(guardrail="cosmos")
     assert strict.describe()["guardrail"] == "cosmos"
     t, noise = draw_inputs(strict)
     with torch.no_grad():
-        strict.denoise(_photo(a), t, noise)  # protecting needs no guardrail
+        strict.denoise(smooth_photo8(a), t, noise)  # protecting needs no guardrail
     with pytest.raises(ModelError, match=r"cosmos_guardrail is not installed.*guardrail=off"):
-        strict.generate(_photo(a), seed=0, num_inference_steps=2)
+        strict.generate(smooth_photo8(a), seed=0, num_inference_steps=2)
 
 
 def _hub_layout(a, folder):
@@ -184,7 +162,7 @@ def test_the_hub_layout_loads_offline_and_runs_the_guardrail_by_default(
     assert b.describe()["guardrail"] == "cosmos" and b.is_real
     assert b.model_id == "someone/tiny-cosmos"
     with pytest.raises(ModelError, match="cosmos_guardrail is not installed"):
-        b.generate(_photo(b), seed=0, num_inference_steps=2)
+        b.generate(smooth_photo8(b), seed=0, num_inference_steps=2)
 
 
 def test_padding_stand_in_is_torchvisions_nearest_resize():

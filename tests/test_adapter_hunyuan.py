@@ -96,7 +96,7 @@ def test_llava_path_is_stated_and_refusable(tiny_adapter, tmp_path, caplog):
     assert b.is_real and "LLaVA" in caplog.text
     with pytest.raises(CapabilityError, match="LLaVA"):
         cls.from_pretrained(str(tmp_path / "m"), text_image_path="refuse")
-    with pytest.raises(InputError, match="unknown hunyuan-i2v options"):
+    with pytest.raises(InputError, match="unknown hunyuan-i2v option"):
         cls.from_pretrained(str(tmp_path / "m"), guidance=2.0)
     (tmp_path / "m" / PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="LLaVA"):

@@ -182,7 +182,7 @@ def test_options_prompt_and_guidance(tiny_adapter, tmp_path):
     b.pipe.guider.set_state(step=0, num_inference_steps=2, timestep=torch.tensor(999.0))
     assert b.guidance_scale == 1.0 and b.pipe.guider.num_conditions == 1  # no CFG pass
     assert "precomputed" in b.describe()["text"]
-    with pytest.raises(InputError, match="unknown hunyuan15-i2v options"):
+    with pytest.raises(InputError, match="unknown hunyuan15-i2v option"):
         cls.from_pretrained(str(tmp_path / "m"), shift=3.0)
     (tmp_path / "m" / PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="Qwen2.5-VL"):

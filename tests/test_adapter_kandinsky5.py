@@ -9,7 +9,14 @@ import json
 
 import pytest
 import torch
-from helpers import check_capture_under_checkpointing, draw_inputs, exact_map_and_io
+from helpers import (
+    as_pil,
+    check_capture_under_checkpointing,
+    denoise_seen,
+    draw_inputs,
+    eight_bit,
+    exact_map_and_io,
+)
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters.official import config_folder
@@ -21,16 +28,6 @@ K5 = ADAPTERS.get("kandinsky5-i2v")
 @pytest.fixture(scope="module")
 def a():
     return K5.tiny(seed=0)
-
-
-def _x8(a, image):
-    return (a.prepare(image) * 255).round() / 255
-
-
-def _pil(x8):
-    from PIL import Image
-
-    return Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
 
 
 def _text(a) -> dict:
@@ -47,10 +44,10 @@ def test_encode_is_the_pipelines_latent_preparation_with_gradient(a, image):
     """``prepare_latents`` (run under no_grad by the pipeline): noise from the generator, then the
     posterior sample × scaling_factor over frame 0, ``visual_cond`` all zeros, mask 1 on frame 0.
     The same generator state gives exactly our latent, and ours carries the gradient."""
-    x8 = _x8(a, image)
+    x8 = eight_bit(a, image)
     with torch.no_grad():
         ref = a.pipe.prepare_latents(
-            _pil(x8), 1, 16, a.height, a.width, a.num_frames, torch.float32, a.device,
+            as_pil(x8), 1, 16, a.height, a.width, a.num_frames, torch.float32, a.device,
             torch.Generator().manual_seed(11),
         )  # fmt: skip
     g = torch.Generator().manual_seed(11)
@@ -90,16 +87,9 @@ def test_posterior_draws_are_keyed_and_average_to_the_mode(a, image, tmp_path):
 
 
 def test_denoise_uses_one_global_timestep_and_keeps_frame_0(a, image):
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad():
-            cond = a.encode(image)
-            out = a.denoise(cond, t, noise)
-    finally:
-        hook.remove()
+    with torch.no_grad():
+        cond = a.encode(image)
+    seen, t, noise, out = denoise_seen(a, cond)
     assert seen["timestep"].shape == (1,) and torch.equal(seen["timestep"], t)
     hs = seen["hidden_states"]  # channels-last: latents | visual_cond (zeros) | frame-0 mask
     assert hs.shape[-1] == 33 and not hs[..., 16:32].any() and hs[:, 0, ..., 32].eq(1).all()
@@ -115,7 +105,7 @@ def test_denoise_uses_one_global_timestep_and_keeps_frame_0(a, image):
 def test_rollout_is_the_pipelines_sampler(a, image, steps):
     """From the same noise and frame-0 latent, the differentiable rollout is the pipeline's latent
     output: Euler on frames 1+, CFG as two passes, then ``normalize_first_frame``."""
-    x8 = _x8(a, image)
+    x8 = eight_bit(a, image)
     _, noise = draw_inputs(a, seed=5)
     with torch.no_grad():
         cond = a.encode(x8, generator=torch.Generator().manual_seed(1))
@@ -125,7 +115,7 @@ def test_rollout_is_the_pipelines_sampler(a, image, steps):
         mask[:, 0] = 1
         full = torch.cat([lat, torch.zeros_like(lat), mask], -1)
         ref = a.pipe(
-            image=_pil(x8), height=a.height, width=a.width, num_frames=a.num_frames,
+            image=as_pil(x8), height=a.height, width=a.width, num_frames=a.num_frames,
             num_inference_steps=steps, guidance_scale=a.guidance_scale, latents=full,
             output_type="latent", **_text(a),
         ).frames.permute(0, 1, 4, 2, 3)  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import draw_inputs
+from helpers import denoise_seen, draw_inputs
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._shared.folders import PROMPT_FILE
@@ -68,19 +68,11 @@ def test_mode_option_is_deterministic_and_keyed_draws_repeat(image):
 
 def test_timestep_is_zero_on_the_condition_tokens(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(
-        lambda _m, _a, kw: seen.update(t=kw["timestep"]), with_kwargs=True
-    )
-    try:
-        t, noise = draw_inputs(a)
-        with torch.no_grad():
-            out = a.denoise(image, t, noise)
-    finally:
-        hook.remove()
+    seen, t, noise, out = denoise_seen(a, image)
     _, f, _, h, w = a.latent_shape(1)
-    assert seen["t"].shape == (1, f * h * w)
-    assert (seen["t"][0, : h * w] == 0).all() and torch.allclose(seen["t"][0, h * w :], t)
+    steps = seen["timestep"]
+    assert steps.shape == (1, f * h * w)
+    assert (steps[0, : h * w] == 0).all() and torch.allclose(steps[0, h * w :], t)
     assert torch.equal(out.target[:, 0], out.pred[:, 0])  # frame 0 is out of the loss
     sigma = t / 1000
     torch.testing.assert_close(out.noisy[:, 1:], (1 - sigma) * out.z0[:, 1:] + sigma * noise[:, 1:])
@@ -147,7 +139,7 @@ def test_folder_without_prompt_or_text_encoder_is_refused(tiny_adapter, tmp_path
         str(tmp_path / "m"), prompt_embeds=a.prompt["prompt_embeds"], condition_noise=0.1
     )
     assert b.condition_noise == 0.1 and b.prompt["prompt_attention_mask"].all()
-    with pytest.raises(InputError, match="unknown ltx-i2v options"):
+    with pytest.raises(InputError, match="unknown ltx-i2v option"):
         ADAPTERS.get(NAME).from_pretrained(str(tmp_path / "m"), num_frame=5)
 
 

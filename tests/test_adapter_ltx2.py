@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import torch
-from helpers import draw_inputs
+from helpers import denoise_seen, draw_inputs, smooth_photo8
 
 from stillguard.adapters import ADAPTERS, real_config
 from stillguard.adapters._shared.folders import PROMPT_FILE
@@ -24,14 +24,6 @@ def _tiny(**settings):
         a = type(a)(a.pipe, model_id="tiny", prompt=a.prompt, device=a.device, dtype=a.dtype,
                     settings=s)  # fmt: skip
     return a
-
-
-def _photo(a, seed: int = 0) -> torch.Tensor:
-    """An 8-bit photo at the working size (the pipeline's PIL path then resizes nothing)."""
-    g = torch.Generator().manual_seed(seed)
-    low = torch.rand(1, 3, 4, 8, generator=g)
-    x = torch.nn.functional.interpolate(low, size=(a.height, a.width), mode="bilinear")
-    return (x.clamp(0, 1) * 255).round() / 255
 
 
 def _pipeline_frame0(a, photo, crf: int) -> torch.Tensor:
@@ -52,7 +44,7 @@ def _pipeline_frame0(a, photo, crf: int) -> torch.Tensor:
 def test_encode_matches_the_pipelines_latents(tiny_adapter):
     a = tiny_adapter(NAME)
     assert a.codec == "none" and a.s.image_crf == 0  # the tiny runs without the re-encode
-    x = _photo(a)
+    x = smooth_photo8(a)
     with torch.no_grad():
         ref = _pipeline_frame0(a, x, 0)
         ours = a.encode(x).image_latents
@@ -64,7 +56,7 @@ def test_codec_is_the_pipelines_in_the_forward_and_identity_in_the_backward():
     pytest.importorskip("av", reason="PyAV runs the pipeline's H.264 step: pip install av")
     a = _tiny(image_crf=33)
     assert a.codec == "straight-through"
-    x = _photo(a, 1).requires_grad_(True)
+    x = smooth_photo8(a, 1).requires_grad_(True)
     cond = a.encode(x)
     with torch.no_grad():
         ref = _pipeline_frame0(a, x.detach(), 33)
@@ -88,7 +80,7 @@ def test_without_pyav_the_attack_and_generate_say_they_skip_the_codec(monkeypatc
     monkeypatch.setattr(gen_mod, "pyav_missing", lambda: "PyAV is not installed")
     with caplog.at_level(logging.WARNING):
         a = _tiny(image_crf=33)
-        video = a.generate(_photo(a), seed=0, num_inference_steps=2)
+        video = a.generate(smooth_photo8(a), seed=0, num_inference_steps=2)
     assert a.codec == "skip" and a.describe()["codec"] == "skip"
     assert video.shape == (1, a.num_frames, 3, a.height, a.width)
     text = " ".join(r.getMessage() for r in caplog.records)
@@ -97,15 +89,7 @@ def test_without_pyav_the_attack_and_generate_say_they_skip_the_codec(monkeypatc
 
 def test_timesteps_are_zero_on_the_photo_and_audio_is_pure_noise(tiny_adapter, image):
     a = tiny_adapter(NAME)
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda _m, _a, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    try:
-        t, noise = draw_inputs(a)
-        with torch.no_grad():
-            out = a.denoise(image, t, noise)
-    finally:
-        hook.remove()
+    seen, t, noise, out = denoise_seen(a, image)
     _, f, _, h, w = a.latent_shape(1)
     assert seen["timestep"].shape == (1, f * h * w)
     assert (seen["timestep"][0, : h * w] == 0).all()

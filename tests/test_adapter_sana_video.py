@@ -163,7 +163,7 @@ def test_options_tiling_and_prompt(tiny_adapter, tmp_path):
     for build in (cls.from_pretrained, cls.from_config):
         with pytest.raises(InputError, match="no VAE tiling"):
             build(str(tmp_path / "m"), vae_tiling=True)
-    with pytest.raises(InputError, match="unknown sana-video-i2v options"):
+    with pytest.raises(InputError, match="unknown sana-video-i2v option"):
         cls.from_pretrained(str(tmp_path / "m"), motion_score=30)
     (tmp_path / "m" / PROMPT_FILE).unlink()
     with pytest.raises(ModelError, match="Gemma"):

@@ -10,8 +10,11 @@ import json
 import pytest
 import torch
 from helpers import (
+    as_pil,
     check_capture_under_checkpointing,
+    denoise_seen,
     draw_inputs,
+    eight_bit,
     exact_map_and_io,
     save_tiny_text_encoder,
 )
@@ -33,20 +36,10 @@ def tiny(flavour: str = "i2v"):
     return _CACHE[flavour]
 
 
-def _x8(a, image):
-    return (a.prepare(image) * 255).round() / 255
-
-
-def _pil(x8):
-    from PIL import Image
-
-    return Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
-
-
 @pytest.mark.parametrize("flavour", ["i2v", DF])
 def test_encode_matches_the_pipelines_latents(flavour, image):
     a = tiny(flavour)
-    x = _x8(a, image)
+    x = eight_bit(a, image)
     pre = a.pipe.video_processor.preprocess(x, height=a.height, width=a.width)
     with torch.no_grad():
         out = a.pipe.prepare_latents(
@@ -69,8 +62,8 @@ def test_encode_matches_the_pipelines_latents(flavour, image):
 def test_clip_path_matches_the_pipeline_and_carries_gradient(image):
     """Torch CLIP preprocessing vs the pipeline's PIL processor on the same 8-bit photo."""
     a = tiny()
-    x8 = _x8(a, image)
-    pil = _pil(x8)
+    x8 = eight_bit(a, image)
+    pil = as_pil(x8)
     proc = a.pipe.image_processor
     with torch.no_grad():
         ref_pix = proc(images=pil, return_tensors="pt").pixel_values
@@ -92,7 +85,7 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
     from stillguard.adapters._shared import unipc
 
     a = tiny(flavour)
-    x8 = _x8(a, image)
+    x8 = eight_bit(a, image)
     _, noise = draw_inputs(a, seed=5)
     extra = dict(base_num_frames=a.num_frames, fps=a.fps) if flavour == DF else {}
     with torch.no_grad():
@@ -101,7 +94,7 @@ def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
             monkeypatch.setattr(a.pipe, "encode_image", lambda *_: cond.image_embeds)
         ours = a.rollout(cond, noise, steps=4)
         ref = a.pipe(
-            image=_pil(x8), prompt_embeds=a.prompt_embeds,
+            image=as_pil(x8), prompt_embeds=a.prompt_embeds,
             negative_prompt_embeds=a.negative_prompt_embeds, height=a.height, width=a.width,
             num_frames=a.num_frames, num_inference_steps=4, guidance_scale=a.guidance_scale,
             latents=noise.permute(0, 2, 1, 3, 4).clone(), output_type="latent", **extra,
@@ -144,16 +137,9 @@ def test_diffusion_forcing_prefix_frame(image):
     assert (
         a.flavour == DF and "image-embeds" not in a.capabilities and a.describe()["flavour"] == DF
     )
-    seen = {}
-    hook = a.pipe.transformer.register_forward_pre_hook(lambda m, args, kw: seen.update(kw),
-                                                        with_kwargs=True)  # fmt: skip
-    t, noise = draw_inputs(a)
-    try:
-        with torch.no_grad():
-            cond = a.encode(image)
-            out = a.denoise(cond, t, noise)
-    finally:
-        hook.remove()
+    with torch.no_grad():
+        cond = a.encode(image)
+    seen, t, noise, out = denoise_seen(a, cond)
     f = a.latent_shape(1)[1]
     assert seen["enable_diffusion_forcing"] is True and seen["fps"] == [1]  # fps 24 -> 1
     assert seen["timestep"].shape == (1, f) and seen["timestep"][0, 0] == 0
@@ -271,7 +257,9 @@ def test_a_clip_processor_folder_loads_without_tokenizer_files(tmp_path, image):
     b = SKY.from_pretrained(str(folder))
     assert type(b.pipe.image_processor).__name__ == "CLIPImageProcessorPil"
     with torch.no_grad():
-        torch.testing.assert_close(b.clip_embeds(_x8(b, image)), tiny().clip_embeds(_x8(b, image)))
+        torch.testing.assert_close(
+            b.clip_embeds(eight_bit(b, image)), tiny().clip_embeds(eight_bit(b, image))
+        )
 
 
 def test_unmodelled_designs_and_options_are_refused(tmp_path):

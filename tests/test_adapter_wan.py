@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import (
+    as_pil,
     check_capture_under_checkpointing,
     draw_inputs,
+    eight_bit,
     exact_map_and_io,
     save_tiny_text_encoder,
 )
@@ -29,14 +31,10 @@ def tiny(flavour: str):
     return _CACHE[flavour]
 
 
-def _x8(a, image):
-    return (a.prepare(image) * 255).round() / 255
-
-
 @pytest.mark.parametrize("flavour", ["wan2.1", "wan2.2-a14b", "wan2.2-ti2v"])
 def test_encode_matches_the_pipelines_latents(flavour, image):
     a = tiny(flavour)
-    x = _x8(a, image)
+    x = eight_bit(a, image)
     pre = a.pipe.video_processor.preprocess(x, height=a.height, width=a.width)
     z = a.pipe.vae.config.z_dim
     with torch.no_grad():
@@ -59,11 +57,10 @@ def test_encode_matches_the_pipelines_latents(flavour, image):
 
 def test_clip_path_matches_the_pipeline_and_carries_gradient(image):
     """Torch CLIP preprocessing vs the pipeline's PIL processor on the same 8-bit photo."""
-    from PIL import Image
 
     a = tiny("wan2.1")
-    x8 = _x8(a, image)
-    pil = Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    x8 = eight_bit(a, image)
+    pil = as_pil(x8)
     proc = a.pipe.image_processor
     with torch.no_grad():
         ref_pix = proc(images=pil, return_tensors="pt").pixel_values
@@ -285,11 +282,10 @@ def test_real_configs_build_on_meta(hub_id):
 def test_rollout_is_the_pipelines_sampler(flavour, image, monkeypatch):
     """Without grad, the differentiable rollout lands where the pipeline's own ``__call__`` does
     from the same noise: same UniPC steps, CFG, expert switch and first-frame replacement."""
-    from PIL import Image
 
     a = tiny(flavour)
-    x8 = _x8(a, image)
-    pil = Image.fromarray((x8[0].permute(1, 2, 0) * 255).round().byte().numpy())
+    x8 = eight_bit(a, image)
+    pil = as_pil(x8)
     _, noise = draw_inputs(a, seed=5)
     with torch.no_grad():
         cond = a.encode(x8)

@@ -75,14 +75,18 @@ class Capturing:
 
 
 def joint_layer_names(
-    adapter: Any, kind: str, blocks: list[str], attn: str, what: str
+    adapter: Any, kind: str, blocks: list[str] | str, attn: str, what: str
 ) -> list[str]:
     """Layer names of a video transformer with one kind of attention (joint or full video).
 
-    ``blocks``: the block names (``hidden``); ``attn``: the attention module's name inside a
-    block; ``vae``: the encoder's down blocks; ``what`` says which attention the model has, for
-    the refusal of ``attention-temporal``/``attention-spatial``.
+    ``blocks``: the block names (``hidden``), or the name of the transformer's block list
+    (``"transformer_blocks"``: ``transformer_blocks.0``, ...); ``attn``: the attention module's
+    name inside a block; ``vae``: the encoder's down blocks; ``what`` says which attention the
+    model has, for the refusal of ``attention-temporal``/``attention-spatial``.
     """
+    if isinstance(blocks, str):
+        n = len(getattr(adapter.pipe.transformer, blocks))
+        blocks = [f"{blocks}.{i}" for i in range(n)]
     if kind == "hidden":
         return blocks
     if kind in ("attention", "attention-joint"):

@@ -1,7 +1,7 @@
-"""Flow-matching helpers shared by ``ltx-i2v``, ``hunyuan-i2v``, ``hunyuan15-i2v`` and
-``sana-video-i2v``.
+"""Flow-matching helpers shared by the flow-matching families (``ltx-i2v``, ``ltx2-i2v``,
+``hunyuan-i2v``, ``hunyuan15-i2v``, ``sana-video-i2v``, ``kandinsky5-i2v``, ``skyreels-v2-i2v``).
 
-The first three use diffusers' ``FlowMatchEulerDiscreteScheduler`` (SANA-Video a DPM solver on the
+The LTX and Hunyuan families use diffusers' ``FlowMatchEulerDiscreteScheduler`` (SANA-Video a DPM solver on the
 same flow sigmas): ``x_σ = (1 − σ)·z0 + σ·ε`` with the velocity ``v = ε − z0`` as the model
 output, and ``t = 1000·σ``. :func:`flow_timesteps` draws
 training timesteps shifted as the sampler shifts its grid (:func:`training_sigmas`,

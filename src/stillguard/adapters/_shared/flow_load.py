@@ -1,16 +1,17 @@
-"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``hunyuan-i2v``,
-``hunyuan15-i2v``, ``sana-video-i2v``) share.
+"""What the loaders of the flow-matching video adapters (``ltx-i2v``, ``ltx2-i2v``,
+``hunyuan-i2v``, ``hunyuan15-i2v``, ``sana-video-i2v``, ``kandinsky5-i2v``) share.
 
-Both adapters hold a pipeline, a dict of prompt tensors (completed by the family's
+These adapters hold a pipeline, a dict of prompt tensors (completed by the family's
 :meth:`~FlowLoading.complete_prompt`: masks default to ones, negatives to zeros) and their
 generation settings, and are constructed the same way:
 
-* ``from_pretrained`` opens the pipeline (:func:`.load.open_pipeline`), gathers the prompt tensors
-  (:meth:`~FlowLoading.gathered_prompt`; or :meth:`~FlowLoading.from_given_prompt` when they come
-  only from the caller or the folder's ``prompt_embeds.safetensors``: ``hunyuan-i2v``,
-  ``hunyuan15-i2v``, ``sana-video-i2v``), then ends in :meth:`~FlowLoading.adapter_from_opened`: the memory switches
-  (gradient checkpointing of the transformer, VAE slicing and tiling), the completed prompt and the folder's
-  ``stillguard.json`` overridden by the options that are not ``None``;
+* ``from_pretrained`` (:meth:`~FlowLoading.from_options`) opens the pipeline
+  (:func:`.load.open_pipeline`), takes the prompt tensors from the caller, else the folder's
+  ``prompt_embeds.safetensors``, else the family's text encoder where it runs one (``ltx-i2v``,
+  ``ltx2-i2v``, ``kandinsky5-i2v``), then ends in :meth:`~FlowLoading.adapter_from_opened`: the
+  memory switches (gradient checkpointing of the transformer, VAE slicing and tiling), the
+  completed prompt and the folder's ``stillguard.json`` overridden by the options that are not
+  ``None``;
 * ``from_config`` builds the pipeline from a config-only folder (:func:`.build.config_pipeline`;
   random weights drawn from ``seed``, nothing allocated on ``"meta"``), applies the same memory
   switches, and holds zero prompt embeddings of the published shape
@@ -20,14 +21,14 @@ generation settings, and are constructed the same way:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .build import config_pipeline
 from .folders import read_settings
 from .load import (
@@ -39,6 +40,7 @@ from .load import (
     open_pipeline,
     saved_prompt,
 )
+from .settings import refuse_unknown
 
 
 class FlowLoading:
@@ -62,20 +64,8 @@ class FlowLoading:
         """Zero prompt tensors of the published shape for a pipeline built from a config."""
         raise NotImplementedError
 
-    @staticmethod
-    def gathered_prompt(
-        opened: Opened, prompt: str, given: dict[str, Tensor | None], embed: Callable[[], dict]
-    ) -> dict[str, Tensor | None]:
-        """The prompt tensors: ``given`` (the caller's) when they hold ``prompt_embeds``; else,
-        with no prompt text, the folder's ``prompt_embeds.safetensors`` if it has one; else
-        ``embed()`` (the model's text encoder, once)."""
-        if given.get("prompt_embeds") is not None:
-            return given
-        saved = saved_prompt(opened.folder) if not prompt else None
-        return {**given, **(saved if saved is not None else embed())}
-
     @classmethod
-    def from_given_prompt(
+    def from_options(
         cls,
         model: str,
         device: str | torch.device,
@@ -83,15 +73,19 @@ class FlowLoading:
         options: dict[str, Any],
         *,
         keys: tuple[str, ...],
-        settings: tuple[str, ...],
-        required: tuple[str, ...],
+        settings: Sequence[str] | None,
         what: str,
-        missing: str,
+        prompt: str = "",
+        embed: Callable[[Opened], dict[str, Tensor]] | None = None,
+        required: tuple[str, ...] = (),
+        missing: str = "",
         **switches: bool,
     ) -> Any:
-        """``from_pretrained`` of an adapter whose prompt tensors (``keys``, the first the main
-        embedding) come from the caller's ``options`` or, when it gives none, from the folder's
-        ``prompt_embeds.safetensors``; every other option must be one of ``settings``.
+        """``from_pretrained`` of a flow adapter. Its prompt tensors (``keys``, the first the main
+        embedding) are the caller's in ``options``; when it gives none: with no ``prompt`` text,
+        the folder's ``prompt_embeds.safetensors`` if it has one, else ``embed(opened)`` (the
+        model's text encoder, once) when the family runs one. Every other option must be one of
+        ``settings`` (``None``: the caller checked them).
 
         Raises:
             InputError: an option that is neither a prompt tensor nor a setting.
@@ -100,22 +94,21 @@ class FlowLoading:
         """
         import diffusers
 
-        prompt = {k: options.pop(k, None) for k in keys}
-        unknown = sorted(set(options) - set(settings))
-        if unknown:
-            raise InputError(
-                f"unknown {cls.registry_name} options {unknown}: choose from {settings}"
-            )
+        given = {k: options.pop(k, None) for k in keys}
+        if settings is not None:
+            refuse_unknown(cls.registry_name, options, settings)
         opened = open_pipeline(
             getattr(diffusers, cls.PIPELINE), model, device, dtype, what,
             **dict.fromkeys(cls.ABSENT),
         )  # fmt: skip
-        saved = saved_prompt(opened.folder) if prompt[keys[0]] is None else None
-        if saved is not None:
-            prompt.update(saved)
-        if any(prompt.get(k) is None for k in required):
+        if given[keys[0]] is None:
+            found = saved_prompt(opened.folder) if not prompt else None
+            if found is None and embed is not None:
+                found = embed(opened)
+            given.update(found or {})
+        if any(given.get(k) is None for k in required):
             raise ModelError(f"{model!r}: {missing}")
-        return cls.adapter_from_opened(opened, prompt, options, **switches)
+        return cls.adapter_from_opened(opened, given, options, **switches)
 
     @classmethod
     def adapter_from_opened(

@@ -28,10 +28,10 @@ import torch
 from torch import Tensor
 
 from ...errors import InputError
-from ...registry import close_matches
 from ..base import Conditioning
 from .clip_image import clip_pixels
 from .generate import check_image, video_pixels
+from .settings import check_video_size, refuse_unknown
 
 CONDITION_GRAD = ("all", "first")
 
@@ -59,16 +59,18 @@ def check_options(target: str, options: dict[str, Any], allowed: Sequence[str]) 
     Raises:
         InputError: ``vae_tiling`` asked for, or an unknown option (with close matches).
     """
-    if options.get("vae_tiling"):
+    refuse_tiling(target, options.get("vae_tiling"))
+    refuse_unknown(target, options, allowed)
+
+
+def refuse_tiling(target: str, vae_tiling: Any) -> None:
+    """Raise :class:`InputError` when ``vae_tiling`` is asked for on a Wan-VAE target
+    (``wan-i2v``, ``skyreels-v2-i2v``, ``cosmos2-i2v``, ``sana-video-i2v``), with the reason."""
+    if vae_tiling:
         raise InputError(
             f"{target} has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles "
             "(the latent changes) and under autograd keeps every tile's activations; use "
             "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
-        )
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise InputError(
-            f"unknown {target} option(s) {unknown}: {close_matches(unknown[0], list(allowed))}"
         )
 
 
@@ -93,14 +95,8 @@ class WanConditioning:
                 not multiples of the VAE factor × the spatial ``patch``.
         """
         tf, sf = self.pipe.vae_scale_factor_temporal, self.pipe.vae_scale_factor_spatial
-        mult = sf * patch
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
-        if self.height % mult or self.width % mult:
-            raise InputError(
-                f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
-            )
+        frames = (self.num_frames, self.opt_num_frames)
+        check_video_size(frames, tf, self.height, self.width, sf * patch)
 
     def _latent_frames(self, num_frames: int) -> int:
         return (num_frames - 1) // self.pipe.vae_scale_factor_temporal + 1

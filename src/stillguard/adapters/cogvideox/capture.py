@@ -33,9 +33,8 @@ class CogVideoXCapture(Capturing):
     """``layer_names`` and ``capture`` of the CogVideoX-I2V adapter."""
 
     def layer_names(self, kind: str) -> list[str]:
-        n_blocks = len(self.pipe.transformer.transformer_blocks)
-        blocks = [f"transformer_blocks.{i}" for i in range(n_blocks)]
-        return joint_layer_names(self, kind, blocks, "attn1", "joint spatio-temporal attention")
+        what = "joint spatio-temporal attention"
+        return joint_layer_names(self, kind, "transformer_blocks", "attn1", what)
 
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions

@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError
 from ...registry import ADAPTERS
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image, video_pixels
 from .._shared.latents import posterior_latent
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from . import padding
 from .capture import Cosmos2Capture
@@ -31,8 +32,10 @@ def swap_fc(z: Tensor) -> Tensor:
 
 @ADAPTERS.register("cosmos2-i2v")
 class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
-    """Cosmos-Predict2 Video2World: the photo's latent is the first latent frame (condition mask 1,
-    timestep σ_c/(σ_c+1)); EDM preconditioning, i.e. flow matching with ``t = σ/(σ+1)``."""
+    """Cosmos-Predict2 Video2World: the photo's latent is latent frame 0 (condition mask 1).
+
+    Frame 0 gets its own timestep σ_c/(σ_c+1); EDM preconditioning, i.e. flow matching with
+    ``t = σ/(σ+1)``."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "nvidia/Cosmos-Predict2-2B-Video2World"
@@ -57,13 +60,7 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         self.num_inference_steps = int(s.num_inference_steps)
         tf = pipe.vae_scale_factor_temporal
         step = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
-        if self.height % step or self.width % step:
-            raise InputError(
-                f"height and width must be multiples of {step}, got {s.height}x{s.width}"
-            )
+        check_video_size((self.num_frames, self.opt_num_frames), tf, self.height, self.width, step)
         self.prompt_embeds = prompt_embeds.to(device, dtype)
         ne = negative_prompt_embeds
         self.negative_prompt_embeds = (
@@ -181,12 +178,10 @@ class Cosmos2I2V(Cosmos2Loading, Cosmos2Capture, Cosmos2Video, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b) / 1000
-        s = t.to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0.expand(b, -1, -1, -1, -1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        pred = self._forward(noisy, t, self._embeds(b))
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([noisy[:, :1], (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+        embeds = self._embeds(b)
+        return frame0_denoise(
+            c0[:, 0], z0, noise, t.to(self.dtype), lambda v: self._forward(v, t, embeds)
+        )
 
     def describe(self) -> dict[str, Any]:
         """The base description plus the posterior choice and whether the guardrail runs."""

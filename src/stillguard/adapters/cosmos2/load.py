@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.build import config_pipeline
 from .._shared.folders import load_error, read_settings
 from .._shared.load import (
@@ -33,6 +33,7 @@ from .._shared.load import (
     save_pipeline,
     tiny_adapter,
 )
+from .._shared.wan_conditioning import refuse_tiling
 from .guardrail import stand_in
 from .settings import Cosmos2Settings
 from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_cosmos2_pipe
@@ -45,15 +46,6 @@ TINY_SETTINGS = dict(
     height=TINY_HEIGHT, width=TINY_WIDTH, num_frames=TINY_FRAMES, num_inference_steps=4,
     guardrail="off",
 )  # fmt: skip
-
-
-def _refuse_tiling(vae_tiling: bool) -> None:
-    if vae_tiling:
-        raise InputError(
-            "cosmos2-i2v has no VAE tiling: diffusers' Wan VAE tiling blends overlapping tiles (the "
-            "latent changes) and under autograd keeps every tile's activations; use vae_slicing, "
-            "gradient_checkpointing, fewer frames or a lower resolution instead"
-        )
 
 
 class Cosmos2Loading:
@@ -99,7 +91,7 @@ class Cosmos2Loading:
             ModelError: no weights, pickle-only weights, or no way to get prompt embeddings.
         """
         Cosmos2Settings.check_names(settings)
-        _refuse_tiling(vae_tiling)
+        refuse_tiling("cosmos2-i2v", vae_tiling)
         settings.update(
             guardrail=guardrail, condition_sample=condition_sample, height=height, width=width,
             num_frames=num_frames, opt_num_frames=opt_num_frames,
@@ -138,7 +130,7 @@ class Cosmos2Loading:
         from diffusers import Cosmos2VideoToWorldPipeline
 
         Cosmos2Settings.check_names(settings)
-        _refuse_tiling(vae_tiling)
+        refuse_tiling("cosmos2-i2v", vae_tiling)
         dtype, device = resolve_dtype(dtype), torch.device(device)
         pipe = config_pipeline(
             folder, Cosmos2VideoToWorldPipeline, seed=seed, device=device, dtype=dtype,

@@ -72,7 +72,7 @@ class HunyuanLoading(FlowLoading):
         Raises:
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        return cls.from_given_prompt(
+        return cls.from_options(
             model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
             required=("prompt_embeds", "pooled_prompt_embeds"), what="HunyuanVideo-I2V",
             missing="HunyuanVideo-I2V embeds the prompt together with the photo in "

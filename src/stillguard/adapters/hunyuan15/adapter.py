@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.build import fake_or_meta
 from .._shared.flow import euler_scheduler, flow_timesteps
 from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import Hunyuan15Capture
 from .conditioning import batchable_vae, check_bucket, siglip_pixels
@@ -64,10 +64,8 @@ class HunyuanVideo15I2V(Hunyuan15Loading, Hunyuan15Capture, Hunyuan15Video, Adap
         self.guidance_scale = float(settings.get("guidance_scale", pipe.guider.guidance_scale))
         pipe.guider.guidance_scale = self.guidance_scale  # the pipeline's CFG lives in its guider
         pipe.guider.register_to_config(guidance_scale=self.guidance_scale)
-        tr = pipe.vae_scale_factor_temporal
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
+        frames = (self.num_frames, self.opt_num_frames)
+        check_video_size(frames, pipe.vae_scale_factor_temporal, self.height, self.width, None)
         check_bucket(pipe, self.height, self.width)
         batchable_vae(pipe.vae)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}

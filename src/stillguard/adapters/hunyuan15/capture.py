@@ -95,10 +95,8 @@ class Hunyuan15Capture(Capturing):
     registry_name: str
 
     def layer_names(self, kind: str) -> list[str]:
-        n = len(self.pipe.transformer.transformer_blocks)
-        blocks = [f"transformer_blocks.{i}" for i in range(n)]
         what = "joint image+text+video attention"
-        return joint_layer_names(self, kind, blocks, "attn", what)
+        return joint_layer_names(self, kind, "transformer_blocks", "attn", what)
 
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions

@@ -83,7 +83,7 @@ class Hunyuan15Loading(FlowLoading):
             InputError: an unknown option.
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        return cls.from_given_prompt(
+        return cls.from_options(
             model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
             required=("prompt_embeds", "prompt_embeds_2"), what="HunyuanVideo 1.5 I2V",
             missing="stillguard does not run HunyuanVideo 1.5's text encoders (Qwen2.5-VL-7B and "

@@ -17,6 +17,7 @@ from .._shared.flow import flow_timesteps, keyed_randn
 from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import KandinskyCapture
 from .generate import KandinskyVideo
@@ -90,18 +91,12 @@ class Kandinsky5I2V(KandinskyLoading, KandinskyCapture, KandinskyVideo, Adapter)
             )
         tf = pipe.vae_scale_factor_temporal
         mult = pipe.vae_scale_factor_spatial * pipe.transformer.config.patch_size[1]
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tf:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tf}")
+        check_video_size((self.num_frames, self.opt_num_frames), tf, self.height, self.width, mult)
         if self._latent_frames(self.num_frames) < MIN_LATENT_FRAMES:
             raise InputError(
                 f"num_frames={self.num_frames} is too short: Kandinsky 5's pipeline renormalises "
                 f"the first 4 latent frames to the next ones and needs at least "
                 f"{(MIN_LATENT_FRAMES - 1) * tf + 1} frames (fewer give NaN in diffusers 0.42.1)"
-            )
-        if self.height % mult or self.width % mult:
-            raise InputError(
-                f"height and width must be multiples of {mult}, got {self.height}x{self.width}"
             )
 
     def describe(self) -> dict[str, Any]:

@@ -85,10 +85,8 @@ class KandinskyCapture(Capturing):
     pipe: Any
 
     def layer_names(self, kind: str) -> list[str]:
-        n = len(self.pipe.transformer.visual_transformer_blocks)
-        blocks = [f"visual_transformer_blocks.{i}" for i in range(n)]
         what = "full spatio-temporal video self-attention"
-        return joint_layer_names(self, kind, blocks, "self_attention", what)
+        return joint_layer_names(self, kind, "visual_transformer_blocks", "self_attention", what)
 
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions

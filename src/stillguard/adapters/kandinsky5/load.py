@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import Opened, open_pipeline, save_pipeline, saved_prompt, tiny_adapter
+from .._shared.load import Opened, save_pipeline, tiny_adapter
 from .tiny import FRAMES, HEIGHT, WIDTH, tiny_kandinsky_pipe
 
 logger = logging.getLogger(__name__)
@@ -90,21 +90,12 @@ class KandinskyLoading(FlowLoading):
             InputError: an unknown option.
             ModelError: no weights, pickle-only weights, or no way to get prompt embeddings.
         """
-        from diffusers import Kandinsky5I2VPipeline
-
-        given = {k: options.pop(k, None) for k in PROMPT_KEYS}
-        unknown = sorted(set(options) - set(SETTINGS))
-        if unknown:
-            raise InputError(f"unknown kandinsky5-i2v options {unknown}: choose from {SETTINGS}")
-        opened = open_pipeline(
-            Kandinsky5I2VPipeline, model, device, dtype, "Kandinsky 5", **dict.fromkeys(ABSENT)
-        )
-        if given["prompt_embeds_qwen"] is None:
-            saved = saved_prompt(opened.folder) if not prompt else None
-            given.update(saved if saved is not None else _embed(opened, prompt, negative_prompt))
-        return cls.adapter_from_opened(
-            opened, given, options, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        return cls.from_options(
+            model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
+            what="Kandinsky 5", prompt=prompt,
+            embed=lambda opened: _embed(opened, prompt, negative_prompt),
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod

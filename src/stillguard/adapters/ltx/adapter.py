@@ -17,6 +17,7 @@ from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image
 from .._shared.latents import LTXLatents, posterior_latent
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LTXCapture
 from .generate import LTXVideo
@@ -65,11 +66,7 @@ class LTXI2V(LTXLoading, LTXCapture, LTXVideo, LTXLatents, Adapter):
                 f"{self.condition_sample!r} and {self.condition_noise}"
             )
         tr, sr = pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
-        if self.height % sr or self.width % sr:
-            raise InputError(f"height and width must be multiples of {sr}")
+        check_video_size((self.num_frames, self.opt_num_frames), tr, self.height, self.width, sr)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
 
     # ------------------------------------------------------------------ helpers

@@ -59,10 +59,8 @@ class LTXCapture(Capturing):
     registry_name: str
 
     def layer_names(self, kind: str) -> list[str]:
-        n = len(self.pipe.transformer.transformer_blocks)
-        blocks = [f"transformer_blocks.{i}" for i in range(n)]
         what = "joint spatio-temporal video attention"
-        return joint_layer_names(self, kind, blocks, "attn1", what)
+        return joint_layer_names(self, kind, "transformer_blocks", "attn1", what)
 
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions

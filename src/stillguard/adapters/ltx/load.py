@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
-from .._shared.load import Opened, open_pipeline, save_pipeline, tiny_adapter
+from .._shared.load import Opened, save_pipeline, tiny_adapter
 from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx_pipe
 
 logger = logging.getLogger(__name__)
@@ -90,27 +90,18 @@ class LTXLoading(FlowLoading):
         Raises:
             ModelError: no weights, pickle-only weights, or no way to get prompt embeddings.
         """
-        from diffusers import LTXImageToVideoPipeline
-
-        unknown = sorted(set(settings) - set(SETTINGS))
-        if unknown:
-            raise InputError(
-                f"unknown ltx-i2v options {unknown}: choose from {', '.join(SETTINGS)}"
-            )
-        opened = open_pipeline(
-            LTXImageToVideoPipeline, model, device, dtype, "LTX-Video", text_encoder=None,
-            tokenizer=None,
-        )  # fmt: skip
-        given = dict(
+        options = dict(
+            settings,
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_attention_mask,
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
-        given = cls.gathered_prompt(opened, prompt, given, lambda: _embed_prompt(opened, prompt))
-        return cls.adapter_from_opened(
-            opened, given, settings, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        return cls.from_options(
+            model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS, what="LTX-Video",
+            prompt=prompt, embed=lambda opened: _embed_prompt(opened, prompt),
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod

@@ -11,12 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.flow import keyed_randn
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image
 from .._shared.latents import LTXLatents
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LTX2Capture
 from .codec import h264_straight_through, resolve_codec
@@ -28,8 +29,9 @@ from .settings import LTX2Settings
 
 @ADAPTERS.register("ltx2-i2v")
 class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
-    """LTX-2: first latent frame replaced by the photo's latent, timestep 0 on its tokens; a joint
-    audio stream the photo does not condition."""
+    """LTX-2: first latent frame replaced by the photo, timestep 0 on its tokens; audio untouched.
+
+    A joint audio stream runs beside the video; the photo does not condition it."""
 
     capabilities = frozenset({"hidden-states", "attention-joint", "vae-features", "rollout"})
     default_model = "Lightricks/LTX-2"
@@ -54,13 +56,7 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
         self.opt_num_frames = int(s.opt_num_frames or s.num_frames)
         self.num_inference_steps = int(s.num_inference_steps)
         tr, sr = pipe.vae_temporal_compression_ratio, pipe.vae_spatial_compression_ratio
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
-        if self.height % sr or self.width % sr:
-            raise InputError(
-                f"height and width must be multiples of {sr}, got {s.height}x{s.width}"
-            )
+        check_video_size((self.num_frames, self.opt_num_frames), tr, self.height, self.width, sr)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
         self.codec = resolve_codec(s.codec, s.image_crf)
         p, self.context = self.prompt, {}  # a flat dict of tensors: "positive.video", ...
@@ -153,15 +149,13 @@ class LTX2I2V(LTX2Loading, LTX2Capture, LTX2Video, LTXLatents, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b)
-        s = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0.expand(b, -1, -1, -1, -1), ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        audio = self.audio_noise(noise)
-        pred, _ = self._forward(
-            noisy, audio, t, torch.full_like(t, 1000.0), self._ctx("positive", b)
-        )
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([noisy[:, :1], (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+
+        def forward(noisy: Tensor) -> Tensor:
+            audio = self.audio_noise(noise)
+            ctx = self._ctx("positive", b)
+            return self._forward(noisy, audio, t, torch.full_like(t, 1000.0), ctx)[0]
+
+        return frame0_denoise(c0[:, 0], z0, noise, (t / 1000).to(self.dtype), forward)
 
     def describe(self) -> dict[str, Any]:
         """The base description plus what happens to the photo's H.264 re-encode."""

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from .._shared.flow_load import FlowLoading
-from .._shared.load import SWITCHES, open_pipeline, save_pipeline, tiny_adapter
-from .prompt import complete_prompt, embed_prompt, zero_prompt
+from .._shared.load import SWITCHES, save_pipeline, tiny_adapter
+from .prompt import PROMPT_KEYS, complete_prompt, embed_prompt, zero_prompt
 from .settings import LTX2Settings
 from .tiny import TINY_FRAMES, TINY_HEIGHT, TINY_WIDTH, tiny_ltx2_pipe
 
@@ -76,30 +76,24 @@ class LTX2Loading(FlowLoading):
             InputError: an unknown option.
             ModelError: no weights, pickle-only weights, or no way to get prompt embeddings.
         """
-        from diffusers import LTX2ImageToVideoPipeline
-
         LTX2Settings.check_names(settings)
         settings.update(
             image_crf=image_crf, codec=codec, height=height, width=width, num_frames=num_frames,
             opt_num_frames=opt_num_frames, num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
         )  # fmt: skip
-        opened = open_pipeline(
-            LTX2ImageToVideoPipeline, model, device, dtype, "LTX-2", text_encoder=None,
-            tokenizer=None,
-        )  # fmt: skip
-        given = dict(
+        settings.update(
             prompt_embeds=prompt_embeds,
             prompt_attention_mask=prompt_attention_mask,
             negative_prompt_embeds=negative_prompt_embeds,
             negative_prompt_attention_mask=negative_prompt_attention_mask,
         )
         tokens = int(settings.get("text_tokens") or LTX2Settings.text_tokens)
-        given = cls.gathered_prompt(opened, prompt, given,
-                                    lambda: embed_prompt(opened, prompt, tokens))  # fmt: skip
-        return cls.adapter_from_opened(
-            opened, given, settings, gradient_checkpointing=gradient_checkpointing,
-            vae_slicing=vae_slicing, vae_tiling=vae_tiling,
+        return cls.from_options(
+            model, device, dtype, settings, keys=PROMPT_KEYS, settings=None, what="LTX-2",
+            prompt=prompt, embed=lambda opened: embed_prompt(opened, prompt, tokens),
+            gradient_checkpointing=gradient_checkpointing, vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
         )  # fmt: skip
 
     @classmethod

@@ -12,8 +12,10 @@ from torch import Tensor
 from ...errors import InputError
 from ...registry import ADAPTERS
 from .._shared.flow import flow_timesteps
+from .._shared.frame0 import frame0_denoise
 from .._shared.generate import check_image, video_pixels
 from .._shared.load import adopt_pipeline
+from .._shared.settings import check_video_size
 from ..base import Adapter, Conditioning, Denoised
 from .capture import LINEAR_MAPS, SanaCapture
 from .generate import SanaVideo
@@ -53,14 +55,8 @@ class SanaVideoI2V(SanaLoading, SanaCapture, SanaVideo, Adapter):
                 f"linear_map must be one of {LINEAR_MAPS} (see the sana-video-i2v docs), got "
                 f"{self.linear_map!r}"
             )
-        tr = pipe.vae_scale_factor_temporal
-        for n in (self.num_frames, self.opt_num_frames):
-            if (n - 1) % tr:
-                raise InputError(f"num_frames={n} must be 1 + a multiple of {tr}")
-        if self.height % 32 or self.width % 32:  # the pipeline's check_inputs
-            raise InputError(
-                f"height and width must be multiples of 32, got {self.height}x{self.width}"
-            )
+        frames, tr = (self.num_frames, self.opt_num_frames), pipe.vae_scale_factor_temporal
+        check_video_size(frames, tr, self.height, self.width, 32)  # 32: the pipeline's check
         self._rollout_scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
         self.prompt = {k: v.to(device) for k, v in prompt.items()}
 
@@ -160,9 +156,7 @@ class SanaVideoI2V(SanaLoading, SanaCapture, SanaVideo, Adapter):
         z0 = z0.to(self.device, self.dtype)
         b = z0.shape[0]
         t = torch.as_tensor(timestep, device=self.device).float().reshape(-1).expand(b)
-        s = (t / 1000).to(self.dtype).view(-1, 1, 1, 1, 1)
-        noisy = torch.cat([c0, ((1 - s) * z0 + s * noise)[:, 1:]], 1)
-        pred = self._forward(noisy, t, *self._text(b, False))
-        target = torch.cat([pred[:, :1].detach(), (noise - z0)[:, 1:]], 1)
-        x0 = torch.cat([c0, (noisy - s * pred)[:, 1:]], 1)
-        return Denoised(pred=pred, target=target, x0=x0, z0=z0, noisy=noisy)
+        text = self._text(b, False)
+        return frame0_denoise(
+            c0[:, 0], z0, noise, (t / 1000).to(self.dtype), lambda v: self._forward(v, t, *text)
+        )

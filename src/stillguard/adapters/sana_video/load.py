@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...errors import InputError, ModelError
+from ...errors import ModelError
 from .._shared.flow_load import FlowLoading
 from .._shared.folders import PROMPT_FILE
 from .._shared.load import save_pipeline, tiny_adapter
+from .._shared.wan_conditioning import refuse_tiling
 from .tiny import SETTINGS as TINY_SETTINGS
 from .tiny import tiny_pipe
 
@@ -44,16 +45,6 @@ def complete_prompt(p: dict[str, Tensor | None]) -> dict[str, Tensor]:
     ones = torch.ones(pe.shape[:2], dtype=torch.long, device=pe.device)
     defaults = dict(zip(PROMPT_KEYS, (pe, ones, torch.zeros_like(pe), ones), strict=True))
     return {k: defaults[k] if p.get(k) is None else p[k] for k in PROMPT_KEYS}
-
-
-def refuse_tiling(vae_tiling: Any) -> None:
-    """Raise :class:`InputError` when ``vae_tiling`` is asked for (see the family's docstring)."""
-    if vae_tiling:
-        raise InputError(
-            "sana-video-i2v has no VAE tiling: the Wan VAE's tiling blends overlapping tiles (the "
-            "photo's latent changes) and under autograd keeps every tile's activations; use "
-            "vae_slicing, gradient_checkpointing, fewer frames or a lower resolution instead"
-        )
 
 
 class SanaLoading(FlowLoading):
@@ -85,8 +76,8 @@ class SanaLoading(FlowLoading):
             InputError: an unknown option, or ``vae_tiling``.
             ModelError: no weights, pickle-only weights, or no prompt embeddings.
         """
-        refuse_tiling(vae_tiling)
-        return cls.from_given_prompt(
+        refuse_tiling("sana-video-i2v", vae_tiling)
+        return cls.from_options(
             model, device, dtype, options, keys=PROMPT_KEYS, settings=SETTINGS,
             required=("prompt_embeds",), what="SANA-Video",
             missing="stillguard does not run SANA-Video's Gemma-2 text encoder; pass "
@@ -100,7 +91,7 @@ class SanaLoading(FlowLoading):
     def from_config(cls, folder: str | Any, **options: Any) -> Any:
         """As :meth:`FlowLoading.from_config` (random weights, ``random_weights`` True), refusing
         ``vae_tiling``."""
-        refuse_tiling(options.get("vae_tiling"))
+        refuse_tiling("sana-video-i2v", options.get("vae_tiling"))
         adapter = super().from_config(folder, **options)
         adapter.random_weights = True
         return adapter

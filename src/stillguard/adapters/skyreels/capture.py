@@ -31,9 +31,8 @@ class SkyReelsCapture(Capturing):
     pipe: Any
 
     def layer_names(self, kind: str) -> list[str]:
-        blocks = [f"blocks.{i}" for i in range(len(self.pipe.transformer.blocks))]
         what = "full spatio-temporal video self-attention"
-        return joint_layer_names(self, kind, blocks, "attn1", what)
+        return joint_layer_names(self, kind, "blocks", "attn1", what)
 
     def _capture(
         self, hidden: Sequence[str], attention: Sequence[str], options: CaptureOptions
