@@ -480,7 +480,9 @@ def _terms_md(labels: list[str], results: list[dict]) -> list[str]:
             )
         skipped = {k: v for r in recs for k, v in r.get("terms_skipped", {}).items()}
         if skipped:
-            lines += [""] + [f"- {label}: `{k}` did not run ({v})." for k, v in sorted(skipped.items())]
+            lines += [""] + [
+                f"- {label}: `{k}` did not run ({v})." for k, v in sorted(skipped.items())
+            ]
     return lines
 
 
